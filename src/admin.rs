@@ -1,0 +1,213 @@
+//! Admin commands on a stopped server's data dir.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context};
+
+use crate::config::{MemberCommand, ProjectCommand, TokenCommand, UserCommand};
+use crate::domain::access::Caller;
+use crate::domain::accounts::NewUser;
+use crate::domain::projects::NewProject;
+use crate::domain::records::{AccessLevel, Scope, Visibility};
+use crate::domain::{Limits, Registry};
+use crate::server::open_registry;
+
+fn open(data_dir: &Path) -> anyhow::Result<Registry> {
+    let registry = open_registry(data_dir, Limits::default(), 16)?;
+    registry.bootstrap_root(None)?;
+    Ok(registry)
+}
+
+fn as_admin(registry: &Registry, username: &str) -> anyhow::Result<Caller> {
+    let user = registry
+        .user_by_name(username)
+        .map_err(|_| anyhow!("no user named {username}"))?;
+    Ok(Caller::from_user(user, &[Scope::Api]))
+}
+
+pub fn user(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
+    let registry = open(data_dir)?;
+    match command {
+        UserCommand::Create {
+            username,
+            name,
+            email,
+            password,
+            admin,
+        } => {
+            let user = registry.create_user(NewUser {
+                username: &username,
+                name: &name,
+                email: email.as_deref(),
+                password: password.as_ref().map(|p| p.0.as_str()),
+                admin,
+            })?;
+            println!("created user {} (id {})", user.username, user.id);
+        }
+        UserCommand::List => {
+            for user in registry.users()? {
+                println!(
+                    "{}\t{}\t{}{}",
+                    user.id,
+                    user.username,
+                    user.name,
+                    if user.admin { "\tadmin" } else { "" }
+                );
+            }
+        }
+    }
+    registry.persist_blocking()?;
+    Ok(())
+}
+
+pub fn token(data_dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
+    let registry = open(data_dir)?;
+    match command {
+        TokenCommand::Create {
+            username,
+            name,
+            scopes,
+            expires_at,
+        } => {
+            let user = registry
+                .user_by_name(&username)
+                .map_err(|_| anyhow!("no user named {username}"))?;
+            let scopes = scopes
+                .iter()
+                .map(|s| {
+                    Scope::parse(s).ok_or_else(|| anyhow!("unknown scope {s} (api, read_api)"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let expires_at = expires_at
+                .map(|d| {
+                    chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                        .context("expires_at: YYYY-MM-DD")
+                })
+                .transpose()?;
+            let issued = registry.create_token(user.id, &name, &scopes, expires_at)?;
+            println!("{}", issued.secret);
+            eprintln!("token id {} for {}", issued.token.id, user.username);
+        }
+        TokenCommand::Revoke { id } => {
+            registry.revoke_token(id)?;
+            println!("revoked token {id}");
+        }
+        TokenCommand::List { username } => {
+            let user = registry
+                .user_by_name(&username)
+                .map_err(|_| anyhow!("no user named {username}"))?;
+            for t in registry.tokens_of(user.id)? {
+                let scopes: Vec<_> = t.scopes.iter().map(|s| s.as_str()).collect();
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    t.id,
+                    t.name,
+                    scopes.join(","),
+                    if t.revoked { "revoked" } else { "active" }
+                );
+            }
+        }
+    }
+    registry.persist_blocking()?;
+    Ok(())
+}
+
+pub fn project(data_dir: &Path, command: ProjectCommand) -> anyhow::Result<()> {
+    let registry = open(data_dir)?;
+    match command {
+        ProjectCommand::Create {
+            path_with_namespace,
+            owner,
+            visibility,
+        } => {
+            let (namespace, path) = path_with_namespace
+                .rsplit_once('/')
+                .ok_or_else(|| anyhow!("give the project as namespace/path"))?;
+            let visibility = Visibility::parse(&visibility)
+                .ok_or_else(|| anyhow!("visibility is public, internal or private"))?;
+            let project = registry.create_project(
+                &as_admin(&registry, &owner)?,
+                NewProject {
+                    name: Some(path.to_string()),
+                    path: Some(path.to_string()),
+                    namespace: Some(namespace.to_string()),
+                    visibility: Some(visibility),
+                    ..NewProject::default()
+                },
+            )?;
+            println!(
+                "created project {} (id {})",
+                project.path_with_namespace(),
+                project.id
+            );
+        }
+        ProjectCommand::List => {
+            for p in registry.all_projects()? {
+                println!(
+                    "{}\t{}\t{}",
+                    p.id,
+                    p.path_with_namespace(),
+                    p.visibility.as_str()
+                );
+            }
+        }
+    }
+    registry.persist_blocking()?;
+    Ok(())
+}
+
+pub fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<()> {
+    let registry = open(data_dir)?;
+    let MemberCommand::Add {
+        project,
+        username,
+        level,
+    } = command;
+    let level =
+        AccessLevel::parse(&level).ok_or_else(|| anyhow!("unknown access level {level}"))?;
+    let root = as_admin(&registry, "root")?;
+    let access = registry.project_for(&root, &project)?;
+    let user = registry
+        .user_by_name(&username)
+        .map_err(|_| anyhow!("no user named {username}"))?;
+    registry.set_member(&root, &access, user.id, level, None)?;
+    registry.persist_blocking()?;
+    println!(
+        "{} is now {:?} of {}",
+        user.username,
+        level,
+        access.project.path_with_namespace()
+    );
+    Ok(())
+}
+
+pub fn gc(data_dir: &Path) -> anyhow::Result<()> {
+    let registry = open(data_dir)?;
+    let report = registry.gc()?;
+    println!(
+        "gc: kept {} blobs, removed {} ({} bytes freed)",
+        report.kept, report.removed, report.freed_bytes
+    );
+    Ok(())
+}
+
+pub fn verify(data_dir: &Path) -> anyhow::Result<()> {
+    let registry = open(data_dir)?;
+    let report = registry.verify()?;
+    for sha in &report.corrupt {
+        println!("CORRUPT blob {sha}: its content no longer matches its sha256");
+    }
+    for (file_id, sha) in &report.missing {
+        println!("MISSING blob {sha} of package file {file_id}");
+    }
+    println!(
+        "verify: {} blobs checked, {} corrupt, {} missing",
+        report.blobs_checked,
+        report.corrupt.len(),
+        report.missing.len()
+    );
+    if !report.is_clean() {
+        bail!("verification found problems");
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! The GitLab wire shape of errors: `{"message": "..."}`, or `{"error": "..."}` for a bad parameter.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::domain::Error;
+
+/// A domain error on its way out of a GitLab-compatible route.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        ApiError(error)
+    }
+}
+
+impl From<crate::store::meta::StoreError> for ApiError {
+    fn from(error: crate::store::meta::StoreError) -> Self {
+        ApiError(Error::Store(error))
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Status and body for a domain error, the one place this mapping is made.
+pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
+    let bad = |reason: &str| json!({ "message": format!("400 Bad request - {reason}") });
+    match error {
+        Error::NotFound(what) => (
+            StatusCode::NOT_FOUND,
+            json!({ "message": format!("404 {what} Not Found") }),
+        ),
+        Error::Unauthorized => (
+            StatusCode::UNAUTHORIZED,
+            json!({ "message": "401 Unauthorized" }),
+        ),
+        Error::Forbidden => (StatusCode::FORBIDDEN, json!({ "message": "403 Forbidden" })),
+        Error::InvalidParam { .. } => (
+            StatusCode::BAD_REQUEST,
+            json!({ "error": error.to_string() }),
+        ),
+        Error::AlreadyExists(message) => (StatusCode::BAD_REQUEST, json!({ "message": message })),
+        Error::BadRequest(_)
+        | Error::TooLarge
+        | Error::DuplicateNotAllowed
+        | Error::BodyInterrupted => (StatusCode::BAD_REQUEST, bad(&error.to_string())),
+        Error::StorageFull => (
+            StatusCode::INSUFFICIENT_STORAGE,
+            json!({ "message": "507 Insufficient Storage - no space left on the server's storage" }),
+        ),
+        Error::Store(_) | Error::Blob(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "message": "500 Internal Server Error" }),
+        ),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.0.is_internal() || matches!(self.0, Error::StorageFull) {
+            tracing::error!(error = %self.0, "request failed");
+        }
+        let (status, body) = status_and_body(&self.0);
+        (status, Json(body)).into_response()
+    }
+}

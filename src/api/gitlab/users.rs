@@ -1,0 +1,266 @@
+//! Instance-level routes: version, users and personal access tokens.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{paginated, views, ApiResult, GitlabCaller, Params};
+use crate::domain::access::Caller;
+use crate::domain::accounts::NewUser;
+use crate::domain::paging::{Page, PageRequest};
+use crate::domain::records::{now, Scope, User};
+use crate::domain::Error;
+use crate::state::AppState;
+
+pub async fn version() -> Json<Value> {
+    Json(json!({
+        "version": "17.5.0",
+        "revision": concat!("modelyard-", env!("CARGO_PKG_VERSION")),
+        "enterprise": false,
+    }))
+}
+
+fn signed_in(caller: &Caller) -> Result<&User, Error> {
+    caller.user().ok_or(Error::Unauthorized)
+}
+
+fn admin(caller: &Caller) -> Result<&User, Error> {
+    let user = signed_in(caller)?;
+    if user.admin {
+        Ok(user)
+    } else {
+        Err(Error::Forbidden)
+    }
+}
+
+fn writer(caller: &Caller) -> Result<(), Error> {
+    match caller {
+        Caller::Anonymous => Err(Error::Unauthorized),
+        Caller::User(p) if !p.can_write => Err(Error::Forbidden),
+        Caller::User(_) => Ok(()),
+    }
+}
+
+pub async fn current_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GitlabCaller(caller): GitlabCaller,
+) -> ApiResult<Json<Value>> {
+    let user = signed_in(&caller)?;
+    Ok(Json(views::user(user, &state.base_url(&headers), true)))
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    GitlabCaller(caller): GitlabCaller,
+    params: Params,
+) -> ApiResult<Response> {
+    let me = signed_in(&caller)?;
+    let username = params.str("username")?;
+    let search = params.str("search")?.map(|s| s.to_lowercase());
+    let users: Vec<Value> = state
+        .registry
+        .users()?
+        .iter()
+        .filter(|u| {
+            username
+                .as_deref()
+                .is_none_or(|n| u.username.eq_ignore_ascii_case(n))
+        })
+        .filter(|u| {
+            search.as_deref().is_none_or(|s| {
+                u.username.to_lowercase().contains(s) || u.name.to_lowercase().contains(s)
+            })
+        })
+        .map(|u| views::user(u, &state.base_url(&headers), me.admin || me.id == u.id))
+        .collect();
+    let page = PageRequest::new(params.usize("page")?, params.usize("per_page")?);
+    Ok(paginated(
+        Page::of(users, page),
+        &state.base_url(&headers),
+        uri.path(),
+        uri.query(),
+    ))
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GitlabCaller(caller): GitlabCaller,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let me = signed_in(&caller)?;
+    let id: u64 = user_id.parse().map_err(|_| Error::NotFound("User"))?;
+    let user = state.registry.user(id)?;
+    Ok(Json(views::user(
+        &user,
+        &state.base_url(&headers),
+        me.admin || me.id == id,
+    )))
+}
+
+pub async fn create_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GitlabCaller(caller): GitlabCaller,
+    params: Params,
+) -> ApiResult<Response> {
+    admin(&caller)?;
+    writer(&caller)?;
+    let username = params.required_str("username")?;
+    let name = params.str("name")?.unwrap_or_default();
+    let email = params.str("email")?;
+    let password = params.str("password")?;
+    let user = state.registry.create_user(NewUser {
+        username: &username,
+        name: &name,
+        email: email.as_deref(),
+        password: password.as_deref(),
+        admin: params.bool("admin")?.unwrap_or(false),
+    })?;
+    state.registry.persist().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(views::user(&user, &state.base_url(&headers), true)),
+    )
+        .into_response())
+}
+
+fn token_request(
+    params: &Params,
+) -> Result<(String, Vec<Scope>, Option<chrono::NaiveDate>), Error> {
+    let name = params.required_str("name")?;
+    let scopes = params
+        .list("scopes")?
+        .ok_or_else(|| Error::missing("scopes"))?
+        .iter()
+        .map(|s| {
+            Scope::parse(s).ok_or_else(|| Error::InvalidParam {
+                param: "scopes".into(),
+                problem: "does not have a valid value".into(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((name, scopes, params.date("expires_at")?))
+}
+
+async fn issue(state: &AppState, user_id: u64, params: &Params) -> ApiResult<Response> {
+    let (name, scopes, expires_at) = token_request(params)?;
+    let issued = state
+        .registry
+        .create_token(user_id, &name, &scopes, expires_at)?;
+    state.registry.persist().await?;
+    let body = views::token(&issued.token, now().date_naive(), Some(&issued.secret));
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `POST /users/:id/personal_access_tokens`: an administrator issues a token for a user.
+pub async fn create_user_token(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    Path(user_id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    admin(&caller)?;
+    writer(&caller)?;
+    let id: u64 = user_id.parse().map_err(|_| Error::NotFound("User"))?;
+    issue(&state, id, &params).await
+}
+
+/// `POST /user/personal_access_tokens`: a user issues a token for themselves.
+pub async fn create_own_token(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    params: Params,
+) -> ApiResult<Response> {
+    let me = signed_in(&caller)?.id;
+    writer(&caller)?;
+    issue(&state, me, &params).await
+}
+
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    GitlabCaller(caller): GitlabCaller,
+    params: Params,
+) -> ApiResult<Response> {
+    let me = signed_in(&caller)?;
+    let owner = match params.u64("user_id")? {
+        Some(id) if id != me.id && !me.admin => return Err(Error::Forbidden.into()),
+        Some(id) => Some(id),
+        None if me.admin => None,
+        None => Some(me.id),
+    };
+    let users = match owner {
+        Some(id) => vec![id],
+        None => state.registry.users()?.iter().map(|u| u.id).collect(),
+    };
+    let today = now().date_naive();
+    let mut tokens = Vec::new();
+    for id in users {
+        for token in state.registry.tokens_of(id)? {
+            tokens.push(views::token(&token, today, None));
+        }
+    }
+    let page = PageRequest::new(params.usize("page")?, params.usize("per_page")?);
+    Ok(paginated(
+        Page::of(tokens, page),
+        &state.base_url(&headers),
+        uri.path(),
+        uri.query(),
+    ))
+}
+
+/// Resolves `self` or a numeric id to a token the caller may manage.
+fn owned_token(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    token_id: &str,
+) -> Result<crate::domain::records::PersonalAccessToken, Error> {
+    let me = signed_in(caller)?;
+    let token = if token_id == "self" {
+        let secret = crate::api::auth::presented_secret(headers)?.ok_or(Error::Unauthorized)?;
+        state
+            .registry
+            .token_by_secret(&secret)?
+            .ok_or(Error::Unauthorized)?
+    } else {
+        let id: u64 = token_id.parse().map_err(|_| Error::NotFound("Token"))?;
+        state.registry.token(id)?
+    };
+    if token.user_id != me.id && !me.admin {
+        return Err(Error::NotFound("Token"));
+    }
+    Ok(token)
+}
+
+pub async fn get_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GitlabCaller(caller): GitlabCaller,
+    Path(token_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let token = owned_token(&state, &caller, &headers, &token_id)?;
+    Ok(Json(views::token(&token, now().date_naive(), None)))
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GitlabCaller(caller): GitlabCaller,
+    Path(token_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let token = owned_token(&state, &caller, &headers, &token_id)?;
+    if token_id != "self" {
+        writer(&caller)?;
+    }
+    state.registry.revoke_token(token.id)?;
+    state.registry.persist().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,74 @@
+//! The HTTP layer: one module per surface, each with its own `router()`, composed by [`app`].
+
+pub mod auth;
+pub mod download;
+pub mod gitlab;
+pub mod ops;
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use http_body_util::BodyExt;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::state::AppState;
+
+/// The whole application, as the server runs it and as tests drive it.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(gitlab::router())
+        .merge(ops::router())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .with_state(state)
+}
+
+async fn not_found() -> gitlab::ApiError {
+    gitlab::ApiError(crate::domain::Error::NotFound("Route"))
+}
+
+/// Counts requests, latency and body bytes for `/metrics`.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = request.method().to_string();
+    let counted_in = state.telemetry.clone();
+    let request = request.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                counted_in.add_bytes_in(data.len() as u64);
+            }
+            frame
+        }))
+    });
+    let response = next.run(request).await;
+    state.telemetry.record_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    let counted_out = state.telemetry.clone();
+    response.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                counted_out.add_bytes_out(data.len() as u64);
+            }
+            frame
+        }))
+    })
+}

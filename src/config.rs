@@ -1,0 +1,152 @@
+//! Command line and environment: every flag can also be set with a `MODELYARD_*` variable.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A value that must never be printed.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "modelyard",
+    version,
+    about = "A self-hosted machine-learning model registry"
+)]
+pub struct Cli {
+    /// Where metadata (sled) and file contents (blobs) live.
+    #[arg(
+        long,
+        global = true,
+        env = "MODELYARD_DATA_DIR",
+        default_value = "./modelyard-data"
+    )]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage users (on a stopped server's data dir).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage personal access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Manage project members.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Delete blobs no file record references.
+    Gc,
+    /// Re-hash every blob and check every file record's blob; exits non-zero on a problem.
+    Verify,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the chosen one is printed).
+    #[arg(long, env = "MODELYARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// The URL clients use to reach this server, for links in responses.
+    #[arg(long, env = "MODELYARD_EXTERNAL_URL")]
+    pub external_url: Option<String>,
+    /// Largest generic package file, in bytes.
+    #[arg(long, env = "MODELYARD_MAX_FILE_SIZE", default_value_t = 5 * 1024 * 1024 * 1024)]
+    pub max_file_size: u64,
+    /// Largest model file, in bytes.
+    #[arg(long, env = "MODELYARD_MAX_MODEL_FILE_SIZE", default_value_t = 10 * 1024 * 1024 * 1024)]
+    pub max_model_file_size: u64,
+    /// Token of the root administrator; generated on first start when unset.
+    #[arg(long, env = "MODELYARD_ROOT_TOKEN", hide_env_values = true)]
+    pub root_token: Option<Secret>,
+    /// Metadata cache size in MiB.
+    #[arg(long, env = "MODELYARD_CACHE_MB", default_value_t = 16)]
+    pub cache_mb: u64,
+    /// Log format: text or json.
+    #[arg(long, env = "MODELYARD_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    Create {
+        username: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Password for the web UI (read from MODELYARD_USER_PASSWORD if unset).
+        #[arg(long, env = "MODELYARD_USER_PASSWORD", hide_env_values = true)]
+        password: Option<Secret>,
+        #[arg(long)]
+        admin: bool,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token; its secret is printed once.
+    Create {
+        username: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// api or read_api; repeatable.
+        #[arg(long = "scope", default_value = "api")]
+        scopes: Vec<String>,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    Revoke {
+        id: u64,
+    },
+    List {
+        username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create `namespace/path`, owned by `--owner` (default root).
+    Create {
+        path_with_namespace: String,
+        #[arg(long, default_value = "root")]
+        owner: String,
+        #[arg(long, default_value = "private")]
+        visibility: String,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Add or change a member: level is guest, reporter, developer, maintainer, owner or 10-50.
+    Add {
+        project: String,
+        username: String,
+        level: String,
+    },
+}

@@ -1,0 +1,261 @@
+//! Who may do what. [`decide`] is the only place that compares access levels.
+
+use super::error::Error;
+use super::records::{AccessLevel, FeatureAccess, Project, Scope, User, Visibility};
+
+/// The authenticated party behind a request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Anonymous,
+    User(Principal),
+}
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    /// `false` for `read_api` tokens: reads only.
+    pub can_write: bool,
+}
+
+impl Caller {
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::User(p) => Some(&p.user),
+        }
+    }
+
+    pub fn user_id(&self) -> Option<u64> {
+        self.user().map(|u| u.id)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user().is_some_and(|u| u.admin)
+    }
+
+    pub fn from_user(user: User, scopes: &[Scope]) -> Caller {
+        Caller::User(Principal {
+            user,
+            can_write: scopes.contains(&Scope::Api),
+        })
+    }
+}
+
+/// What a request wants to do to a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Know that the project exists and read its settings.
+    ReadProject,
+    /// Download generic packages, list packages.
+    ReadPackages,
+    /// Upload generic packages that are not model versions.
+    WritePackages,
+    /// Delete packages and package files through the packages API.
+    DeletePackages,
+    /// Read models, versions, experiments, candidates and their files.
+    ReadRegistry,
+    /// Create, change and delete models, versions, experiments, candidates and their files.
+    WriteRegistry,
+    /// Change settings and members.
+    AdminProject,
+    /// Delete the project.
+    DeleteProject,
+}
+
+impl Action {
+    /// The least access level a member needs; `None` for reads.
+    fn required_level(self) -> Option<AccessLevel> {
+        match self {
+            Action::ReadProject | Action::ReadPackages | Action::ReadRegistry => None,
+            Action::WriteRegistry => Some(AccessLevel::Reporter),
+            Action::WritePackages => Some(AccessLevel::Developer),
+            Action::DeletePackages | Action::AdminProject => Some(AccessLevel::Maintainer),
+            Action::DeleteProject => Some(AccessLevel::Owner),
+        }
+    }
+
+    fn touches_registry(self) -> bool {
+        matches!(self, Action::ReadRegistry | Action::WriteRegistry)
+    }
+}
+
+/// Decides whether `caller`, a member at `level` (if any), may do `action` to `project`.
+/// The refusal says how to answer: 404 when the caller may not see the thing at all, 401 when an
+/// anonymous caller wants to change something, 403 when it may see but not act.
+pub fn decide(
+    caller: &Caller,
+    project: &Project,
+    level: Option<AccessLevel>,
+    action: Action,
+) -> Result<(), Error> {
+    let admin = caller.is_admin();
+    let member = level.is_some();
+    let sees_project = admin
+        || member
+        || match project.visibility {
+            Visibility::Public => true,
+            Visibility::Internal => caller.user().is_some(),
+            Visibility::Private => false,
+        };
+    if !sees_project {
+        return Err(Error::NotFound("Project"));
+    }
+    if action.touches_registry() {
+        let registry_visible = match project.model_registry_access_level {
+            FeatureAccess::Disabled => false,
+            FeatureAccess::Private => admin || member,
+            FeatureAccess::Enabled => true,
+        };
+        if !registry_visible {
+            return Err(Error::NotFound("Project"));
+        }
+    }
+    let Some(required) = action.required_level() else {
+        return Ok(());
+    };
+    let Caller::User(principal) = caller else {
+        return Err(Error::Unauthorized);
+    };
+    if !principal.can_write {
+        return Err(Error::Forbidden);
+    }
+    if admin || level.is_some_and(|l| l >= required) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::records::now;
+
+    fn project(visibility: Visibility, registry: FeatureAccess) -> Project {
+        Project {
+            id: 1,
+            name: "p".into(),
+            path: "p".into(),
+            namespace: "ns".into(),
+            description: String::new(),
+            visibility,
+            model_registry_access_level: registry,
+            generic_duplicates_allowed: true,
+            creator_id: 1,
+            created_at: now(),
+        }
+    }
+
+    fn user(admin: bool, scopes: &[Scope]) -> Caller {
+        Caller::from_user(
+            User {
+                id: 7,
+                username: "u".into(),
+                name: "u".into(),
+                email: None,
+                password_hash: None,
+                admin,
+                created_at: now(),
+            },
+            scopes,
+        )
+    }
+
+    fn code(result: Result<(), Error>) -> u16 {
+        match result {
+            Ok(()) => 200,
+            Err(Error::NotFound(_)) => 404,
+            Err(Error::Unauthorized) => 401,
+            Err(Error::Forbidden) => 403,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_access_table_of_the_design() {
+        use AccessLevel::*;
+        use Action::*;
+        let public = project(Visibility::Public, FeatureAccess::Enabled);
+        let private = project(Visibility::Private, FeatureAccess::Enabled);
+        let api = user(false, &[Scope::Api]);
+        // (caller, level, project, action, expected)
+        let rows: Vec<(&Caller, Option<AccessLevel>, &Project, Action, u16)> = vec![
+            (&Caller::Anonymous, None, &public, ReadRegistry, 200),
+            (&Caller::Anonymous, None, &public, WriteRegistry, 401),
+            (&Caller::Anonymous, None, &private, ReadPackages, 404),
+            (&api, None, &public, WritePackages, 403),
+            (&api, None, &private, ReadPackages, 404),
+            (&api, Some(Guest), &private, ReadRegistry, 200),
+            (&api, Some(Guest), &private, WriteRegistry, 403),
+            (&api, Some(Reporter), &private, WriteRegistry, 200),
+            (&api, Some(Reporter), &private, WritePackages, 403),
+            (&api, Some(Developer), &private, WritePackages, 200),
+            (&api, Some(Developer), &private, DeletePackages, 403),
+            (&api, Some(Maintainer), &private, DeletePackages, 200),
+            (&api, Some(Maintainer), &private, DeleteProject, 403),
+            (&api, Some(Owner), &private, DeleteProject, 200),
+        ];
+        for (caller, level, project, action, expected) in rows {
+            assert_eq!(
+                code(decide(caller, project, level, action)),
+                expected,
+                "{caller:?} {level:?} {:?} {action:?}",
+                project.visibility
+            );
+        }
+    }
+
+    #[test]
+    fn registry_settings_hide_models() {
+        let api = user(false, &[Scope::Api]);
+        let disabled = project(Visibility::Public, FeatureAccess::Disabled);
+        let members_only = project(Visibility::Public, FeatureAccess::Private);
+        let owner = Some(AccessLevel::Owner);
+        assert_eq!(
+            code(decide(&api, &disabled, owner, Action::ReadRegistry)),
+            404
+        );
+        assert_eq!(
+            code(decide(&api, &disabled, owner, Action::ReadPackages)),
+            200
+        );
+        assert_eq!(
+            code(decide(
+                &Caller::Anonymous,
+                &members_only,
+                None,
+                Action::ReadRegistry
+            )),
+            404
+        );
+        assert_eq!(
+            code(decide(
+                &api,
+                &members_only,
+                Some(AccessLevel::Guest),
+                Action::ReadRegistry
+            )),
+            200
+        );
+    }
+
+    #[test]
+    fn read_only_tokens_and_admins() {
+        let reader = user(false, &[Scope::ReadApi]);
+        let admin = user(true, &[Scope::Api]);
+        let private = project(Visibility::Private, FeatureAccess::Enabled);
+        let owner = Some(AccessLevel::Owner);
+        assert_eq!(
+            code(decide(&reader, &private, owner, Action::ReadPackages)),
+            200
+        );
+        assert_eq!(
+            code(decide(&reader, &private, owner, Action::WritePackages)),
+            403
+        );
+        assert_eq!(
+            code(decide(&admin, &private, None, Action::DeleteProject)),
+            200
+        );
+    }
+}

@@ -1,0 +1,291 @@
+//! Users, passwords and personal access tokens.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use chrono::NaiveDate;
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+use super::access::Caller;
+use super::error::{Error, Result};
+use super::names;
+use super::records::{now, PersonalAccessToken, Scope, User};
+use super::Registry;
+use crate::store::keys::{self, Key};
+use crate::store::meta::{abort, Table, TxnExt};
+
+/// A token's secret is shown once, at creation; this pairs it with the stored record.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: PersonalAccessToken,
+    pub secret: String,
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub name: &'a str,
+    pub email: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub admin: bool,
+}
+
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn new_secret() -> String {
+    let body: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect();
+    format!("glpat-{body}")
+}
+
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| Error::bad(format!("password could not be hashed: {e}")))
+}
+
+fn today() -> NaiveDate {
+    now().date_naive()
+}
+
+impl Registry {
+    pub fn create_user(&self, new: NewUser<'_>) -> Result<User> {
+        names::username(new.username)?;
+        if let Some(password) = new.password {
+            if password.len() < 8 {
+                return Err(Error::bad(
+                    "password is too short (minimum is 8 characters)",
+                ));
+            }
+        }
+        let password_hash = new.password.map(hash_password).transpose()?;
+        let user = User {
+            id: self.new_id()?,
+            username: new.username.to_string(),
+            name: if new.name.is_empty() {
+                new.username.to_string()
+            } else {
+                new.name.to_string()
+            },
+            email: new.email.map(str::to_string),
+            password_hash,
+            admin: new.admin,
+            created_at: now(),
+        };
+        let name_key = Key::new().str(&user.username.to_lowercase()).build();
+        self.meta.transaction(|tx| {
+            if tx.exists(Table::UsersByName, &name_key)? {
+                return abort(Error::AlreadyExists(
+                    "Username has already been taken".into(),
+                ));
+            }
+            tx.put_json(Table::Users, &keys::id(user.id), &user)?;
+            tx.put(Table::UsersByName, &name_key, &keys::id(user.id))?;
+            Ok(())
+        })?;
+        Ok(user)
+    }
+
+    pub fn user(&self, id: u64) -> Result<User> {
+        self.meta
+            .get_json(Table::Users, &keys::id(id))?
+            .ok_or(Error::NotFound("User"))
+    }
+
+    pub fn user_by_name(&self, username: &str) -> Result<User> {
+        let key = Key::new().str(&username.to_lowercase()).build();
+        let id = self
+            .meta
+            .get(Table::UsersByName, &key)?
+            .ok_or(Error::NotFound("User"))?;
+        self.user(keys::last_id(&id).ok_or(Error::NotFound("User"))?)
+    }
+
+    pub fn users(&self) -> Result<Vec<User>> {
+        Ok(self
+            .meta
+            .scan_json(Table::Users, &[])
+            .collect::<Result<_, _>>()?)
+    }
+
+    pub fn set_password(&self, user_id: u64, password: &str) -> Result<()> {
+        let hash = hash_password(password)?;
+        self.meta.transaction(|tx| {
+            let Some(mut user) = tx.get_json::<User>(Table::Users, &keys::id(user_id))? else {
+                return abort(Error::NotFound("User"));
+            };
+            user.password_hash = Some(hash.clone());
+            tx.put_json(Table::Users, &keys::id(user_id), &user)?;
+            Ok(())
+        })
+    }
+
+    /// The user whose password this is, or `Unauthorized`.
+    pub fn check_password(&self, username: &str, password: &str) -> Result<User> {
+        let user = self
+            .user_by_name(username)
+            .map_err(|_| Error::Unauthorized)?;
+        let stored = user.password_hash.as_deref().ok_or(Error::Unauthorized)?;
+        let parsed = PasswordHash::new(stored).map_err(|_| Error::Unauthorized)?;
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .map_err(|_| Error::Unauthorized)?;
+        Ok(user)
+    }
+
+    pub fn create_token(
+        &self,
+        user_id: u64,
+        name: &str,
+        scopes: &[Scope],
+        expires_at: Option<NaiveDate>,
+    ) -> Result<IssuedToken> {
+        self.issue_token(user_id, name, scopes, expires_at, new_secret())
+    }
+
+    /// Records a token whose secret the caller chose (the root bootstrap token).
+    pub fn issue_token(
+        &self,
+        user_id: u64,
+        name: &str,
+        scopes: &[Scope],
+        expires_at: Option<NaiveDate>,
+        secret: String,
+    ) -> Result<IssuedToken> {
+        if name.trim().is_empty() {
+            return Err(Error::missing("name"));
+        }
+        if scopes.is_empty() {
+            return Err(Error::missing("scopes"));
+        }
+        if expires_at.is_some_and(|d| d <= today()) {
+            return Err(Error::bad("expires_at must be in the future"));
+        }
+        let token = PersonalAccessToken {
+            id: self.new_id()?,
+            user_id,
+            name: name.to_string(),
+            secret_sha256: hash_secret(&secret),
+            scopes: scopes.to_vec(),
+            expires_at,
+            revoked: false,
+            created_at: now(),
+        };
+        let hash_key = Key::new().str(&token.secret_sha256).build();
+        self.meta.transaction(|tx| {
+            if !tx.exists(Table::Users, &keys::id(user_id))? {
+                return abort(Error::NotFound("User"));
+            }
+            if tx.exists(Table::TokensByHash, &hash_key)? {
+                return abort(Error::AlreadyExists("token already exists".into()));
+            }
+            tx.put_json(Table::Tokens, &keys::id(token.id), &token)?;
+            tx.put(Table::TokensByHash, &hash_key, &keys::id(token.id))?;
+            tx.put(
+                Table::TokensByUser,
+                &Key::new().id(user_id).id(token.id).build(),
+                &[],
+            )?;
+            Ok(())
+        })?;
+        Ok(IssuedToken { token, secret })
+    }
+
+    pub fn token(&self, id: u64) -> Result<PersonalAccessToken> {
+        self.meta
+            .get_json(Table::Tokens, &keys::id(id))?
+            .ok_or(Error::NotFound("Token"))
+    }
+
+    pub fn token_by_secret(&self, secret: &str) -> Result<Option<PersonalAccessToken>> {
+        let hash_key = Key::new().str(&hash_secret(secret)).build();
+        let Some(id) = self.meta.get(Table::TokensByHash, &hash_key)? else {
+            return Ok(None);
+        };
+        match keys::last_id(&id) {
+            Some(id) => Ok(Some(self.token(id)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn tokens_of(&self, user_id: u64) -> Result<Vec<PersonalAccessToken>> {
+        self.meta
+            .scan_keys(Table::TokensByUser, &keys::id(user_id))
+            .map(|key| {
+                let key = key?;
+                self.token(keys::last_id(&key).ok_or(Error::NotFound("Token"))?)
+            })
+            .collect()
+    }
+
+    pub fn revoke_token(&self, id: u64) -> Result<PersonalAccessToken> {
+        self.meta.transaction(|tx| {
+            let Some(mut token) =
+                tx.get_json::<PersonalAccessToken>(Table::Tokens, &keys::id(id))?
+            else {
+                return abort(Error::NotFound("Token"));
+            };
+            token.revoked = true;
+            tx.put_json(Table::Tokens, &keys::id(id), &token)?;
+            Ok(token)
+        })
+    }
+
+    /// Who a presented secret belongs to. Unknown, revoked and expired tokens are `Unauthorized`.
+    pub fn authenticate(&self, secret: &str) -> Result<Caller> {
+        let token = self.token_by_secret(secret)?.ok_or(Error::Unauthorized)?;
+        if !token.is_active(today()) {
+            return Err(Error::Unauthorized);
+        }
+        let user = self.user(token.user_id).map_err(|_| Error::Unauthorized)?;
+        Ok(Caller::from_user(user, &token.scopes))
+    }
+
+    /// Creates the `root` admin on first start and makes sure it has a usable token: the given
+    /// one, or a generated one that is returned so that it can be shown once.
+    pub fn bootstrap_root(&self, root_token: Option<&str>) -> Result<Option<String>> {
+        let root = match self.user_by_name("root") {
+            Ok(user) => Some(user),
+            Err(Error::NotFound(_)) => None,
+            Err(other) => return Err(other),
+        };
+        let fresh = root.is_none();
+        let root = match root {
+            Some(user) => user,
+            None => self.create_user(NewUser {
+                username: "root",
+                name: "Administrator",
+                email: None,
+                password: None,
+                admin: true,
+            })?,
+        };
+        match root_token {
+            Some(secret) => {
+                if self.token_by_secret(secret)?.is_none() {
+                    self.issue_token(
+                        root.id,
+                        "bootstrap",
+                        &[Scope::Api],
+                        None,
+                        secret.to_string(),
+                    )?;
+                }
+                Ok(None)
+            }
+            None if fresh => {
+                let issued =
+                    self.create_token(root.id, "initial root token", &[Scope::Api], None)?;
+                Ok(Some(issued.secret))
+            }
+            None => Ok(None),
+        }
+    }
+}

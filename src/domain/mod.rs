@@ -1,0 +1,80 @@
+//! The domain: plain Rust over the storage traits, no HTTP types. Every operation an API offers
+//! is a method of [`Registry`], grouped by subject in the submodules.
+
+pub mod access;
+pub mod accounts;
+pub mod error;
+pub mod maintenance;
+pub mod names;
+pub mod packages;
+pub mod paging;
+pub mod projects;
+pub mod records;
+
+use std::sync::Arc;
+
+use crate::store::blobs::BlobStore;
+use crate::store::meta::MetaStore;
+
+pub use error::{Error, Result};
+
+/// Size limits of uploads, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub generic_file_bytes: u64,
+    pub model_file_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            generic_file_bytes: 5 * 1024 * 1024 * 1024,
+            model_file_bytes: 10 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+pub struct Registry {
+    pub(crate) meta: Arc<dyn MetaStore>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub limits: Limits,
+}
+
+impl Registry {
+    pub fn new(meta: Arc<dyn MetaStore>, blobs: Arc<dyn BlobStore>, limits: Limits) -> Self {
+        Registry {
+            meta,
+            blobs,
+            limits,
+        }
+    }
+
+    pub fn blobs(&self) -> &dyn BlobStore {
+        self.blobs.as_ref()
+    }
+
+    /// Makes every committed change durable before the caller acknowledges it.
+    pub async fn persist(&self) -> Result<()> {
+        let meta = self.meta.clone();
+        tokio::task::spawn_blocking(move || meta.flush())
+            .await
+            .map_err(|e| Error::Store(crate::store::meta::StoreError::Engine(e.to_string())))??;
+        Ok(())
+    }
+
+    /// Synchronous flush for shutdown and admin commands.
+    pub fn persist_blocking(&self) -> Result<()> {
+        Ok(self.meta.flush()?)
+    }
+
+    /// Whether the metadata store answers reads.
+    pub fn storage_ok(&self) -> bool {
+        self.meta
+            .get(crate::store::meta::Table::Counters, b"readiness")
+            .is_ok()
+    }
+
+    pub(crate) fn new_id(&self) -> Result<u64> {
+        Ok(self.meta.next_id()?)
+    }
+}

@@ -1,0 +1,15 @@
+//! modelyard: a self-hosted machine-learning model registry in one binary.
+//!
+//! `api` (HTTP surfaces) → `domain` (plain Rust rules and operations) → `store` (metadata and
+//! blob storage traits with their embedded implementations).
+
+pub mod admin;
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use api::app;

@@ -1,0 +1,61 @@
+//! What every handler can reach.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::domain::Registry;
+use crate::telemetry::Telemetry;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub telemetry: Arc<Telemetry>,
+    pub settings: Arc<Settings>,
+}
+
+#[derive(Debug, Default)]
+pub struct Settings {
+    /// The URL clients reach us at, for links in responses; else taken from `Host`.
+    pub external_url: Option<String>,
+    /// False once shutdown has begun: `/-/readiness` answers 503.
+    pub ready: AtomicBool,
+}
+
+impl Settings {
+    pub fn new(external_url: Option<String>) -> Self {
+        Settings {
+            external_url: external_url.map(|u| u.trim_end_matches('/').to_string()),
+            ready: AtomicBool::new(true),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn stop_accepting(&self) {
+        self.ready.store(false, Ordering::Relaxed);
+    }
+}
+
+impl AppState {
+    pub fn new(registry: Arc<Registry>, settings: Settings) -> Self {
+        AppState {
+            registry,
+            telemetry: Arc::new(Telemetry::default()),
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// The base URL for links: the configured external URL, else `http://<Host>`.
+    pub fn base_url(&self, headers: &axum::http::HeaderMap) -> String {
+        if let Some(url) = &self.settings.external_url {
+            return url.clone();
+        }
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+}

@@ -1,0 +1,69 @@
+//! The blob store: file contents, addressed by their sha256.
+
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use super::checksum::Digests;
+
+/// A request body as the blob store consumes it.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
+
+/// A blob made durable by [`BlobStore::put`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub size: u64,
+    pub digests: Digests,
+}
+
+/// Where the bytes of a blob can be read from.
+#[derive(Debug, Clone)]
+pub enum BlobLocation {
+    LocalFile(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("the body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the request body ended early: {0}")]
+    BodyInterrupted(String),
+    #[error("no space left on the blob store's device")]
+    StorageFull,
+    #[error("blob {0} does not exist")]
+    Missing(String),
+    #[error("blob store I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl BlobError {
+    /// Classifies an I/O error, recognising a full disk.
+    pub fn from_io(error: io::Error) -> BlobError {
+        if error.kind() == io::ErrorKind::StorageFull || error.raw_os_error() == Some(28) {
+            BlobError::StorageFull
+        } else {
+            BlobError::Io(error)
+        }
+    }
+}
+
+#[async_trait::async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Streams `body` to durable storage while hashing it. On success the blob is durable and
+    /// addressable by its sha256; on any failure nothing is left behind.
+    async fn put(&self, body: ByteStream, limit: u64) -> Result<StoredBlob, BlobError>;
+    /// Where to read a blob from.
+    fn locate(&self, sha256: &str) -> Result<BlobLocation, BlobError>;
+    fn exists(&self, sha256: &str) -> bool;
+    /// Every stored blob's sha256.
+    fn list(&self) -> Result<Vec<String>, BlobError>;
+    /// Deletes a blob; returns the bytes freed.
+    fn remove(&self, sha256: &str) -> Result<u64, BlobError>;
+    /// Re-reads a blob and returns its actual sha256.
+    fn rehash(&self, sha256: &str) -> Result<String, BlobError>;
+    /// Removes staging leftovers of an earlier run; returns how many.
+    fn clean_staging(&self) -> Result<usize, BlobError>;
+}

@@ -1,0 +1,381 @@
+//! Blobs on the local disk: `<root>/blobs/<aa>/<bb>/<sha256>`, staged in `<root>/tmp/`.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::blobs::{BlobError, BlobLocation, BlobStore, ByteStream, StoredBlob};
+use super::checksum::{MultiHasher, ParallelHasher};
+
+/// Bodies are regrouped into chunks of this size before hashing and writing.
+const CHUNK: usize = 1 << 20;
+/// Chunks a hasher or the writer may lag behind the network.
+const QUEUE_DEPTH: usize = 4;
+
+pub struct LocalBlobs {
+    blobs: PathBuf,
+    tmp: PathBuf,
+}
+
+/// Deletes its staging file unless disarmed.
+struct TempGuard {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl LocalBlobs {
+    pub fn open(root: &Path) -> io::Result<Self> {
+        let blobs = root.join("blobs");
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&blobs)?;
+        fs::create_dir_all(&tmp)?;
+        Ok(LocalBlobs { blobs, tmp })
+    }
+
+    fn path_of(&self, sha256: &str) -> Result<PathBuf, BlobError> {
+        if !is_sha256(sha256) {
+            return Err(BlobError::Missing(sha256.to_string()));
+        }
+        Ok(self
+            .blobs
+            .join(&sha256[0..2])
+            .join(&sha256[2..4])
+            .join(sha256))
+    }
+
+    fn staging_path(&self) -> PathBuf {
+        self.tmp
+            .join(format!("{}.part", hex::encode(rand::random::<[u8; 16]>())))
+    }
+
+    /// Moves a durable staging file to its address; identical content is kept once.
+    fn install(&self, staged: &Path, sha256: &str) -> Result<(), BlobError> {
+        let target = self.path_of(sha256)?;
+        if target.exists() {
+            fs::remove_file(staged).map_err(BlobError::from_io)?;
+            return Ok(());
+        }
+        let leaf = target.parent().unwrap_or(&self.blobs);
+        if !leaf.exists() {
+            fs::create_dir_all(leaf).map_err(BlobError::from_io)?;
+            if let Some(mid) = leaf.parent() {
+                sync_dir(mid)?;
+                sync_dir(&self.blobs)?;
+            }
+        }
+        fs::rename(staged, &target).map_err(BlobError::from_io)?;
+        sync_dir(leaf)?;
+        Ok(())
+    }
+}
+
+/// Writes chunks to the staging file on a blocking thread; fsyncs at the end.
+fn spawn_writer(mut file: File) -> (mpsc::Sender<Bytes>, JoinHandle<io::Result<()>>) {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_DEPTH);
+    let task = tokio::task::spawn_blocking(move || {
+        let mut result = Ok(());
+        while let Some(chunk) = rx.blocking_recv() {
+            if result.is_ok() {
+                result = file.write_all(&chunk);
+            }
+        }
+        result?;
+        file.sync_all()
+    });
+    (tx, task)
+}
+
+enum Pipeline {
+    /// Nothing beyond the first chunk arrived yet.
+    Small,
+    Large {
+        hasher: ParallelHasher,
+        writer: mpsc::Sender<Bytes>,
+        writer_task: JoinHandle<io::Result<()>>,
+    },
+}
+
+impl Pipeline {
+    async fn push(&mut self, chunk: Bytes, file: &mut Option<File>) -> Result<(), BlobError> {
+        if let Pipeline::Small = self {
+            let file = file
+                .take()
+                .ok_or_else(|| BlobError::Io(io::Error::other("staging file already taken")))?;
+            let (writer, writer_task) = spawn_writer(file);
+            *self = Pipeline::Large {
+                hasher: ParallelHasher::start(QUEUE_DEPTH),
+                writer,
+                writer_task,
+            };
+        }
+        if let Pipeline::Large { hasher, writer, .. } = self {
+            hasher.feed(&chunk).await;
+            if writer.send(chunk).await.is_err() {
+                return Err(BlobError::Io(io::Error::other("blob writer stopped")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for LocalBlobs {
+    async fn put(&self, mut body: ByteStream, limit: u64) -> Result<StoredBlob, BlobError> {
+        let path = self.staging_path();
+        let mut guard = TempGuard {
+            path: path.clone(),
+            armed: true,
+        };
+        let mut file = Some(File::create(&path).map_err(BlobError::from_io)?);
+        let mut pipeline = Pipeline::Small;
+        let mut pending = BytesMut::with_capacity(CHUNK);
+        let mut size: u64 = 0;
+
+        let streamed: Result<(), BlobError> = async {
+            while let Some(next) = body.next().await {
+                let data = next.map_err(|e| BlobError::BodyInterrupted(e.to_string()))?;
+                size += data.len() as u64;
+                if size > limit {
+                    return Err(BlobError::TooLarge { limit });
+                }
+                pending.extend_from_slice(&data);
+                if pending.len() >= CHUNK {
+                    let chunk = pending.split().freeze();
+                    pending.reserve(CHUNK);
+                    pipeline.push(chunk, &mut file).await?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+
+        let digests = match pipeline {
+            Pipeline::Small => {
+                streamed?;
+                let mut file = file
+                    .take()
+                    .ok_or_else(|| BlobError::Io(io::Error::other("staging file lost")))?;
+                let tail = pending.freeze();
+                tokio::task::spawn_blocking(move || -> io::Result<_> {
+                    let mut hasher = MultiHasher::default();
+                    hasher.update(&tail);
+                    file.write_all(&tail)?;
+                    file.sync_all()?;
+                    Ok(hasher.finish())
+                })
+                .await
+                .map_err(io::Error::other)?
+                .map_err(BlobError::from_io)?
+            }
+            Pipeline::Large {
+                hasher,
+                writer,
+                writer_task,
+            } => {
+                if streamed.is_ok() && !pending.is_empty() {
+                    hasher.feed(&pending.clone().freeze()).await;
+                    let _ = writer.send(pending.freeze()).await;
+                }
+                drop(writer);
+                let written = writer_task.await.map_err(io::Error::other)?;
+                let digests = hasher.finish().await?;
+                streamed?;
+                written.map_err(BlobError::from_io)?;
+                digests
+            }
+        };
+
+        let sha256 = digests.sha256.clone();
+        let staged = path.clone();
+        let store = LocalBlobs {
+            blobs: self.blobs.clone(),
+            tmp: self.tmp.clone(),
+        };
+        tokio::task::spawn_blocking(move || store.install(&staged, &sha256))
+            .await
+            .map_err(io::Error::other)??;
+        guard.armed = false;
+        Ok(StoredBlob { size, digests })
+    }
+
+    fn locate(&self, sha256: &str) -> Result<BlobLocation, BlobError> {
+        let path = self.path_of(sha256)?;
+        if path.exists() {
+            Ok(BlobLocation::LocalFile(path))
+        } else {
+            Err(BlobError::Missing(sha256.to_string()))
+        }
+    }
+
+    fn exists(&self, sha256: &str) -> bool {
+        self.path_of(sha256).map(|p| p.exists()).unwrap_or(false)
+    }
+
+    fn list(&self) -> Result<Vec<String>, BlobError> {
+        let mut out = Vec::new();
+        for level1 in fs::read_dir(&self.blobs)? {
+            let level1 = level1?.path();
+            if !level1.is_dir() {
+                continue;
+            }
+            for level2 in fs::read_dir(&level1)? {
+                let level2 = level2?.path();
+                if !level2.is_dir() {
+                    continue;
+                }
+                for blob in fs::read_dir(&level2)? {
+                    if let Some(name) = blob?.file_name().to_str() {
+                        if is_sha256(name) {
+                            out.push(name.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn remove(&self, sha256: &str) -> Result<u64, BlobError> {
+        let path = self.path_of(sha256)?;
+        let size = fs::metadata(&path)
+            .map_err(|_| BlobError::Missing(sha256.to_string()))?
+            .len();
+        fs::remove_file(&path)?;
+        Ok(size)
+    }
+
+    fn rehash(&self, sha256: &str) -> Result<String, BlobError> {
+        let path = self.path_of(sha256)?;
+        let mut file = File::open(&path).map_err(|_| BlobError::Missing(sha256.to_string()))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    fn clean_staging(&self) -> Result<usize, BlobError> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.tmp)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::checksum::Digests;
+    use futures_util::stream;
+
+    fn body(chunks: Vec<Vec<u8>>) -> ByteStream {
+        Box::pin(stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from(c)))))
+    }
+
+    fn tmp_is_empty(root: &Path) -> bool {
+        fs::read_dir(root.join("tmp")).unwrap().next().is_none()
+    }
+
+    #[tokio::test]
+    async fn small_and_large_bodies_are_stored_with_all_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobs::open(dir.path()).unwrap();
+        for size in [0usize, 10, CHUNK - 1, CHUNK, 3 * CHUNK + 17] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 % 256) as u8).collect();
+            let chunks = data.chunks(65_536).map(|c| c.to_vec()).collect();
+            let stored = store.put(body(chunks), u64::MAX).await.unwrap();
+            assert_eq!(stored.size, size as u64);
+            assert_eq!(stored.digests, Digests::of(&data));
+            let BlobLocation::LocalFile(path) = store.locate(&stored.digests.sha256).unwrap();
+            assert_eq!(fs::read(path).unwrap(), data);
+        }
+        assert!(tmp_is_empty(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn identical_content_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobs::open(dir.path()).unwrap();
+        let a = store.put(body(vec![b"same".to_vec()]), 100).await.unwrap();
+        let b = store
+            .put(body(vec![b"sa".to_vec(), b"me".to_vec()]), 100)
+            .await
+            .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(store.list().unwrap(), vec![a.digests.sha256]);
+        assert!(tmp_is_empty(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn over_limit_and_broken_bodies_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobs::open(dir.path()).unwrap();
+        let big = vec![vec![1u8; CHUNK]; 3];
+        assert!(matches!(
+            store.put(body(big), 2 * CHUNK as u64).await,
+            Err(BlobError::TooLarge { .. })
+        ));
+        let broken: ByteStream = Box::pin(stream::iter(vec![
+            Ok(Bytes::from(vec![0u8; 3 * CHUNK])),
+            Err(io::Error::other("client went away")),
+        ]));
+        assert!(matches!(
+            store.put(broken, u64::MAX).await,
+            Err(BlobError::BodyInterrupted(_))
+        ));
+        assert!(store.list().unwrap().is_empty());
+        assert!(tmp_is_empty(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn rehash_detects_a_flipped_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobs::open(dir.path()).unwrap();
+        let stored = store
+            .put(body(vec![b"hello world".to_vec()]), 100)
+            .await
+            .unwrap();
+        let sha = stored.digests.sha256;
+        assert_eq!(store.rehash(&sha).unwrap(), sha);
+        let BlobLocation::LocalFile(path) = store.locate(&sha).unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[0] ^= 1;
+        fs::write(&path, bytes).unwrap();
+        assert_ne!(store.rehash(&sha).unwrap(), sha);
+    }
+}

@@ -1,0 +1,297 @@
+//! The metadata store: an ordered key-value store with multi-table transactions.
+//!
+//! The domain talks to this trait only; `sled_meta` is the embedded implementation. Values are
+//! serde-JSON documents, keys are built with [`crate::store::keys`] so that prefix scans return
+//! records in listing order.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Every kind of record and every index lives in its own table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    Users,
+    UsersByName,
+    Tokens,
+    TokensByHash,
+    TokensByUser,
+    Sessions,
+    Projects,
+    ProjectsByPath,
+    Members,
+    MembersByUser,
+    Packages,
+    PackagesByName,
+    PackagesByProject,
+    PackageFiles,
+    FilesByPackage,
+    FileHeads,
+    Models,
+    ModelsByName,
+    ModelsByProject,
+    Versions,
+    VersionsByModel,
+    Experiments,
+    ExperimentsByName,
+    ExperimentsByProject,
+    Candidates,
+    CandidatesByRunId,
+    CandidatesByExperiment,
+    CandidatesByIid,
+    Params,
+    Metrics,
+    Tags,
+    Counters,
+}
+
+impl Table {
+    pub const ALL: [Table; 32] = [
+        Table::Users,
+        Table::UsersByName,
+        Table::Tokens,
+        Table::TokensByHash,
+        Table::TokensByUser,
+        Table::Sessions,
+        Table::Projects,
+        Table::ProjectsByPath,
+        Table::Members,
+        Table::MembersByUser,
+        Table::Packages,
+        Table::PackagesByName,
+        Table::PackagesByProject,
+        Table::PackageFiles,
+        Table::FilesByPackage,
+        Table::FileHeads,
+        Table::Models,
+        Table::ModelsByName,
+        Table::ModelsByProject,
+        Table::Versions,
+        Table::VersionsByModel,
+        Table::Experiments,
+        Table::ExperimentsByName,
+        Table::ExperimentsByProject,
+        Table::Candidates,
+        Table::CandidatesByRunId,
+        Table::CandidatesByExperiment,
+        Table::CandidatesByIid,
+        Table::Params,
+        Table::Metrics,
+        Table::Tags,
+        Table::Counters,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Users => "users",
+            Table::UsersByName => "users_by_name",
+            Table::Tokens => "tokens",
+            Table::TokensByHash => "tokens_by_hash",
+            Table::TokensByUser => "tokens_by_user",
+            Table::Sessions => "sessions",
+            Table::Projects => "projects",
+            Table::ProjectsByPath => "projects_by_path",
+            Table::Members => "members",
+            Table::MembersByUser => "members_by_user",
+            Table::Packages => "packages",
+            Table::PackagesByName => "packages_by_name",
+            Table::PackagesByProject => "packages_by_project",
+            Table::PackageFiles => "package_files",
+            Table::FilesByPackage => "files_by_package",
+            Table::FileHeads => "file_heads",
+            Table::Models => "models",
+            Table::ModelsByName => "models_by_name",
+            Table::ModelsByProject => "models_by_project",
+            Table::Versions => "versions",
+            Table::VersionsByModel => "versions_by_model",
+            Table::Experiments => "experiments",
+            Table::ExperimentsByName => "experiments_by_name",
+            Table::ExperimentsByProject => "experiments_by_project",
+            Table::Candidates => "candidates",
+            Table::CandidatesByRunId => "candidates_by_run_id",
+            Table::CandidatesByExperiment => "candidates_by_experiment",
+            Table::CandidatesByIid => "candidates_by_iid",
+            Table::Params => "params",
+            Table::Metrics => "metrics",
+            Table::Tags => "tags",
+            Table::Counters => "counters",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A failure of the storage engine itself (I/O, corruption, undecodable record).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("metadata store: {0}")]
+    Engine(String),
+    #[error("metadata record in {table} is not decodable: {reason}")]
+    Decode { table: &'static str, reason: String },
+}
+
+/// Why a transaction body stopped: the engine wants a retry or failed (opaque, must be
+/// propagated with `?`), or the body aborted on purpose.
+pub struct TxFail(pub(crate) TxFailKind);
+
+pub(crate) enum TxFailKind {
+    Engine(Box<dyn std::any::Any + Send>),
+    Decode(StoreError),
+    Abort,
+}
+
+impl std::fmt::Debug for TxFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TxFail")
+    }
+}
+
+/// The view a transaction body gets: point reads and writes on any table.
+pub trait Txn {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, TxFail>;
+    fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), TxFail>;
+    fn delete(&self, table: Table, key: &[u8]) -> Result<(), TxFail>;
+}
+
+pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a>;
+
+/// An ordered key-value store with transactions over several tables and an explicit
+/// durability point.
+pub trait MetaStore: Send + Sync + 'static {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Entries whose key starts with `prefix`, in key order.
+    fn scan(&self, table: Table, prefix: &[u8]) -> KvIter<'_>;
+    /// Entries whose key starts with `prefix`, in reverse key order.
+    fn scan_rev(&self, table: Table, prefix: &[u8]) -> KvIter<'_>;
+    /// Runs `body` atomically; it may be run more than once on conflicts.
+    fn transact(
+        &self,
+        body: &mut dyn FnMut(&dyn Txn) -> Result<(), TxFail>,
+    ) -> Result<(), TransactError>;
+    /// A fresh id, unique over the life of the store.
+    fn next_id(&self) -> Result<u64, StoreError>;
+    /// Makes every committed transaction durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+#[derive(Debug)]
+pub enum TransactError {
+    Aborted,
+    Store(StoreError),
+}
+
+/// What a typed transaction body returns on failure: its own error, or the store's.
+pub enum TxError<E> {
+    Abort(E),
+    Fail(TxFail),
+}
+
+impl<E> From<TxFail> for TxError<E> {
+    fn from(fail: TxFail) -> Self {
+        TxError::Fail(fail)
+    }
+}
+
+/// Aborts a transaction with a domain error.
+pub fn abort<T, E>(error: E) -> Result<T, TxError<E>> {
+    Err(TxError::Abort(error))
+}
+
+impl dyn MetaStore {
+    /// Runs a typed transaction body: `Ok` commits, `abort(e)` rolls back and returns `e`.
+    pub fn transaction<R, E>(
+        &self,
+        mut body: impl FnMut(&dyn Txn) -> Result<R, TxError<E>>,
+    ) -> Result<R, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut outcome: Option<Result<R, E>> = None;
+        let result = self.transact(&mut |tx| match body(tx) {
+            Ok(value) => {
+                outcome = Some(Ok(value));
+                Ok(())
+            }
+            Err(TxError::Abort(error)) => {
+                outcome = Some(Err(error));
+                Err(TxFail(TxFailKind::Abort))
+            }
+            Err(TxError::Fail(fail)) => {
+                outcome = None;
+                Err(fail)
+            }
+        });
+        match result {
+            Ok(()) | Err(TransactError::Aborted) => outcome.unwrap_or_else(|| {
+                Err(E::from(StoreError::Engine(
+                    "transaction ended without an outcome".into(),
+                )))
+            }),
+            Err(TransactError::Store(error)) => Err(E::from(error)),
+        }
+    }
+
+    pub fn get_json<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        self.get(table, key)?
+            .map(|bytes| decode(table, &bytes))
+            .transpose()
+    }
+
+    /// Decoded values of every entry under `prefix`, in key order.
+    pub fn scan_json<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<T, StoreError>> + '_ {
+        self.scan(table, prefix)
+            .map(move |entry| entry.and_then(|(_, value)| decode(table, &value)))
+    }
+
+    /// Keys under `prefix`, in key order.
+    pub fn scan_keys(
+        &self,
+        table: Table,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_ {
+        self.scan(table, prefix).map(|entry| entry.map(|(k, _)| k))
+    }
+}
+
+/// Typed reads and writes inside a transaction.
+pub trait TxnExt: Txn {
+    fn get_json<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>, TxFail> {
+        match self.get(table, key)? {
+            Some(bytes) => decode(table, &bytes)
+                .map(Some)
+                .map_err(|e| TxFail(TxFailKind::Decode(e))),
+            None => Ok(None),
+        }
+    }
+
+    fn put_json<T: Serialize>(&self, table: Table, key: &[u8], value: &T) -> Result<(), TxFail> {
+        let bytes = serde_json::to_vec(value).map_err(|e| {
+            TxFail(TxFailKind::Decode(StoreError::Decode {
+                table: table.name(),
+                reason: e.to_string(),
+            }))
+        })?;
+        self.put(table, key, &bytes)
+    }
+
+    fn exists(&self, table: Table, key: &[u8]) -> Result<bool, TxFail> {
+        Ok(self.get(table, key)?.is_some())
+    }
+}
+
+impl<T: Txn + ?Sized> TxnExt for T {}
+
+pub fn decode<T: DeserializeOwned>(table: Table, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Decode {
+        table: table.name(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,9 @@
+//! Storage: metadata in an ordered key-value store, file contents in a content-addressed blob
+//! store. Both sit behind small traits; sled and the local disk are the embedded defaults.
+
+pub mod blobs;
+pub mod checksum;
+pub mod keys;
+pub mod local_blobs;
+pub mod meta;
+pub mod sled_meta;
