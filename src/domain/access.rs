@@ -74,20 +74,34 @@ impl Action {
         }
     }
 
+    pub fn is_write(self) -> bool {
+        self.required_level().is_some()
+    }
+
     fn touches_registry(self) -> bool {
         matches!(self, Action::ReadRegistry | Action::WriteRegistry)
     }
 }
 
+/// The check that needs no project: an anonymous caller never writes (401), whether or not the
+/// project exists, so that the answer reveals nothing.
+pub fn precheck(caller: &Caller, action: Action) -> Result<(), Error> {
+    if action.is_write() && matches!(caller, Caller::Anonymous) {
+        return Err(Error::Unauthorized);
+    }
+    Ok(())
+}
+
 /// Decides whether `caller`, a member at `level` (if any), may do `action` to `project`.
-/// The refusal says how to answer: 404 when the caller may not see the thing at all, 401 when an
-/// anonymous caller wants to change something, 403 when it may see but not act.
+/// The refusal says how to answer: 401 when an anonymous caller wants to change something, 404
+/// when the caller may not see the thing at all, 403 when it may see but not act.
 pub fn decide(
     caller: &Caller,
     project: &Project,
     level: Option<AccessLevel>,
     action: Action,
 ) -> Result<(), Error> {
+    precheck(caller, action)?;
     let admin = caller.is_admin();
     let member = level.is_some();
     let sees_project = admin
@@ -183,6 +197,7 @@ mod tests {
             (&Caller::Anonymous, None, &public, ReadRegistry, 200),
             (&Caller::Anonymous, None, &public, WriteRegistry, 401),
             (&Caller::Anonymous, None, &private, ReadPackages, 404),
+            (&Caller::Anonymous, None, &private, WritePackages, 401),
             (&api, None, &public, WritePackages, 403),
             (&api, None, &private, ReadPackages, 404),
             (&api, Some(Guest), &private, ReadRegistry, 200),

@@ -144,6 +144,20 @@ impl Registry {
         Ok(access)
     }
 
+    /// The project, if the caller may do `action` to it: the precheck first, so that an anonymous
+    /// write is 401 whether or not the project exists.
+    pub fn project_for_action(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        action: Action,
+    ) -> Result<ProjectAccess> {
+        super::access::precheck(caller, action)?;
+        let access = self.project_for(caller, reference)?;
+        access.check(caller, action)?;
+        Ok(access)
+    }
+
     /// Every project the caller can see, oldest first.
     pub fn visible_projects(&self, caller: &Caller) -> Result<Vec<ProjectAccess>> {
         let mut out = Vec::new();

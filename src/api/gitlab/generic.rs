@@ -106,6 +106,7 @@ pub async fn upload(
             .into())
         }
     };
+    crate::domain::access::precheck(&caller, crate::domain::access::Action::WritePackages)?;
     let access = state.registry.project_for(&caller, &id)?;
     let declared_len = declared_length(request.headers());
     let _in_progress = state.telemetry.upload_started();

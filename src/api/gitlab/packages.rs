@@ -75,7 +75,9 @@ pub async fn delete(
     GitlabCaller(caller): GitlabCaller,
     Path((id, package_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let access = state.registry.project_for(&caller, &id)?;
+    let access = state
+        .registry
+        .project_for_action(&caller, &id, Action::DeletePackages)?;
     state
         .registry
         .delete_package(&caller, &access, parse_id(&package_id, "Package")?)?;
@@ -116,7 +118,9 @@ pub async fn delete_file(
     GitlabCaller(caller): GitlabCaller,
     Path((id, package_id, file_id)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    let access = state.registry.project_for(&caller, &id)?;
+    let access = state
+        .registry
+        .project_for_action(&caller, &id, Action::DeletePackages)?;
     state.registry.delete_package_file(
         &caller,
         &access,

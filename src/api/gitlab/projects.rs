@@ -138,7 +138,9 @@ pub async fn update(
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<Json<Value>> {
-    let access = state.registry.project_for(&caller, &id)?;
+    let access = state
+        .registry
+        .project_for_action(&caller, &id, Action::AdminProject)?;
     let project = state.registry.update_project(
         &caller,
         &access,
@@ -159,7 +161,9 @@ pub async fn delete(
     GitlabCaller(caller): GitlabCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let access = state.registry.project_for(&caller, &id)?;
+    let access = state
+        .registry
+        .project_for_action(&caller, &id, Action::DeleteProject)?;
     state.registry.delete_project(&caller, &access)?;
     state.registry.persist().await?;
     Ok((
@@ -234,8 +238,9 @@ async fn save_member(
     params: &Params,
     must_be_new: bool,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let access = state.registry.project_for(caller, id)?;
-    access.check(caller, Action::AdminProject)?;
+    let access = state
+        .registry
+        .project_for_action(caller, id, Action::AdminProject)?;
     let level = access_level(params)?;
     let member = state
         .registry
@@ -288,7 +293,9 @@ pub async fn remove_member(
     GitlabCaller(caller): GitlabCaller,
     Path((id, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let access = state.registry.project_for(&caller, &id)?;
+    let access = state
+        .registry
+        .project_for_action(&caller, &id, Action::AdminProject)?;
     state
         .registry
         .remove_member(&caller, &access, parse_user_id(&user_id)?)?;

@@ -1,0 +1,449 @@
+//! Black-box helpers: start the real binary on 127.0.0.1 with an ephemeral port and a temp data
+//! dir, talk HTTP to it, kill and restart it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ROOT_TOKEN: &str = "root-test-token-0123456789";
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_modelyard")
+}
+
+pub struct TestServer {
+    pub data: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub base: String,
+    pub extra_args: Vec<String>,
+    /// How long the last start took until the server printed its address.
+    pub started_in: Duration,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> TestServer {
+        let mut server = TestServer {
+            data: tempfile::tempdir().expect("temp dir"),
+            child: None,
+            base: String::new(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            started_in: Duration::ZERO,
+        };
+        server.launch();
+        server
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    fn launch(&mut self) {
+        let started = Instant::now();
+        let mut child = Command::new(binary())
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .args(&self.extra_args)
+            .env("MODELYARD_ROOT_TOKEN", ROOT_TOKEN)
+            .env("MODELYARD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn modelyard");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .expect("read stdout");
+            if let Some(rest) = line.strip_prefix("modelyard listening on ") {
+                break rest.trim().to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.started_in = started.elapsed();
+        self.base = base;
+        self.child = Some(child);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe_sigterm(child.id());
+        child.wait().expect("wait")
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.launch();
+    }
+
+    /// Resident set size of the server process, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        rss_of(self.pid())
+    }
+
+    /// Runs an admin subcommand on this server's data dir (the server must be stopped).
+    pub fn admin(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary())
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .output()
+            .expect("run admin command")
+    }
+
+    pub fn tmp_entries(&self) -> usize {
+        std::fs::read_dir(self.data.path().join("tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    pub fn blob_count(&self) -> usize {
+        fn walk(dir: &Path) -> usize {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| {
+                            if e.path().is_dir() {
+                                walk(&e.path())
+                            } else {
+                                1
+                            }
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        walk(&self.data.path().join("blobs"))
+    }
+
+    pub fn blob_paths(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.path().is_dir() {
+                        walk(&e.path(), out)
+                    } else {
+                        out.push(e.path())
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data.path().join("blobs"), &mut out);
+        out
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
+
+pub fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// A response read off the wire.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {} body is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one HTTP/1.1 request with the path exactly as given (no normalisation of `..`).
+/// Bodies over 1 MiB go with `Expect: 100-continue`, as curl sends them, so that an early
+/// refusal is read rather than lost to a connection reset.
+pub fn raw(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let host = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    let chunked = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"));
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !chunked && (!body.is_empty() || method == "PUT" || method == "POST") {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    let expect_continue = body.len() > 1 << 20;
+    if expect_continue {
+        request.push_str("Expect: 100-continue\r\n");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("write head");
+    let mut response = Vec::new();
+    if expect_continue {
+        let head = read_head(&mut stream);
+        if !head.starts_with(b"HTTP/1.1 100") {
+            response = head;
+            let _ = stream.read_to_end(&mut response);
+            return parse_response(&response);
+        }
+    }
+    stream.write_all(body).expect("write body");
+    stream.read_to_end(&mut response).expect("read response");
+    parse_response(&response)
+}
+
+/// Reads up to and including the blank line that ends a response head.
+fn read_head(stream: &mut TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    head
+}
+
+fn parse_response(bytes: &[u8]) -> Reply {
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = bytes[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&data[..line_end])
+                .split(';')
+                .next()
+                .unwrap_or("0")
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[start + size + 2..];
+    }
+    out
+}
+
+/// A small convenience client over [`raw`].
+pub struct Api<'a> {
+    pub server: &'a TestServer,
+    pub token: Option<String>,
+}
+
+impl<'a> Api<'a> {
+    pub fn root(server: &'a TestServer) -> Api<'a> {
+        Api {
+            server,
+            token: Some(ROOT_TOKEN.to_string()),
+        }
+    }
+
+    pub fn anonymous(server: &'a TestServer) -> Api<'a> {
+        Api {
+            server,
+            token: None,
+        }
+    }
+
+    pub fn with_token(server: &'a TestServer, token: &str) -> Api<'a> {
+        Api {
+            server,
+            token: Some(token.to_string()),
+        }
+    }
+
+    pub fn send(&self, method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut headers: Vec<(&str, &str)> = extra.to_vec();
+        if let Some(token) = &self.token {
+            headers.push(("PRIVATE-TOKEN", token));
+        }
+        raw(&self.server.base, method, path, &headers, body)
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, &[], b"")
+    }
+
+    pub fn delete(&self, path: &str) -> Reply {
+        self.send("DELETE", path, &[], b"")
+    }
+
+    pub fn put_bytes(&self, path: &str, body: &[u8]) -> Reply {
+        self.send("PUT", path, &[], body)
+    }
+
+    pub fn post_json(&self, path: &str, json: serde_json::Value) -> Reply {
+        let body = serde_json::to_vec(&json).expect("json");
+        self.send("POST", path, &[("Content-Type", "application/json")], &body)
+    }
+
+    pub fn put_json(&self, path: &str, json: serde_json::Value) -> Reply {
+        let body = serde_json::to_vec(&json).expect("json");
+        self.send("PUT", path, &[("Content-Type", "application/json")], &body)
+    }
+}
+
+/// Creates a user with a token of the given scope; returns (user id, token).
+pub fn user_with_token(server: &TestServer, username: &str, scope: &str) -> (u64, String) {
+    let root = Api::root(server);
+    let user = root.post_json(
+        "/api/v4/users",
+        serde_json::json!({ "username": username, "name": username, "email": format!("{username}@example.com"), "password": "correct horse battery" }),
+    );
+    assert_eq!(user.status, 201, "{}", user.text());
+    let id = user.json()["id"].as_u64().expect("user id");
+    let token = root.post_json(
+        &format!("/api/v4/users/{id}/personal_access_tokens"),
+        serde_json::json!({ "name": "t", "scopes": [scope] }),
+    );
+    assert_eq!(token.status, 201, "{}", token.text());
+    (
+        id,
+        token.json()["token"].as_str().expect("token").to_string(),
+    )
+}
+
+/// Creates a project as root; returns its id.
+pub fn project(server: &TestServer, name: &str, visibility: &str) -> u64 {
+    let reply = Api::root(server).post_json(
+        "/api/v4/projects",
+        serde_json::json!({ "name": name, "visibility": visibility }),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    reply.json()["id"].as_u64().expect("project id")
+}
+
+pub fn add_member(server: &TestServer, project_id: u64, user_id: u64, level: u8) {
+    let reply = Api::root(server).post_json(
+        &format!("/api/v4/projects/{project_id}/members"),
+        serde_json::json!({ "user_id": user_id, "access_level": level }),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn curl() -> Command {
+    let mut c = Command::new("curl");
+    c.args(["--silent", "--show-error"]);
+    c
+}
