@@ -8,6 +8,9 @@ pub enum Error {
     /// The thing does not exist, or the caller may not know that it does.
     #[error("{0} Not Found")]
     NotFound(&'static str),
+    /// Not found, with a message that says what was looked for.
+    #[error("{0}")]
+    NotFoundMessage(String),
     #[error("unauthorized")]
     Unauthorized,
     #[error("forbidden")]

@@ -3,13 +3,18 @@
 
 pub mod access;
 pub mod accounts;
+pub mod ci;
 pub mod error;
+pub mod experiments;
 pub mod maintenance;
+pub mod ml_records;
+pub mod models;
 pub mod names;
 pub mod packages;
 pub mod paging;
 pub mod projects;
 pub mod records;
+pub mod semver_rules;
 
 use std::sync::Arc;
 

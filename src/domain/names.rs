@@ -15,6 +15,11 @@ static GENERIC_FILE_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._+-]+$").expect("static regex"));
 static MODEL_FILE_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._+ -]+$").expect("static regex"));
+/// GitLab's ML model name format: ASCII letters, digits, `_ . - / @`; `+` only before a `/`.
+static MODEL_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^@?([A-Za-z0-9_.+-]*/)*[A-Za-z0-9_.-]+@?([A-Za-z0-9_.+-]*/)*[A-Za-z0-9_.-]*$")
+        .expect("static regex")
+});
 static USERNAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$").expect("static regex"));
 static PROJECT_PATH: LazyLock<Regex> =
@@ -89,6 +94,25 @@ pub fn file_path(path: &str) -> Result<()> {
             .any(|seg| seg.is_empty() || seg == "." || seg == "..")
     {
         return Err(Error::invalid_path("path"));
+    }
+    Ok(())
+}
+
+/// A model name: GitLab's format, at most 255 characters, and no segment that climbs.
+pub fn model_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::bad("model name must not be empty"));
+    }
+    if name.chars().count() > 255 {
+        return Err(Error::bad("model name is too long: at most 255 characters"));
+    }
+    if !MODEL_NAME.is_match(name)
+        || is_traversal(name)
+        || name.split('/').any(|s| s == "." || s == "..")
+    {
+        return Err(Error::bad(format!(
+            "model name '{name}' is invalid: use ASCII letters, digits and _ . - / @ (no spaces)"
+        )));
     }
     Ok(())
 }
@@ -169,6 +193,31 @@ mod tests {
         }
         assert!(model_file_name("my model.pkl").is_ok());
         assert!(model_file_name("../x").is_err());
+    }
+
+    #[test]
+    fn model_names_follow_gitlab() {
+        for ok in [
+            "fraud",
+            "team/fraud-v2",
+            "my_model.onnx",
+            "@scope/model",
+            "a+b/c",
+        ] {
+            assert!(model_name(ok).is_ok(), "{ok}");
+        }
+        let long = "m".repeat(256);
+        for bad in [
+            "",
+            "has space",
+            "a/../b",
+            "..",
+            long.as_str(),
+            "a+b",
+            "tab\tname",
+        ] {
+            assert!(model_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
             StatusCode::NOT_FOUND,
             json!({ "message": format!("404 {what} Not Found") }),
         ),
+        Error::NotFoundMessage(message) => (StatusCode::NOT_FOUND, json!({ "message": message })),
         Error::Unauthorized => (
             StatusCode::UNAUTHORIZED,
             json!({ "message": "401 Unauthorized" }),

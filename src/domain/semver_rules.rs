@@ -1,0 +1,225 @@
+//! Versions of models are Semantic Versioning 2.0.0 strings: parsing, ordering, the automatic
+//! patch bump, and resolution of a requirement (`^1.2`, `~1.2`, `1.x`, `>=1.2, <2`, `latest`).
+
+use semver::{BuildMetadata, Version, VersionReq};
+
+use super::error::{Error, Result};
+
+pub const SEMVER_RULE: &str = "must follow semantic versioning 2.0.0 (MAJOR.MINOR.PATCH with optional -prerelease and +build, no leading zeros, no 'v' prefix), e.g. 1.2.3 or 1.2.3-rc.1";
+
+/// Parses a model version; the error says what the rule is.
+pub fn parse_version(raw: &str) -> Result<Version> {
+    if raw.len() > 255 {
+        return Err(Error::bad(format!(
+            "version '{}…' is too long: at most 255 characters",
+            &raw[..16]
+        )));
+    }
+    Version::parse(raw).map_err(|e| Error::bad(format!("version '{raw}' {SEMVER_RULE} ({e})")))
+}
+
+/// The version that follows `latest` when none is given: a patch bump (`1.2.3` → `1.2.4`); a
+/// prerelease becomes its release (`2.0.0-rc.1` → `2.0.0`); the first version is `1.0.0`.
+pub fn next_patch(latest: Option<&Version>) -> Version {
+    match latest {
+        None => Version::new(1, 0, 0),
+        Some(v) if !v.pre.is_empty() => Version::new(v.major, v.minor, v.patch),
+        Some(v) => Version::new(v.major, v.minor, v.patch + 1),
+    }
+}
+
+/// The highest version by SemVer precedence (build metadata does not count).
+pub fn latest<'a>(versions: impl IntoIterator<Item = &'a Version>) -> Option<&'a Version> {
+    versions
+        .into_iter()
+        .max_by(|a, b| a.cmp_precedence(b).then_with(|| a.cmp(b)))
+}
+
+/// A parsed requirement.
+#[derive(Debug, Clone)]
+pub enum Requirement {
+    /// The highest release (prereleases excluded).
+    Latest,
+    Range {
+        req: VersionReq,
+        names_prerelease: bool,
+    },
+}
+
+/// Parses `latest`, `*`, `1.x`, `^1.2`, `~1.2`, `>=1.2, <2`, `=1.2.3`, `1.2` (= `^1.2`).
+pub fn parse_requirement(raw: &str) -> Result<Requirement> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(Error::bad("requirement is empty"));
+    }
+    if trimmed.eq_ignore_ascii_case("latest") {
+        return Ok(Requirement::Latest);
+    }
+    if trimmed.len() > 255 {
+        return Err(Error::bad(
+            "requirement is too long: at most 255 characters",
+        ));
+    }
+    let req = VersionReq::parse(trimmed).map_err(|e| {
+        Error::bad(format!(
+            "requirement '{trimmed}' is not a SemVer requirement ({e}); use e.g. ^1.2, ~1.2, 1.x, >=1.2, <2 or latest"
+        ))
+    })?;
+    let names_prerelease = req.comparators.iter().any(|c| !c.pre.is_empty());
+    Ok(Requirement::Range {
+        req,
+        names_prerelease,
+    })
+}
+
+impl Requirement {
+    pub fn matches(&self, version: &Version) -> bool {
+        match self {
+            Requirement::Latest => version.pre.is_empty(),
+            Requirement::Range {
+                req,
+                names_prerelease,
+            } => {
+                if version.pre.is_empty() {
+                    return req.matches(version);
+                }
+                if !names_prerelease {
+                    return false;
+                }
+                // A prerelease matches when the bounds admit it, whichever comparator names it:
+                // `>=2.0.0-rc.1, <2.0.0` admits 2.0.0-rc.1.
+                req.comparators
+                    .iter()
+                    .all(|c| comparator_admits(c, version))
+            }
+        }
+    }
+
+    /// The highest version matching this requirement.
+    pub fn resolve<'a>(
+        &self,
+        versions: impl IntoIterator<Item = &'a Version>,
+    ) -> Option<&'a Version> {
+        latest(versions.into_iter().filter(|v| self.matches(v)))
+    }
+}
+
+/// Whether one comparator admits `version` by plain precedence, prerelease included.
+fn comparator_admits(c: &semver::Comparator, version: &Version) -> bool {
+    use semver::Op;
+    let bound = Version {
+        major: c.major,
+        minor: c.minor.unwrap_or(0),
+        patch: c.patch.unwrap_or(0),
+        pre: c.pre.clone(),
+        build: BuildMetadata::EMPTY,
+    };
+    let ord = version.cmp_precedence(&bound);
+    match c.op {
+        Op::Greater => ord.is_gt(),
+        Op::GreaterEq => ord.is_ge(),
+        Op::Less => ord.is_lt(),
+        Op::LessEq => ord.is_le(),
+        Op::Exact => ord.is_eq(),
+        // ^, ~ and wildcards: the semver crate's own rule for a single comparator.
+        _ => VersionReq {
+            comparators: vec![c.clone()],
+        }
+        .matches(version),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn valid_and_invalid_versions() {
+        for ok in [
+            "1.2.3",
+            "1.2.3-rc.1",
+            "1.2.3+build.5",
+            "0.0.0",
+            "10.20.30-alpha.beta+exp.sha.5114f85",
+        ] {
+            assert!(parse_version(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "1",
+            "1.2",
+            "v1.2.3",
+            "1.2.3.beta",
+            "01.2.3",
+            "1.02.3",
+            "",
+            " 1.2.3",
+            "1.2.3-",
+        ] {
+            let err = parse_version(bad).unwrap_err().to_string();
+            assert!(err.contains("semantic versioning"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn ordering_is_semver_precedence() {
+        assert!(v("1.10.0") > v("1.9.0"));
+        assert!(v("2.0.0-rc.1") < v("2.0.0"));
+        assert!(v("2.0.0-rc.2") > v("2.0.0-rc.1"));
+        let all = [v("1.9.0"), v("1.10.0"), v("2.0.0-rc.1")];
+        assert_eq!(latest(all.iter()), Some(&v("2.0.0-rc.1")));
+    }
+
+    #[test]
+    fn patch_bump() {
+        assert_eq!(next_patch(None), v("1.0.0"));
+        assert_eq!(next_patch(Some(&v("1.2.3"))), v("1.2.4"));
+        assert_eq!(next_patch(Some(&v("1.2.3+b.1"))), v("1.2.4"));
+        assert_eq!(next_patch(Some(&v("2.0.0-rc.1"))), v("2.0.0"));
+    }
+
+    #[test]
+    fn resolution_of_the_issue_examples() {
+        let versions: Vec<Version> = ["1.2.0", "1.2.7", "1.3.0", "2.0.0-rc.1", "2.0.0"]
+            .iter()
+            .map(|s| v(s))
+            .collect();
+        let resolve = |r: &str| {
+            parse_requirement(r)
+                .unwrap()
+                .resolve(versions.iter())
+                .map(|v| v.to_string())
+        };
+        assert_eq!(resolve("^1.2").as_deref(), Some("1.3.0"));
+        assert_eq!(resolve("~1.2").as_deref(), Some("1.2.7"));
+        assert_eq!(resolve("1.x").as_deref(), Some("1.3.0"));
+        assert_eq!(resolve(">=1.2, <2").as_deref(), Some("1.3.0"));
+        assert_eq!(resolve("latest").as_deref(), Some("2.0.0"));
+        assert_eq!(
+            resolve(">=2.0.0-rc.1, <2.0.0").as_deref(),
+            Some("2.0.0-rc.1")
+        );
+        assert_eq!(resolve("^3"), None);
+        assert_eq!(resolve("=1.2.7").as_deref(), Some("1.2.7"));
+        assert_eq!(resolve("*").as_deref(), Some("2.0.0"));
+        assert!(parse_requirement("not a req").is_err());
+    }
+
+    #[test]
+    fn prereleases_only_when_named() {
+        let versions = [v("1.0.0"), v("1.1.0-beta.1")];
+        let resolve = |r: &str| {
+            parse_requirement(r)
+                .unwrap()
+                .resolve(versions.iter())
+                .map(|v| v.to_string())
+        };
+        assert_eq!(resolve("^1").as_deref(), Some("1.0.0"));
+        assert_eq!(resolve("latest").as_deref(), Some("1.0.0"));
+        assert_eq!(resolve(">=1.1.0-beta.1").as_deref(), Some("1.1.0-beta.1"));
+        assert_eq!(resolve("^1.1.0-beta.0").as_deref(), Some("1.1.0-beta.1"));
+    }
+}

@@ -1,0 +1,339 @@
+//! The model registry's domain, called as plain Rust on a temporary data dir (no server).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use modelyard::domain::access::{Action, Caller};
+use modelyard::domain::experiments::{LogBatch, NewCandidate};
+use modelyard::domain::ml_records::{KeyValue, MetricPoint, TagOwner};
+use modelyard::domain::models::{ModelFileOwner, NewModel, NewVersion};
+use modelyard::domain::packages::IncomingFile;
+use modelyard::domain::projects::{NewProject, ProjectAccess};
+use modelyard::domain::records::{Scope, Visibility};
+use modelyard::domain::{Error, Limits, Registry};
+use modelyard::server::open_registry;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    registry: Arc<Registry>,
+    root: Caller,
+    access: ProjectAccess,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(open_registry(dir.path(), Limits::default(), 8).unwrap());
+    registry
+        .bootstrap_root(Some("root-token-for-domain-tests"))
+        .unwrap();
+    let root = Caller::from_user(registry.user_by_name("root").unwrap(), &[Scope::Api]);
+    let project = registry
+        .create_project(
+            &root,
+            NewProject {
+                name: Some("p".into()),
+                visibility: Some(Visibility::Private),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let access = registry
+        .project_for_action(&root, &project.id.to_string(), Action::WriteRegistry)
+        .unwrap();
+    Fixture {
+        _dir: dir,
+        registry,
+        root,
+        access,
+    }
+}
+
+fn body(data: &'static [u8]) -> IncomingFile {
+    IncomingFile {
+        body: Box::pin(futures_util::stream::iter(vec![Ok(Bytes::from_static(
+            data,
+        ))])),
+        declared_len: Some(data.len() as u64),
+        status: None,
+    }
+}
+
+fn model(f: &Fixture, name: &str) -> u64 {
+    f.registry
+        .create_model(
+            &f.root,
+            &f.access,
+            NewModel {
+                name: name.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .id
+}
+
+fn version(f: &Fixture, model_id: u64, v: Option<&str>) -> Result<String, Error> {
+    f.registry
+        .create_version(
+            &f.root,
+            &f.access,
+            model_id,
+            NewVersion {
+                version: v.map(str::to_string),
+                ..Default::default()
+            },
+        )
+        .map(|v| v.version)
+}
+
+#[test]
+fn versions_are_semver_unique_ordered_and_bumped() {
+    let f = fixture();
+    let m = model(&f, "fraud");
+    assert_eq!(version(&f, m, None).unwrap(), "1.0.0");
+    assert_eq!(version(&f, m, None).unwrap(), "1.0.1");
+    assert_eq!(version(&f, m, Some("1.9.0")).unwrap(), "1.9.0");
+    assert_eq!(version(&f, m, Some("1.10.0")).unwrap(), "1.10.0");
+    assert_eq!(version(&f, m, None).unwrap(), "1.10.1");
+    assert_eq!(version(&f, m, Some("2.0.0-rc.1")).unwrap(), "2.0.0-rc.1");
+    assert_eq!(
+        version(&f, m, None).unwrap(),
+        "2.0.0",
+        "a prerelease is followed by its release"
+    );
+    assert!(matches!(
+        version(&f, m, Some("1.9.0")),
+        Err(Error::AlreadyExists(_))
+    ));
+    for bad in ["1", "1.2", "v1.2.3", "1.2.3.beta", "01.2.3"] {
+        assert!(
+            matches!(version(&f, m, Some(bad)), Err(Error::BadRequest(_))),
+            "{bad}"
+        );
+    }
+    let order: Vec<String> = f
+        .registry
+        .versions_of(m)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "2.0.0",
+            "2.0.0-rc.1",
+            "1.10.1",
+            "1.10.0",
+            "1.9.0",
+            "1.0.1",
+            "1.0.0"
+        ]
+    );
+    let seqs: Vec<u64> = f
+        .registry
+        .versions_of(m)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.seq)
+        .collect();
+    assert_eq!(seqs, [7, 6, 5, 4, 3, 2, 1]);
+}
+
+#[tokio::test]
+async fn candidates_log_params_metrics_tags_and_promote() {
+    let f = fixture();
+    let m = model(&f, "churn");
+    let experiment = f
+        .registry
+        .experiment(f.registry.model(m).unwrap().experiment_id)
+        .unwrap();
+    assert_eq!(experiment.name, "[model]churn");
+    let run = f
+        .registry
+        .create_candidate(
+            &f.root,
+            &f.access,
+            experiment.id,
+            NewCandidate {
+                name: Some("try-1".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(run.run_id.len(), 32);
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: v.into(),
+    };
+    let metrics = (0..5)
+        .map(|step| MetricPoint {
+            key: "loss".into(),
+            value: 1.0 / (step + 1) as f64,
+            timestamp: 1000 + step,
+            step,
+        })
+        .collect();
+    f.registry
+        .log_batch(
+            &f.root,
+            &f.access,
+            run.id,
+            LogBatch {
+                metrics,
+                params: vec![kv("lr", "0.1")],
+                tags: vec![
+                    kv("gitlab.CI_JOB_ID", "77"),
+                    kv("gitlab.CI_PIPELINE_ID", "9"),
+                ],
+            },
+        )
+        .await
+        .unwrap();
+    let changed = f
+        .registry
+        .log_batch(
+            &f.root,
+            &f.access,
+            run.id,
+            LogBatch {
+                params: vec![kv("lr", "0.2")],
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(changed, Err(Error::BadRequest(m)) if m.contains("Changing param values is not allowed"))
+    );
+    assert_eq!(
+        f.registry
+            .metric_history(run.id, Some("loss"))
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(f.registry.latest_metrics(run.id).unwrap()[0].step, 4);
+    assert_eq!(
+        f.registry
+            .candidate(run.id)
+            .unwrap()
+            .ci
+            .unwrap()
+            .job_id
+            .as_deref(),
+        Some("77")
+    );
+
+    f.registry
+        .upload_model_file(
+            &f.root,
+            &f.access,
+            ModelFileOwner::Candidate(run.iid),
+            "model/weights.bin",
+            body(b"w"),
+        )
+        .await
+        .unwrap();
+    let promoted = f
+        .registry
+        .promote_candidate(&f.root, &f.access, run.id, Some("3.1.4".into()), None)
+        .unwrap();
+    assert_eq!(promoted.candidate_id, run.id);
+    let files = f.registry.version_files(&promoted).unwrap();
+    assert_eq!(
+        files.len(),
+        1,
+        "the candidate's files moved to the version's package"
+    );
+    assert_eq!(files[0].file_name, "model/weights.bin");
+    let again = f
+        .registry
+        .promote_candidate(&f.root, &f.access, run.id, None, None);
+    assert!(matches!(again, Err(Error::BadRequest(_))));
+    let deleted = f.registry.delete_candidate(&f.root, &f.access, run.id);
+    assert!(matches!(deleted, Err(Error::BadRequest(m)) if m.contains("model version")));
+    let experiment_delete = f
+        .registry
+        .delete_experiment(&f.root, &f.access, experiment.id);
+    assert!(
+        matches!(experiment_delete, Err(Error::BadRequest(m)) if m.contains("associated to a model"))
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_model_takes_everything_it_owns_and_gc_frees_only_its_blobs() {
+    let f = fixture();
+    let doomed = model(&f, "doomed");
+    let kept = model(&f, "kept");
+    let (dv, _) = f
+        .registry
+        .upload_version_file(
+            &f.root,
+            &f.access,
+            &f.registry.model(doomed).unwrap(),
+            "1.0.0",
+            "only-doomed.bin",
+            body(b"doomed bytes"),
+        )
+        .await
+        .unwrap();
+    f.registry
+        .upload_version_file(
+            &f.root,
+            &f.access,
+            &f.registry.model(doomed).unwrap(),
+            "1.0.0",
+            "shared.bin",
+            body(b"shared bytes"),
+        )
+        .await
+        .unwrap();
+    let (kv_version, _) = f
+        .registry
+        .upload_version_file(
+            &f.root,
+            &f.access,
+            &f.registry.model(kept).unwrap(),
+            "1.0.0",
+            "shared.bin",
+            body(b"shared bytes"),
+        )
+        .await
+        .unwrap();
+    f.registry
+        .set_tags(
+            &f.root,
+            &f.access,
+            TagOwner::Model(doomed),
+            &[KeyValue {
+                key: "team".into(),
+                value: "x".into(),
+            }],
+        )
+        .unwrap();
+    let experiment_id = f.registry.model(doomed).unwrap().experiment_id;
+    f.registry.delete_model(&f.root, &f.access, doomed).unwrap();
+    assert!(matches!(f.registry.model(doomed), Err(Error::NotFound(_))));
+    assert!(matches!(f.registry.version(dv.id), Err(Error::NotFound(_))));
+    assert!(matches!(
+        f.registry.candidate(dv.candidate_id),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        f.registry.experiment(experiment_id),
+        Err(Error::NotFound(_))
+    ));
+    assert!(f.registry.tags(TagOwner::Model(doomed)).unwrap().is_empty());
+    assert!(f
+        .registry
+        .packages_of(f.access.project.id)
+        .unwrap()
+        .iter()
+        .all(|p| p.name != "doomed"));
+    assert_eq!(f.registry.version_files(&kv_version).unwrap().len(), 1);
+    let report = f.registry.gc().unwrap();
+    assert_eq!(
+        (report.removed, report.kept, report.freed_bytes),
+        (1, 1, 12)
+    );
+}
