@@ -10,6 +10,7 @@ pub mod maintenance;
 pub mod ml_records;
 pub mod models;
 pub mod names;
+pub mod package_paths;
 pub mod packages;
 pub mod paging;
 pub mod projects;

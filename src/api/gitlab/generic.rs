@@ -10,19 +10,11 @@ use percent_encoding::percent_decode_str;
 use serde_json::json;
 
 use super::{views, ApiResult, GitlabCaller, Params, ProjectRef};
-use crate::domain::packages::{generic_target, FileTarget, IncomingFile};
+use crate::domain::package_paths::GenericPath;
+use crate::domain::packages::IncomingFile;
 use crate::domain::records::PackageStatus;
 use crate::domain::Error;
 use crate::state::AppState;
-
-/// The parts of a generic package path, each percent-decoded.
-#[derive(Debug, PartialEq, Eq)]
-pub struct GenericPath {
-    pub name: String,
-    pub version: String,
-    pub path: Option<String>,
-    pub file_name: String,
-}
 
 /// Splits the raw (still percent-encoded) remainder of the URL after `/packages/generic/`.
 /// Splitting happens before decoding, so `%2F` inside a segment never creates a new one.
@@ -69,16 +61,6 @@ fn raw_rest(request_path: &str) -> &str {
         .unwrap_or("")
 }
 
-fn target_of(request_path: &str) -> Result<FileTarget, Error> {
-    let parts = split_generic_path(raw_rest(request_path))?;
-    generic_target(
-        &parts.name,
-        &parts.version,
-        parts.path.as_deref(),
-        &parts.file_name,
-    )
-}
-
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
@@ -92,7 +74,7 @@ pub async fn upload(
     ProjectRef(id): ProjectRef,
     request: Request,
 ) -> ApiResult<Response> {
-    let target = target_of(request.uri().path())?;
+    let parts = split_generic_path(raw_rest(request.uri().path()))?;
     let params = Params::from_query(request.uri().query());
     let status = params.choice("status", PackageStatus::parse)?;
     let select_file = match params.str("select")?.as_deref() {
@@ -118,7 +100,7 @@ pub async fn upload(
     };
     let file = state
         .registry
-        .upload_generic(&caller, &access, target, incoming)
+        .upload_to_generic_path(&caller, &access, &parts, incoming)
         .await?;
     if select_file {
         Ok((StatusCode::OK, Json(views::package_file(&file))).into_response())
@@ -137,15 +119,38 @@ pub async fn download(
     ProjectRef(id): ProjectRef,
     request: Request,
 ) -> ApiResult<Response> {
-    let target = target_of(request.uri().path())?;
+    let parts = split_generic_path(raw_rest(request.uri().path()))?;
     let access = state.registry.project_for(&caller, &id)?;
-    let file = state.registry.generic_download(&caller, &access, &target)?;
-    Ok(crate::api::download::serve(&state.registry, &file, request).await?)
+    match state
+        .registry
+        .download_from_generic_path(&caller, &access, &parts)?
+    {
+        Err(file) => Ok(crate::api::download::serve(&state.registry, &file, request).await?),
+        Ok(found) => {
+            let mut response =
+                crate::api::download::serve(&state.registry, &found.file, request).await?;
+            if let Ok(value) = axum::http::HeaderValue::from_str(&found.version.version) {
+                response.headers_mut().insert("x-model-version", value);
+            }
+            Ok(response)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::packages::{generic_target, FileTarget};
+
+    fn target_of(request_path: &str) -> Result<FileTarget, Error> {
+        let parts = split_generic_path(raw_rest(request_path))?;
+        generic_target(
+            &parts.name,
+            &parts.version,
+            parts.path.as_deref(),
+            &parts.file_name,
+        )
+    }
 
     #[test]
     fn splits_before_decoding() {

@@ -2,6 +2,7 @@
 
 mod error;
 mod generic;
+mod ml_files;
 mod packages;
 mod params;
 mod projects;
@@ -81,6 +82,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v4/projects/{id}/packages/{package_id}/package_files/{file_id}",
             axum::routing::delete(packages::delete_file),
+        )
+        .route(
+            "/api/v4/projects/{id}/packages/ml_models/{*rest}",
+            put(ml_files::upload).get(ml_files::download),
         )
         .route(
             "/api/v4/projects/{id}/packages/generic/{*rest}",
