@@ -651,28 +651,13 @@ impl Registry {
             .collect::<Result<Vec<_>>>()?;
         let run_id = candidate.run_id.clone();
         self.meta.transaction(|tx| {
-            for param in &batch.params {
-                let key = param_key(candidate_id, &param.key);
-                match tx.get(Table::Params, &key)? {
-                    Some(old) if old != param.value.as_bytes() => {
-                        return abort(Error::bad(format!(
-                            "Changing param values is not allowed. Param with key='{}' was already logged with value='{}' for run ID='{run_id}'. Attempted logging new value '{}'.",
-                            param.key,
-                            String::from_utf8_lossy(&old),
-                            param.value
-                        )));
-                    }
-                    Some(_) => {}
-                    None => tx.put(Table::Params, &key, param.value.as_bytes())?,
-                }
-            }
-            for (point, id) in batch.metrics.iter().zip(&metric_ids) {
-                let key = Key::new().id(candidate_id).str(&point.key).id(*id).build();
-                tx.put(Table::Metrics, &key, &encode_metric(point))?;
-            }
+            put_params(tx, candidate_id, &run_id, &batch.params)?;
+            put_metrics(tx, candidate_id, &batch.metrics, &metric_ids)?;
             if !batch.tags.is_empty() {
                 put_tags(tx, TagOwner::Candidate(candidate_id), &batch.tags)?;
-                let Some(mut current) = tx.get_json::<Candidate>(Table::Candidates, &keys::id(candidate_id))? else {
+                let Some(mut current) =
+                    tx.get_json::<Candidate>(Table::Candidates, &keys::id(candidate_id))?
+                else {
                     return abort(Error::NotFound("Run"));
                 };
                 let mut ci = current.ci.clone().unwrap_or_default();
@@ -828,8 +813,9 @@ impl Registry {
         let project_id = match owner {
             TagOwner::Experiment(id) => self.experiment(id)?.project_id,
             TagOwner::Candidate(id) => self.candidate(id)?.project_id,
-            TagOwner::Model(id) => self.model(id)?.project_id,
+            TagOwner::Model(id) | TagOwner::ModelAlias(id) => self.model(id)?.project_id,
             TagOwner::Version(id) => self.version(id)?.project_id,
+            TagOwner::LoggedModel(id) => self.logged_model(id)?.project_id,
         };
         if project_id != access.project.id {
             return Err(Error::NotFound("Tag owner"));
@@ -865,6 +851,45 @@ impl Registry {
             },
         )
     }
+}
+
+/// Records params; a key logged before must keep its value.
+pub(crate) fn put_params(
+    tx: &dyn Txn,
+    candidate_id: u64,
+    run_id: &str,
+    params: &[KeyValue],
+) -> Result<(), TxError<Error>> {
+    for param in params {
+        let key = param_key(candidate_id, &param.key);
+        match tx.get(Table::Params, &key)? {
+            Some(old) if old != param.value.as_bytes() => {
+                return abort(Error::bad(format!(
+                    "Changing param values is not allowed. Param with key='{}' was already logged with value='{}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+                    param.key,
+                    String::from_utf8_lossy(&old),
+                    param.value
+                )));
+            }
+            Some(_) => {}
+            None => tx.put(Table::Params, &key, param.value.as_bytes())?,
+        }
+    }
+    Ok(())
+}
+
+/// Appends metric values; `ids` (one per point, from `new_id`) order the history.
+pub(crate) fn put_metrics(
+    tx: &dyn Txn,
+    candidate_id: u64,
+    points: &[MetricPoint],
+    ids: &[u64],
+) -> Result<(), TxFail> {
+    for (point, id) in points.iter().zip(ids) {
+        let key = Key::new().id(candidate_id).str(&point.key).id(*id).build();
+        tx.put(Table::Metrics, &key, &encode_metric(point))?;
+    }
+    Ok(())
 }
 
 /// Removes a candidate and everything it owns.

@@ -38,6 +38,15 @@ pub struct ModelVersion {
     pub candidate_id: u64,
     /// The `ml_model` package `<model name>/<version>` holding the files.
     pub package_id: u64,
+    /// Where the files came from, as the client named it (`runs:/…`, `models:/…`).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The run that produced this version, when the client named one.
+    #[serde(default)]
+    pub source_run_id: Option<String>,
+    /// MLflow's (deprecated) stage: Staging, Production or Archived; `None` when unset.
+    #[serde(default)]
+    pub stage: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -177,6 +186,9 @@ pub enum TagOwner {
     Candidate(u64),
     Model(u64),
     Version(u64),
+    /// A model's aliases: key = alias, value = the version's id.
+    ModelAlias(u64),
+    LoggedModel(u64),
 }
 
 impl TagOwner {
@@ -186,6 +198,8 @@ impl TagOwner {
             TagOwner::Candidate(id) => (2, id),
             TagOwner::Model(id) => (3, id),
             TagOwner::Version(id) => (4, id),
+            TagOwner::ModelAlias(id) => (5, id),
+            TagOwner::LoggedModel(id) => (6, id),
         };
         let mut key = vec![kind];
         key.extend_from_slice(&id.to_be_bytes());

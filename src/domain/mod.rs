@@ -3,9 +3,11 @@
 
 pub mod access;
 pub mod accounts;
+pub mod artifacts;
 pub mod ci;
 pub mod error;
 pub mod experiments;
+pub mod logged_models;
 pub mod maintenance;
 pub mod ml_records;
 pub mod models;
@@ -16,6 +18,7 @@ pub mod paging;
 pub mod projects;
 pub mod records;
 pub mod semver_rules;
+pub mod version_labels;
 
 use std::sync::Arc;
 

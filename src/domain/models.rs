@@ -7,15 +7,15 @@ use super::access::{Action, Caller};
 use super::ci;
 use super::error::{Error, Result};
 use super::experiments::{
-    bump_counter, candidate_record, experiment_name_key, put_experiment, put_new_candidate,
-    put_tags, remove_candidate_in, remove_experiment_in, validate_tag, CandidateContents,
-    NewCandidate, MODEL_EXPERIMENT_PREFIX,
+    bump_counter, candidate_record, experiment_name_key, put_experiment, put_metrics,
+    put_new_candidate, put_params, put_tags, remove_candidate_in, remove_experiment_in,
+    validate_tag, CandidateContents, NewCandidate, MODEL_EXPERIMENT_PREFIX,
 };
 use super::ml_records::{
-    Candidate, CiJob, Experiment, KeyValue, Lifecycle, Model, ModelVersion, TagOwner,
+    Candidate, CiJob, Experiment, KeyValue, Lifecycle, MetricPoint, Model, ModelVersion, TagOwner,
 };
 use super::names;
-use super::packages::{FileTarget, IncomingFile};
+use super::packages::{put_file, FileTarget, IncomingFile};
 use super::paging::{Page, PageRequest};
 use super::projects::ProjectAccess;
 use super::records::{now, Package, PackageFile, PackageStatus, PackageType};
@@ -44,6 +44,13 @@ pub struct NewVersion {
     pub candidate_id: Option<u64>,
     /// A CI job link for the version's candidate.
     pub ci: Option<CiJob>,
+    /// Where the files come from, as the client named it.
+    pub source: Option<String>,
+    /// A run whose params, metrics and CI link the version's new candidate inherits.
+    pub source_run: Option<u64>,
+    /// Files the version's package references (same blobs, no bytes copied), named as they
+    /// will be in the package.
+    pub files: Vec<PackageFile>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -120,6 +127,15 @@ fn model_tag_checks(tags: &[KeyValue]) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// What a version inherits from the run it was made from.
+struct Inheritance {
+    run_id: String,
+    params: Vec<KeyValue>,
+    metrics: Vec<MetricPoint>,
+    metric_ids: Vec<u64>,
+    ci: Option<CiJob>,
 }
 
 /// Sorts versions newest first by SemVer precedence.
@@ -349,6 +365,7 @@ impl Registry {
             .collect::<Result<_>>()?;
         let experiment_tags = self.owned_tag_keys(TagOwner::Experiment(experiment.id))?;
         tag_keys.extend(self.owned_tag_keys(TagOwner::Model(model.id))?);
+        tag_keys.extend(self.owned_tag_keys(TagOwner::ModelAlias(model.id))?);
         self.meta.transaction(|tx| {
             for version in &versions {
                 tx.delete(
@@ -377,6 +394,108 @@ impl Registry {
             )?;
             tx.delete(Table::Models, &keys::id(model.id))?;
             Ok(())
+        })
+    }
+
+    /// Renames a model, its experiment and every package named after it.
+    pub fn rename_model(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        model_id: u64,
+        new_name: &str,
+    ) -> Result<Model> {
+        access.check(caller, Action::WriteRegistry)?;
+        names::model_name(new_name)?;
+        let model = self.project_model(access, model_id)?;
+        if model.name == new_name {
+            return Ok(model);
+        }
+        let experiment = self.experiment(model.experiment_id)?;
+        let packages: Vec<Package> = self
+            .packages_of(model.project_id)?
+            .into_iter()
+            .filter(|p| p.name == model.name && p.package_type == PackageType::MlModel)
+            .collect();
+        let new_experiment_name = format!("{MODEL_EXPERIMENT_PREFIX}{new_name}");
+        let package_key = |name: &str, version: &str| -> Vec<u8> {
+            Key::new()
+                .id(model.project_id)
+                .str(name)
+                .str(version)
+                .str(PackageType::MlModel.as_str())
+                .build()
+        };
+        self.meta.transaction(|tx| {
+            if tx.exists(
+                Table::ModelsByName,
+                &model_name_key(model.project_id, new_name),
+            )? {
+                return abort(Error::AlreadyExists(format!(
+                    "Model '{new_name}' already exists"
+                )));
+            }
+            if tx.exists(
+                Table::ExperimentsByName,
+                &experiment_name_key(model.project_id, &new_experiment_name),
+            )? {
+                return abort(Error::AlreadyExists(format!(
+                    "Experiment '{new_experiment_name}' already exists"
+                )));
+            }
+            for package in &packages {
+                if tx.exists(
+                    Table::PackagesByName,
+                    &package_key(new_name, &package.version),
+                )? {
+                    return abort(Error::AlreadyExists(format!(
+                        "A package {new_name}/{} already exists",
+                        package.version
+                    )));
+                }
+                tx.delete(
+                    Table::PackagesByName,
+                    &package_key(&package.name, &package.version),
+                )?;
+                tx.put(
+                    Table::PackagesByName,
+                    &package_key(new_name, &package.version),
+                    &keys::id(package.id),
+                )?;
+                let renamed = Package {
+                    name: new_name.to_string(),
+                    ..package.clone()
+                };
+                tx.put_json(Table::Packages, &keys::id(package.id), &renamed)?;
+            }
+            tx.delete(
+                Table::ExperimentsByName,
+                &experiment_name_key(model.project_id, &experiment.name),
+            )?;
+            put_experiment(
+                tx,
+                &Experiment {
+                    name: new_experiment_name.clone(),
+                    updated_at: now(),
+                    ..experiment.clone()
+                },
+            )?;
+            tx.delete(
+                Table::ModelsByName,
+                &model_name_key(model.project_id, &model.name),
+            )?;
+            tx.put(
+                Table::ModelsByName,
+                &model_name_key(model.project_id, new_name),
+                &keys::id(model.id),
+            )?;
+            let renamed = Model {
+                name: new_name.to_string(),
+                updated_at: now(),
+                ..model.clone()
+            };
+            tx.put_json(Table::Models, &keys::id(model.id), &renamed)?;
+            Ok(renamed)
         })
     }
 
@@ -515,6 +634,20 @@ impl Registry {
         ))
     }
 
+    fn inheritance_from(&self, candidate_id: u64) -> Result<Inheritance> {
+        let run = self.candidate(candidate_id)?;
+        let metrics = self.metric_history(run.id, None)?;
+        Ok(Inheritance {
+            metric_ids: (0..metrics.len())
+                .map(|_| self.new_id())
+                .collect::<Result<_>>()?,
+            params: self.params(run.id)?,
+            metrics,
+            ci: run.ci,
+            run_id: run.run_id,
+        })
+    }
+
     fn promotable_candidate(&self, model: &Model, candidate_id: u64) -> Result<Candidate> {
         let candidate = self.candidate(candidate_id)?;
         if candidate.project_id != model.project_id {
@@ -549,6 +682,13 @@ impl Registry {
         let version_id = self.new_id()?;
         let fresh_candidate_id = self.new_id()?;
         let fresh_package_id = self.new_id()?;
+        let file_ids = (0..new.files.len())
+            .map(|_| self.new_id())
+            .collect::<Result<Vec<_>>>()?;
+        let inherited = match (new.source_run, promoted) {
+            (Some(run_id), None) => Some(self.inheritance_from(run_id)?),
+            _ => None,
+        };
         let at = now();
         let candidate_package = match promoted {
             Some(c) => match self.candidate_package(c) {
@@ -604,6 +744,11 @@ impl Registry {
                 }
             };
             candidate.model_version_id = Some(version_id);
+            if let Some(run) = &inherited {
+                put_params(tx, candidate.id, &candidate.run_id, &run.params)?;
+                put_metrics(tx, candidate.id, &run.metrics, &run.metric_ids)?;
+                candidate.ci = ci::merge(candidate.ci.take(), run.ci.clone());
+            }
             candidate.ci = ci::merge(candidate.ci.take(), new.ci.clone());
             tx.put_json(Table::Candidates, &keys::id(candidate.id), &candidate)?;
             // The package: the promoted candidate's, renamed; else a new one (or one left by uploads).
@@ -650,6 +795,16 @@ impl Registry {
             };
             tx.put_json(Table::Packages, &keys::id(package.id), &package)?;
             tx.put(Table::PackagesByName, &target_key, &keys::id(package.id))?;
+            for (file, id) in new.files.iter().zip(&file_ids) {
+                let referenced = PackageFile {
+                    id: *id,
+                    package_id: package.id,
+                    project_id: model.project_id,
+                    created_at: at,
+                    ..file.clone()
+                };
+                put_file(tx, &referenced)?;
+            }
             let record = ModelVersion {
                 id: version_id,
                 project_id: model.project_id,
@@ -660,6 +815,9 @@ impl Registry {
                 author_id: caller.user_id(),
                 candidate_id: candidate.id,
                 package_id: package.id,
+                source: new.source.clone(),
+                source_run_id: inherited.as_ref().map(|run| run.run_id.clone()),
+                stage: None,
                 created_at: at,
                 updated_at: at,
             };
@@ -720,7 +878,17 @@ impl Registry {
             Err(Error::NotFound(_)) => None,
             Err(other) => return Err(other),
         };
-        let tags = self.owned_tag_keys(TagOwner::Version(version.id))?;
+        let mut tags = self.owned_tag_keys(TagOwner::Version(version.id))?;
+        for (alias, target) in self.aliases(version.model_id)? {
+            if target == version.id {
+                tags.push(
+                    Key::new()
+                        .raw(&TagOwner::ModelAlias(version.model_id).key_prefix())
+                        .str(&alias)
+                        .build(),
+                );
+            }
+        }
         self.meta.transaction(|tx| {
             if let Some((package, files)) = &package {
                 super::packages::remove_package_in(tx, package, files)?;

@@ -377,15 +377,25 @@ fn remove_file_in(tx: &dyn Txn, file: &PackageFile) -> Result<(), crate::store::
     )
 }
 
+/// Removes file records with every record of their names (so their heads go too).
+pub(crate) fn remove_files_in(
+    tx: &dyn Txn,
+    package: &Package,
+    files: &[PackageFile],
+) -> Result<(), crate::store::meta::TxFail> {
+    for file in files {
+        remove_file_in(tx, file)?;
+        tx.delete(Table::FileHeads, &head_key(package.id, &file.file_name))?;
+    }
+    Ok(())
+}
+
 pub(crate) fn remove_package_in(
     tx: &dyn Txn,
     package: &Package,
     files: &[PackageFile],
 ) -> Result<(), crate::store::meta::TxError<Error>> {
-    for file in files {
-        remove_file_in(tx, file)?;
-        tx.delete(Table::FileHeads, &head_key(package.id, &file.file_name))?;
-    }
+    remove_files_in(tx, package, files)?;
     tx.delete(
         Table::PackagesByName,
         &package_key(

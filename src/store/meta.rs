@@ -41,10 +41,13 @@ pub enum Table {
     Metrics,
     Tags,
     Counters,
+    LoggedModels,
+    LoggedModelsByKey,
+    LoggedModelsByExperiment,
 }
 
 impl Table {
-    pub const ALL: [Table; 32] = [
+    pub const ALL: [Table; 35] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -77,6 +80,9 @@ impl Table {
         Table::Metrics,
         Table::Tags,
         Table::Counters,
+        Table::LoggedModels,
+        Table::LoggedModelsByKey,
+        Table::LoggedModelsByExperiment,
     ];
 
     pub fn name(self) -> &'static str {
@@ -113,6 +119,9 @@ impl Table {
             Table::Metrics => "metrics",
             Table::Tags => "tags",
             Table::Counters => "counters",
+            Table::LoggedModels => "logged_models",
+            Table::LoggedModelsByKey => "logged_models_by_key",
+            Table::LoggedModelsByExperiment => "logged_models_by_experiment",
         }
     }
 

@@ -1,0 +1,128 @@
+//! Packages seen as directory trees: what MLflow's artifact API lists, copies and deletes.
+
+use super::access::{Action, Caller};
+use super::error::{Error, Result};
+use super::projects::ProjectAccess;
+use super::records::PackageFile;
+use super::Registry;
+use crate::store::meta::abort;
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The name relative to the listed directory.
+    pub name: String,
+    pub is_dir: bool,
+    pub size: Option<u64>,
+}
+
+/// `prefix` without slashes at either end; empty for the root.
+pub fn normalize_prefix(prefix: &str) -> &str {
+    prefix.trim_matches('/')
+}
+
+/// The part of `file_name` below `dir`, if it is below it.
+fn below<'a>(file_name: &'a str, dir: &str) -> Option<&'a str> {
+    if dir.is_empty() {
+        return Some(file_name);
+    }
+    file_name.strip_prefix(dir)?.strip_prefix('/')
+}
+
+impl Registry {
+    /// The direct children of `dir` in a package: files with their size, sub-directories once.
+    pub fn list_dir(&self, package_id: u64, dir: &str) -> Result<Vec<DirEntry>> {
+        let dir = normalize_prefix(dir);
+        let mut entries: Vec<DirEntry> = Vec::new();
+        for file in self.current_files(package_id)? {
+            let Some(rest) = below(&file.file_name, dir) else {
+                continue;
+            };
+            match rest.split_once('/') {
+                Some((sub, _)) => {
+                    if !entries.iter().any(|e| e.is_dir && e.name == sub) {
+                        entries.push(DirEntry {
+                            name: sub.to_string(),
+                            is_dir: true,
+                            size: None,
+                        });
+                    }
+                }
+                None => entries.push(DirEntry {
+                    name: rest.to_string(),
+                    is_dir: false,
+                    size: Some(file.size),
+                }),
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// The current files at or below `path`, renamed relative to it (a file named exactly
+    /// `path` keeps its base name). What a version made from a source references.
+    pub fn files_under(&self, package_id: u64, path: &str) -> Result<Vec<PackageFile>> {
+        let path = normalize_prefix(path);
+        let mut out = Vec::new();
+        for file in self.current_files(package_id)? {
+            let relative = if file.file_name == path {
+                file.base_name().to_string()
+            } else {
+                match below(&file.file_name, path) {
+                    Some(rest) => rest.to_string(),
+                    None => continue,
+                }
+            };
+            out.push(PackageFile {
+                file_name: relative,
+                ..file
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes every file record at or below `path` in a package. Blobs stay until `gc`.
+    pub fn delete_files_under(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        package_id: u64,
+        path: &str,
+    ) -> Result<usize> {
+        access.check(caller, Action::WriteRegistry)?;
+        let package = self.package(access.project.id, package_id)?;
+        let path = normalize_prefix(path);
+        let doomed: Vec<PackageFile> = self
+            .package_files(package.id)?
+            .into_iter()
+            .filter(|f| {
+                path.is_empty() || f.file_name == path || below(&f.file_name, path).is_some()
+            })
+            .collect();
+        if doomed.is_empty() {
+            return Err(Error::NotFound("Artifact"));
+        }
+        let count = doomed.len();
+        self.meta.transaction(|tx| {
+            if doomed.is_empty() {
+                return abort(Error::NotFound("Artifact"));
+            }
+            super::packages::remove_files_in(tx, &package, &doomed)?;
+            Ok(())
+        })?;
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn below_only_matches_whole_segments() {
+        assert_eq!(below("folder/a.txt", "folder"), Some("a.txt"));
+        assert_eq!(below("folder2/a.txt", "folder"), None);
+        assert_eq!(below("a.txt", ""), Some("a.txt"));
+        assert_eq!(normalize_prefix("/x/y/"), "x/y");
+    }
+}

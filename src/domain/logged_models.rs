@@ -1,0 +1,228 @@
+//! MLflow 3's logged models: a model logged by a run, with its own artifacts, params and tags,
+//! that versions can be registered from.
+
+use serde::{Deserialize, Serialize};
+
+use super::access::{Action, Caller};
+use super::error::{Error, Result};
+use super::experiments::{now_ms, put_tags, validate_tag};
+use super::ml_records::{KeyValue, TagOwner};
+use super::packages::FileTarget;
+use super::projects::ProjectAccess;
+use super::records::{Package, PackageType};
+use super::Registry;
+use crate::store::keys::{self, Key};
+use crate::store::meta::{abort, Table, TxError, TxnExt};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoggedModel {
+    pub id: u64,
+    /// `m-` and 32 hex digits: MLflow's `model_id`.
+    pub key: String,
+    pub project_id: u64,
+    pub experiment_id: u64,
+    pub name: String,
+    pub source_run_id: Option<String>,
+    /// LOGGED_MODEL_PENDING, LOGGED_MODEL_READY or LOGGED_MODEL_UPLOAD_FAILED.
+    pub status: String,
+    #[serde(default)]
+    pub model_type: String,
+    #[serde(default)]
+    pub params: Vec<KeyValue>,
+    pub creator_id: Option<u64>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewLoggedModel {
+    pub experiment_id: u64,
+    pub name: String,
+    pub source_run_id: Option<String>,
+    pub model_type: Option<String>,
+    pub params: Vec<KeyValue>,
+    pub tags: Vec<KeyValue>,
+}
+
+const STATUSES: [&str; 3] = [
+    "LOGGED_MODEL_PENDING",
+    "LOGGED_MODEL_READY",
+    "LOGGED_MODEL_UPLOAD_FAILED",
+];
+
+fn key_index(project_id: u64, key: &str) -> Vec<u8> {
+    Key::new().id(project_id).str(key).build()
+}
+
+impl Registry {
+    pub fn create_logged_model(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        new: NewLoggedModel,
+    ) -> Result<LoggedModel> {
+        access.check(caller, Action::WriteRegistry)?;
+        let experiment = self.experiment(new.experiment_id)?;
+        if experiment.project_id != access.project.id {
+            return Err(Error::NotFound("Experiment"));
+        }
+        if new.name.is_empty() || new.name.chars().count() > 255 {
+            return Err(Error::bad(
+                "logged model name must have 1 to 255 characters",
+            ));
+        }
+        new.tags.iter().try_for_each(validate_tag)?;
+        if let Some(run_id) = &new.source_run_id {
+            self.candidate_by_run_id(access.project.id, run_id)?;
+        }
+        let now = now_ms();
+        let model = LoggedModel {
+            id: self.new_id()?,
+            key: format!("m-{}", hex::encode(rand::random::<[u8; 16]>())),
+            project_id: access.project.id,
+            experiment_id: experiment.id,
+            name: new.name.clone(),
+            source_run_id: new.source_run_id.clone(),
+            status: STATUSES[0].to_string(),
+            model_type: new.model_type.clone().unwrap_or_default(),
+            params: new.params.clone(),
+            creator_id: caller.user_id(),
+            created_ms: now,
+            updated_ms: now,
+        };
+        self.meta.transaction(|tx| -> Result<(), TxError<Error>> {
+            tx.put_json(Table::LoggedModels, &keys::id(model.id), &model)?;
+            tx.put(
+                Table::LoggedModelsByKey,
+                &key_index(model.project_id, &model.key),
+                &keys::id(model.id),
+            )?;
+            tx.put(
+                Table::LoggedModelsByExperiment,
+                &Key::new().id(model.experiment_id).id(model.id).build(),
+                &[],
+            )?;
+            put_tags(tx, TagOwner::LoggedModel(model.id), &new.tags)?;
+            Ok(())
+        })?;
+        Ok(model)
+    }
+
+    pub fn logged_model(&self, id: u64) -> Result<LoggedModel> {
+        self.meta
+            .get_json(Table::LoggedModels, &keys::id(id))?
+            .ok_or(Error::NotFound("Logged model"))
+    }
+
+    pub fn logged_model_by_key(&self, project_id: u64, key: &str) -> Result<LoggedModel> {
+        let id = self
+            .meta
+            .get(Table::LoggedModelsByKey, &key_index(project_id, key))?
+            .ok_or(Error::NotFound("Logged model"))?;
+        self.logged_model(keys::last_id(&id).ok_or(Error::NotFound("Logged model"))?)
+    }
+
+    /// The logged models of an experiment, oldest first.
+    pub fn logged_models_of(&self, experiment_id: u64) -> Result<Vec<LoggedModel>> {
+        self.meta
+            .scan_keys(Table::LoggedModelsByExperiment, &keys::id(experiment_id))
+            .map(|key| {
+                self.logged_model(keys::last_id(&key?).ok_or(Error::NotFound("Logged model"))?)
+            })
+            .collect()
+    }
+
+    /// Sets the status (`finalize`) of a logged model.
+    pub fn set_logged_model_status(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        id: u64,
+        status: &str,
+    ) -> Result<LoggedModel> {
+        access.check(caller, Action::WriteRegistry)?;
+        if !STATUSES.contains(&status) {
+            return Err(Error::bad(format!(
+                "status must be one of {}",
+                STATUSES.join(", ")
+            )));
+        }
+        self.meta.transaction(|tx| {
+            let Some(mut model) = tx.get_json::<LoggedModel>(Table::LoggedModels, &keys::id(id))?
+            else {
+                return abort(Error::NotFound("Logged model"));
+            };
+            if model.project_id != access.project.id {
+                return abort(Error::NotFound("Logged model"));
+            }
+            model.status = status.to_string();
+            model.updated_ms = now_ms();
+            tx.put_json(Table::LoggedModels, &keys::id(id), &model)?;
+            Ok(model)
+        })
+    }
+
+    /// The package holding a logged model's artifacts:
+    /// `<model name or ml_experiment_<iid>>/<model key>`.
+    pub fn logged_model_target(&self, model: &LoggedModel, file_name: &str) -> Result<FileTarget> {
+        let experiment = self.experiment(model.experiment_id)?;
+        let base = match experiment.model_id {
+            Some(id) => self.model(id)?.name,
+            None => format!("ml_experiment_{}", experiment.iid),
+        };
+        Ok(FileTarget {
+            package_name: base,
+            version: model.key.clone(),
+            package_type: PackageType::MlModel,
+            file_name: file_name.to_string(),
+        })
+    }
+
+    pub fn logged_model_package(&self, model: &LoggedModel) -> Result<Package> {
+        let target = self.logged_model_target(model, "")?;
+        self.find_package(model.project_id, &target)
+    }
+
+    pub fn delete_logged_model(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        id: u64,
+    ) -> Result<()> {
+        access.check(caller, Action::WriteRegistry)?;
+        let model = self.logged_model(id)?;
+        if model.project_id != access.project.id {
+            return Err(Error::NotFound("Logged model"));
+        }
+        let package = match self.logged_model_package(&model) {
+            Ok(p) => {
+                let files = self.package_files(p.id)?;
+                Some((p, files))
+            }
+            Err(Error::NotFound(_)) => None,
+            Err(other) => return Err(other),
+        };
+        let tags: Vec<Vec<u8>> = self
+            .meta
+            .scan_keys(Table::Tags, &TagOwner::LoggedModel(id).key_prefix())
+            .collect::<Result<_, _>>()?;
+        self.meta.transaction(|tx| {
+            if let Some((p, files)) = &package {
+                super::packages::remove_package_in(tx, p, files)?;
+            }
+            for key in &tags {
+                tx.delete(Table::Tags, key)?;
+            }
+            tx.delete(
+                Table::LoggedModelsByKey,
+                &key_index(model.project_id, &model.key),
+            )?;
+            tx.delete(
+                Table::LoggedModelsByExperiment,
+                &Key::new().id(model.experiment_id).id(model.id).build(),
+            )?;
+            tx.delete(Table::LoggedModels, &keys::id(model.id))?;
+            Ok(())
+        })
+    }
+}

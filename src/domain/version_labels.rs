@@ -1,0 +1,187 @@
+//! Names that point at versions: MLflow aliases (`@champion`; a version's SemVer string is an
+//! implicit alias) and MLflow's deprecated stages.
+
+use semver::Version;
+
+use super::access::{Action, Caller};
+use super::error::{Error, Result};
+use super::ml_records::{ModelVersion, TagOwner};
+use super::projects::ProjectAccess;
+use super::records::now;
+use super::Registry;
+use crate::store::keys::{self, Key};
+use crate::store::meta::{abort, Table, TxError, TxnExt};
+
+pub const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];
+
+fn alias_key(model_id: u64, alias: &str) -> Vec<u8> {
+    Key::new()
+        .raw(&TagOwner::ModelAlias(model_id).key_prefix())
+        .str(alias)
+        .build()
+}
+
+/// An alias names a version by a word: letters, digits, `_` and `-`; not `latest`, not `v<n>`,
+/// and not a SemVer string (those name versions already).
+pub fn validate_alias(alias: &str) -> Result<()> {
+    let well_formed = !alias.is_empty()
+        && alias.len() <= 255
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let reserved = alias.eq_ignore_ascii_case("latest")
+        || (alias.len() > 1
+            && (alias.starts_with('v') || alias.starts_with('V'))
+            && alias[1..].chars().all(|c| c.is_ascii_digit()));
+    if !well_formed || reserved || Version::parse(alias).is_ok() {
+        return Err(Error::bad(format!(
+            "alias '{alias}' is invalid: use letters, digits, '_' and '-', not 'latest', 'v<number>' or a SemVer version"
+        )));
+    }
+    Ok(())
+}
+
+/// Canonical stage spelling, or an error naming the allowed ones.
+pub fn parse_stage(stage: &str) -> Result<&'static str> {
+    STAGES
+        .iter()
+        .find(|s| s.eq_ignore_ascii_case(stage))
+        .copied()
+        .ok_or_else(|| {
+            Error::bad(format!(
+                "stage '{stage}' is invalid: use one of {}",
+                STAGES.join(", ")
+            ))
+        })
+}
+
+impl Registry {
+    pub fn set_alias(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        version: &ModelVersion,
+        alias: &str,
+    ) -> Result<()> {
+        access.check(caller, Action::WriteRegistry)?;
+        validate_alias(alias)?;
+        if version.project_id != access.project.id {
+            return Err(Error::NotFound("Model version"));
+        }
+        let key = alias_key(version.model_id, alias);
+        self.meta.transaction(|tx| -> Result<(), TxError<Error>> {
+            tx.put(Table::Tags, &key, version.id.to_string().as_bytes())?;
+            Ok(())
+        })
+    }
+
+    pub fn delete_alias(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        model_id: u64,
+        alias: &str,
+    ) -> Result<()> {
+        access.check(caller, Action::WriteRegistry)?;
+        let key = alias_key(model_id, alias);
+        self.meta.transaction(|tx| {
+            if !tx.exists(Table::Tags, &key)? {
+                return abort(Error::NotFoundMessage(format!(
+                    "Registered model alias {alias} not found."
+                )));
+            }
+            tx.delete(Table::Tags, &key)?;
+            Ok(())
+        })
+    }
+
+    /// Every explicit alias of a model with the version id it names.
+    pub fn aliases(&self, model_id: u64) -> Result<Vec<(String, u64)>> {
+        Ok(self
+            .tags(TagOwner::ModelAlias(model_id))?
+            .into_iter()
+            .filter_map(|kv| kv.value.parse().ok().map(|id| (kv.key, id)))
+            .collect())
+    }
+
+    /// The version an alias names: an explicit alias, else a SemVer string.
+    pub fn version_by_alias(&self, model_id: u64, alias: &str) -> Result<ModelVersion> {
+        if let Some(id) = self.tag(TagOwner::ModelAlias(model_id), alias)? {
+            if let Ok(id) = id.parse::<u64>() {
+                if let Ok(version) = self.version(id) {
+                    return Ok(version);
+                }
+            }
+        }
+        match self.version_by_string(model_id, alias) {
+            Ok(version) => Ok(version),
+            Err(Error::NotFound(_)) => Err(Error::NotFoundMessage(format!(
+                "Registered model alias {alias} not found."
+            ))),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// MLflow's stage transition; with `archive_existing`, other versions in that stage are
+    /// archived.
+    pub fn transition_stage(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        version: &ModelVersion,
+        stage: &str,
+        archive_existing: bool,
+    ) -> Result<ModelVersion> {
+        access.check(caller, Action::WriteRegistry)?;
+        let stage = parse_stage(stage)?;
+        let others: Vec<ModelVersion> =
+            if archive_existing && stage != "None" && stage != "Archived" {
+                self.versions_of(version.model_id)?
+                    .into_iter()
+                    .filter(|v| v.id != version.id && v.stage.as_deref() == Some(stage))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        let at = now();
+        self.meta.transaction(|tx| {
+            for other in &others {
+                let archived = ModelVersion {
+                    stage: Some("Archived".into()),
+                    updated_at: at,
+                    ..other.clone()
+                };
+                tx.put_json(Table::Versions, &keys::id(other.id), &archived)?;
+            }
+            let Some(current) =
+                tx.get_json::<ModelVersion>(Table::Versions, &keys::id(version.id))?
+            else {
+                return abort(Error::NotFound("Model version"));
+            };
+            let updated = ModelVersion {
+                stage: (stage != "None").then(|| stage.to_string()),
+                updated_at: at,
+                ..current
+            };
+            tx.put_json(Table::Versions, &keys::id(version.id), &updated)?;
+            Ok(updated)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_and_stages() {
+        for ok in ["champion", "prod-eu", "a_b", "v1x"] {
+            assert!(validate_alias(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "latest", "v2", "1.2.3", "has space", "x/y"] {
+            assert!(validate_alias(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_stage("staging").unwrap(), "Staging");
+        assert!(parse_stage("qa").is_err());
+    }
+}
