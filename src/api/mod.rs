@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod download;
 pub mod gitlab;
+pub mod mlflow;
 pub mod ops;
 
 use std::time::Instant;
@@ -22,6 +23,7 @@ use crate::state::AppState;
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(gitlab::router())
+        .merge(mlflow::router())
         .merge(ops::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))

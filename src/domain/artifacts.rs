@@ -2,6 +2,8 @@
 
 use super::access::{Action, Caller};
 use super::error::{Error, Result};
+use super::names;
+use super::packages::{FileTarget, IncomingFile};
 use super::projects::ProjectAccess;
 use super::records::PackageFile;
 use super::Registry;
@@ -79,6 +81,26 @@ impl Registry {
             });
         }
         Ok(out)
+    }
+
+    /// Stores an artifact (a model file of a run, logged model or version) at `target`.
+    pub async fn upload_artifact(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        target: FileTarget,
+        incoming: IncomingFile,
+    ) -> Result<PackageFile> {
+        access.check(caller, Action::WriteRegistry)?;
+        if target.file_name.is_empty() {
+            return Err(Error::bad("an artifact path must name a file"));
+        }
+        names::file_path(&target.file_name)?;
+        let limit = self.limits.model_file_bytes;
+        let (_, file) = self
+            .store_package_file(&access.project, caller.user_id(), target, incoming, limit)
+            .await?;
+        Ok(file)
     }
 
     /// Deletes every file record at or below `path` in a package. Blobs stay until `gc`.

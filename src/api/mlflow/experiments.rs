@@ -1,0 +1,264 @@
+//! `experiments/*`: experiments are the project's experiments; `experiment_id` is the iid.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::{MlflowError, MlflowResult, OrNotFound};
+use super::request::MlflowParams;
+use super::search::{self, FieldKind, FieldValue};
+use super::{empty, views, Ctx};
+use crate::domain::ml_records::{Experiment, Lifecycle, TagOwner};
+use crate::domain::{Error, Registry};
+use crate::state::AppState;
+
+/// MLflow's implicit experiment "0" is the project's experiment named "Default".
+pub const DEFAULT_EXPERIMENT: &str = "Default";
+
+/// The experiment an MLflow `experiment_id` names; "0" is the project's "Default" experiment,
+/// created on first use.
+pub fn by_mlflow_id(registry: &Registry, ctx: &Ctx, raw: &str) -> MlflowResult<Experiment> {
+    let missing = || MlflowError::not_found(format!("No Experiment with id={raw} exists"));
+    let iid: u64 = raw.trim().parse().map_err(|_| missing())?;
+    if iid == 0 {
+        return match registry.experiment_by_name(ctx.access.project.id, DEFAULT_EXPERIMENT) {
+            Ok(experiment) => Ok(experiment),
+            Err(Error::NotFound(_)) => Ok(registry.create_experiment(
+                &ctx.caller,
+                &ctx.access,
+                DEFAULT_EXPERIMENT,
+                &[],
+            )?),
+            Err(other) => Err(other.into()),
+        };
+    }
+    registry
+        .experiment_by_iid(ctx.access.project.id, iid)
+        .map_err(|e| match e {
+            Error::NotFound(_) => missing(),
+            other => other.into(),
+        })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let name = params.required("name")?;
+    let tags = params.key_values("tags")?;
+    let experiment = match state
+        .registry
+        .create_experiment(&ctx.caller, &ctx.access, &name, &tags)
+    {
+        Err(Error::AlreadyExists(_)) => {
+            return Err(MlflowError::already_exists(format!(
+                "Experiment(name={name}) already exists."
+            )))
+        }
+        other => other?,
+    };
+    state.registry.persist().await?;
+    Ok(Json(json!({ "experiment_id": experiment.iid.to_string() })))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let experiment = by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?)?;
+    Ok(Json(
+        json!({ "experiment": views::experiment(&state.registry, &experiment)? }),
+    ))
+}
+
+pub async fn get_by_name(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let name = params.required("experiment_name")?;
+    let experiment = state
+        .registry
+        .experiment_by_name(ctx.access.project.id, &name)
+        .or_not_found(|| format!("Could not find experiment with name '{name}'"))?;
+    Ok(Json(
+        json!({ "experiment": views::experiment(&state.registry, &experiment)? }),
+    ))
+}
+
+fn view_type_admits(view_type: Option<&str>, lifecycle: Lifecycle) -> bool {
+    match view_type
+        .unwrap_or("ACTIVE_ONLY")
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "ALL" => true,
+        "DELETED_ONLY" => lifecycle == Lifecycle::Deleted,
+        _ => lifecycle == Lifecycle::Active,
+    }
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let registry = &state.registry;
+    let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
+    let order = search::parse_order_by(&params.strings("order_by")?)?;
+    let view_type = params.str("view_type")?;
+    let max_results = params.i64("max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize;
+    let start = search::page_start(params.str("page_token")?.as_deref())?;
+    let mut found = Vec::new();
+    for experiment in registry.experiments(ctx.access.project.id)? {
+        if !view_type_admits(view_type.as_deref(), experiment.lifecycle) {
+            continue;
+        }
+        let tags = registry.tags(TagOwner::Experiment(experiment.id))?;
+        let lookup = |field: &search::Field| -> Option<FieldValue> {
+            match field.kind {
+                FieldKind::Tag => tags
+                    .iter()
+                    .find(|t| t.key == field.name)
+                    .map(|t| FieldValue::Str(t.value.clone())),
+                FieldKind::Attribute => attribute(&experiment, &field.name),
+                _ => None,
+            }
+        };
+        if search::matches(&clauses, lookup) {
+            found.push(experiment);
+        }
+    }
+    if order.is_empty() {
+        found.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.iid.cmp(&a.iid)));
+    } else {
+        found.sort_by(|a, b| {
+            order
+                .iter()
+                .map(|o| {
+                    let ord = search::compare(
+                        attribute(a, &o.field.name).as_ref(),
+                        attribute(b, &o.field.name).as_ref(),
+                    );
+                    if o.descending {
+                        ord.reverse()
+                    } else {
+                        ord
+                    }
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+    }
+    let total = found.len();
+    let page = found
+        .iter()
+        .skip(start)
+        .take(max_results)
+        .map(|e| views::experiment(registry, e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut body = json!({ "experiments": page });
+    if start + max_results < total {
+        body["next_page_token"] = json!((start + max_results).to_string());
+    }
+    Ok(Json(body))
+}
+
+fn attribute(experiment: &Experiment, name: &str) -> Option<FieldValue> {
+    match name {
+        "name" => Some(FieldValue::Str(experiment.name.clone())),
+        "experiment_id" | "id" => Some(FieldValue::Num(experiment.iid as f64)),
+        "creation_time" | "created_at" => Some(FieldValue::Num(
+            experiment.created_at.timestamp_millis() as f64,
+        )),
+        "last_update_time" | "updated_at" => Some(FieldValue::Num(
+            experiment.updated_at.timestamp_millis() as f64,
+        )),
+        "lifecycle_stage" => Some(FieldValue::Str(experiment.lifecycle.as_str().into())),
+        _ => None,
+    }
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let experiment = by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?)?;
+    if let Some(new_name) = params.str("new_name")?.filter(|n| !n.is_empty()) {
+        state
+            .registry
+            .rename_experiment(&ctx.caller, &ctx.access, experiment.id, &new_name)?;
+        state.registry.persist().await?;
+    }
+    Ok(empty())
+}
+
+async fn set_lifecycle(
+    state: &AppState,
+    ctx: &Ctx,
+    params: &MlflowParams,
+    lifecycle: Lifecycle,
+) -> MlflowResult<Json<Value>> {
+    let experiment = by_mlflow_id(&state.registry, ctx, &params.required("experiment_id")?)?;
+    state
+        .registry
+        .set_experiment_lifecycle(&ctx.caller, &ctx.access, experiment.id, lifecycle)?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    set_lifecycle(&state, &ctx, &params, Lifecycle::Deleted).await
+}
+
+pub async fn restore(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    set_lifecycle(&state, &ctx, &params, Lifecycle::Active).await
+}
+
+pub async fn set_tag(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let experiment = by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?)?;
+    let tag = crate::domain::ml_records::KeyValue {
+        key: params.required("key")?,
+        value: params.str("value")?.unwrap_or_default(),
+    };
+    state.registry.set_tags(
+        &ctx.caller,
+        &ctx.access,
+        TagOwner::Experiment(experiment.id),
+        &[tag],
+    )?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+pub async fn delete_tag(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let experiment = by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?)?;
+    let key = params.required("key")?;
+    state.registry.delete_tag(
+        &ctx.caller,
+        &ctx.access,
+        TagOwner::Experiment(experiment.id),
+        &key,
+    )?;
+    state.registry.persist().await?;
+    Ok(empty())
+}

@@ -1,0 +1,194 @@
+//! `logged-models/*` (MLflow 3): models logged by runs, with their own artifacts.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::{MlflowError, MlflowResult, OrNotFound};
+use super::experiments::by_mlflow_id;
+use super::request::MlflowParams;
+use super::search::{self, FieldKind, FieldValue};
+use super::{empty, views, Ctx};
+use crate::domain::logged_models::{LoggedModel, NewLoggedModel};
+use crate::domain::ml_records::TagOwner;
+use crate::domain::Registry;
+use crate::state::AppState;
+
+fn named(registry: &Registry, ctx: &Ctx, key: &str) -> MlflowResult<LoggedModel> {
+    registry
+        .logged_model_by_key(ctx.access.project.id, key)
+        .or_not_found(|| format!("Logged model with ID '{key}' not found."))
+}
+
+fn body(registry: &Registry, model: &LoggedModel) -> MlflowResult<Json<Value>> {
+    Ok(Json(
+        json!({ "model": views::logged_model(registry, model)? }),
+    ))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let experiment = by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?)?;
+    let new = NewLoggedModel {
+        experiment_id: experiment.id,
+        name: params
+            .str("name")?
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "model".into()),
+        source_run_id: params.str("source_run_id")?.filter(|r| !r.is_empty()),
+        model_type: params.str("model_type")?,
+        params: params.key_values("params")?,
+        tags: params.key_values("tags")?,
+    };
+    let model = state
+        .registry
+        .create_logged_model(&ctx.caller, &ctx.access, new)?;
+    state.registry.persist().await?;
+    body(&state.registry, &model)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((_, key)): Path<(String, String)>,
+) -> MlflowResult<Json<Value>> {
+    let model = named(&state.registry, &ctx, &key)?;
+    body(&state.registry, &model)
+}
+
+/// `PATCH logged-models/:id`: finalize with a status.
+pub async fn finalize(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((_, key)): Path<(String, String)>,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = named(&state.registry, &ctx, &key)?;
+    let status = params.required("status")?;
+    let updated =
+        state
+            .registry
+            .set_logged_model_status(&ctx.caller, &ctx.access, model.id, &status)?;
+    state.registry.persist().await?;
+    body(&state.registry, &updated)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((_, key)): Path<(String, String)>,
+) -> MlflowResult<Json<Value>> {
+    let model = named(&state.registry, &ctx, &key)?;
+    state
+        .registry
+        .delete_logged_model(&ctx.caller, &ctx.access, model.id)?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+pub async fn set_tags(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((_, key)): Path<(String, String)>,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = named(&state.registry, &ctx, &key)?;
+    let tags = params.key_values("tags")?;
+    state.registry.set_tags(
+        &ctx.caller,
+        &ctx.access,
+        TagOwner::LoggedModel(model.id),
+        &tags,
+    )?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+pub async fn delete_tag(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((_, key, tag)): Path<(String, String, String)>,
+) -> MlflowResult<Json<Value>> {
+    let model = named(&state.registry, &ctx, &key)?;
+    state
+        .registry
+        .delete_tag(
+            &ctx.caller,
+            &ctx.access,
+            TagOwner::LoggedModel(model.id),
+            &tag,
+        )
+        .or_not_found(|| format!("No tag with key '{tag}' on logged model '{key}'"))?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+fn field(registry: &Registry, model: &LoggedModel, field: &search::Field) -> Option<FieldValue> {
+    match field.kind {
+        FieldKind::Tag => registry
+            .tag(TagOwner::LoggedModel(model.id), &field.name)
+            .ok()
+            .flatten()
+            .map(FieldValue::Str),
+        FieldKind::Param => model
+            .params
+            .iter()
+            .find(|p| p.key == field.name)
+            .map(|p| FieldValue::Str(p.value.clone())),
+        FieldKind::Attribute => match field.name.as_str() {
+            "name" => Some(FieldValue::Str(model.name.clone())),
+            "model_id" => Some(FieldValue::Str(model.key.clone())),
+            "source_run_id" => model.source_run_id.clone().map(FieldValue::Str),
+            "status" => Some(FieldValue::Str(model.status.clone())),
+            "model_type" => Some(FieldValue::Str(model.model_type.clone())),
+            "creation_timestamp" | "creation_time" => {
+                Some(FieldValue::Num(model.created_ms as f64))
+            }
+            "last_updated_timestamp" => Some(FieldValue::Num(model.updated_ms as f64)),
+            _ => None,
+        },
+        FieldKind::Metric => None,
+    }
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let registry = &state.registry;
+    let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
+    let max_results = params.i64("max_results")?.unwrap_or(100).clamp(1, 10_000) as usize;
+    let start = search::page_start(params.str("page_token")?.as_deref())?;
+    let mut found = Vec::new();
+    for raw_id in params.strings("experiment_ids")? {
+        let experiment = match by_mlflow_id(registry, &ctx, &raw_id) {
+            Ok(e) => e,
+            Err(MlflowError::Code {
+                code: "RESOURCE_DOES_NOT_EXIST",
+                ..
+            }) => continue,
+            Err(other) => return Err(other),
+        };
+        for model in registry.logged_models_of(experiment.id)? {
+            if search::matches(&clauses, |f| field(registry, &model, f)) {
+                found.push(model);
+            }
+        }
+    }
+    found.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(b.id.cmp(&a.id)));
+    let models = found
+        .iter()
+        .skip(start)
+        .take(max_results)
+        .map(|m| views::logged_model(registry, m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut body = json!({ "models": models });
+    if start + max_results < found.len() {
+        body["next_page_token"] = json!((start + max_results).to_string());
+    }
+    Ok(Json(body))
+}

@@ -1,0 +1,619 @@
+//! `registered-models/*` and `model-versions/*`: registered models are models; a version's
+//! MLflow `version` is its per-model sequence number, its SemVer string is an alias.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::artifacts::resolve_artifact_path;
+use super::error::{MlflowError, MlflowResult, OrNotFound};
+use super::request::MlflowParams;
+use super::search::{self, FieldKind, FieldValue};
+use super::{empty, views, Ctx};
+use crate::domain::ml_records::{KeyValue, Model, ModelVersion, TagOwner};
+use crate::domain::models::{NewModel, NewVersion};
+use crate::domain::records::PackageFile;
+use crate::domain::{semver_rules, Error, Registry};
+use crate::state::AppState;
+
+/// The tag that sets the SemVer string of a version created through MLflow.
+pub const VERSION_TAG: &str = "gitlab.version";
+
+fn model_named(registry: &Registry, ctx: &Ctx, name: &str) -> MlflowResult<Model> {
+    registry
+        .model_by_name(ctx.access.project.id, name)
+        .or_not_found(|| format!("Registered Model with name={name} not found"))
+}
+
+fn model_of(registry: &Registry, ctx: &Ctx, params: &MlflowParams) -> MlflowResult<Model> {
+    model_named(registry, ctx, &params.required("name")?)
+}
+
+/// A version by MLflow `version` (the sequence number) or by its SemVer string.
+fn version_of(
+    registry: &Registry,
+    ctx: &Ctx,
+    params: &MlflowParams,
+) -> MlflowResult<(Model, ModelVersion)> {
+    let model = model_of(registry, ctx, params)?;
+    let raw = params.required("version")?;
+    let found = match raw.parse::<u64>() {
+        Ok(seq) => registry.version_by_seq(model.id, seq),
+        Err(_) => registry.version_by_string(model.id, &raw),
+    };
+    let version = found.or_not_found(|| {
+        format!(
+            "Model Version (name={}, version={raw}) not found",
+            model.name
+        )
+    })?;
+    Ok((model, version))
+}
+
+fn model_body(registry: &Registry, model: &Model) -> MlflowResult<Json<Value>> {
+    Ok(Json(
+        json!({ "registered_model": views::registered_model(registry, model)? }),
+    ))
+}
+
+fn version_body(
+    registry: &Registry,
+    model: &Model,
+    version: &ModelVersion,
+) -> MlflowResult<Json<Value>> {
+    Ok(Json(
+        json!({ "model_version": views::model_version(registry, model, version)? }),
+    ))
+}
+
+pub async fn create_model(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let name = params.required("name")?;
+    let new = NewModel {
+        name: name.clone(),
+        description: params.str("description")?,
+        tags: params.key_values("tags")?,
+    };
+    let model = match state.registry.create_model(&ctx.caller, &ctx.access, new) {
+        Err(Error::AlreadyExists(_)) => {
+            return Err(MlflowError::already_exists(format!(
+                "Registered Model (name={name}) already exists."
+            )))
+        }
+        other => other?,
+    };
+    state.registry.persist().await?;
+    model_body(&state.registry, &model)
+}
+
+pub async fn get_model(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = model_of(&state.registry, &ctx, &params)?;
+    model_body(&state.registry, &model)
+}
+
+pub async fn update_model(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = model_of(&state.registry, &ctx, &params)?;
+    let description = params.str("description")?.unwrap_or_default();
+    let updated = state.registry.update_model_description(
+        &ctx.caller,
+        &ctx.access,
+        model.id,
+        &description,
+    )?;
+    state.registry.persist().await?;
+    model_body(&state.registry, &updated)
+}
+
+pub async fn rename_model(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = model_of(&state.registry, &ctx, &params)?;
+    let new_name = params.required("new_name")?;
+    let renamed = state
+        .registry
+        .rename_model(&ctx.caller, &ctx.access, model.id, &new_name)?;
+    state.registry.persist().await?;
+    model_body(&state.registry, &renamed)
+}
+
+pub async fn delete_model(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = model_of(&state.registry, &ctx, &params)?;
+    state
+        .registry
+        .delete_model(&ctx.caller, &ctx.access, model.id)?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+fn model_field(registry: &Registry, model: &Model, field: &search::Field) -> Option<FieldValue> {
+    match field.kind {
+        FieldKind::Tag => registry
+            .tag(TagOwner::Model(model.id), &field.name)
+            .ok()
+            .flatten()
+            .map(FieldValue::Str),
+        FieldKind::Attribute => match field.name.as_str() {
+            "name" => Some(FieldValue::Str(model.name.clone())),
+            "creation_timestamp" | "created_at" => {
+                Some(FieldValue::Num(model.created_at.timestamp_millis() as f64))
+            }
+            "last_updated_timestamp" | "updated_at" => {
+                Some(FieldValue::Num(model.updated_at.timestamp_millis() as f64))
+            }
+            "id" => Some(FieldValue::Num(model.id as f64)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Sorts by order clauses, then by `fallback`; cuts a page; sets `next_page_token`.
+fn page_of<T>(
+    mut items: Vec<T>,
+    params: &MlflowParams,
+    default_max: i64,
+    field: impl Fn(&T, &search::Field) -> Option<FieldValue>,
+    fallback: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> MlflowResult<(Vec<T>, Option<String>)> {
+    let order = search::parse_order_by(&params.strings("order_by")?)?;
+    let max_results = params
+        .i64("max_results")?
+        .unwrap_or(default_max)
+        .clamp(1, 200_000) as usize;
+    let start = search::page_start(params.str("page_token")?.as_deref())?;
+    items.sort_by(|a, b| {
+        order
+            .iter()
+            .map(|o| {
+                let ord = search::compare(field(a, &o.field).as_ref(), field(b, &o.field).as_ref());
+                if o.descending {
+                    ord.reverse()
+                } else {
+                    ord
+                }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| fallback(a, b))
+    });
+    let total = items.len();
+    let next = (start + max_results < total).then(|| (start + max_results).to_string());
+    Ok((
+        items.into_iter().skip(start).take(max_results).collect(),
+        next,
+    ))
+}
+
+pub async fn search_models(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let registry = &state.registry;
+    let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
+    let models: Vec<Model> = registry
+        .models(ctx.access.project.id)?
+        .into_iter()
+        .filter(|m| search::matches(&clauses, |f| model_field(registry, m, f)))
+        .collect();
+    let (page, next) = page_of(
+        models,
+        &params,
+        100,
+        |m, f| model_field(registry, m, f),
+        |a, b| a.name.cmp(&b.name),
+    )?;
+    let items = page
+        .iter()
+        .map(|m| views::registered_model(registry, m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut body = json!({ "registered_models": items });
+    if let Some(token) = next {
+        body["next_page_token"] = json!(token);
+    }
+    Ok(Json(body))
+}
+
+pub async fn latest_versions(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = model_of(&state.registry, &ctx, &params)?;
+    let stages = params.strings("stages")?;
+    let versions = views::latest_per_stage(&state.registry, &model, &stages)?
+        .iter()
+        .map(|v| views::model_version(&state.registry, &model, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({ "model_versions": versions })))
+}
+
+pub async fn set_model_tag(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = model_of(&state.registry, &ctx, &params)?;
+    let tag = KeyValue {
+        key: params.required("key")?,
+        value: params.str("value")?.unwrap_or_default(),
+    };
+    state
+        .registry
+        .set_tags(&ctx.caller, &ctx.access, TagOwner::Model(model.id), &[tag])?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+pub async fn delete_model_tag(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = model_of(&state.registry, &ctx, &params)?;
+    let key = params.required("key")?;
+    state
+        .registry
+        .delete_tag(&ctx.caller, &ctx.access, TagOwner::Model(model.id), &key)
+        .or_not_found(|| format!("Registered model tag {key} not found"))?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+pub async fn set_alias(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let (_, version) = version_of(&state.registry, &ctx, &params)?;
+    let alias = params.required("alias")?;
+    state
+        .registry
+        .set_alias(&ctx.caller, &ctx.access, &version, &alias)?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+pub async fn get_alias(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = model_of(&state.registry, &ctx, &params)?;
+    let alias = params.required("alias")?;
+    // The reference server answers a missing alias with 400 INVALID_PARAMETER_VALUE.
+    let version = match state.registry.version_by_alias(model.id, &alias) {
+        Err(Error::NotFoundMessage(message)) => return Err(MlflowError::invalid(message)),
+        other => other?,
+    };
+    version_body(&state.registry, &model, &version)
+}
+
+pub async fn delete_alias(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = model_of(&state.registry, &ctx, &params)?;
+    let alias = params.required("alias")?;
+    state
+        .registry
+        .delete_alias(&ctx.caller, &ctx.access, model.id, &alias)?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+/// The files a source names, each renamed relative to it, and the run it came from.
+fn source_files(
+    registry: &Registry,
+    ctx: &Ctx,
+    source: &str,
+    model_id: Option<&str>,
+) -> MlflowResult<(Vec<PackageFile>, Option<u64>)> {
+    let project_id = ctx.access.project.id;
+    let from_package = |package: Result<crate::domain::records::Package, Error>,
+                        path: &str|
+     -> MlflowResult<Vec<PackageFile>> {
+        match package {
+            Ok(package) => Ok(registry.files_under(package.id, path)?),
+            Err(Error::NotFound(_)) => Ok(Vec::new()),
+            Err(other) => Err(other.into()),
+        }
+    };
+    if let Some(rest) = source.strip_prefix("runs:/") {
+        let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let run = registry
+            .candidate_by_run_id(project_id, run_id)
+            .or_not_found(|| format!("Run with id={run_id} not found"))?;
+        let files = from_package(registry.candidate_package(&run), path)?;
+        return Ok((files, Some(run.id)));
+    }
+    if let Some(rest) = source.strip_prefix("models:/") {
+        let key = model_id.unwrap_or(rest.trim_end_matches('/'));
+        if key.starts_with("m-") {
+            let logged = registry
+                .logged_model_by_key(project_id, key)
+                .or_not_found(|| format!("Logged model with ID '{key}' not found"))?;
+            let files = from_package(registry.logged_model_package(&logged), "")?;
+            let run = logged
+                .source_run_id
+                .as_deref()
+                .and_then(|id| registry.candidate_by_run_id(project_id, id).ok())
+                .map(|c| c.id);
+            return Ok((files, run));
+        }
+        // models:/<name>/<version>: the files of another registered version.
+        if let Some((name, version)) = rest.rsplit_once('/') {
+            let model = model_named(registry, ctx, name)?;
+            let found = match version.parse::<u64>() {
+                Ok(seq) => registry.version_by_seq(model.id, seq),
+                Err(_) => registry.version_by_string(model.id, version),
+            };
+            let version = found.or_not_found(|| {
+                format!("Model Version (name={name}, version={version}) not found")
+            })?;
+            return Ok((registry.version_files(&version)?, None));
+        }
+        return Err(MlflowError::invalid(format!(
+            "Invalid model version source: '{source}'"
+        )));
+    }
+    if let Some(path) = source.strip_prefix("mlflow-artifacts:") {
+        let resolved = resolve_artifact_path(registry, ctx, path.trim_start_matches('/'))?;
+        let package = registry.find_package(project_id, &resolved.target);
+        let files = from_package(package, &resolved.target.file_name)?;
+        return Ok((files, resolved.run));
+    }
+    Ok((Vec::new(), None))
+}
+
+pub async fn create_version(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let registry = &state.registry;
+    let model = model_of(registry, &ctx, &params)?;
+    let tags = params.key_values("tags")?;
+    let semver = match tags.iter().find(|t| t.key == VERSION_TAG) {
+        Some(tag) => Some(semver_rules::parse_version(&tag.value).map_err(|e| {
+            MlflowError::invalid(format!(
+                "Invalid value '{}' for tag {VERSION_TAG}: {e}",
+                tag.value
+            ))
+        })?),
+        None => None,
+    };
+    let source = params.str("source")?.unwrap_or_default();
+    let (files, source_run) =
+        source_files(registry, &ctx, &source, params.str("model_id")?.as_deref())?;
+    let source_run = match params.str("run_id")?.filter(|r| !r.is_empty()) {
+        Some(run_id) => Some(
+            registry
+                .candidate_by_run_id(ctx.access.project.id, &run_id)
+                .or_not_found(|| format!("Run with id={run_id} not found"))?
+                .id,
+        ),
+        None => source_run,
+    };
+    let new = NewVersion {
+        version: semver.map(|v| v.to_string()),
+        description: params.str("description")?,
+        tags: tags.into_iter().filter(|t| t.key != VERSION_TAG).collect(),
+        source: (!source.is_empty()).then_some(source),
+        source_run,
+        files,
+        ..NewVersion::default()
+    };
+    let version = registry
+        .create_version(&ctx.caller, &ctx.access, model.id, new)
+        .map_err(|e| match e {
+            Error::AlreadyExists(message) => MlflowError::invalid(message),
+            other => other.into(),
+        })?;
+    registry.persist().await?;
+    version_body(registry, &model, &version)
+}
+
+pub async fn get_version(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let (model, version) = version_of(&state.registry, &ctx, &params)?;
+    version_body(&state.registry, &model, &version)
+}
+
+pub async fn update_version(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let (model, version) = version_of(&state.registry, &ctx, &params)?;
+    let updated = match params.str("description")? {
+        Some(description) => {
+            let updated = state.registry.update_version_description(
+                &ctx.caller,
+                &ctx.access,
+                version.id,
+                &description,
+            )?;
+            state.registry.persist().await?;
+            updated
+        }
+        None => version,
+    };
+    version_body(&state.registry, &model, &updated)
+}
+
+pub async fn delete_version(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let (_, version) = version_of(&state.registry, &ctx, &params)?;
+    state
+        .registry
+        .delete_version(&ctx.caller, &ctx.access, version.id)?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+fn version_field(
+    registry: &Registry,
+    model: &Model,
+    version: &ModelVersion,
+    field: &search::Field,
+) -> Option<FieldValue> {
+    match field.kind {
+        FieldKind::Tag => registry
+            .tag(TagOwner::Version(version.id), &field.name)
+            .ok()
+            .flatten()
+            .or_else(|| (field.name == VERSION_TAG).then(|| version.version.clone()))
+            .map(FieldValue::Str),
+        FieldKind::Attribute => match field.name.as_str() {
+            "name" => Some(FieldValue::Str(model.name.clone())),
+            "version" | "version_number" => Some(FieldValue::Num(version.seq as f64)),
+            "run_id" => version
+                .source_run_id
+                .clone()
+                .or_else(|| {
+                    registry
+                        .candidate(version.candidate_id)
+                        .ok()
+                        .map(|c| c.run_id)
+                })
+                .map(FieldValue::Str),
+            "source" | "source_path" => version.source.clone().map(FieldValue::Str),
+            "current_stage" => Some(FieldValue::Str(
+                version.stage.clone().unwrap_or_else(|| "None".into()),
+            )),
+            "creation_timestamp" => {
+                Some(FieldValue::Num(version.created_at.timestamp_millis() as f64))
+            }
+            "last_updated_timestamp" => {
+                Some(FieldValue::Num(version.updated_at.timestamp_millis() as f64))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+pub async fn search_versions(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let registry = &state.registry;
+    let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
+    let mut found: Vec<(Model, ModelVersion)> = Vec::new();
+    for model in registry.models(ctx.access.project.id)? {
+        for version in registry.versions_of(model.id)? {
+            if search::matches(&clauses, |f| version_field(registry, &model, &version, f)) {
+                found.push((model.clone(), version));
+            }
+        }
+    }
+    let (page, next) = page_of(
+        found,
+        &params,
+        10_000,
+        |(m, v), f| version_field(registry, m, v, f),
+        |a, b| a.0.name.cmp(&b.0.name).then(b.1.seq.cmp(&a.1.seq)),
+    )?;
+    let items = page
+        .iter()
+        .map(|(m, v)| views::model_version(registry, m, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut body = json!({ "model_versions": items });
+    if let Some(token) = next {
+        body["next_page_token"] = json!(token);
+    }
+    Ok(Json(body))
+}
+
+pub async fn set_version_tag(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let (_, version) = version_of(&state.registry, &ctx, &params)?;
+    let tag = KeyValue {
+        key: params.required("key")?,
+        value: params.str("value")?.unwrap_or_default(),
+    };
+    state.registry.set_tags(
+        &ctx.caller,
+        &ctx.access,
+        TagOwner::Version(version.id),
+        &[tag],
+    )?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+pub async fn delete_version_tag(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let (_, version) = version_of(&state.registry, &ctx, &params)?;
+    let key = params.required("key")?;
+    state
+        .registry
+        .delete_tag(
+            &ctx.caller,
+            &ctx.access,
+            TagOwner::Version(version.id),
+            &key,
+        )
+        .or_not_found(|| format!("Model version tag {key} not found"))?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+/// Where a version's files are: its own package, wherever they came from.
+pub async fn download_uri(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let (_, version) = version_of(&state.registry, &ctx, &params)?;
+    Ok(Json(
+        json!({ "artifact_uri": format!("mlflow-artifacts:/versions/{}", version.id) }),
+    ))
+}
+
+pub async fn transition_stage(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let (model, version) = version_of(&state.registry, &ctx, &params)?;
+    let stage = params.required("stage")?;
+    let archive = params.bool("archive_existing_versions")?.unwrap_or(false);
+    let updated =
+        state
+            .registry
+            .transition_stage(&ctx.caller, &ctx.access, &version, &stage, archive)?;
+    state.registry.persist().await?;
+    version_body(&state.registry, &model, &updated)
+}

@@ -1,0 +1,446 @@
+//! `runs/*` and `metrics/get-history`: runs are candidates.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::{MlflowError, MlflowResult, OrNotFound};
+use super::experiments::by_mlflow_id;
+use super::request::{metric, MlflowParams};
+use super::search::{self, FieldKind, FieldValue};
+use super::{empty, views, Ctx};
+use crate::domain::experiments::{CandidateChanges, LogBatch, NewCandidate};
+use crate::domain::ml_records::{Candidate, KeyValue, Lifecycle, MetricPoint, RunStatus, TagOwner};
+use crate::domain::Registry;
+use crate::state::AppState;
+
+/// The run a request names by `run_id` (or `run_uuid`).
+pub fn named_run(registry: &Registry, ctx: &Ctx, run_id: &str) -> MlflowResult<Candidate> {
+    registry
+        .candidate_by_run_id(ctx.access.project.id, run_id)
+        .or_not_found(|| format!("Run with id={run_id} not found"))
+}
+
+fn run_of(registry: &Registry, ctx: &Ctx, params: &MlflowParams) -> MlflowResult<Candidate> {
+    named_run(registry, ctx, &params.run_id()?)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let experiment = by_mlflow_id(
+        &state.registry,
+        &ctx,
+        &params.str("experiment_id")?.unwrap_or_else(|| "0".into()),
+    )?;
+    let new = NewCandidate {
+        name: params.str("run_name")?,
+        start_time: params.i64("start_time")?,
+        tags: params.key_values("tags")?,
+    };
+    let candidate =
+        state
+            .registry
+            .create_candidate(&ctx.caller, &ctx.access, experiment.id, new)?;
+    state.registry.persist().await?;
+    Ok(Json(
+        json!({ "run": views::run(&state.registry, &candidate)? }),
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let candidate = run_of(&state.registry, &ctx, &params)?;
+    Ok(Json(
+        json!({ "run": views::run(&state.registry, &candidate)? }),
+    ))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let candidate = run_of(&state.registry, &ctx, &params)?;
+    let status = match params.str("status")? {
+        None => None,
+        Some(s) => Some(RunStatus::parse(&s).ok_or_else(|| {
+            MlflowError::invalid(format!(
+                "Invalid run status '{s}': use RUNNING, SCHEDULED, FINISHED, FAILED or KILLED"
+            ))
+        })?),
+    };
+    let changes = CandidateChanges {
+        name: params.str("run_name")?,
+        status,
+        end_time: params.i64("end_time")?,
+    };
+    let updated =
+        state
+            .registry
+            .update_candidate(&ctx.caller, &ctx.access, candidate.id, changes)?;
+    state.registry.persist().await?;
+    Ok(Json(
+        json!({ "run_info": views::run_info(&state.registry, &updated)? }),
+    ))
+}
+
+async fn set_lifecycle(
+    state: &AppState,
+    ctx: &Ctx,
+    params: &MlflowParams,
+    lifecycle: Lifecycle,
+) -> MlflowResult<Json<Value>> {
+    let candidate = run_of(&state.registry, ctx, params)?;
+    state
+        .registry
+        .set_candidate_lifecycle(&ctx.caller, &ctx.access, candidate.id, lifecycle)?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    set_lifecycle(&state, &ctx, &params, Lifecycle::Deleted).await
+}
+
+pub async fn restore(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    set_lifecycle(&state, &ctx, &params, Lifecycle::Active).await
+}
+
+async fn log(
+    state: &AppState,
+    ctx: &Ctx,
+    candidate: &Candidate,
+    batch: LogBatch,
+) -> MlflowResult<Json<Value>> {
+    state
+        .registry
+        .log_batch(&ctx.caller, &ctx.access, candidate.id, batch)
+        .await?;
+    Ok(empty())
+}
+
+pub async fn log_metric(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let candidate = run_of(&state.registry, &ctx, &params)?;
+    let point = metric(&params)?;
+    log(
+        &state,
+        &ctx,
+        &candidate,
+        LogBatch {
+            metrics: vec![point],
+            ..LogBatch::default()
+        },
+    )
+    .await
+}
+
+pub async fn log_parameter(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let candidate = run_of(&state.registry, &ctx, &params)?;
+    let param = KeyValue {
+        key: params.required("key")?,
+        value: params.str("value")?.unwrap_or_default(),
+    };
+    log(
+        &state,
+        &ctx,
+        &candidate,
+        LogBatch {
+            params: vec![param],
+            ..LogBatch::default()
+        },
+    )
+    .await
+}
+
+pub async fn set_tag(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let candidate = run_of(&state.registry, &ctx, &params)?;
+    let tag = KeyValue {
+        key: params.required("key")?,
+        value: params.str("value")?.unwrap_or_default(),
+    };
+    log(
+        &state,
+        &ctx,
+        &candidate,
+        LogBatch {
+            tags: vec![tag],
+            ..LogBatch::default()
+        },
+    )
+    .await
+}
+
+pub async fn log_batch(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let candidate = run_of(&state.registry, &ctx, &params)?;
+    let batch = LogBatch {
+        metrics: params.metrics("metrics")?,
+        params: params.key_values("params")?,
+        tags: params.key_values("tags")?,
+    };
+    if batch.metrics.len() + batch.params.len() + batch.tags.len() > 2000 {
+        return Err(MlflowError::invalid(
+            "A batch may hold at most 1000 metrics, 100 params and 100 tags",
+        ));
+    }
+    log(&state, &ctx, &candidate, batch).await
+}
+
+pub async fn delete_tag(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let candidate = run_of(&state.registry, &ctx, &params)?;
+    let key = params.required("key")?;
+    state
+        .registry
+        .delete_tag(
+            &ctx.caller,
+            &ctx.access,
+            TagOwner::Candidate(candidate.id),
+            &key,
+        )
+        .or_not_found(|| {
+            format!(
+                "No tag with name: {key} in run with id {}",
+                candidate.run_id
+            )
+        })?;
+    state.registry.persist().await?;
+    Ok(empty())
+}
+
+/// `runs/log-inputs`: datasets are accepted and not kept.
+pub async fn log_inputs(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    run_of(&state.registry, &ctx, &params)?;
+    Ok(empty())
+}
+
+/// `runs/outputs`: which logged models a run produced; each must exist.
+pub async fn log_outputs(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    run_of(&state.registry, &ctx, &params)?;
+    if let Some(Value::Array(models)) = params.0.get("models") {
+        for model in models {
+            if let Some(id) = model.get("model_id").and_then(Value::as_str) {
+                state
+                    .registry
+                    .logged_model_by_key(ctx.access.project.id, id)
+                    .or_not_found(|| format!("Logged model with ID '{id}' not found"))?;
+            }
+        }
+    }
+    Ok(empty())
+}
+
+/// `runs/log-model` (MLflow 2): the model's description is kept in the run's
+/// `mlflow.log-model.history` tag, as the reference server does.
+pub async fn log_model(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let candidate = run_of(&state.registry, &ctx, &params)?;
+    let model_json = params.required("model_json")?;
+    let model: Value = serde_json::from_str(&model_json)
+        .map_err(|e| MlflowError::invalid(format!("model_json is not valid JSON: {e}")))?;
+    let mut history: Vec<Value> = state
+        .registry
+        .tag(
+            TagOwner::Candidate(candidate.id),
+            "mlflow.log-model.history",
+        )?
+        .and_then(|h| serde_json::from_str(&h).ok())
+        .unwrap_or_default();
+    history.push(model);
+    let tag = KeyValue {
+        key: "mlflow.log-model.history".into(),
+        value: Value::Array(history).to_string(),
+    };
+    log(
+        &state,
+        &ctx,
+        &candidate,
+        LogBatch {
+            tags: vec![tag],
+            ..LogBatch::default()
+        },
+    )
+    .await
+}
+
+pub async fn metric_history(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let candidate = run_of(&state.registry, &ctx, &params)?;
+    let key = params.required("metric_key")?;
+    let max_results = params
+        .i64("max_results")?
+        .unwrap_or(25_000)
+        .clamp(1, 25_000) as usize;
+    let start = search::page_start(params.str("page_token")?.as_deref())?;
+    let mut history = state.registry.metric_history(candidate.id, Some(&key))?;
+    history.sort_by_key(|m| (m.step, m.timestamp));
+    let page: Vec<Value> = history
+        .iter()
+        .skip(start)
+        .take(max_results)
+        .map(views::metric)
+        .collect();
+    let mut body = json!({ "metrics": page });
+    if start + max_results < history.len() {
+        body["next_page_token"] = json!((start + max_results).to_string());
+    }
+    Ok(Json(body))
+}
+
+/// What a run search compares: its attributes, params, latest metrics and tags.
+struct RunFacts {
+    candidate: Candidate,
+    params: Vec<KeyValue>,
+    metrics: Vec<MetricPoint>,
+    tags: Vec<KeyValue>,
+    username: Option<String>,
+}
+
+impl RunFacts {
+    fn field(&self, field: &search::Field) -> Option<FieldValue> {
+        let text = |s: &str| Some(FieldValue::Str(s.to_string()));
+        match field.kind {
+            FieldKind::Param => self
+                .params
+                .iter()
+                .find(|p| p.key == field.name)
+                .and_then(|p| text(&p.value)),
+            FieldKind::Tag => self
+                .tags
+                .iter()
+                .find(|t| t.key == field.name)
+                .and_then(|t| text(&t.value)),
+            FieldKind::Metric => self
+                .metrics
+                .iter()
+                .find(|m| m.key == field.name)
+                .map(|m| FieldValue::Num(m.value)),
+            FieldKind::Attribute => match field.name.as_str() {
+                "status" => text(self.candidate.status.as_str()),
+                "run_name" | "name" => text(&self.candidate.name),
+                "run_id" | "run_uuid" => text(&self.candidate.run_id),
+                "user_id" => self.username.as_deref().and_then(text),
+                "start_time" | "created" => Some(FieldValue::Num(self.candidate.start_time as f64)),
+                "end_time" => self.candidate.end_time.map(|t| FieldValue::Num(t as f64)),
+                "lifecycle_stage" => text(self.candidate.lifecycle.as_str()),
+                _ => None,
+            },
+        }
+    }
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let registry = &state.registry;
+    let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
+    let order = search::parse_order_by(&params.strings("order_by")?)?;
+    let max_results = params.i64("max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize;
+    let start = search::page_start(params.str("page_token")?.as_deref())?;
+    let view_type = params
+        .str("run_view_type")?
+        .unwrap_or_else(|| "ACTIVE_ONLY".into())
+        .to_ascii_uppercase();
+    let mut facts = Vec::new();
+    for raw_id in params.strings("experiment_ids")? {
+        let experiment = by_mlflow_id(registry, &ctx, &raw_id)?;
+        for candidate in registry.candidates_of(experiment.id)? {
+            let admitted = match view_type.as_str() {
+                "ALL" => true,
+                "DELETED_ONLY" => candidate.lifecycle == Lifecycle::Deleted,
+                _ => candidate.lifecycle == Lifecycle::Active,
+            };
+            if !admitted {
+                continue;
+            }
+            let run = RunFacts {
+                params: registry.params(candidate.id)?,
+                metrics: registry.latest_metrics(candidate.id)?,
+                tags: registry.tags(TagOwner::Candidate(candidate.id))?,
+                username: views::username(registry, candidate.user_id),
+                candidate,
+            };
+            if search::matches(&clauses, |f| run.field(f)) {
+                facts.push(run);
+            }
+        }
+    }
+    facts.sort_by(|a, b| {
+        order
+            .iter()
+            .map(|o| {
+                let ord = search::compare(a.field(&o.field).as_ref(), b.field(&o.field).as_ref());
+                if o.descending {
+                    ord.reverse()
+                } else {
+                    ord
+                }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| {
+                b.candidate
+                    .start_time
+                    .cmp(&a.candidate.start_time)
+                    .then(a.candidate.run_id.cmp(&b.candidate.run_id))
+            })
+    });
+    let runs = facts
+        .iter()
+        .skip(start)
+        .take(max_results)
+        .map(|f| views::run(registry, &f.candidate))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut body = json!({ "runs": runs });
+    if start + max_results < facts.len() {
+        body["next_page_token"] = json!((start + max_results).to_string());
+    }
+    Ok(Json(body))
+}

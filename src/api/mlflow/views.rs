@@ -1,0 +1,261 @@
+//! JSON shapes of MLflow's objects, as the reference server sends them. Absent values are left
+//! out rather than sent as null; non-finite metric values travel as "NaN"/"Infinity".
+
+use serde_json::{json, Map, Value};
+
+use crate::domain::logged_models::LoggedModel;
+use crate::domain::ml_records::{
+    Candidate, Experiment, KeyValue, MetricPoint, Model, ModelVersion,
+};
+use crate::domain::{Registry, Result};
+
+pub fn millis(t: &crate::domain::records::Timestamp) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn number(value: f64) -> Value {
+    if value.is_nan() {
+        json!("NaN")
+    } else if value == f64::INFINITY {
+        json!("Infinity")
+    } else if value == f64::NEG_INFINITY {
+        json!("-Infinity")
+    } else {
+        json!(value)
+    }
+}
+
+pub fn key_values(items: &[KeyValue]) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .map(|kv| json!({ "key": kv.key, "value": kv.value }))
+            .collect(),
+    )
+}
+
+pub fn metric(point: &MetricPoint) -> Value {
+    json!({ "key": point.key, "value": number(point.value), "timestamp": point.timestamp, "step": point.step })
+}
+
+/// The username behind a user id, as MLflow's `user_id` string.
+pub fn username(registry: &Registry, user_id: Option<u64>) -> Option<String> {
+    user_id
+        .and_then(|id| registry.user(id).ok())
+        .map(|u| u.username)
+}
+
+pub fn experiment_artifact_location(experiment: &Experiment) -> String {
+    format!("mlflow-artifacts:/{}", experiment.iid)
+}
+
+pub fn experiment(registry: &Registry, experiment: &Experiment) -> Result<Value> {
+    let tags = registry.tags(crate::domain::ml_records::TagOwner::Experiment(
+        experiment.id,
+    ))?;
+    Ok(json!({
+        "experiment_id": experiment.iid.to_string(),
+        "name": experiment.name,
+        "artifact_location": experiment_artifact_location(experiment),
+        "lifecycle_stage": experiment.lifecycle.as_str(),
+        "last_update_time": millis(&experiment.updated_at),
+        "creation_time": millis(&experiment.created_at),
+        "tags": key_values(&tags),
+    }))
+}
+
+/// Where a run's artifacts live: its version's package, else its own.
+pub fn run_artifact_uri(experiment: &Experiment, candidate: &Candidate) -> String {
+    match candidate.model_version_id {
+        Some(version_id) => format!("mlflow-artifacts:/versions/{version_id}"),
+        None => format!(
+            "mlflow-artifacts:/{}/{}/artifacts",
+            experiment.iid, candidate.run_id
+        ),
+    }
+}
+
+pub fn run_info(registry: &Registry, candidate: &Candidate) -> Result<Value> {
+    let experiment = registry.experiment(candidate.experiment_id)?;
+    let mut info = Map::new();
+    info.insert("run_id".into(), json!(candidate.run_id));
+    info.insert("run_uuid".into(), json!(candidate.run_id));
+    info.insert("experiment_id".into(), json!(experiment.iid.to_string()));
+    info.insert("run_name".into(), json!(candidate.name));
+    if let Some(user) = username(registry, candidate.user_id) {
+        info.insert("user_id".into(), json!(user));
+    }
+    info.insert("status".into(), json!(candidate.status.as_str()));
+    info.insert("start_time".into(), json!(candidate.start_time));
+    if let Some(end) = candidate.end_time {
+        info.insert("end_time".into(), json!(end));
+    }
+    info.insert(
+        "artifact_uri".into(),
+        json!(run_artifact_uri(&experiment, candidate)),
+    );
+    info.insert(
+        "lifecycle_stage".into(),
+        json!(candidate.lifecycle.as_str()),
+    );
+    Ok(Value::Object(info))
+}
+
+pub fn run(registry: &Registry, candidate: &Candidate) -> Result<Value> {
+    let metrics: Vec<Value> = registry
+        .latest_metrics(candidate.id)?
+        .iter()
+        .map(metric)
+        .collect();
+    let params = registry.params(candidate.id)?;
+    let tags = registry.tags(crate::domain::ml_records::TagOwner::Candidate(candidate.id))?;
+    Ok(json!({
+        "info": run_info(registry, candidate)?,
+        "data": { "metrics": metrics, "params": key_values(&params), "tags": key_values(&tags) },
+        "inputs": {},
+    }))
+}
+
+/// A version's MLflow object: `version` is its per-model sequence number; its SemVer string is
+/// an alias and the tag `gitlab.version`.
+pub fn model_version(registry: &Registry, model: &Model, version: &ModelVersion) -> Result<Value> {
+    let mut tags = registry.tags(crate::domain::ml_records::TagOwner::Version(version.id))?;
+    if !tags.iter().any(|t| t.key == "gitlab.version") {
+        tags.push(KeyValue {
+            key: "gitlab.version".into(),
+            value: version.version.clone(),
+        });
+    }
+    let mut aliases: Vec<String> = registry
+        .aliases(model.id)?
+        .into_iter()
+        .filter(|(_, id)| *id == version.id)
+        .map(|(alias, _)| alias)
+        .collect();
+    aliases.push(version.version.clone());
+    let run_id = match &version.source_run_id {
+        Some(run_id) => run_id.clone(),
+        None => registry
+            .candidate(version.candidate_id)
+            .map(|c| c.run_id)
+            .unwrap_or_default(),
+    };
+    let mut out = Map::new();
+    out.insert("name".into(), json!(model.name));
+    out.insert("version".into(), json!(version.seq.to_string()));
+    out.insert(
+        "creation_timestamp".into(),
+        json!(millis(&version.created_at)),
+    );
+    out.insert(
+        "last_updated_timestamp".into(),
+        json!(millis(&version.updated_at)),
+    );
+    if let Some(user) = username(registry, version.author_id) {
+        out.insert("user_id".into(), json!(user));
+    }
+    out.insert(
+        "current_stage".into(),
+        json!(version.stage.as_deref().unwrap_or("None")),
+    );
+    out.insert("description".into(), json!(version.description));
+    out.insert(
+        "source".into(),
+        json!(version
+            .source
+            .clone()
+            .unwrap_or_else(|| format!("mlflow-artifacts:/versions/{}", version.id))),
+    );
+    out.insert("run_id".into(), json!(run_id));
+    out.insert("status".into(), json!("READY"));
+    out.insert("status_message".into(), json!(""));
+    out.insert("run_link".into(), json!(""));
+    out.insert("tags".into(), key_values(&tags));
+    out.insert("aliases".into(), json!(aliases));
+    Ok(Value::Object(out))
+}
+
+/// The newest version of each stage, as MLflow's `latest_versions`.
+pub fn latest_per_stage(
+    registry: &Registry,
+    model: &Model,
+    stages: &[String],
+) -> Result<Vec<ModelVersion>> {
+    let mut latest: Vec<ModelVersion> = Vec::new();
+    for version in registry.versions_of(model.id)? {
+        let stage = version.stage.clone().unwrap_or_else(|| "None".into());
+        if !stages.is_empty() && !stages.iter().any(|s| s.eq_ignore_ascii_case(&stage)) {
+            continue;
+        }
+        if !latest
+            .iter()
+            .any(|v| v.stage.clone().unwrap_or_else(|| "None".into()) == stage)
+        {
+            latest.push(version);
+        }
+    }
+    latest.sort_by_key(|v| v.seq);
+    Ok(latest)
+}
+
+pub fn registered_model(registry: &Registry, model: &Model) -> Result<Value> {
+    let tags = registry.tags(crate::domain::ml_records::TagOwner::Model(model.id))?;
+    let versions = registry.versions_of(model.id)?;
+    let latest = latest_per_stage(registry, model, &[])?
+        .iter()
+        .map(|v| model_version(registry, model, v))
+        .collect::<Result<Vec<_>>>()?;
+    let aliases: Vec<Value> = registry
+        .aliases(model.id)?
+        .into_iter()
+        .filter_map(|(alias, id)| {
+            versions
+                .iter()
+                .find(|v| v.id == id)
+                .map(|v| json!({ "alias": alias, "version": v.seq.to_string() }))
+        })
+        .collect();
+    let mut out = Map::new();
+    out.insert("name".into(), json!(model.name));
+    out.insert(
+        "creation_timestamp".into(),
+        json!(millis(&model.created_at)),
+    );
+    out.insert(
+        "last_updated_timestamp".into(),
+        json!(millis(&model.updated_at)),
+    );
+    if let Some(user) = username(registry, model.author_id) {
+        out.insert("user_id".into(), json!(user));
+    }
+    out.insert("description".into(), json!(model.description));
+    out.insert("latest_versions".into(), Value::Array(latest));
+    out.insert("tags".into(), key_values(&tags));
+    out.insert("aliases".into(), Value::Array(aliases));
+    Ok(Value::Object(out))
+}
+
+pub fn logged_model(registry: &Registry, model: &LoggedModel) -> Result<Value> {
+    let experiment = registry.experiment(model.experiment_id)?;
+    let tags = registry.tags(crate::domain::ml_records::TagOwner::LoggedModel(model.id))?;
+    let mut info = Map::new();
+    info.insert("model_id".into(), json!(model.key));
+    info.insert("experiment_id".into(), json!(experiment.iid.to_string()));
+    info.insert("name".into(), json!(model.name));
+    info.insert("creation_timestamp_ms".into(), json!(model.created_ms));
+    info.insert("last_updated_timestamp_ms".into(), json!(model.updated_ms));
+    info.insert(
+        "artifact_uri".into(),
+        json!(format!(
+            "mlflow-artifacts:/{}/models/{}/artifacts",
+            experiment.iid, model.key
+        )),
+    );
+    info.insert("status".into(), json!(model.status));
+    info.insert("model_type".into(), json!(model.model_type));
+    if let Some(run_id) = &model.source_run_id {
+        info.insert("source_run_id".into(), json!(run_id));
+    }
+    info.insert("tags".into(), key_values(&tags));
+    Ok(json!({ "info": info, "data": { "params": key_values(&model.params), "metrics": [] } }))
+}
