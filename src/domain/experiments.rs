@@ -66,6 +66,23 @@ fn tag_key(owner: TagOwner, key: &str) -> Vec<u8> {
     Key::new().raw(&owner.key_prefix()).str(key).build()
 }
 
+/// An i64 as bytes whose order is the numbers' order.
+fn sortable(n: i64) -> [u8; 8] {
+    ((n as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// A metric row's key: candidate, metric name, then step, timestamp and value bits, so that a
+/// history scans in step order and logging the same point twice is idempotent (MLflow's rule).
+fn metric_key(candidate_id: u64, point: &MetricPoint) -> Vec<u8> {
+    Key::new()
+        .id(candidate_id)
+        .str(&point.key)
+        .raw(&sortable(point.step))
+        .raw(&sortable(point.timestamp))
+        .raw(&point.value.to_bits().to_be_bytes())
+        .build()
+}
+
 /// A metric row: value bits, timestamp and step, 24 bytes (NaN and infinities survive).
 fn encode_metric(point: &MetricPoint) -> [u8; 24] {
     let mut out = [0u8; 24];
@@ -646,13 +663,10 @@ impl Registry {
             )));
         }
         validate_batch(&batch)?;
-        let metric_ids = (0..batch.metrics.len())
-            .map(|_| self.new_id())
-            .collect::<Result<Vec<_>>>()?;
         let run_id = candidate.run_id.clone();
         self.meta.transaction(|tx| {
             put_params(tx, candidate_id, &run_id, &batch.params)?;
-            put_metrics(tx, candidate_id, &batch.metrics, &metric_ids)?;
+            put_metrics(tx, candidate_id, &batch.metrics)?;
             if !batch.tags.is_empty() {
                 put_tags(tx, TagOwner::Candidate(candidate_id), &batch.tags)?;
                 let Some(mut current) =
@@ -696,7 +710,7 @@ impl Registry {
             .collect()
     }
 
-    /// Every logged value, by metric key and then in logging order; one key's only when given.
+    /// Every logged value, by metric key and then by step and timestamp; one key's only when given.
     pub fn metric_history(&self, candidate_id: u64, key: Option<&str>) -> Result<Vec<MetricPoint>> {
         let prefix = match key {
             Some(key) => Key::new().id(candidate_id).str(key).build(),
@@ -878,16 +892,18 @@ pub(crate) fn put_params(
     Ok(())
 }
 
-/// Appends metric values; `ids` (one per point, from `new_id`) order the history.
+/// Records metric values; a point logged twice is kept once.
 pub(crate) fn put_metrics(
     tx: &dyn Txn,
     candidate_id: u64,
     points: &[MetricPoint],
-    ids: &[u64],
 ) -> Result<(), TxFail> {
-    for (point, id) in points.iter().zip(ids) {
-        let key = Key::new().id(candidate_id).str(&point.key).id(*id).build();
-        tx.put(Table::Metrics, &key, &encode_metric(point))?;
+    for point in points {
+        tx.put(
+            Table::Metrics,
+            &metric_key(candidate_id, point),
+            &encode_metric(point),
+        )?;
     }
     Ok(())
 }
@@ -967,7 +983,7 @@ mod tests {
                 timestamp: 1_700_000_000_000,
                 step: -3,
             };
-            let key = Key::new().id(9).str("loss").id(77).build();
+            let key = metric_key(9, &point);
             let back = decode_metric(&key, &encode_metric(&point)).unwrap();
             assert_eq!(back.key, "loss");
             assert_eq!(back.value.to_bits(), value.to_bits());

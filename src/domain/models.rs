@@ -134,7 +134,6 @@ struct Inheritance {
     run_id: String,
     params: Vec<KeyValue>,
     metrics: Vec<MetricPoint>,
-    metric_ids: Vec<u64>,
     ci: Option<CiJob>,
 }
 
@@ -638,9 +637,6 @@ impl Registry {
         let run = self.candidate(candidate_id)?;
         let metrics = self.metric_history(run.id, None)?;
         Ok(Inheritance {
-            metric_ids: (0..metrics.len())
-                .map(|_| self.new_id())
-                .collect::<Result<_>>()?,
             params: self.params(run.id)?,
             metrics,
             ci: run.ci,
@@ -746,7 +742,7 @@ impl Registry {
             candidate.model_version_id = Some(version_id);
             if let Some(run) = &inherited {
                 put_params(tx, candidate.id, &candidate.run_id, &run.params)?;
-                put_metrics(tx, candidate.id, &run.metrics, &run.metric_ids)?;
+                put_metrics(tx, candidate.id, &run.metrics)?;
                 candidate.ci = ci::merge(candidate.ci.take(), run.ci.clone());
             }
             candidate.ci = ci::merge(candidate.ci.take(), new.ci.clone());
