@@ -35,11 +35,18 @@ async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut text = state.telemetry.render();
+    text.push_str(&format!(
+        "# HELP modelyard_metadata_flushes_total Durable metadata writes (group-committed flushes).\n\
+         # TYPE modelyard_metadata_flushes_total counter\n\
+         modelyard_metadata_flushes_total {}\n",
+        state.registry.flush_count()
+    ));
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.telemetry.render(),
+        text,
     )
 }

@@ -23,6 +23,7 @@ pub mod version_labels;
 use std::sync::Arc;
 
 use crate::store::blobs::BlobStore;
+use crate::store::group_commit::GroupCommit;
 use crate::store::meta::MetaStore;
 
 pub use error::{Error, Result};
@@ -46,12 +47,14 @@ impl Default for Limits {
 pub struct Registry {
     pub(crate) meta: Arc<dyn MetaStore>,
     pub(crate) blobs: Arc<dyn BlobStore>,
+    commits: GroupCommit,
     pub limits: Limits,
 }
 
 impl Registry {
     pub fn new(meta: Arc<dyn MetaStore>, blobs: Arc<dyn BlobStore>, limits: Limits) -> Self {
         Registry {
+            commits: GroupCommit::new(meta.clone()),
             meta,
             blobs,
             limits,
@@ -62,18 +65,20 @@ impl Registry {
         self.blobs.as_ref()
     }
 
-    /// Makes every committed change durable before the caller acknowledges it.
+    /// Makes every committed change durable before the caller acknowledges it. Concurrent
+    /// callers share flushes (group commit).
     pub async fn persist(&self) -> Result<()> {
-        let meta = self.meta.clone();
-        tokio::task::spawn_blocking(move || meta.flush())
-            .await
-            .map_err(|e| Error::Store(crate::store::meta::StoreError::Engine(e.to_string())))??;
-        Ok(())
+        Ok(self.commits.durable().await?)
     }
 
     /// Synchronous flush for shutdown and admin commands.
     pub fn persist_blocking(&self) -> Result<()> {
-        Ok(self.meta.flush()?)
+        Ok(self.commits.flush_now()?)
+    }
+
+    /// How many durable writes (metadata flushes) have been made.
+    pub fn flush_count(&self) -> u64 {
+        self.commits.flush_count()
     }
 
     /// Whether the metadata store answers reads.
