@@ -117,14 +117,10 @@ impl Registry {
 
     pub fn set_password(&self, user_id: u64, password: &str) -> Result<()> {
         let hash = hash_password(password)?;
-        self.meta.transaction(|tx| {
-            let Some(mut user) = tx.get_json::<User>(Table::Users, &keys::id(user_id))? else {
-                return abort(Error::NotFound("User"));
-            };
+        self.update_record(Table::Users, user_id, "User", |user: &mut User| {
             user.password_hash = Some(hash.clone());
-            tx.put_json(Table::Users, &keys::id(user_id), &user)?;
-            Ok(())
-        })
+        })?;
+        Ok(())
     }
 
     /// The user whose password this is, or `Unauthorized`.
@@ -226,16 +222,14 @@ impl Registry {
     }
 
     pub fn revoke_token(&self, id: u64) -> Result<PersonalAccessToken> {
-        self.meta.transaction(|tx| {
-            let Some(mut token) =
-                tx.get_json::<PersonalAccessToken>(Table::Tokens, &keys::id(id))?
-            else {
-                return abort(Error::NotFound("Token"));
-            };
-            token.revoked = true;
-            tx.put_json(Table::Tokens, &keys::id(id), &token)?;
-            Ok(token)
-        })
+        self.update_record(
+            Table::Tokens,
+            id,
+            "Token",
+            |token: &mut PersonalAccessToken| {
+                token.revoked = true;
+            },
+        )
     }
 
     /// Who a presented secret belongs to. Unknown, revoked and expired tokens are `Unauthorized`.

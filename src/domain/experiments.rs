@@ -581,24 +581,22 @@ impl Registry {
         if let Some(name) = &changes.name {
             check_len("run name", name, MAX_NAME)?;
         }
-        self.meta.transaction(|tx| {
-            let Some(mut candidate) =
-                tx.get_json::<Candidate>(Table::Candidates, &keys::id(candidate_id))?
-            else {
-                return abort(Error::NotFound("Candidate"));
-            };
-            if let Some(name) = changes.name.clone().filter(|n| !n.is_empty()) {
-                candidate.name = name;
-            }
-            if let Some(status) = changes.status {
-                candidate.status = status;
-            }
-            if let Some(end_time) = changes.end_time {
-                candidate.end_time = Some(end_time);
-            }
-            tx.put_json(Table::Candidates, &keys::id(candidate_id), &candidate)?;
-            Ok(candidate)
-        })
+        self.update_record(
+            Table::Candidates,
+            candidate_id,
+            "Candidate",
+            |candidate: &mut Candidate| {
+                if let Some(name) = changes.name.clone().filter(|n| !n.is_empty()) {
+                    candidate.name = name;
+                }
+                if let Some(status) = changes.status {
+                    candidate.status = status;
+                }
+                if let Some(end_time) = changes.end_time {
+                    candidate.end_time = Some(end_time);
+                }
+            },
+        )
     }
 
     /// MLflow's soft delete and restore of a run.

@@ -12,7 +12,7 @@ use super::projects::ProjectAccess;
 use super::records::{Package, PackageType};
 use super::Registry;
 use crate::store::keys::{self, Key};
-use crate::store::meta::{abort, Table, TxError, TxnExt};
+use crate::store::meta::{Table, TxError, TxnExt};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LoggedModel {
@@ -147,19 +147,19 @@ impl Registry {
                 STATUSES.join(", ")
             )));
         }
-        self.meta.transaction(|tx| {
-            let Some(mut model) = tx.get_json::<LoggedModel>(Table::LoggedModels, &keys::id(id))?
-            else {
-                return abort(Error::NotFound("Logged model"));
-            };
-            if model.project_id != access.project.id {
-                return abort(Error::NotFound("Logged model"));
-            }
-            model.status = status.to_string();
-            model.updated_ms = now_ms();
-            tx.put_json(Table::LoggedModels, &keys::id(id), &model)?;
-            Ok(model)
-        })
+        let model = self.logged_model(id)?;
+        if model.project_id != access.project.id {
+            return Err(Error::NotFound("Logged model"));
+        }
+        self.update_record(
+            Table::LoggedModels,
+            id,
+            "Logged model",
+            |model: &mut LoggedModel| {
+                model.status = status.to_string();
+                model.updated_ms = now_ms();
+            },
+        )
     }
 
     /// The package holding a logged model's artifacts:

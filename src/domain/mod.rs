@@ -88,6 +88,26 @@ impl Registry {
             .is_ok()
     }
 
+    /// Reads a record by id, lets `change` modify it, and writes it back, in one transaction.
+    pub(crate) fn update_record<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        table: crate::store::meta::Table,
+        id: u64,
+        what: &'static str,
+        mut change: impl FnMut(&mut T),
+    ) -> Result<T> {
+        use crate::store::meta::{abort, TxnExt};
+        let key = crate::store::keys::id(id);
+        self.meta.transaction(|tx| {
+            let Some(mut record) = tx.get_json::<T>(table, &key)? else {
+                return abort(Error::NotFound(what));
+            };
+            change(&mut record);
+            tx.put_json(table, &key, &record)?;
+            Ok(record)
+        })
+    }
+
     pub(crate) fn new_id(&self) -> Result<u64> {
         Ok(self.meta.next_id()?)
     }

@@ -323,14 +323,9 @@ impl Registry {
         access.check(caller, Action::WriteRegistry)?;
         check_description(description)?;
         self.project_model(access, model_id)?;
-        self.meta.transaction(|tx| {
-            let Some(mut model) = tx.get_json::<Model>(Table::Models, &keys::id(model_id))? else {
-                return abort(Error::NotFound("Model"));
-            };
+        self.update_record(Table::Models, model_id, "Model", |model: &mut Model| {
             model.description = description.to_string();
             model.updated_at = now();
-            tx.put_json(Table::Models, &keys::id(model_id), &model)?;
-            Ok(model)
         })
     }
 
@@ -839,17 +834,15 @@ impl Registry {
         access.check(caller, Action::WriteRegistry)?;
         check_description(description)?;
         self.project_version(access, version_id)?;
-        self.meta.transaction(|tx| {
-            let Some(mut version) =
-                tx.get_json::<ModelVersion>(Table::Versions, &keys::id(version_id))?
-            else {
-                return abort(Error::NotFound("Model version"));
-            };
-            version.description = description.to_string();
-            version.updated_at = now();
-            tx.put_json(Table::Versions, &keys::id(version_id), &version)?;
-            Ok(version)
-        })
+        self.update_record(
+            Table::Versions,
+            version_id,
+            "Model version",
+            |version: &mut ModelVersion| {
+                version.description = description.to_string();
+                version.updated_at = now();
+            },
+        )
     }
 
     /// Deletes a version with its package, its candidate and their data. Blobs stay until `gc`.

@@ -197,10 +197,7 @@ impl Registry {
             return Err(Error::invalid("name"));
         }
         let id = access.project.id;
-        self.meta.transaction(|tx| {
-            let Some(mut project) = tx.get_json::<Project>(Table::Projects, &keys::id(id))? else {
-                return abort(Error::NotFound("Project"));
-            };
+        self.update_record(Table::Projects, id, "Project", |project: &mut Project| {
             if let Some(name) = &changes.name {
                 project.name = name.clone();
             }
@@ -216,8 +213,6 @@ impl Registry {
             if let Some(allowed) = changes.generic_duplicates_allowed {
                 project.generic_duplicates_allowed = allowed;
             }
-            tx.put_json(Table::Projects, &keys::id(id), &project)?;
-            Ok(project)
         })
     }
 

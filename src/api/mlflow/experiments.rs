@@ -107,10 +107,8 @@ pub async fn search(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
-    let order = search::parse_order_by(&params.strings("order_by")?)?;
+    let page = search::PageQuery::from_params(&params, 1000, 50_000)?;
     let view_type = params.str("view_type")?;
-    let max_results = params.i64("max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize;
-    let start = search::page_start(params.str("page_token")?.as_deref())?;
     let mut found = Vec::new();
     for experiment in registry.experiments(ctx.access.project.id)? {
         if !view_type_admits(view_type.as_deref(), experiment.lifecycle) {
@@ -131,39 +129,16 @@ pub async fn search(
             found.push(experiment);
         }
     }
-    if order.is_empty() {
-        found.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.iid.cmp(&a.iid)));
-    } else {
-        found.sort_by(|a, b| {
-            order
-                .iter()
-                .map(|o| {
-                    let ord = search::compare(
-                        attribute(a, &o.field.name).as_ref(),
-                        attribute(b, &o.field.name).as_ref(),
-                    );
-                    if o.descending {
-                        ord.reverse()
-                    } else {
-                        ord
-                    }
-                })
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-    }
-    let total = found.len();
-    let page = found
+    let (found, next) = page.apply(
+        found,
+        |e, f| attribute(e, &f.name),
+        |a, b| b.created_at.cmp(&a.created_at).then(b.iid.cmp(&a.iid)),
+    );
+    let items = found
         .iter()
-        .skip(start)
-        .take(max_results)
         .map(|e| views::experiment(registry, e))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut body = json!({ "experiments": page });
-    if start + max_results < total {
-        body["next_page_token"] = json!((start + max_results).to_string());
-    }
-    Ok(Json(body))
+    Ok(search::listing("experiments", items, next))
 }
 
 fn attribute(experiment: &Experiment, name: &str) -> Option<FieldValue> {

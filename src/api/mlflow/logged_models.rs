@@ -161,8 +161,7 @@ pub async fn search(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
-    let max_results = params.i64("max_results")?.unwrap_or(100).clamp(1, 10_000) as usize;
-    let start = search::page_start(params.str("page_token")?.as_deref())?;
+    let page = search::PageQuery::from_params(&params, 100, 10_000)?;
     let mut found = Vec::new();
     for raw_id in params.strings("experiment_ids")? {
         let experiment = match by_mlflow_id(registry, &ctx, &raw_id) {
@@ -179,16 +178,14 @@ pub async fn search(
             }
         }
     }
-    found.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(b.id.cmp(&a.id)));
+    let (found, next) = page.apply(
+        found,
+        |m, f| field(registry, m, f),
+        |a, b| b.created_ms.cmp(&a.created_ms).then(b.id.cmp(&a.id)),
+    );
     let models = found
         .iter()
-        .skip(start)
-        .take(max_results)
         .map(|m| views::logged_model(registry, m))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut body = json!({ "models": models });
-    if start + max_results < found.len() {
-        body["next_page_token"] = json!((start + max_results).to_string());
-    }
-    Ok(Json(body))
+    Ok(search::listing("models", models, next))
 }

@@ -164,42 +164,6 @@ fn model_field(registry: &Registry, model: &Model, field: &search::Field) -> Opt
     }
 }
 
-/// Sorts by order clauses, then by `fallback`; cuts a page; sets `next_page_token`.
-fn page_of<T>(
-    mut items: Vec<T>,
-    params: &MlflowParams,
-    default_max: i64,
-    field: impl Fn(&T, &search::Field) -> Option<FieldValue>,
-    fallback: impl Fn(&T, &T) -> std::cmp::Ordering,
-) -> MlflowResult<(Vec<T>, Option<String>)> {
-    let order = search::parse_order_by(&params.strings("order_by")?)?;
-    let max_results = params
-        .i64("max_results")?
-        .unwrap_or(default_max)
-        .clamp(1, 200_000) as usize;
-    let start = search::page_start(params.str("page_token")?.as_deref())?;
-    items.sort_by(|a, b| {
-        order
-            .iter()
-            .map(|o| {
-                let ord = search::compare(field(a, &o.field).as_ref(), field(b, &o.field).as_ref());
-                if o.descending {
-                    ord.reverse()
-                } else {
-                    ord
-                }
-            })
-            .find(|o| o.is_ne())
-            .unwrap_or_else(|| fallback(a, b))
-    });
-    let total = items.len();
-    let next = (start + max_results < total).then(|| (start + max_results).to_string());
-    Ok((
-        items.into_iter().skip(start).take(max_results).collect(),
-        next,
-    ))
-}
-
 pub async fn search_models(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -212,22 +176,16 @@ pub async fn search_models(
         .into_iter()
         .filter(|m| search::matches(&clauses, |f| model_field(registry, m, f)))
         .collect();
-    let (page, next) = page_of(
+    let (page, next) = search::PageQuery::from_params(&params, 100, 200_000)?.apply(
         models,
-        &params,
-        100,
         |m, f| model_field(registry, m, f),
         |a, b| a.name.cmp(&b.name),
-    )?;
+    );
     let items = page
         .iter()
         .map(|m| views::registered_model(registry, m))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut body = json!({ "registered_models": items });
-    if let Some(token) = next {
-        body["next_page_token"] = json!(token);
-    }
-    Ok(Json(body))
+    Ok(search::listing("registered_models", items, next))
 }
 
 pub async fn latest_versions(
@@ -532,22 +490,16 @@ pub async fn search_versions(
             }
         }
     }
-    let (page, next) = page_of(
+    let (page, next) = search::PageQuery::from_params(&params, 10_000, 200_000)?.apply(
         found,
-        &params,
-        10_000,
         |(m, v), f| version_field(registry, m, v, f),
         |a, b| a.0.name.cmp(&b.0.name).then(b.1.seq.cmp(&a.1.seq)),
-    )?;
+    );
     let items = page
         .iter()
         .map(|(m, v)| views::model_version(registry, m, v))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut body = json!({ "model_versions": items });
-    if let Some(token) = next {
-        body["next_page_token"] = json!(token);
-    }
-    Ok(Json(body))
+    Ok(search::listing("model_versions", items, next))
 }
 
 pub async fn set_version_tag(

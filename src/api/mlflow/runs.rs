@@ -313,24 +313,15 @@ pub async fn metric_history(
 ) -> MlflowResult<Json<Value>> {
     let candidate = run_of(&state.registry, &ctx, &params)?;
     let key = params.required("metric_key")?;
-    let max_results = params
-        .i64("max_results")?
-        .unwrap_or(25_000)
-        .clamp(1, 25_000) as usize;
-    let start = search::page_start(params.str("page_token")?.as_deref())?;
-    let mut history = state.registry.metric_history(candidate.id, Some(&key))?;
-    history.sort_by_key(|m| (m.step, m.timestamp));
-    let page: Vec<Value> = history
-        .iter()
-        .skip(start)
-        .take(max_results)
-        .map(views::metric)
-        .collect();
-    let mut body = json!({ "metrics": page });
-    if start + max_results < history.len() {
-        body["next_page_token"] = json!((start + max_results).to_string());
-    }
-    Ok(Json(body))
+    let page = search::PageQuery::from_params(&params, 25_000, 25_000)?;
+    // Rows come in step and timestamp order already.
+    let history = state.registry.metric_history(candidate.id, Some(&key))?;
+    let (history, next) = page.apply(history, |_, _| None, |_, _| std::cmp::Ordering::Equal);
+    Ok(search::listing(
+        "metrics",
+        history.iter().map(views::metric).collect(),
+        next,
+    ))
 }
 
 /// What a run search compares: its attributes, params, latest metrics and tags.
@@ -382,9 +373,7 @@ pub async fn search(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
-    let order = search::parse_order_by(&params.strings("order_by")?)?;
-    let max_results = params.i64("max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize;
-    let start = search::page_start(params.str("page_token")?.as_deref())?;
+    let page = search::PageQuery::from_params(&params, 1000, 50_000)?;
     let view_type = params
         .str("run_view_type")?
         .unwrap_or_else(|| "ACTIVE_ONLY".into())
@@ -413,34 +402,19 @@ pub async fn search(
             }
         }
     }
-    facts.sort_by(|a, b| {
-        order
-            .iter()
-            .map(|o| {
-                let ord = search::compare(a.field(&o.field).as_ref(), b.field(&o.field).as_ref());
-                if o.descending {
-                    ord.reverse()
-                } else {
-                    ord
-                }
-            })
-            .find(|o| o.is_ne())
-            .unwrap_or_else(|| {
-                b.candidate
-                    .start_time
-                    .cmp(&a.candidate.start_time)
-                    .then(a.candidate.run_id.cmp(&b.candidate.run_id))
-            })
-    });
+    let (facts, next) = page.apply(
+        facts,
+        |run, f| run.field(f),
+        |a, b| {
+            b.candidate
+                .start_time
+                .cmp(&a.candidate.start_time)
+                .then(a.candidate.run_id.cmp(&b.candidate.run_id))
+        },
+    );
     let runs = facts
         .iter()
-        .skip(start)
-        .take(max_results)
         .map(|f| views::run(registry, &f.candidate))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut body = json!({ "runs": runs });
-    if start + max_results < facts.len() {
-        body["next_page_token"] = json!((start + max_results).to_string());
-    }
-    Ok(Json(body))
+    Ok(search::listing("runs", runs, next))
 }
