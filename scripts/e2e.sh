@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # End-to-end suites with real clients against target/release/modelyard.
-# Creates (or reuses) a Python venv under target/e2e-venv with pinned client versions.
+# Creates (or reuses) Python venvs under target/ with the pinned client versions:
+#   target/e2e-venv          e2e/requirements.txt          (python-gitlab, MLflow 3, browser driver)
+#   target/e2e-venv-mlflow2  e2e/requirements-mlflow2.txt  (MLflow 2, runs e2e/mlflow only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=target/e2e-venv
-stamp="$venv/.requirements"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-if ! cmp -s e2e/requirements.txt "$stamp" 2>/dev/null; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r e2e/requirements.txt
-  cp e2e/requirements.txt "$stamp"
-fi
+venv_for() {
+  local venv=$1 requirements=$2
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  if ! cmp -s "$requirements" "$venv/.requirements" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/.requirements"
+  fi
+}
+
 export MODELYARD_BIN="$PWD/target/release/modelyard"
-"$venv/bin/python" -m pytest -q e2e "$@"
+
+venv_for target/e2e-venv e2e/requirements.txt
+target/e2e-venv/bin/python -m pytest -q e2e "$@"
+
+venv_for target/e2e-venv-mlflow2 e2e/requirements-mlflow2.txt
+target/e2e-venv-mlflow2/bin/python -m pytest -q e2e/mlflow "$@"
