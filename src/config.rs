@@ -62,6 +62,12 @@ pub enum Command {
     Gc,
     /// Re-hash every blob and check every file record's blob; exits non-zero on a problem.
     Verify,
+    /// Copy the metadata and every referenced blob into an empty directory, then verify the copy.
+    /// The copy is a data dir: `serve --data-dir <DEST>` restores it.
+    Backup {
+        /// Where to write the backup (must not exist or be empty).
+        dest: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

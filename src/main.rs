@@ -33,5 +33,6 @@ fn main() -> anyhow::Result<()> {
         Command::Member(c) => admin::member(&cli.data_dir, c),
         Command::Gc => admin::gc(&cli.data_dir),
         Command::Verify => admin::verify(&cli.data_dir),
+        Command::Backup { dest } => admin::backup(&cli.data_dir, &dest),
     }
 }

@@ -152,3 +152,48 @@ fn a_generated_root_token_is_printed_once_and_saved_privately() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_backup_is_a_verified_data_dir_that_serves_the_same_files() {
+    let mut server = TestServer::start();
+    let project_id = project(&server, "backup", "private");
+    let api = Api::root(&server);
+    let kept = random_bytes(300_000, 7);
+    let path = format!("/api/v4/projects/{project_id}/packages/generic/kept/1.0.0/kept.bin");
+    assert_eq!(api.put_bytes(&path, &kept).status, 201);
+    let dropped = format!("/api/v4/projects/{project_id}/packages/generic/dropped/1.0.0/x.bin");
+    assert_eq!(api.put_bytes(&dropped, &random_bytes(5_000, 8)).status, 201);
+    let packages = api.get(&format!(
+        "/api/v4/projects/{project_id}/packages?package_name=dropped"
+    ));
+    let dropped_id = packages.json()[0]["id"].as_u64().unwrap();
+    assert_eq!(
+        api.delete(&format!(
+            "/api/v4/projects/{project_id}/packages/{dropped_id}"
+        ))
+        .status,
+        204
+    );
+    server.stop();
+
+    let dest = tempfile::tempdir().unwrap();
+    let target = dest.path().join("copy");
+    let output = server.admin(&["backup", target.to_str().unwrap()]);
+    let report = stdout(&output);
+    assert!(
+        report.contains("1 blobs (300000 bytes)") && report.contains("verified"),
+        "{report}"
+    );
+    // Refuses to overwrite a backup.
+    assert!(!server
+        .admin(&["backup", target.to_str().unwrap()])
+        .status
+        .success());
+
+    let restored = TestServer::start_from(&target);
+    let api = Api::root(&restored);
+    let fetched = api.get(&path);
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.body, kept);
+    assert_eq!(api.get(&dropped).status, 404);
+}

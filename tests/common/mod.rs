@@ -16,6 +16,8 @@ pub fn binary() -> &'static str {
 
 pub struct TestServer {
     pub data: tempfile::TempDir,
+    /// The data dir served: `data` itself, or a directory given to `start_from`.
+    pub dir: PathBuf,
     pub child: Option<Child>,
     pub base: String,
     pub extra_args: Vec<String>,
@@ -29,8 +31,24 @@ impl TestServer {
     }
 
     pub fn start_with(args: &[&str]) -> TestServer {
+        let data = tempfile::tempdir().expect("temp dir");
+        let dir = data.path().to_path_buf();
+        TestServer::launched(data, dir, args)
+    }
+
+    /// Serves an existing data dir (a backup, say); it is not removed afterwards.
+    pub fn start_from(dir: &Path) -> TestServer {
+        TestServer::launched(
+            tempfile::tempdir().expect("temp dir"),
+            dir.to_path_buf(),
+            &[],
+        )
+    }
+
+    fn launched(data: tempfile::TempDir, dir: PathBuf, args: &[&str]) -> TestServer {
         let mut server = TestServer {
-            data: tempfile::tempdir().expect("temp dir"),
+            data,
+            dir,
             child: None,
             base: String::new(),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
@@ -41,7 +59,7 @@ impl TestServer {
     }
 
     pub fn data_dir(&self) -> &Path {
-        self.data.path()
+        &self.dir
     }
 
     fn launch(&mut self) {
@@ -51,7 +69,7 @@ impl TestServer {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
-            .arg(self.data.path())
+            .arg(&self.dir)
             .args(&self.extra_args)
             .env("MODELYARD_ROOT_TOKEN", ROOT_TOKEN)
             .env("MODELYARD_LOG", "warn")
@@ -115,13 +133,13 @@ impl TestServer {
         Command::new(binary())
             .args(args)
             .arg("--data-dir")
-            .arg(self.data.path())
+            .arg(&self.dir)
             .output()
             .expect("run admin command")
     }
 
     pub fn tmp_entries(&self) -> usize {
-        std::fs::read_dir(self.data.path().join("tmp"))
+        std::fs::read_dir(self.dir.join("tmp"))
             .map(|d| d.count())
             .unwrap_or(0)
     }
@@ -143,7 +161,7 @@ impl TestServer {
                 })
                 .unwrap_or(0)
         }
-        walk(&self.data.path().join("blobs"))
+        walk(&self.dir.join("blobs"))
     }
 
     pub fn blob_paths(&self) -> Vec<PathBuf> {
@@ -159,7 +177,7 @@ impl TestServer {
             }
         }
         let mut out = Vec::new();
-        walk(&self.data.path().join("blobs"), &mut out);
+        walk(&self.dir.join("blobs"), &mut out);
         out
     }
 }
