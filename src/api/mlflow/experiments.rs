@@ -207,10 +207,7 @@ pub async fn set_tag(
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
     let experiment = by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?)?;
-    let tag = crate::domain::ml_records::KeyValue {
-        key: params.required("key")?,
-        value: params.str("value")?.unwrap_or_default(),
-    };
+    let tag = params.key_value()?;
     state.registry.set_tags(
         &ctx.caller,
         &ctx.access,

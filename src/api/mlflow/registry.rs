@@ -10,7 +10,7 @@ use super::error::{MlflowError, MlflowResult, OrNotFound};
 use super::request::MlflowParams;
 use super::search::{self, FieldKind, FieldValue};
 use super::{empty, views, Ctx};
-use crate::domain::ml_records::{KeyValue, Model, ModelVersion, TagOwner};
+use crate::domain::ml_records::{Model, ModelVersion, TagOwner};
 use crate::domain::models::{NewModel, NewVersion};
 use crate::domain::records::PackageFile;
 use crate::domain::{semver_rules, Error, Registry};
@@ -208,10 +208,7 @@ pub async fn set_model_tag(
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
     let model = model_of(&state.registry, &ctx, &params)?;
-    let tag = KeyValue {
-        key: params.required("key")?,
-        value: params.str("value")?.unwrap_or_default(),
-    };
+    let tag = params.key_value()?;
     state
         .registry
         .set_tags(&ctx.caller, &ctx.access, TagOwner::Model(model.id), &[tag])?;
@@ -508,10 +505,7 @@ pub async fn set_version_tag(
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
     let (_, version) = version_of(&state.registry, &ctx, &params)?;
-    let tag = KeyValue {
-        key: params.required("key")?,
-        value: params.str("value")?.unwrap_or_default(),
-    };
+    let tag = params.key_value()?;
     state.registry.set_tags(
         &ctx.caller,
         &ctx.access,

@@ -59,6 +59,14 @@ fn invalid(key: &str, what: &str) -> MlflowError {
 }
 
 impl MlflowParams {
+    /// The `key` and `value` of a tag or param (a missing value is empty).
+    pub fn key_value(&self) -> Result<KeyValue, MlflowError> {
+        Ok(KeyValue {
+            key: self.required("key")?,
+            value: self.str("value")?.unwrap_or_default(),
+        })
+    }
+
     pub fn str(&self, key: &str) -> Result<Option<String>, MlflowError> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -187,11 +195,7 @@ fn key_value(item: &Value, list: &str) -> Result<KeyValue, MlflowError> {
     let Value::Object(fields) = item else {
         return Err(invalid(list, "expected a list of {key, value} objects"));
     };
-    let params = MlflowParams(fields.clone());
-    Ok(KeyValue {
-        key: params.required("key")?,
-        value: params.str("value")?.unwrap_or_default(),
-    })
+    MlflowParams(fields.clone()).key_value()
 }
 
 /// One metric of `log-metric` or `log-batch`; a missing timestamp is now, a missing step 0.

@@ -158,16 +158,12 @@ pub async fn log_parameter(
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
     let candidate = run_of(&state.registry, &ctx, &params)?;
-    let param = KeyValue {
-        key: params.required("key")?,
-        value: params.str("value")?.unwrap_or_default(),
-    };
     log(
         &state,
         &ctx,
         &candidate,
         LogBatch {
-            params: vec![param],
+            params: vec![params.key_value()?],
             ..LogBatch::default()
         },
     )
@@ -180,16 +176,12 @@ pub async fn set_tag(
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
     let candidate = run_of(&state.registry, &ctx, &params)?;
-    let tag = KeyValue {
-        key: params.required("key")?,
-        value: params.str("value")?.unwrap_or_default(),
-    };
     log(
         &state,
         &ctx,
         &candidate,
         LogBatch {
-            tags: vec![tag],
+            tags: vec![params.key_value()?],
             ..LogBatch::default()
         },
     )
