@@ -5,6 +5,7 @@ pub mod download;
 pub mod gitlab;
 pub mod mlflow;
 pub mod ops;
+pub mod registry;
 
 use std::time::Instant;
 
@@ -24,6 +25,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(gitlab::router())
         .merge(mlflow::router())
+        .merge(registry::router())
         .merge(ops::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))

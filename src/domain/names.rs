@@ -108,10 +108,12 @@ pub fn model_name(name: &str) -> Result<()> {
     }
     if !MODEL_NAME.is_match(name)
         || is_traversal(name)
-        || name.split('/').any(|s| s == "." || s == "..")
+        || name
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
     {
         return Err(Error::bad(format!(
-            "model name '{name}' is invalid: use ASCII letters, digits and _ . - / @ (no spaces)"
+            "model name '{name}' is invalid: use ASCII letters, digits and _ . - @, with / only between non-empty segments (no spaces)"
         )));
     }
     Ok(())
@@ -215,6 +217,9 @@ mod tests {
             long.as_str(),
             "a+b",
             "tab\tname",
+            "ends/",
+            "/starts",
+            "double//slash",
         ] {
             assert!(model_name(bad).is_err(), "{bad}");
         }

@@ -1,0 +1,181 @@
+//! The native model registry API under `/api/v4/projects/:id/ml/`: models, versions (with SemVer
+//! resolution), experiments and candidates, in GitLab's error shape, described by an OpenAPI 3
+//! document served at `/api/v4/ml/openapi.json`.
+
+mod candidates;
+mod experiments;
+mod models;
+mod openapi;
+mod versions;
+pub mod views;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+
+use crate::api::gitlab::{paginated, ApiError};
+use crate::domain::paging::Page;
+use crate::domain::Error;
+use crate::state::AppState;
+
+pub use openapi::RegistryApi;
+
+const PROJECT: &str = "/api/v4/projects/{id}/ml";
+
+pub fn router() -> Router<AppState> {
+    let at = |path: &str| format!("{PROJECT}/{path}");
+    Router::new()
+        .route("/api/v4/ml/openapi.json", get(openapi::document))
+        .route(&at("models"), get(models::list).post(models::create))
+        .route(
+            &at("models/{model}"),
+            get(models::show)
+                .patch(models::update)
+                .put(models::update)
+                .delete(models::delete),
+        )
+        .route(
+            &at("models/{model}/versions"),
+            get(versions::list).post(versions::create),
+        )
+        .route(
+            &at("models/{model}/versions/resolve"),
+            get(versions::resolve),
+        )
+        .route(
+            &at("models/{model}/versions/{version}"),
+            get(versions::show)
+                .patch(versions::update)
+                .put(versions::update)
+                .delete(versions::delete),
+        )
+        .route(&at("experiments"), get(experiments::list))
+        .route(
+            &at("experiments/{iid}"),
+            get(experiments::show).delete(experiments::delete),
+        )
+        .route(
+            &at("experiments/{iid}/candidates"),
+            get(candidates::list).post(candidates::create),
+        )
+        .route(
+            &at("candidates/{iid}"),
+            get(candidates::show).delete(candidates::delete),
+        )
+        .route(&at("candidates/{iid}/promote"), post(candidates::promote))
+}
+
+/// A page of views as GitLab answers a listing: a JSON array with the pagination headers.
+fn listing<T, V: serde::Serialize>(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    page: Page<T>,
+    mut view: impl FnMut(&T) -> Result<V, Error>,
+) -> Result<Response, ApiError> {
+    let mut items = Vec::with_capacity(page.items.len());
+    for item in &page.items {
+        items.push(serde_json::to_value(view(item)?).map_err(|e| Error::bad(e.to_string()))?);
+    }
+    let page = Page {
+        items,
+        total: page.total,
+        request: page.request,
+    };
+    Ok(paginated(
+        page,
+        &state.base_url(headers),
+        uri.path(),
+        uri.query(),
+    ))
+}
+
+/// The path parameters of a route, percent-decoded; a malformed one is a GitLab-shaped 404.
+pub struct Segments(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Segments {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError(Error::NotFound("Route")))?;
+        let mut decoded = Vec::new();
+        for (key, value) in &raw {
+            let value = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .map_err(|_| ApiError(Error::NotFound("Route")))?;
+            decoded.push((key.to_string(), value.into_owned()));
+        }
+        Ok(Segments(decoded))
+    }
+}
+
+impl Segments {
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    }
+
+    pub fn project(&self) -> &str {
+        self.get("id")
+    }
+
+    /// A numeric parameter; anything else names nothing, so 404.
+    pub fn number(&self, name: &str, what: &'static str) -> Result<u64, ApiError> {
+        self.get(name)
+            .parse()
+            .map_err(|_| ApiError(Error::NotFound(what)))
+    }
+}
+
+/// Request bodies here are small JSON objects.
+const MAX_BODY: usize = 1 << 20;
+
+/// A JSON request body; an empty body is `{}`. Whatever the Content-Type (`curl -d` sends a
+/// form type), the bytes must be JSON; a bad one is a GitLab-shaped 400 naming the problem.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| ApiError(Error::bad("the body is unreadable or larger than 1 MiB")))?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(text)
+            .map(Body)
+            .map_err(|e| ApiError(Error::bad(format!("invalid JSON body: {e}"))))
+    }
+}
+
+/// Query parameters whose rejection is a GitLab-shaped 400.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(QueryParams(value)),
+            Err(rejection) => Err(ApiError(Error::bad(query_problem(&rejection)))),
+        }
+    }
+}
+
+fn query_problem(rejection: &QueryRejection) -> String {
+    format!("invalid query parameters: {}", rejection.body_text())
+}

@@ -1,0 +1,202 @@
+//! Models: list, create, show, update, delete.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::views::{self, ErrorView, MetadataView, ModelView};
+use super::{listing, Body, QueryParams, Segments};
+use crate::api::gitlab::{ApiResult, GitlabCaller};
+use crate::domain::access::Action;
+use crate::domain::ml_records::KeyValue;
+use crate::domain::models::{ModelOrder, ModelQuery, NewModel};
+use crate::domain::paging::PageRequest;
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelOrderBy {
+    Name,
+    CreatedAt,
+    UpdatedAt,
+    Id,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListModels {
+    /// Case-insensitive part of the name.
+    search: Option<String>,
+    /// Same as `search`.
+    name: Option<String>,
+    /// Default `created_at`.
+    order_by: Option<ModelOrderBy>,
+    /// Default `desc` (newest first).
+    sort: Option<Sort>,
+    /// 1-based page number.
+    page: Option<usize>,
+    /// Items per page, 1 to 100 (default 20).
+    per_page: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateModel {
+    /// GitLab's ML model name format: letters, digits, `.`, `_`, `-`, `/`-free, at most 255 characters.
+    name: String,
+    /// Markdown, at most 10,000 characters.
+    description: Option<String>,
+    #[serde(default)]
+    metadata: Vec<MetadataView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateModel {
+    /// Markdown, at most 10,000 characters.
+    description: String,
+}
+
+pub fn key_values(entries: Vec<MetadataView>) -> Vec<KeyValue> {
+    entries
+        .into_iter()
+        .map(|m| KeyValue {
+            key: m.key,
+            value: m.value,
+        })
+        .collect()
+}
+
+/// Models of the project.
+#[utoipa::path(get, path = "/api/v4/projects/{id}/ml/models", tag = "models",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"), ListModels),
+    responses(
+        (status = 200, description = "A page of models, with GitLab's pagination headers", body = [ModelView]),
+        (status = 400, body = ErrorView), (status = 401, body = ErrorView),
+        (status = 403, body = ErrorView), (status = 404, body = ErrorView)))]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+    QueryParams(query): QueryParams<ListModels>,
+) -> ApiResult<Response> {
+    let registry = &state.registry;
+    let access = registry.project_for(&caller, path.project())?;
+    let order = match query.order_by {
+        Some(ModelOrderBy::Name) => ModelOrder::Name,
+        Some(ModelOrderBy::UpdatedAt) => ModelOrder::UpdatedAt,
+        Some(ModelOrderBy::Id) => ModelOrder::Id,
+        Some(ModelOrderBy::CreatedAt) | None => ModelOrder::CreatedAt,
+    };
+    let models = registry.list_models(
+        &caller,
+        &access,
+        &ModelQuery {
+            search: query.search.or(query.name),
+            order,
+            descending: !matches!(query.sort, Some(Sort::Asc)),
+        },
+        PageRequest::new(query.page, query.per_page),
+    )?;
+    listing(&state, &headers, &uri, models, |summary| {
+        views::model(registry, &summary.model)
+    })
+}
+
+/// Creates a model (Reporter and above), with its experiment `[model]<name>`.
+#[utoipa::path(post, path = "/api/v4/projects/{id}/ml/models", tag = "models",
+    params(("id" = String, Path, description = "Project id or URL-encoded path")),
+    request_body = CreateModel,
+    responses(
+        (status = 201, body = ModelView),
+        (status = 400, body = ErrorView), (status = 401, body = ErrorView),
+        (status = 403, body = ErrorView), (status = 404, body = ErrorView)))]
+pub async fn create(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+    Body(body): Body<CreateModel>,
+) -> ApiResult<Response> {
+    let registry = &state.registry;
+    let access = registry.project_for_action(&caller, path.project(), Action::WriteRegistry)?;
+    let model = registry.create_model(
+        &caller,
+        &access,
+        NewModel {
+            name: body.name,
+            description: body.description,
+            tags: key_values(body.metadata),
+        },
+    )?;
+    registry.persist().await?;
+    Ok((StatusCode::CREATED, Json(views::model(registry, &model)?)).into_response())
+}
+
+/// A model by id or URL-encoded name, with its latest version and counts.
+#[utoipa::path(get, path = "/api/v4/projects/{id}/ml/models/{model}", tag = "models",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name")),
+    responses((status = 200, body = ModelView), (status = 401, body = ErrorView),
+              (status = 404, body = ErrorView)))]
+pub async fn show(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+) -> ApiResult<Json<ModelView>> {
+    let registry = &state.registry;
+    let access = registry.project_for(&caller, path.project())?;
+    access.check(&caller, Action::ReadRegistry)?;
+    let model = registry.find_model(access.project.id, path.get("model"))?;
+    Ok(Json(views::model(registry, &model)?))
+}
+
+/// Changes a model's description (Reporter and above).
+#[utoipa::path(patch, path = "/api/v4/projects/{id}/ml/models/{model}", tag = "models",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name")),
+    request_body = UpdateModel,
+    responses((status = 200, body = ModelView), (status = 400, body = ErrorView),
+              (status = 401, body = ErrorView), (status = 403, body = ErrorView),
+              (status = 404, body = ErrorView)))]
+pub async fn update(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+    Body(body): Body<UpdateModel>,
+) -> ApiResult<Json<ModelView>> {
+    let registry = &state.registry;
+    let access = registry.project_for_action(&caller, path.project(), Action::WriteRegistry)?;
+    let model = registry.find_model(access.project.id, path.get("model"))?;
+    let model = registry.update_model_description(&caller, &access, model.id, &body.description)?;
+    registry.persist().await?;
+    Ok(Json(views::model(registry, &model)?))
+}
+
+/// Deletes a model with its versions, experiment, candidates and packages (Reporter and above).
+#[utoipa::path(delete, path = "/api/v4/projects/{id}/ml/models/{model}", tag = "models",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorView),
+              (status = 403, body = ErrorView), (status = 404, body = ErrorView)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+) -> ApiResult<StatusCode> {
+    let registry = &state.registry;
+    let access = registry.project_for_action(&caller, path.project(), Action::WriteRegistry)?;
+    let model = registry.find_model(access.project.id, path.get("model"))?;
+    registry.delete_model(&caller, &access, model.id)?;
+    registry.persist().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,234 @@
+//! Versions of a model: list (newest first by SemVer), create, resolve a requirement, show,
+//! update, delete.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::models::key_values;
+use super::views::{self, CiJobView, ErrorView, MetadataView, VersionView};
+use super::{listing, Body, QueryParams, Segments};
+use crate::api::gitlab::{ApiResult, GitlabCaller};
+use crate::domain::access::{Action, Caller};
+use crate::domain::ml_records::{CiJob, Model, ModelVersion};
+use crate::domain::models::NewVersion;
+use crate::domain::paging::{Page, PageRequest};
+use crate::domain::projects::ProjectAccess;
+use crate::domain::{Error, Registry};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListVersions {
+    /// 1-based page number.
+    page: Option<usize>,
+    /// Items per page, 1 to 100 (default 20).
+    per_page: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Resolve {
+    /// A SemVer requirement: `^1.2`, `~1.2`, `1.x`, `>=1.2, <2`, `=1.2.3`, or `latest`.
+    /// Prereleases match only when the requirement names one.
+    requirement: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CreateVersion {
+    /// A Semantic Versioning 2.0.0 string (`1.2.3`, `1.2.3-rc.1`, `1.2.3+build.5`); when absent,
+    /// the next patch of the latest version (the first is `1.0.0`).
+    version: Option<String>,
+    /// Markdown, at most 10,000 characters.
+    description: Option<String>,
+    #[serde(default)]
+    metadata: Vec<MetadataView>,
+    /// A candidate (by per-project iid) of the model's experiment to promote to this version.
+    candidate_iid: Option<u64>,
+    /// The same, by MLflow run id.
+    run_id: Option<String>,
+    /// The CI/CD job that produced the version.
+    ci_job: Option<CiJobView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateVersion {
+    /// Markdown, at most 10,000 characters.
+    description: String,
+}
+
+/// The model named by the path, readable by the caller.
+pub fn model_of(
+    registry: &Registry,
+    caller: &Caller,
+    path: &Segments,
+    action: Action,
+) -> ApiResult<(ProjectAccess, Model)> {
+    let access = registry.project_for_action(caller, path.project(), action)?;
+    let model = registry.find_model(access.project.id, path.get("model"))?;
+    Ok((access, model))
+}
+
+/// A version by its SemVer string, or by id (a bare number is never a SemVer version).
+fn version_of(registry: &Registry, model: &Model, reference: &str) -> Result<ModelVersion, Error> {
+    match reference.parse::<u64>() {
+        Ok(id) => registry
+            .version(id)
+            .ok()
+            .filter(|v| v.model_id == model.id)
+            .ok_or(Error::NotFound("Model version")),
+        Err(_) => registry.version_by_string(model.id, reference),
+    }
+}
+
+/// A model's versions, newest (highest SemVer precedence) first.
+#[utoipa::path(get, path = "/api/v4/projects/{id}/ml/models/{model}/versions", tag = "versions",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name"), ListVersions),
+    responses(
+        (status = 200, description = "A page of versions, with GitLab's pagination headers", body = [VersionView]),
+        (status = 400, body = ErrorView), (status = 401, body = ErrorView), (status = 404, body = ErrorView)))]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+    QueryParams(query): QueryParams<ListVersions>,
+) -> ApiResult<Response> {
+    let registry = &state.registry;
+    let (_, model) = model_of(registry, &caller, &path, Action::ReadRegistry)?;
+    let page = Page::of(
+        registry.versions_of(model.id)?,
+        PageRequest::new(query.page, query.per_page),
+    );
+    listing(&state, &headers, &uri, page, |version| {
+        views::version(registry, &model, version)
+    })
+}
+
+/// Creates a version (Reporter and above): explicit SemVer or the next patch, optionally
+/// promoting a candidate and linking a CI job.
+#[utoipa::path(post, path = "/api/v4/projects/{id}/ml/models/{model}/versions", tag = "versions",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name")),
+    request_body = CreateVersion,
+    responses((status = 201, body = VersionView), (status = 400, body = ErrorView),
+              (status = 401, body = ErrorView), (status = 403, body = ErrorView),
+              (status = 404, body = ErrorView)))]
+pub async fn create(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+    Body(body): Body<CreateVersion>,
+) -> ApiResult<Response> {
+    let registry = &state.registry;
+    let (access, model) = model_of(registry, &caller, &path, Action::WriteRegistry)?;
+    let project_id = access.project.id;
+    let candidate_id = match (body.candidate_iid, body.run_id.as_deref()) {
+        (Some(iid), _) => Some(registry.candidate_by_iid(project_id, iid)?.id),
+        (None, Some(run_id)) => Some(registry.candidate_by_run_id(project_id, run_id)?.id),
+        (None, None) => None,
+    };
+    let version = registry.create_version(
+        &caller,
+        &access,
+        model.id,
+        NewVersion {
+            version: body.version,
+            description: body.description,
+            tags: key_values(body.metadata),
+            candidate_id,
+            ci: body.ci_job.map(CiJob::from).filter(|ci| !ci.is_empty()),
+            ..NewVersion::default()
+        },
+    )?;
+    registry.persist().await?;
+    let view = views::version(registry, &model, &version)?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// The highest version matching a SemVer requirement.
+#[utoipa::path(get, path = "/api/v4/projects/{id}/ml/models/{model}/versions/resolve", tag = "versions",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name"), Resolve),
+    responses((status = 200, body = VersionView),
+              (status = 400, description = "Not a valid requirement", body = ErrorView),
+              (status = 401, body = ErrorView),
+              (status = 404, description = "No version matches, or no such model", body = ErrorView)))]
+pub async fn resolve(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+    QueryParams(query): QueryParams<Resolve>,
+) -> ApiResult<Json<VersionView>> {
+    let registry = &state.registry;
+    let (access, model) = model_of(registry, &caller, &path, Action::ReadRegistry)?;
+    let version = registry.resolve_version(&caller, &access, &model, &query.requirement)?;
+    Ok(Json(views::version(registry, &model, &version)?))
+}
+
+/// A version (by SemVer string or id) with files, params, metrics, metadata and CI job.
+#[utoipa::path(get, path = "/api/v4/projects/{id}/ml/models/{model}/versions/{version}", tag = "versions",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name"),
+           ("version" = String, Path, description = "SemVer string or version id")),
+    responses((status = 200, body = VersionView), (status = 401, body = ErrorView),
+              (status = 404, body = ErrorView)))]
+pub async fn show(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+) -> ApiResult<Json<VersionView>> {
+    let registry = &state.registry;
+    let (_, model) = model_of(registry, &caller, &path, Action::ReadRegistry)?;
+    let version = version_of(registry, &model, path.get("version"))?;
+    Ok(Json(views::version(registry, &model, &version)?))
+}
+
+/// Changes a version's description (Reporter and above).
+#[utoipa::path(patch, path = "/api/v4/projects/{id}/ml/models/{model}/versions/{version}", tag = "versions",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name"),
+           ("version" = String, Path, description = "SemVer string or version id")),
+    request_body = UpdateVersion,
+    responses((status = 200, body = VersionView), (status = 400, body = ErrorView),
+              (status = 401, body = ErrorView), (status = 403, body = ErrorView),
+              (status = 404, body = ErrorView)))]
+pub async fn update(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+    Body(body): Body<UpdateVersion>,
+) -> ApiResult<Json<VersionView>> {
+    let registry = &state.registry;
+    let (access, model) = model_of(registry, &caller, &path, Action::WriteRegistry)?;
+    let version = version_of(registry, &model, path.get("version"))?;
+    let version =
+        registry.update_version_description(&caller, &access, version.id, &body.description)?;
+    registry.persist().await?;
+    Ok(Json(views::version(registry, &model, &version)?))
+}
+
+/// Deletes a version with its package and candidate (Reporter and above).
+#[utoipa::path(delete, path = "/api/v4/projects/{id}/ml/models/{model}/versions/{version}", tag = "versions",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name"),
+           ("version" = String, Path, description = "SemVer string or version id")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorView),
+              (status = 403, body = ErrorView), (status = 404, body = ErrorView)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+) -> ApiResult<StatusCode> {
+    let registry = &state.registry;
+    let (access, model) = model_of(registry, &caller, &path, Action::WriteRegistry)?;
+    let version = version_of(registry, &model, path.get("version"))?;
+    registry.delete_version(&caller, &access, version.id)?;
+    registry.persist().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

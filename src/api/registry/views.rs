@@ -1,0 +1,433 @@
+//! The JSON shapes of the native model registry API, with their OpenAPI schemas.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::gitlab::views::time;
+use crate::domain::ml_records::{
+    Candidate, CiJob, Experiment, KeyValue, MetricPoint, Model, ModelVersion, TagOwner,
+};
+use crate::domain::records::{PackageFile, User};
+use crate::domain::{Error, Registry, Result};
+
+/// A user as the registry shows authors.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: u64,
+    pub username: String,
+    pub name: String,
+}
+
+/// A metadata entry (MLflow tag) of a model, version or candidate.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MetadataView {
+    pub key: String,
+    pub value: String,
+}
+
+/// A parameter of a candidate; its value never changes once logged.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParamView {
+    pub key: String,
+    pub value: String,
+}
+
+/// One logged metric value. `value` is null for NaN and infinities (JSON has no such numbers).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MetricView {
+    pub key: String,
+    pub value: Option<f64>,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    pub step: i64,
+}
+
+/// The CI/CD job that produced a candidate or version.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct CiJobView {
+    pub job_id: Option<String>,
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub pipeline_id: Option<String>,
+    pub pipeline_url: Option<String>,
+    #[serde(rename = "ref")]
+    pub ref_name: Option<String>,
+    pub sha: Option<String>,
+    pub merge_request_iid: Option<String>,
+    pub merge_request_title: Option<String>,
+    pub merge_request_url: Option<String>,
+    /// The user who triggered the job.
+    pub user: Option<String>,
+}
+
+impl From<&CiJob> for CiJobView {
+    fn from(ci: &CiJob) -> Self {
+        CiJobView {
+            job_id: ci.job_id.clone(),
+            name: ci.job_name.clone(),
+            url: ci.job_url.clone(),
+            pipeline_id: ci.pipeline_id.clone(),
+            pipeline_url: ci.pipeline_url.clone(),
+            ref_name: ci.ref_name.clone(),
+            sha: ci.commit_sha.clone(),
+            merge_request_iid: ci.merge_request_iid.clone(),
+            merge_request_title: ci.merge_request_title.clone(),
+            merge_request_url: ci.merge_request_url.clone(),
+            user: ci.user.clone(),
+        }
+    }
+}
+
+impl From<CiJobView> for CiJob {
+    fn from(view: CiJobView) -> Self {
+        CiJob {
+            job_id: view.job_id,
+            job_name: view.name,
+            job_url: view.url,
+            pipeline_id: view.pipeline_id,
+            pipeline_url: view.pipeline_url,
+            ref_name: view.ref_name,
+            commit_sha: view.sha,
+            merge_request_iid: view.merge_request_iid,
+            merge_request_title: view.merge_request_title,
+            merge_request_url: view.merge_request_url,
+            user: view.user,
+        }
+    }
+}
+
+/// A file of a version's (or candidate's) package.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileView {
+    pub id: u64,
+    /// The path inside the package, `/`-separated.
+    pub file_name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub md5: String,
+    pub created_at: String,
+    /// Where to GET the bytes (relative to the server).
+    pub download_path: String,
+}
+
+/// A version as lists and models show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionBrief {
+    pub id: u64,
+    pub version: String,
+    /// True when the version has a SemVer prerelease part (`1.2.0-rc.1`).
+    pub prerelease: bool,
+    pub description: String,
+    pub author: Option<UserView>,
+    pub package_id: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A candidate as lists show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CandidateBrief {
+    pub iid: u64,
+    pub run_id: String,
+    pub name: String,
+    /// RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
+    pub status: String,
+    /// active or deleted.
+    pub lifecycle: String,
+    pub experiment_iid: u64,
+    /// The version this candidate became, if it was promoted.
+    pub model_version_id: Option<u64>,
+    pub user: Option<UserView>,
+    pub ci_job: Option<CiJobView>,
+    pub start_time: i64,
+    pub end_time: Option<i64>,
+    pub created_at: String,
+}
+
+/// Params, metrics, metadata and files of a candidate (a version has the same through its own).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunData {
+    pub params: Vec<ParamView>,
+    /// The latest value of each metric.
+    pub metrics: Vec<MetricView>,
+    /// Every logged value, by key then step.
+    pub metric_history: Vec<MetricView>,
+    pub metadata: Vec<MetadataView>,
+    pub files: Vec<FileView>,
+}
+
+/// A candidate with everything logged to it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CandidateView {
+    #[serde(flatten)]
+    pub candidate: CandidateBrief,
+    /// The package that holds the candidate's artifacts: `<model or ml_experiment_<iid>>/candidate_<iid>`.
+    pub package_name: String,
+    pub package_version: String,
+    #[serde(flatten)]
+    pub data: RunData,
+}
+
+/// A model version with its files, params, metrics, metadata and CI job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionView {
+    #[serde(flatten)]
+    pub version: VersionBrief,
+    pub model_id: u64,
+    pub model_name: String,
+    /// The highest version of the model by SemVer precedence.
+    pub latest: bool,
+    /// The version's own candidate, which holds its params and metrics.
+    pub candidate_iid: u64,
+    pub run_id: String,
+    pub ci_job: Option<CiJobView>,
+    #[serde(flatten)]
+    pub data: RunData,
+}
+
+/// A model with its latest version and counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelView {
+    pub id: u64,
+    pub name: String,
+    /// Markdown.
+    pub description: String,
+    pub author: Option<UserView>,
+    pub latest_version: Option<VersionBrief>,
+    pub version_count: usize,
+    /// Candidates of the model's experiment not promoted to a version.
+    pub candidate_count: usize,
+    pub experiment_iid: u64,
+    pub metadata: Vec<MetadataView>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// An experiment (a model's own is named `[model]<name>`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExperimentView {
+    pub iid: u64,
+    pub name: String,
+    pub model_id: Option<u64>,
+    pub lifecycle: String,
+    pub candidate_count: usize,
+    pub creator: Option<UserView>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// An error, as every GitLab-compatible route answers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorView {
+    pub message: String,
+}
+
+pub fn author(registry: &Registry, id: Option<u64>) -> Option<UserView> {
+    id.and_then(|id| registry.user(id).ok())
+        .map(|u: User| UserView {
+            id: u.id,
+            username: u.username,
+            name: u.name,
+        })
+}
+
+pub fn metadata(tags: Vec<KeyValue>) -> Vec<MetadataView> {
+    tags.into_iter()
+        .map(|t| MetadataView {
+            key: t.key,
+            value: t.value,
+        })
+        .collect()
+}
+
+pub fn metric(point: &MetricPoint) -> MetricView {
+    MetricView {
+        key: point.key.clone(),
+        value: point.value.is_finite().then_some(point.value),
+        timestamp: point.timestamp,
+        step: point.step,
+    }
+}
+
+pub fn file(project_id: u64, package: (&str, &str), file: &PackageFile) -> FileView {
+    let encode = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
+    let path = file
+        .file_name
+        .split('/')
+        .map(encode)
+        .collect::<Vec<_>>()
+        .join("/");
+    FileView {
+        id: file.id,
+        file_name: file.file_name.clone(),
+        size: file.size,
+        sha256: file.sha256.clone(),
+        md5: file.md5.clone(),
+        created_at: time(&file.created_at),
+        download_path: format!(
+            "/api/v4/projects/{project_id}/packages/generic/{}/{}/{path}",
+            encode(package.0),
+            encode(package.1)
+        ),
+    }
+}
+
+/// Characters kept as they are in a path segment of a download URL.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'-')
+    .remove(b'+');
+
+pub fn version_brief(registry: &Registry, version: &ModelVersion) -> VersionBrief {
+    VersionBrief {
+        id: version.id,
+        version: version.version.clone(),
+        prerelease: semver::Version::parse(&version.version).is_ok_and(|v| !v.pre.is_empty()),
+        description: version.description.clone(),
+        author: author(registry, version.author_id),
+        package_id: version.package_id,
+        created_at: time(&version.created_at),
+        updated_at: time(&version.updated_at),
+    }
+}
+
+pub fn candidate_brief(
+    registry: &Registry,
+    candidate: &Candidate,
+    experiment: &Experiment,
+) -> CandidateBrief {
+    CandidateBrief {
+        iid: candidate.iid,
+        run_id: candidate.run_id.clone(),
+        name: candidate.name.clone(),
+        status: candidate.status.as_str().to_string(),
+        lifecycle: candidate.lifecycle.as_str().to_string(),
+        experiment_iid: experiment.iid,
+        model_version_id: candidate.model_version_id,
+        user: author(registry, candidate.user_id),
+        ci_job: candidate.ci.as_ref().map(CiJobView::from),
+        start_time: candidate.start_time,
+        end_time: candidate.end_time,
+        created_at: time(&candidate.created_at),
+    }
+}
+
+/// Params, metrics, metadata and package files of a candidate.
+pub fn run_data(
+    registry: &Registry,
+    candidate: &Candidate,
+    package: (&str, &str),
+    files: &[PackageFile],
+) -> Result<RunData> {
+    Ok(RunData {
+        params: registry
+            .params(candidate.id)?
+            .into_iter()
+            .map(|p| ParamView {
+                key: p.key,
+                value: p.value,
+            })
+            .collect(),
+        metrics: registry
+            .latest_metrics(candidate.id)?
+            .iter()
+            .map(metric)
+            .collect(),
+        metric_history: registry
+            .metric_history(candidate.id, None)?
+            .iter()
+            .map(metric)
+            .collect(),
+        metadata: metadata(registry.tags(TagOwner::Candidate(candidate.id))?),
+        files: files
+            .iter()
+            .map(|f| file(candidate.project_id, package, f))
+            .collect(),
+    })
+}
+
+pub fn version(registry: &Registry, model: &Model, version: &ModelVersion) -> Result<VersionView> {
+    let candidate = registry.candidate(version.candidate_id)?;
+    let files = registry.version_files(version)?;
+    let latest = registry
+        .versions_of(model.id)?
+        .first()
+        .is_some_and(|v| v.id == version.id);
+    let mut data = run_data(
+        registry,
+        &candidate,
+        (&model.name, &version.version),
+        &files,
+    )?;
+    data.metadata = metadata(registry.tags(TagOwner::Version(version.id))?);
+    Ok(VersionView {
+        version: version_brief(registry, version),
+        model_id: model.id,
+        model_name: model.name.clone(),
+        latest,
+        candidate_iid: candidate.iid,
+        run_id: candidate.run_id.clone(),
+        ci_job: candidate.ci.as_ref().map(CiJobView::from),
+        data,
+    })
+}
+
+pub fn candidate(registry: &Registry, candidate: &Candidate) -> Result<CandidateView> {
+    let experiment = registry.experiment(candidate.experiment_id)?;
+    let (package_name, package_version) = registry.candidate_package_name(candidate)?;
+    let files = match registry.candidate_package(candidate) {
+        Ok(package) => registry.current_files(package.id)?,
+        Err(Error::NotFound(_)) => Vec::new(),
+        Err(other) => return Err(other),
+    };
+    let data = run_data(
+        registry,
+        candidate,
+        (&package_name, &package_version),
+        &files,
+    )?;
+    Ok(CandidateView {
+        candidate: candidate_brief(registry, candidate, &experiment),
+        package_name,
+        package_version,
+        data,
+    })
+}
+
+pub fn model(registry: &Registry, model: &Model) -> Result<ModelView> {
+    let summary = registry.model_summary(model.clone())?;
+    let experiment = registry.experiment(model.experiment_id)?;
+    let candidate_count = registry
+        .candidates_of(experiment.id)?
+        .iter()
+        .filter(|c| c.model_version_id.is_none())
+        .count();
+    Ok(ModelView {
+        id: model.id,
+        name: model.name.clone(),
+        description: model.description.clone(),
+        author: author(registry, model.author_id),
+        latest_version: summary.latest.as_ref().map(|v| version_brief(registry, v)),
+        version_count: summary.version_count,
+        candidate_count,
+        experiment_iid: experiment.iid,
+        metadata: metadata(registry.tags(TagOwner::Model(model.id))?),
+        created_at: time(&model.created_at),
+        updated_at: time(&model.updated_at),
+    })
+}
+
+pub fn experiment(registry: &Registry, experiment: &Experiment) -> Result<ExperimentView> {
+    Ok(ExperimentView {
+        iid: experiment.iid,
+        name: experiment.name.clone(),
+        model_id: experiment.model_id,
+        lifecycle: experiment.lifecycle.as_str().to_string(),
+        candidate_count: registry.candidates_of(experiment.id)?.len(),
+        creator: author(registry, experiment.creator_id),
+        created_at: time(&experiment.created_at),
+        updated_at: time(&experiment.updated_at),
+    })
+}
