@@ -22,6 +22,7 @@ use super::{candidates, experiments, models, versions};
         candidates::list, candidates::create, candidates::show, candidates::delete,
         candidates::promote,
     ),
+    components(schemas(models::ModelOrderBy, models::Sort)),
     modifiers(&Credentials),
     security(("private_token" = []), ("bearer" = []), ()),
     tags(
