@@ -9,8 +9,9 @@ use super::error::{Error, Result};
 
 static PACKAGE_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._+-]+$").expect("static regex"));
+/// GitLab's generic package version: word characters, `+` and `-`, with single dots between.
 static PACKAGE_VERSION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_+.-]+$").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"^(\.?[A-Za-z0-9_+-]+\.?)+$").expect("static regex"));
 static GENERIC_FILE_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._+-]+$").expect("static regex"));
 static MODEL_FILE_NAME: LazyLock<Regex> =
@@ -171,6 +172,8 @@ mod tests {
             "",
             "1 2",
             "a/b",
+            // Found by the `names` fuzz target: a lone dot is a path segment, not a version.
+            ".",
         ] {
             assert!(package_version(bad).is_err(), "{bad}");
         }

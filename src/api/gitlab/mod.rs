@@ -1,7 +1,7 @@
 //! The GitLab-compatible REST surface under `/api/v4`.
 
 mod error;
-mod generic;
+pub mod generic;
 mod ml_files;
 mod packages;
 mod params;

@@ -7,7 +7,7 @@ mod error;
 mod experiments;
 mod logged_models;
 mod registry;
-mod request;
+pub mod request;
 mod runs;
 pub mod search;
 mod views;

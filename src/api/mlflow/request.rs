@@ -17,8 +17,22 @@ impl<S: Send + Sync> FromRequest<S> for MlflowParams {
     type Rejection = MlflowError;
 
     async fn from_request(request: Request<Body>, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = request.uri().query().map(str::to_owned);
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| {
+                MlflowError::malformed("The request body is unreadable or larger than 16 MiB")
+            })?;
+        MlflowParams::decode(query.as_deref(), &bytes)
+    }
+}
+
+impl MlflowParams {
+    /// The parameters of a request: its query string (a repeated key becomes a list), then its
+    /// JSON object body on top.
+    pub fn decode(query: Option<&str>, body: &[u8]) -> Result<MlflowParams, MlflowError> {
         let mut map = Map::new();
-        if let Some(query) = request.uri().query() {
+        if let Some(query) = query {
             for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
                 let value = Value::String(value.into_owned());
                 match map.get_mut(key.as_ref()) {
@@ -30,13 +44,8 @@ impl<S: Send + Sync> FromRequest<S> for MlflowParams {
                 }
             }
         }
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
-            .await
-            .map_err(|_| {
-                MlflowError::malformed("The request body is unreadable or larger than 16 MiB")
-            })?;
-        if !bytes.iter().all(u8::is_ascii_whitespace) {
-            match serde_json::from_slice::<Value>(&bytes) {
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            match serde_json::from_slice::<Value>(body) {
                 Ok(Value::Object(body)) => map.extend(body),
                 Ok(_) => {
                     return Err(MlflowError::malformed(
