@@ -241,8 +241,19 @@ impl Reply {
 /// Bodies over 1 MiB go with `Expect: 100-continue`, as curl sends them, so that an early
 /// refusal is read rather than lost to a connection reset.
 pub fn raw(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    try_raw(base, method, path, headers, body).expect("HTTP exchange")
+}
+
+/// One HTTP/1.1 exchange; an error when the connection fails or the server closes it early.
+pub fn try_raw(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
     let host = base.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host).expect("connect");
+    let mut stream = TcpStream::connect(host)?;
     stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     let chunked = headers
@@ -259,19 +270,26 @@ pub fn raw(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body:
         request.push_str("Expect: 100-continue\r\n");
     }
     request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).expect("write head");
+    stream.write_all(request.as_bytes())?;
     let mut response = Vec::new();
     if expect_continue {
         let head = read_head(&mut stream);
         if !head.starts_with(b"HTTP/1.1 100") {
             response = head;
             let _ = stream.read_to_end(&mut response);
-            return parse_response(&response);
+            return complete(response);
         }
     }
-    stream.write_all(body).expect("write body");
-    stream.read_to_end(&mut response).expect("read response");
-    parse_response(&response)
+    stream.write_all(body)?;
+    stream.read_to_end(&mut response)?;
+    complete(response)
+}
+
+fn complete(response: Vec<u8>) -> std::io::Result<Reply> {
+    if !response.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(std::io::Error::other("connection closed before a response"));
+    }
+    Ok(parse_response(&response))
 }
 
 /// Reads up to and including the blank line that ends a response head.
