@@ -90,6 +90,12 @@ pub struct ServeArgs {
     /// Metadata cache size in MiB.
     #[arg(long, env = "MODELYARD_CACHE_MB", default_value_t = 16)]
     pub cache_mb: u64,
+    /// Seconds a request body may stay silent; also the grace before the minimum rate applies.
+    #[arg(long, env = "MODELYARD_BODY_IDLE_TIMEOUT", default_value_t = 30)]
+    pub body_idle_timeout: u64,
+    /// Lowest average rate of a request body after the grace period, in bytes per second.
+    #[arg(long, env = "MODELYARD_BODY_MIN_RATE", default_value_t = 1024)]
+    pub body_min_rate: u64,
     /// Log format: text or json.
     #[arg(long, env = "MODELYARD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::api::body_guard::BodyPace;
 use crate::config::ServeArgs;
 use crate::domain::{Limits, Registry};
 use crate::state::{AppState, Settings};
@@ -48,6 +49,7 @@ fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
 }
 
 pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let limits = Limits {
         generic_file_bytes: args.max_file_size,
         model_file_bytes: args.max_model_file_size,
@@ -68,7 +70,12 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let address = listener.local_addr()?;
-    let state = AppState::new(Arc::new(registry), Settings::new(args.external_url.clone()));
+    let pace = BodyPace {
+        idle_timeout: std::time::Duration::from_secs(args.body_idle_timeout.max(1)),
+        min_bytes_per_second: args.body_min_rate,
+    };
+    let settings = Settings::new(args.external_url.clone()).with_body_pace(pace);
+    let state = AppState::new(Arc::new(registry), settings);
     println!("modelyard listening on http://{address}");
     std::io::stdout().flush()?;
     tracing::info!(%address, data_dir = %data_dir.display(), "serving");
@@ -95,5 +102,23 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = terminate.recv() => {},
+    }
+}
+
+/// Many clients mean many sockets: lift the soft open-file limit to the hard one.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("could not raise the open-file limit");
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::api::body_guard::BodyPace;
 use crate::domain::Registry;
 use crate::telemetry::Telemetry;
 
@@ -19,6 +20,8 @@ pub struct Settings {
     pub external_url: Option<String>,
     /// False once shutdown has begun: `/-/readiness` answers 503.
     pub ready: AtomicBool,
+    /// How fast request bodies must arrive.
+    pub body_pace: BodyPace,
 }
 
 impl Settings {
@@ -26,7 +29,12 @@ impl Settings {
         Settings {
             external_url: external_url.map(|u| u.trim_end_matches('/').to_string()),
             ready: AtomicBool::new(true),
+            body_pace: BodyPace::default(),
         }
+    }
+
+    pub fn with_body_pace(self, body_pace: BodyPace) -> Self {
+        Settings { body_pace, ..self }
     }
 
     pub fn is_ready(&self) -> bool {

@@ -39,7 +39,9 @@ fn acknowledged_uploads_survive_random_sigkills() {
     let uploaders = setting("MODELYARD_CRASH_UPLOADERS", 50);
     let max_bytes = setting("MODELYARD_CRASH_MAX_BYTES", 8 << 20);
     let seed = setting("MODELYARD_CRASH_SEED", 0x5eed_cafe);
-    eprintln!("crash test: {rounds} rounds, {uploaders} uploaders, up to {max_bytes} bytes, seed {seed}");
+    eprintln!(
+        "crash test: {rounds} rounds, {uploaders} uploaders, up to {max_bytes} bytes, seed {seed}"
+    );
 
     let mut server = TestServer::start();
     let project_id = project(&server, "crash", "private");
@@ -91,7 +93,11 @@ fn acknowledged_uploads_survive_random_sigkills() {
         }
         interrupted += *failures.lock().unwrap();
         server.restart();
-        assert_eq!(server.tmp_entries(), 0, "round {round}: tmp not cleaned at start");
+        assert_eq!(
+            server.tmp_entries(),
+            0,
+            "round {round}: tmp not cleaned at start"
+        );
     }
 
     let acknowledged = acknowledged.lock().unwrap().clone();

@@ -1,6 +1,7 @@
 //! The HTTP layer: one module per surface, each with its own `router()`, composed by [`app`].
 
 pub mod auth;
+pub mod body_guard;
 pub mod download;
 pub mod gitlab;
 pub mod mlflow;
@@ -28,6 +29,10 @@ pub fn app(state: AppState) -> Router {
         .merge(registry::router())
         .merge(ops::router())
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body_guard::pace_bodies,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
             TraceLayer::new_for_http()
