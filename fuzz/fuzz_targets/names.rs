@@ -14,7 +14,14 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(parts) = split_generic_path(text) {
+    // Splitting only cuts the URL; what passes the validators after it must not climb.
+    let valid = |parts: &modelyard::domain::package_paths::GenericPath| {
+        names::package_name(&parts.name).is_ok()
+            && names::package_version(&parts.version).is_ok()
+            && names::generic_file_name(&parts.file_name).is_ok()
+            && parts.path.as_deref().is_none_or(|p| names::file_path(p).is_ok())
+    };
+    if let Some(parts) = split_generic_path(text).ok().filter(valid) {
         assert!(!climbs(&parts.name), "{text:?} → name {:?}", parts.name);
         assert!(!climbs(&parts.version), "{text:?} → version {:?}", parts.version);
         assert!(!climbs(&parts.file_name), "{text:?} → file {:?}", parts.file_name);

@@ -86,10 +86,12 @@ pub fn model_file_name(file_name: &str) -> Result<()> {
 }
 
 /// The optional directory part before a file name. Every segment must be non-empty and no
-/// segment may climb out.
+/// segment may climb out; no backslashes (a separator on Windows clients) or control characters.
 pub fn file_path(path: &str) -> Result<()> {
     checked_path_param("path", path)?;
     if path.len() > 1024
+        || path.contains('\\')
+        || path.chars().any(char::is_control)
         || path
             .split('/')
             .any(|seg| seg.is_empty() || seg == "." || seg == "..")
@@ -233,6 +235,8 @@ mod tests {
         assert!(file_path("a/b/c").is_ok());
         for bad in [
             "..", "../x", "a/../b", "a/..", "/etc", "a//b", "a/./b", "C:/x", "a\\..\\b",
+            // Found by the `names` fuzz target: backslashes and control characters.
+            "%\\b%[b", "a\tb",
         ] {
             assert!(file_path(bad).is_err(), "{bad}");
         }
