@@ -10,9 +10,9 @@ pub const SEMVER_RULE: &str = "must follow semantic versioning 2.0.0 (MAJOR.MINO
 /// Parses a model version; the error says what the rule is.
 pub fn parse_version(raw: &str) -> Result<Version> {
     if raw.len() > 255 {
+        let start: String = raw.chars().take(16).collect();
         return Err(Error::bad(format!(
-            "version '{}…' is too long: at most 255 characters",
-            &raw[..16]
+            "version '{start}…' is too long: at most 255 characters"
         )));
     }
     Version::parse(raw).map_err(|e| Error::bad(format!("version '{raw}' {SEMVER_RULE} ({e})")))
@@ -162,6 +162,11 @@ mod tests {
             let err = parse_version(bad).unwrap_err().to_string();
             assert!(err.contains("semantic versioning"), "{bad}: {err}");
         }
+        // Found by the `semver_requirement` fuzz target: a long version whose 16th byte falls
+        // inside a multi-byte character once panicked while quoting it.
+        let long = format!("2.2 ){}", "¹".repeat(200));
+        let err = parse_version(&long).unwrap_err().to_string();
+        assert!(err.contains("too long"), "{err}");
     }
 
     #[test]
