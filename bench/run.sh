@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# modelyard benchmarks: prints each figure as an absolute number and as a ratio to the machine's
+# own limits (measured in the same run, on the same disk) or to a real MLflow server.
+#   bench/run.sh                 # modelyard against dd, md5sum, sha256sum
+#   bench/run.sh --peer mlflow   # plus the same work against MLflow (SQLite, --serve-artifacts)
+#   bench/run.sh --big           # plus a 5 GiB upload with the server's peak RSS
+# Needs curl and wrk (installed with apt-get when missing). See bench/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+peer=""; big=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --peer) peer=$2; shift 2 ;;
+    --big) big=1; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+command -v wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
+cargo build --release --locked --quiet
+bin=$PWD/target/release/modelyard
+work=$PWD/target/bench
+rm -rf "$work"; mkdir -p "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+GiB=$((1024 * 1024 * 1024)); MiB=$((1024 * 1024))
+now() { date +%s.%N; }
+rate() { python3 -c "print(f'{$1 / 1e6 / ($3 - $2):.0f}')"; }          # bytes start end → MB/s
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+tree_rss_kib() {  # a process and all its descendants
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true) $(for c in $(pgrep -P "$1" || true); do pgrep -P "$c" || true; done); do
+    total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+  done
+  echo $total
+}
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null && echo dropped || echo cached; }
+rows=()
+row() { rows+=("$(printf '%-44s %14s %-10s %s' "$1" "$2" "$3" "$4")"); }
+
+# ---- the machine's own limits -------------------------------------------------------------
+big_file=$work/one-gib.bin
+t0=$(now); dd if=/dev/urandom of="$big_file" bs=16M count=64 iflag=fullblock status=none; t1=$(now)
+t0=$(now); dd if="$big_file" of="$work/dd-copy.bin" bs=16M conv=fsync status=none; t1=$(now)
+dd_write=$(rate $GiB "$t0" "$t1"); rm -f "$work/dd-copy.bin"
+cache_state=$(drop_caches)
+t0=$(now); dd if="$big_file" of=/dev/null bs=16M status=none; t1=$(now); dd_read=$(rate $GiB "$t0" "$t1")
+t0=$(now); md5sum "$big_file" >/dev/null; t1=$(now); md5_speed=$(rate $GiB "$t0" "$t1")
+t0=$(now); sha256sum "$big_file" >/dev/null; t1=$(now); sha_speed=$(rate $GiB "$t0" "$t1")
+row "disk write, dd conv=fsync (MB/s)" "$dd_write" "" "machine"
+row "disk read, dd ($cache_state) (MB/s)" "$dd_read" "" "machine"
+row "md5sum (MB/s)" "$md5_speed" "" "machine"
+row "sha256sum (MB/s)" "$sha_speed" "" "machine"
+
+# ---- modelyard ------------------------------------------------------------------------------
+token=bench-$RANDOM$RANDOM
+t0=$(now)
+MODELYARD_ROOT_TOKEN=$token MODELYARD_LOG=warn "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/server.log" &
+server=$!; pids+=("$server")
+until grep -q "listening on" "$work/server.log"; do sleep 0.005; done
+base=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$work/server.log")
+until curl -sf "$base/-/health" >/dev/null; do sleep 0.005; done
+t1=$(now)
+health_ms=$(python3 -c "print(f'{($t1 - $t0) * 1000:.0f}')")
+sleep 1; idle_rss=$(rss_kib "$server")
+row "time to first /-/health (ms)" "$health_ms" "" ""
+row "idle RSS (MiB)" "$((idle_rss / 1024))" "" ""
+
+H="PRIVATE-TOKEN: $token"
+curl -sf -H "$H" -X POST "$base/api/v4/projects" -d name=bench >/dev/null
+api=$base/api/v4/projects/root%2Fbench
+min_write_md5=$(python3 -c "print(min($dd_write, $md5_speed))")
+
+t0=$(now); curl -sf -H "$H" --upload-file "$big_file" "$api/packages/generic/big/1.0.0/one-gib.bin" >/dev/null; t1=$(now)
+up=$(rate $GiB "$t0" "$t1")
+row "1 GiB upload, curl (MB/s)" "$up" "$(ratio "$up" "$min_write_md5")" "x min(dd write, md5sum); target >= 0.8"
+row "server peak RSS so far (MiB)" "$(( $(hwm_kib "$server") / 1024 ))" "" "target < 64"
+drop_caches >/dev/null
+t0=$(now); curl -sf -H "$H" -o /dev/null "$api/packages/generic/big/1.0.0/one-gib.bin"; t1=$(now)
+down=$(rate $GiB "$t0" "$t1")
+row "1 GiB download, curl (MB/s)" "$down" "$(ratio "$down" "$dd_read")" "x dd read; target >= 0.8"
+
+head -c $((128 * MiB)) "$big_file" > "$work/part.bin"
+t0=$(now)
+for i in 1 2 3 4 5 6 7 8; do
+  # Distinct content per upload: the first 16 bytes differ.
+  (printf '%016d' "$i"; tail -c +17 "$work/part.bin") | curl -sf -H "$H" --upload-file - "$api/packages/generic/parallel/1.0.$i/part.bin" >/dev/null &
+done
+wait $(jobs -p | grep -v "^$server$" || true) 2>/dev/null || true
+t1=$(now)
+par=$(rate $((8 * 128 * MiB)) "$t0" "$t1")
+row "8 x 128 MiB concurrent uploads (MB/s)" "$par" "$(ratio "$par" "$min_write_md5")" "x min(dd write, md5sum)"
+row "server peak RSS (MiB)" "$(( $(hwm_kib "$server") / 1024 ))" "" "target < 64"
+
+for i in $(seq 1 50); do curl -sf -H "$H" --upload-file /dev/null "$api/packages/generic/small-$i/1.0.0/x" >/dev/null; done
+list_rps=$(wrk -t2 -c8 -d5s -H "$H" "$api/packages?per_page=20" | awk '/Requests\/sec/ {printf "%.0f", $2}')
+row "package listing, wrk c=8 (req/s)" "$list_rps" "" ""
+
+# log-metric against a tracking server: $1 tracking base (…/api/2.0/mlflow), $2 auth header or ""
+log_metric_rps() {
+  local tracking=$1 auth=$2 experiment run
+  experiment=$(curl -sf ${auth:+-H "$auth"} -H 'Content-Type: application/json' -X POST "$tracking/experiments/create" -d "{\"name\": \"bench-$RANDOM\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])')
+  run=$(curl -sf ${auth:+-H "$auth"} -H 'Content-Type: application/json' -X POST "$tracking/runs/create" -d "{\"experiment_id\": \"$experiment\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["run"]["info"]["run_id"])')
+  local lua_auth=""
+  [ -n "$auth" ] && lua_auth=", [\"${auth%%:*}\"]=\"${auth#*: }\""
+  cat > "$work/log-metric.lua" <<LUA
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format('{"run_id":"$run","key":"loss","value":%d.5,"timestamp":%d,"step":%d}', counter, 1700000000000 + counter, counter)
+  return wrk.format("POST", nil, {["Content-Type"]="application/json"$lua_auth}, body)
+end
+LUA
+  wrk -t2 -c8 -d10s -s "$work/log-metric.lua" "$tracking/runs/log-metric" | awk '/Requests\/sec/ {printf "%.0f", $2}'
+  echo " $run"
+}
+# log-batch with 1000 metrics per call: metrics per second over 20 calls
+log_batch_mps() {
+  local tracking=$1 auth=$2 run=$3
+  python3 - "$tracking" "$auth" "$run" <<'PY'
+import json, sys, time, urllib.request
+tracking, auth, run = sys.argv[1:4]
+headers = {"Content-Type": "application/json"}
+if auth:
+    k, v = auth.split(": ", 1); headers[k] = v
+calls, per = 20, 1000
+start = time.time()
+for c in range(calls):
+    metrics = [{"key": f"m{i % 10}", "value": i * 0.5, "timestamp": 1700000000000 + c * per + i, "step": c * per + i} for i in range(per)]
+    body = json.dumps({"run_id": run, "metrics": metrics}).encode()
+    urllib.request.urlopen(urllib.request.Request(tracking + "/runs/log-batch", body, headers)).read()
+print(f"{calls * per / (time.time() - start):.0f}")
+PY
+}
+read -r ours_rps ours_run < <(log_metric_rps "$api/ml/mlflow/api/2.0/mlflow" "$H")
+ours_mps=$(log_batch_mps "$api/ml/mlflow/api/2.0/mlflow" "$H" "$ours_run")
+row "runs/log-metric, wrk c=8 (req/s)" "$ours_rps" "" ""
+row "log-batch, 1000 metrics/call (metrics/s)" "$ours_mps" "" ""
+
+if [ "$big" = 1 ]; then
+  t0=$(now)
+  head -c $((5 * GiB)) /dev/zero | tr '\0' 'm' | curl -sf -H "$H" --upload-file - "$api/packages/generic/huge/1.0.0/five-gib.bin" >/dev/null
+  t1=$(now)
+  row "5 GiB streamed upload (MB/s)" "$(rate $((5 * GiB)) "$t0" "$t1")" "" ""
+  row "server peak RSS through 5 GiB (MiB)" "$(( $(hwm_kib "$server") / 1024 ))" "" "target < 64"
+fi
+
+# ---- the peer --------------------------------------------------------------------------------
+if [ "$peer" = mlflow ]; then
+  venv=target/e2e-venv
+  if [ ! -x "$venv/bin/mlflow" ]; then
+    python3 -m venv "$venv" && "$venv/bin/pip" install --quiet -r e2e/requirements.txt
+  fi
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  t0=$(now)
+  "$venv/bin/mlflow" server --host 127.0.0.1 --port "$port" --workers 2 \
+    --backend-store-uri "sqlite:///$work/mlflow.db" --serve-artifacts --artifacts-destination "$work/mlartifacts" \
+    >"$work/mlflow.log" 2>&1 &
+  mlflow_pid=$!; pids+=("$mlflow_pid")
+  until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.05; done
+  t1=$(now)
+  sleep 2
+  ml_idle=$(tree_rss_kib "$mlflow_pid")
+  tracking=http://127.0.0.1:$port/api/2.0/mlflow
+  read -r ml_rps ml_run < <(log_metric_rps "$tracking" "")
+  ml_mps=$(log_batch_mps "$tracking" "" "$ml_run")
+  t2=$(now); curl -sf --upload-file "$big_file" "http://127.0.0.1:$port/api/2.0/mlflow-artifacts/artifacts/bench/one-gib.bin" >/dev/null; t3=$(now)
+  ml_up=$(rate $GiB "$t2" "$t3")
+  drop_caches >/dev/null
+  t2=$(now); curl -sf -o /dev/null "http://127.0.0.1:$port/api/2.0/mlflow-artifacts/artifacts/bench/one-gib.bin"; t3=$(now)
+  ml_down=$(rate $GiB "$t2" "$t3")
+  row "MLflow: time to first /health (ms)" "$(python3 -c "print(f'{($t1 - $t0) * 1000:.0f}')")" "$(ratio "$(python3 -c "print(($t1 - $t0) * 1000)")" "$health_ms")" "MLflow / modelyard"
+  row "MLflow: idle RSS, all processes (MiB)" "$((ml_idle / 1024))" "$(ratio "$ml_idle" "$idle_rss")" "MLflow / modelyard; target >= 10"
+  row "MLflow: runs/log-metric, wrk c=8 (req/s)" "$ml_rps" "$(ratio "$ours_rps" "$ml_rps")" "modelyard / MLflow; target >= 20"
+  row "MLflow: log-batch (metrics/s)" "$ml_mps" "$(ratio "$ours_mps" "$ml_mps")" "modelyard / MLflow"
+  row "MLflow: 1 GiB artifact upload (MB/s)" "$ml_up" "$(ratio "$up" "$ml_up")" "modelyard / MLflow"
+  row "MLflow: 1 GiB artifact download (MB/s)" "$ml_down" "$(ratio "$down" "$ml_down")" "modelyard / MLflow"
+fi
+
+echo
+printf '%-44s %14s %-10s %s\n' "figure" "value" "ratio" "ratio of"
+printf '%s\n' "${rows[@]}"
