@@ -8,10 +8,9 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::experiments::ListPage;
 use super::models::key_values;
 use super::views::{self, CandidateView, ErrorView, MetadataView, VersionView};
-use super::{listing, Body, QueryParams, Segments};
+use super::{listing, Body, ListPage, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
 use crate::domain::experiments::{now_ms, LogBatch, NewCandidate};

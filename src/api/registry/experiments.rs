@@ -4,24 +4,13 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::views::{self, ErrorView, ExperimentView};
-use super::{listing, QueryParams, Segments};
+use super::{listing, ListPage, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
 use crate::domain::paging::{Page, PageRequest};
 use crate::state::AppState;
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListPage {
-    /// 1-based page number.
-    pub page: Option<usize>,
-    /// Items per page, 1 to 100 (default 20).
-    pub per_page: Option<usize>,
-}
 
 /// The project's experiments, newest first.
 #[utoipa::path(get, path = "/api/v4/projects/{id}/ml/experiments", tag = "experiments",

@@ -70,6 +70,16 @@ pub fn router() -> Router<AppState> {
         .route(&at("candidates/{iid}/promote"), post(candidates::promote))
 }
 
+/// The page a listing asks for.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListPage {
+    /// 1-based page number.
+    pub page: Option<usize>,
+    /// Items per page, 1 to 100 (default 20).
+    pub per_page: Option<usize>,
+}
+
 /// A page of views as GitLab answers a listing: a JSON array with the pagination headers.
 fn listing<T, V: serde::Serialize>(
     state: &AppState,

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::models::key_values;
 use super::views::{self, CiJobView, ErrorView, MetadataView, VersionView};
-use super::{listing, Body, QueryParams, Segments};
+use super::{listing, Body, ListPage, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::{Action, Caller};
 use crate::domain::ml_records::{CiJob, Model, ModelVersion};
@@ -19,15 +19,6 @@ use crate::domain::paging::{Page, PageRequest};
 use crate::domain::projects::ProjectAccess;
 use crate::domain::{Error, Registry};
 use crate::state::AppState;
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListVersions {
-    /// 1-based page number.
-    page: Option<usize>,
-    /// Items per page, 1 to 100 (default 20).
-    per_page: Option<usize>,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -87,7 +78,7 @@ fn version_of(registry: &Registry, model: &Model, reference: &str) -> Result<Mod
 /// A model's versions, newest (highest SemVer precedence) first.
 #[utoipa::path(get, path = "/api/v4/projects/{id}/ml/models/{model}/versions", tag = "versions",
     params(("id" = String, Path, description = "Project id or URL-encoded path"),
-           ("model" = String, Path, description = "Model id or URL-encoded name"), ListVersions),
+           ("model" = String, Path, description = "Model id or URL-encoded name"), ListPage),
     responses(
         (status = 200, description = "A page of versions, with GitLab's pagination headers", body = [VersionView]),
         (status = 400, body = ErrorView), (status = 401, body = ErrorView), (status = 404, body = ErrorView)))]
@@ -97,7 +88,7 @@ pub async fn list(
     OriginalUri(uri): OriginalUri,
     GitlabCaller(caller): GitlabCaller,
     path: Segments,
-    QueryParams(query): QueryParams<ListVersions>,
+    QueryParams(query): QueryParams<ListPage>,
 ) -> ApiResult<Response> {
     let registry = &state.registry;
     let (_, model) = model_of(registry, &caller, &path, Action::ReadRegistry)?;
