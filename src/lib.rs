@@ -1,6 +1,6 @@
 //! modelyard: a self-hosted machine-learning model registry in one binary.
 //!
-//! `api` (HTTP surfaces) → `domain` (plain Rust rules and operations) → `store` (metadata and
+//! `api` (HTTP surfaces) and `web` (HTML pages) → `domain` (plain Rust rules and operations) → `store` (metadata and
 //! blob storage traits with their embedded implementations).
 
 pub mod admin;
@@ -11,5 +11,6 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 
 pub use api::app;

@@ -13,7 +13,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use http_body_util::BodyExt;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -28,7 +28,8 @@ pub fn app(state: AppState) -> Router {
         .merge(mlflow::router())
         .merge(registry::router())
         .merge(ops::router())
-        .fallback(not_found)
+        .merge(crate::web::router())
+        .fallback(fallback)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             body_guard::pace_bodies,
@@ -42,8 +43,13 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> gitlab::ApiError {
-    gitlab::ApiError(crate::domain::Error::NotFound("Route"))
+/// API paths nobody serves get GitLab's JSON 404; every other path may be a project's page.
+async fn fallback(state: State<AppState>, request: Request) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/api/") || path.starts_with("/-/") {
+        return gitlab::ApiError(crate::domain::Error::NotFound("Route")).into_response();
+    }
+    crate::web::project_pages(state, request).await
 }
 
 /// Counts requests, latency and body bytes for `/metrics`.

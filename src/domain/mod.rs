@@ -18,6 +18,7 @@ pub mod paging;
 pub mod projects;
 pub mod records;
 pub mod semver_rules;
+pub mod sessions;
 pub mod version_labels;
 
 use std::sync::Arc;

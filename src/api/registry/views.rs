@@ -250,14 +250,22 @@ pub fn metric(point: &MetricPoint) -> MetricView {
     }
 }
 
-pub fn file(project_id: u64, package: (&str, &str), file: &PackageFile) -> FileView {
-    let encode = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
-    let path = file
-        .file_name
-        .split('/')
-        .map(encode)
+/// One URL path segment, percent-encoded.
+pub fn encode_segment(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
+}
+
+/// A `/`-separated path with each segment percent-encoded.
+pub fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(encode_segment)
         .collect::<Vec<_>>()
-        .join("/");
+        .join("/")
+}
+
+pub fn file(project_id: u64, package: (&str, &str), file: &PackageFile) -> FileView {
+    let encode = encode_segment;
+    let path = encode_path(&file.file_name);
     FileView {
         id: file.id,
         file_name: file.file_name.clone(),

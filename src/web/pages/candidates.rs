@@ -1,0 +1,190 @@
+//! A candidate (an experiment run): its details, promoting it to a model version, deleting it,
+//! and downloading its artifacts with the browser's session.
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::html;
+
+use super::models::{is_input_error, status_badge};
+use super::run_details::{ci_section, files_table, key_value_table, metric_charts};
+use super::{see_other, user_name, Ctx};
+use crate::domain::ml_records::{Candidate, TagOwner};
+use crate::domain::Error;
+use crate::web::error::WebResult;
+use crate::web::form;
+use crate::web::layout::{self, Crumb};
+
+fn candidate_url(ctx: &Ctx, candidate: &Candidate) -> String {
+    ctx.ml(&format!("candidates/{}", candidate.iid))
+}
+
+/// The page, with the promote form showing `problem` and the typed version when promoting failed.
+fn render(
+    ctx: &Ctx,
+    candidate: &Candidate,
+    promote: (&str, Option<&str>),
+) -> WebResult<maud::Markup> {
+    let registry = ctx.registry();
+    let experiment = registry.experiment(candidate.experiment_id)?;
+    let model = experiment
+        .model_id
+        .map(|id| registry.model(id))
+        .transpose()?;
+    let version = candidate
+        .model_version_id
+        .map(|id| registry.version(id))
+        .transpose()?;
+    let package = registry.candidate_package_name(candidate)?;
+    let files = match registry.candidate_package(candidate) {
+        Ok(package) => registry.current_files(package.id)?,
+        Err(Error::NotFound(_)) => Vec::new(),
+        Err(other) => return Err(other.into()),
+    };
+    let params = registry.params(candidate.id)?;
+    let tags = registry.tags(TagOwner::Candidate(candidate.id))?;
+    let history = registry.metric_history(candidate.id, None)?;
+    let url = candidate_url(ctx, candidate);
+    let title = if candidate.name.is_empty() {
+        format!("Candidate {}", candidate.iid)
+    } else {
+        candidate.name.clone()
+    };
+    let can_write = ctx.can_write();
+    let promotable = can_write && model.is_some() && version.is_none();
+    let body = html! {
+        div.page-head {
+            div {
+                h1 { (title) " " (status_badge(candidate)) }
+                p.subtitle.mono { "run " (candidate.run_id) }
+            }
+            div.actions {
+                @if can_write && version.is_none() {
+                    (layout::post_button(&ctx.visitor, &format!("{url}/delete"), "Delete candidate", "danger",
+                        Some("Delete this candidate with its params, metrics and artifacts? This cannot be undone.")))
+                }
+            }
+        }
+        div.layout {
+            div {
+                @if promotable {
+                    div.card #promote {
+                        h3 { "Promote to a model version" }
+                        form.form method="post" action=(format!("{url}/promote")) {
+                            (layout::csrf_input(&ctx.visitor))
+                            @if let Some(problem) = promote.1 {
+                                div.alert.error role="alert" { (problem) }
+                            }
+                            label for="version" { "Version" }
+                            input #version type="text" name="version" value=(promote.0) required placeholder="1.0.0";
+                            p.hint { "Semantic Versioning 2.0.0, e.g. 1.2.3 or 2.0.0-rc.1. The candidate's params, metrics and artifacts become the version's." }
+                            label for="description" { "Description" }
+                            textarea #description name="description" {}
+                            div.buttons { button.primary type="submit" { "Promote" } }
+                        }
+                    }
+                }
+                h2 { "Artifacts " span.count { (files.len()) } }
+                (files_table(ctx, &files, &url, (&package.0, &package.1)))
+                h2 { "Metrics" }
+                (metric_charts(&history))
+                h2 { "Parameters" }
+                (key_value_table("params", &params, "No parameters logged."))
+                h2 { "Metadata" }
+                (key_value_table("metadata", &tags, "No metadata."))
+            }
+            aside.sidebar {
+                h3 { "CI/CD" }
+                (ci_section(candidate.ci.as_ref()))
+                dl {
+                    dt { "Experiment" } dd { a href=(ctx.ml(&format!("experiments/{}", experiment.iid))) { (experiment.name) } }
+                    @if let Some(model) = &model {
+                        dt { "Model" } dd { a href=(ctx.ml(&format!("models/{}", model.id))) { (model.name) } }
+                    }
+                    @if let (Some(model), Some(version)) = (&model, &version) {
+                        dt { "Version" } dd { a href=(ctx.ml(&format!("models/{}/versions/{}", model.id, version.id))) { (version.version) } }
+                    }
+                    dt { "Started" } dd { (layout::time_ms(candidate.start_time)) }
+                    @if let Some(end) = candidate.end_time { dt { "Ended" } dd { (layout::time_ms(end)) } }
+                    dt { "User" } dd { (user_name(registry, candidate.user_id).unwrap_or_else(|| "–".into())) }
+                    dt { "Candidate id" } dd { (candidate.iid) }
+                }
+            }
+        }
+    };
+    let mut crumbs = ctx.experiment_crumbs();
+    crumbs.push(Crumb::new(
+        experiment.name.clone(),
+        ctx.ml(&format!("experiments/{}", experiment.iid)),
+    ));
+    crumbs.push(Crumb::new(title.clone(), url));
+    Ok(layout::page(&title, &ctx.visitor, &crumbs, body))
+}
+
+pub fn show(ctx: &Ctx, iid: u64) -> WebResult<Response> {
+    let candidate = ctx
+        .registry()
+        .candidate_by_iid(ctx.access.project.id, iid)?;
+    Ok(layout::ok(render(ctx, &candidate, ("", None))?))
+}
+
+pub async fn promote(ctx: &Ctx<'_>, iid: u64, request: Request) -> WebResult<Response> {
+    let form = form::read(&ctx.visitor, request).await?;
+    let candidate = ctx
+        .registry()
+        .candidate_by_iid(ctx.access.project.id, iid)?;
+    ctx.require_write()?;
+    let typed = form.text("version").unwrap_or_default();
+    if typed.is_empty() {
+        let problem = Error::missing("version").to_string();
+        return Ok(layout::respond(
+            StatusCode::BAD_REQUEST,
+            render(ctx, &candidate, ("", Some(&problem)))?,
+        ));
+    }
+    match ctx.registry().promote_candidate(
+        &ctx.visitor.caller,
+        &ctx.access,
+        candidate.id,
+        Some(typed.clone()),
+        form.text("description"),
+    ) {
+        Ok(version) => {
+            ctx.registry().persist().await?;
+            Ok(see_other(&ctx.ml(&format!(
+                "models/{}/versions/{}",
+                version.model_id, version.id
+            ))))
+        }
+        Err(error) if is_input_error(&error) => Ok(layout::respond(
+            StatusCode::BAD_REQUEST,
+            render(ctx, &candidate, (&typed, Some(&error.to_string())))?,
+        )),
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub async fn delete(ctx: &Ctx<'_>, iid: u64, request: Request) -> WebResult<Response> {
+    form::read(&ctx.visitor, request).await?;
+    let registry = ctx.registry();
+    let candidate = registry.candidate_by_iid(ctx.access.project.id, iid)?;
+    let experiment = registry.experiment(candidate.experiment_id)?;
+    registry.delete_candidate(&ctx.visitor.caller, &ctx.access, candidate.id)?;
+    registry.persist().await?;
+    Ok(see_other(
+        &ctx.ml(&format!("experiments/{}", experiment.iid)),
+    ))
+}
+
+pub async fn download(
+    ctx: &Ctx<'_>,
+    iid: u64,
+    path: &str,
+    request: Request,
+) -> WebResult<Response> {
+    let registry = ctx.registry();
+    let candidate = registry.candidate_by_iid(ctx.access.project.id, iid)?;
+    let package = registry.candidate_package(&candidate)?;
+    let file = registry.newest_file(package.id, path)?;
+    Ok(crate::api::download::serve(registry, &file, request).await?)
+}

@@ -1,0 +1,349 @@
+//! Model versions: the create form (with a streamed file upload), the version page, deleting,
+//! and downloading a version's files with the browser's session.
+
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use futures_util::TryStreamExt;
+use maud::{html, Markup};
+
+use super::models::{is_input_error, version_badges};
+use super::run_details::{ci_section, files_table, key_value_table, metric_charts};
+use super::{see_other, user_name, Ctx};
+use crate::domain::ml_records::{Model, ModelVersion, TagOwner};
+use crate::domain::models::{ModelFileOwner, NewVersion, MAX_DESCRIPTION};
+use crate::domain::packages::{join_file_path, IncomingFile};
+use crate::domain::{names, semver_rules, Error};
+use crate::web::error::{WebError, WebResult};
+use crate::web::layout::{self, Crumb};
+use crate::web::markdown;
+use crate::web::session::CSRF_FIELD;
+
+/// Text fields of the version form are small; the file field is limited by the blob store.
+const MAX_TEXT_FIELD: u64 = 64 * 1024;
+
+/// What the version form holds, to show it again when something is wrong.
+#[derive(Default)]
+struct VersionForm {
+    csrf: Option<String>,
+    version: String,
+    description: String,
+    subfolder: String,
+}
+
+fn version_url(ctx: &Ctx, model: &Model, version: &ModelVersion) -> String {
+    ctx.ml(&format!("models/{}/versions/{}", model.id, version.id))
+}
+
+fn new_version_page(
+    ctx: &Ctx,
+    model: &Model,
+    form: &VersionForm,
+    problem: Option<&str>,
+) -> WebResult<Markup> {
+    let versions = ctx.registry().versions_of(model.id)?;
+    let model_url = ctx.ml(&format!("models/{}", model.id));
+    let latest = versions
+        .first()
+        .and_then(|v| semver::Version::parse(&v.version).ok());
+    let suggested = semver_rules::next_patch(latest.as_ref()).to_string();
+    let body = html! {
+        div.page-head { div { h1 { "New version of " (model.name) } } }
+        form.form method="post" action=(format!("{model_url}/versions")) enctype="multipart/form-data" {
+            (layout::csrf_input(&ctx.visitor))
+            @if let Some(problem) = problem {
+                div.alert.error role="alert" { (problem) }
+            }
+            label for="version" { "Version" }
+            input #version type="text" name="version" value=(form.version) placeholder=(suggested) required maxlength="255";
+            p.hint {
+                "Semantic Versioning 2.0.0: MAJOR.MINOR.PATCH, optionally -prerelease and +build (1.2.3, 2.0.0-rc.1). "
+                @match versions.first() {
+                    Some(latest) => { "Latest version is " strong { (latest.version) } "." }
+                    None => "This is the model's first version.",
+                }
+            }
+            label for="description" { "Description" }
+            textarea #description name="description" maxlength=(MAX_DESCRIPTION) placeholder="Markdown: what changed in this version." { (form.description) }
+            label for="subfolder" { "Subfolder for the file (optional)" }
+            input #subfolder type="text" name="subfolder" value=(form.subfolder) placeholder="e.g. weights";
+            label for="file" { "File (optional)" }
+            div.dropzone {
+                input #file type="file" name="file";
+                p.hint data-file-for="file" {}
+                p.hint { "The file is streamed to the registry; more files can be added with the API or MLflow." }
+            }
+            div.buttons {
+                button.primary type="submit" { "Create version" }
+                a.button href=(model_url) { "Cancel" }
+            }
+        }
+    };
+    let mut crumbs = ctx.registry_crumbs();
+    crumbs.push(Crumb::new(model.name.clone(), model_url.clone()));
+    crumbs.push(Crumb::new(
+        "New version",
+        format!("{model_url}/versions/new"),
+    ));
+    Ok(layout::page(
+        &format!("New version of {}", model.name),
+        &ctx.visitor,
+        &crumbs,
+        body,
+    ))
+}
+
+pub fn new_form(ctx: &Ctx, model_id: u64) -> WebResult<Response> {
+    let model = ctx.model(model_id)?;
+    ctx.require_write()?;
+    Ok(layout::ok(new_version_page(
+        ctx,
+        &model,
+        &VersionForm::default(),
+        None,
+    )?))
+}
+
+fn bad_multipart(error: multer::Error) -> WebError {
+    WebError::BadForm(format!("The form could not be read: {error}"))
+}
+
+/// Creates the version named by the form, once, before any file is stored.
+fn create_from_form(ctx: &Ctx, model: &Model, form: &VersionForm) -> WebResult<ModelVersion> {
+    ctx.visitor.check_csrf(form.csrf.as_deref())?;
+    ctx.require_write()?;
+    let version = form.version.trim();
+    if version.is_empty() {
+        return Err(Error::missing("version").into());
+    }
+    Ok(ctx.registry().create_version(
+        &ctx.visitor.caller,
+        &ctx.access,
+        model.id,
+        NewVersion {
+            version: Some(version.to_string()),
+            description: Some(form.description.clone()),
+            ..NewVersion::default()
+        },
+    )?)
+}
+
+/// Reads the multipart form field by field: the text fields first (a browser sends fields in
+/// page order), then the file, streamed into the blob store as it arrives.
+async fn create_with_upload(
+    ctx: &Ctx<'_>,
+    model: &Model,
+    request: Request,
+    form: &mut VersionForm,
+) -> WebResult<ModelVersion> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary = multer::parse_boundary(content_type).map_err(bad_multipart)?;
+    let limits = multer::SizeLimit::new()
+        .for_field(CSRF_FIELD, MAX_TEXT_FIELD)
+        .for_field("version", MAX_TEXT_FIELD)
+        .for_field("description", MAX_TEXT_FIELD)
+        .for_field("subfolder", MAX_TEXT_FIELD);
+    let mut multipart = multer::Multipart::with_constraints(
+        request.into_body().into_data_stream(),
+        boundary,
+        multer::Constraints::new().size_limit(limits),
+    );
+    let mut created: Option<ModelVersion> = None;
+    while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
+        let name = field.name().unwrap_or("").to_string();
+        if name != "file" {
+            let value = field.text().await.map_err(bad_multipart)?;
+            match name.as_str() {
+                CSRF_FIELD => form.csrf = Some(value),
+                "version" => form.version = value,
+                "description" => form.description = value,
+                "subfolder" => form.subfolder = value.trim().trim_matches('/').to_string(),
+                _ => {}
+            }
+            continue;
+        }
+        let file_name = field.file_name().unwrap_or("").to_string();
+        if file_name.is_empty() {
+            continue; // no file chosen
+        }
+        let version = match created.take() {
+            Some(version) => version,
+            None => create_from_form(ctx, model, form)?,
+        };
+        let stored = store_file(ctx, &version, form, &file_name, field).await;
+        if let Err(error) = stored {
+            // Nothing half-made stays: the version goes again with whatever was stored.
+            let _ = ctx
+                .registry()
+                .delete_version(&ctx.visitor.caller, &ctx.access, version.id);
+            return Err(error);
+        }
+        created = Some(version);
+    }
+    match created {
+        Some(version) => Ok(version),
+        None => create_from_form(ctx, model, form),
+    }
+}
+
+async fn store_file(
+    ctx: &Ctx<'_>,
+    version: &ModelVersion,
+    form: &VersionForm,
+    file_name: &str,
+    field: multer::Field<'static>,
+) -> WebResult<()> {
+    // Browsers send the base name; some old ones send a whole client path.
+    let base = file_name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(file_name)
+        .to_string();
+    names::model_file_name(&base)?;
+    let subfolder = (!form.subfolder.is_empty()).then_some(form.subfolder.as_str());
+    if let Some(subfolder) = subfolder {
+        names::file_path(subfolder)?;
+    }
+    let _in_progress = ctx.state.telemetry.upload_started();
+    let incoming = IncomingFile {
+        body: Box::pin(field.map_err(std::io::Error::other)),
+        declared_len: None,
+        status: None,
+    };
+    ctx.registry()
+        .upload_model_file(
+            &ctx.visitor.caller,
+            &ctx.access,
+            ModelFileOwner::Version(version.id),
+            &join_file_path(subfolder, &base),
+            incoming,
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn create(ctx: &Ctx<'_>, model_id: u64, request: Request) -> WebResult<Response> {
+    let model = ctx.model(model_id)?;
+    let mut form = VersionForm::default();
+    match create_with_upload(ctx, &model, request, &mut form).await {
+        Ok(version) => {
+            ctx.registry().persist().await?;
+            Ok(see_other(&version_url(ctx, &model, &version)))
+        }
+        Err(WebError::Domain(error)) if is_input_error(&error) => Ok(layout::respond(
+            StatusCode::BAD_REQUEST,
+            new_version_page(ctx, &model, &form, Some(&error.to_string()))?,
+        )),
+        Err(error) => Err(error),
+    }
+}
+
+/// The version of `model` with id `version_id`; 404 for any other.
+fn model_version(ctx: &Ctx, model: &Model, version_id: u64) -> WebResult<ModelVersion> {
+    let version = ctx.registry().project_version(&ctx.access, version_id)?;
+    if version.model_id != model.id {
+        return Err(Error::NotFound("Model version").into());
+    }
+    Ok(version)
+}
+
+pub fn show(ctx: &Ctx, model_id: u64, version_id: u64) -> WebResult<Response> {
+    let registry = ctx.registry();
+    let model = ctx.model(model_id)?;
+    let version = model_version(ctx, &model, version_id)?;
+    let latest = registry
+        .versions_of(model.id)?
+        .first()
+        .is_some_and(|v| v.id == version.id);
+    let candidate = registry.candidate(version.candidate_id)?;
+    let files = registry.version_files(&version)?;
+    let params = registry.params(candidate.id)?;
+    let metadata = registry.tags(TagOwner::Version(version.id))?;
+    let history = registry.metric_history(candidate.id, None)?;
+    let url = version_url(ctx, &model, &version);
+    let model_url = ctx.ml(&format!("models/{}", model.id));
+    let author = user_name(registry, version.author_id);
+    let body = html! {
+        div.page-head {
+            div {
+                h1 { a href=(model_url) { (model.name) } " / " (version.version) (version_badges(&version, latest)) }
+                p.subtitle { "Version created " (layout::time(&version.created_at)) @if let Some(author) = &author { " by " (author) } }
+            }
+            div.actions {
+                @if ctx.can_write() {
+                    (layout::post_button(&ctx.visitor, &format!("{url}/delete"), "Delete version", "danger",
+                        Some(&format!("Delete version {} of {} and its files? This cannot be undone.", version.version, model.name))))
+                }
+            }
+        }
+        div.layout {
+            div {
+                @if !version.description.trim().is_empty() {
+                    div.card.markdown #description { (layout::trusted(markdown::render(&version.description))) }
+                }
+                h2 { "Files " span.count { (files.len()) } }
+                (files_table(ctx, &files, &url, (&model.name, &version.version)))
+                h2 { "Metrics" }
+                (metric_charts(&history))
+                h2 { "Parameters" }
+                (key_value_table("params", &params, "No parameters logged."))
+                h2 { "Metadata" }
+                (key_value_table("metadata", &metadata, "No metadata."))
+            }
+            aside.sidebar {
+                h3 { "CI/CD" }
+                (ci_section(candidate.ci.as_ref()))
+                dl {
+                    dt { "Run" } dd { a href=(ctx.ml(&format!("candidates/{}", candidate.iid))) { "Candidate #" (candidate.iid) } div.mono.muted { (candidate.run_id) } }
+                    dt { "Package" } dd.mono { (model.name) "/" (version.version) }
+                    dt { "Version id" } dd { (version.id) }
+                    @if let Some(source) = &version.source { dt { "Source" } dd.mono { (source) } }
+                }
+            }
+        }
+    };
+    let mut crumbs = ctx.registry_crumbs();
+    crumbs.push(Crumb::new(model.name.clone(), model_url));
+    crumbs.push(Crumb::new(version.version.clone(), url.clone()));
+    Ok(layout::ok(layout::page(
+        &format!("{} {}", model.name, version.version),
+        &ctx.visitor,
+        &crumbs,
+        body,
+    )))
+}
+
+pub async fn delete(
+    ctx: &Ctx<'_>,
+    model_id: u64,
+    version_id: u64,
+    request: Request,
+) -> WebResult<Response> {
+    crate::web::form::read(&ctx.visitor, request).await?;
+    let model = ctx.model(model_id)?;
+    let version = model_version(ctx, &model, version_id)?;
+    ctx.registry()
+        .delete_version(&ctx.visitor.caller, &ctx.access, version.id)?;
+    ctx.registry().persist().await?;
+    Ok(see_other(&format!(
+        "{}?tab=versions",
+        ctx.ml(&format!("models/{}", model.id))
+    )))
+}
+
+pub async fn download(
+    ctx: &Ctx<'_>,
+    model_id: u64,
+    version_id: u64,
+    path: &str,
+    request: Request,
+) -> WebResult<Response> {
+    let model = ctx.model(model_id)?;
+    let version = model_version(ctx, &model, version_id)?;
+    let file = ctx.registry().version_file(&version, path)?;
+    Ok(crate::api::download::serve(ctx.registry(), &file, request).await?)
+}
