@@ -87,6 +87,9 @@ pub struct ServeArgs {
     /// Token of the root administrator; generated on first start when unset.
     #[arg(long, env = "MODELYARD_ROOT_TOKEN", hide_env_values = true)]
     pub root_token: Option<Secret>,
+    /// Password of the root administrator for the web UI; set (or changed) at start when given.
+    #[arg(long, env = "MODELYARD_ROOT_PASSWORD", hide_env_values = true)]
+    pub root_password: Option<Secret>,
     /// Metadata cache size in MiB.
     #[arg(long, env = "MODELYARD_CACHE_MB", default_value_t = 16)]
     pub cache_mb: u64,

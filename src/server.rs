@@ -64,6 +64,10 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             path.display()
         );
     }
+    if let Some(password) = &args.root_password {
+        let root = registry.user_by_name("root")?;
+        registry.set_password(root.id, &password.0)?;
+    }
     registry.persist_blocking()?;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)

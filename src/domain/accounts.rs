@@ -51,6 +51,15 @@ pub fn hash_password(password: &str) -> Result<String> {
         .map_err(|e| Error::bad(format!("password could not be hashed: {e}")))
 }
 
+fn check_password_length(password: &str) -> Result<()> {
+    if password.chars().count() < 8 {
+        return Err(Error::bad(
+            "password is too short (minimum is 8 characters)",
+        ));
+    }
+    Ok(())
+}
+
 fn today() -> NaiveDate {
     now().date_naive()
 }
@@ -59,11 +68,7 @@ impl Registry {
     pub fn create_user(&self, new: NewUser<'_>) -> Result<User> {
         names::username(new.username)?;
         if let Some(password) = new.password {
-            if password.len() < 8 {
-                return Err(Error::bad(
-                    "password is too short (minimum is 8 characters)",
-                ));
-            }
+            check_password_length(password)?;
         }
         let password_hash = new.password.map(hash_password).transpose()?;
         let user = User {
@@ -116,6 +121,7 @@ impl Registry {
     }
 
     pub fn set_password(&self, user_id: u64, password: &str) -> Result<()> {
+        check_password_length(password)?;
         let hash = hash_password(password)?;
         self.update_record(Table::Users, user_id, "User", |user: &mut User| {
             user.password_hash = Some(hash.clone());

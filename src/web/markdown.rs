@@ -1,7 +1,7 @@
-//! Markdown descriptions rendered to HTML and sanitized: no scripts, no event handlers, no
-//! `javascript:` links, whatever the author wrote.
+//! Markdown descriptions rendered to HTML and sanitized: raw HTML in the source is shown as
+//! text, and the result is cleaned again (no scripts, event handlers or `javascript:` links).
 
-use pulldown_cmark::{html, Options, Parser};
+use pulldown_cmark::{html, Event, Options, Parser};
 
 pub fn render(markdown: &str) -> String {
     let options = Options::ENABLE_TABLES
@@ -9,7 +9,11 @@ pub fn render(markdown: &str) -> String {
         | Options::ENABLE_TASKLISTS
         | Options::ENABLE_FOOTNOTES;
     let mut unsafe_html = String::with_capacity(markdown.len() * 3 / 2);
-    html::push_html(&mut unsafe_html, Parser::new_ext(markdown, options));
+    let events = Parser::new_ext(markdown, options).map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        other => other,
+    });
+    html::push_html(&mut unsafe_html, events);
     ammonia::Builder::default()
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
         .clean(&unsafe_html)
@@ -35,7 +39,8 @@ mod tests {
             "<script>alert(1)</script>\n\n<img src=x onerror=alert(2)>\n\n[x](javascript:alert(3))",
         );
         assert!(!html.contains("<script"));
-        assert!(!html.contains("onerror"));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!html.contains("<img"));
         assert!(!html.contains("javascript:"));
     }
 }
