@@ -240,7 +240,7 @@ fn sign_in_create_a_model_and_a_version_with_a_file() {
     ));
     assert_eq!(versions.json().as_array().map(Vec::len), Some(1));
 
-    let form = browser.get(&format!("{version_page}")).text();
+    let form = browser.get(&version_page).text();
     let delete = browser.post_form(
         &format!("{version_page}/delete"),
         &[("authenticity_token", &csrf_token(&form))],
