@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end suites with real clients against target/release/modelyard.
+# Installs Debian's chromium + chromedriver for the browser suite (scripts/install-browser.sh).
 # Creates (or reuses) Python venvs under target/ with the pinned client versions:
 #   target/e2e-venv          e2e/requirements.txt          (python-gitlab, MLflow 3, browser driver)
 #   target/e2e-venv-mlflow2  e2e/requirements-mlflow2.txt  (MLflow 2, runs e2e/mlflow only)
@@ -18,6 +19,7 @@ venv_for() {
 }
 
 export MODELYARD_BIN="$PWD/target/release/modelyard"
+scripts/install-browser.sh
 
 venv_for target/e2e-venv e2e/requirements.txt
 target/e2e-venv/bin/python -m pytest -q e2e "$@"

@@ -17,25 +17,36 @@ pub struct Point {
     pub value: f64,
 }
 
-/// `count` round tick values covering `lo..=hi`.
+/// A round step that cuts `lo..=hi` into about `count` parts.
+fn tick_step(lo: f64, hi: f64, count: usize) -> f64 {
+    let raw = (hi - lo) / count.max(1) as f64;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude)
+}
+
+/// Round tick values from a multiple of the step at or below `lo` to one at or above `hi`, so
+/// that the axis starts and ends on a labelled tick.
 fn ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
     if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         return vec![lo];
     }
-    let raw = (hi - lo) / count.max(1) as f64;
-    let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * magnitude);
-    let mut out = Vec::new();
-    let mut tick = (lo / step).ceil() * step;
-    while tick <= hi + step * 1e-9 {
-        out.push(if tick.abs() < step * 1e-9 { 0.0 } else { tick });
-        tick += step;
-    }
-    out
+    let step = tick_step(lo, hi, count);
+    let first = (lo / step + 1e-9).floor() as i64;
+    let last = (hi / step - 1e-9).ceil() as i64;
+    (first..=last)
+        .map(|i| {
+            let tick = i as f64 * step;
+            if tick.abs() < step * 1e-9 {
+                0.0
+            } else {
+                tick
+            }
+        })
+        .collect()
 }
 
 /// A value as a short tick label.
@@ -87,7 +98,7 @@ pub fn line_chart(key: &str, points: &[Point]) -> Markup {
     let y = |value: f64| TOP + (hi - value) / (hi - lo) * plot_h;
     let x_ticks: Vec<f64> = ticks(min_step, max_step.max(min_step + 1.0), 5)
         .into_iter()
-        .filter(|t| t.fract() == 0.0)
+        .filter(|t| t.fract() == 0.0 && *t >= min_step && *t <= max_step.max(min_step + 1.0))
         .collect();
     let polyline = points
         .iter()
@@ -198,7 +209,9 @@ mod tests {
     #[test]
     fn ticks_are_round() {
         assert_eq!(ticks(0.0, 1.0, 4), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
-        assert_eq!(ticks(0.0, 49.0, 5), vec![0.0, 10.0, 20.0, 30.0, 40.0]);
+        assert_eq!(ticks(0.0, 49.0, 5), vec![0.0, 10.0, 20.0, 30.0, 40.0, 50.0]);
+        let labels: Vec<String> = ticks(0.5, 0.9083, 4).into_iter().map(label).collect();
+        assert_eq!(labels, ["0.4", "0.6", "0.8", "1"]);
         assert_eq!(label(0.5), "0.5");
         assert_eq!(label(1234567.0), "1.23e6");
     }

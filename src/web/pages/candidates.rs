@@ -10,7 +10,7 @@ use super::models::{is_input_error, status_badge};
 use super::run_details::{ci_section, files_table, key_value_table, metric_charts};
 use super::{see_other, user_name, Ctx};
 use crate::domain::ml_records::{Candidate, TagOwner};
-use crate::domain::Error;
+use crate::domain::{semver_rules, Error};
 use crate::web::error::WebResult;
 use crate::web::form;
 use crate::web::layout::{self, Crumb};
@@ -52,6 +52,16 @@ fn render(
     };
     let can_write = ctx.can_write();
     let promotable = can_write && model.is_some() && version.is_none();
+    let suggested = match &model {
+        Some(model) if promotable => {
+            let latest = registry
+                .versions_of(model.id)?
+                .first()
+                .and_then(|v| semver::Version::parse(&v.version).ok());
+            semver_rules::next_patch(latest.as_ref()).to_string()
+        }
+        _ => String::new(),
+    };
     let body = html! {
         div.page-head {
             div {
@@ -76,7 +86,7 @@ fn render(
                                 div.alert.error role="alert" { (problem) }
                             }
                             label for="version" { "Version" }
-                            input #version type="text" name="version" value=(promote.0) required placeholder="1.0.0";
+                            input #version type="text" name="version" value=(promote.0) required placeholder=(suggested);
                             p.hint { "Semantic Versioning 2.0.0, e.g. 1.2.3 or 2.0.0-rc.1. The candidate's params, metrics and artifacts become the version's." }
                             label for="description" { "Description" }
                             textarea #description name="description" {}
