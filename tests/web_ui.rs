@@ -461,3 +461,76 @@ fn static_assets_and_unknown_paths() {
         .unwrap()
         .starts_with("text/html"));
 }
+
+#[test]
+fn root_signs_in_with_the_configured_password_and_edits_a_model_card() {
+    let server = TestServer::start_with(&["--root-password", "root password 123"]);
+    let project_id = project(&server, "cards", "private");
+    let created = Api::root(&server).post_json(
+        &format!("/api/v4/projects/{project_id}/ml/models"),
+        json!({ "name": "cardy" }),
+    );
+    let id = created.json()["id"].as_u64().unwrap();
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in("root", "wrong").status, 401);
+    assert_eq!(browser.sign_in("root", "root password 123").status, 303);
+
+    let edit = format!("/root/cards/-/ml/models/{id}/edit");
+    let token = csrf_token(&browser.get(&edit).text());
+    let too_long = "x".repeat(10_001);
+    let refused = browser.post_form(
+        &edit,
+        &[("authenticity_token", &token), ("description", &too_long)],
+    );
+    assert_eq!(refused.status, 400);
+    assert!(refused.text().contains("at most 10000 characters"));
+    let saved = browser.post_form(
+        &edit,
+        &[
+            ("authenticity_token", &token),
+            ("description", "## Inputs\n\n- amount"),
+        ],
+    );
+    assert_eq!(saved.status, 303);
+    let page = browser.get(&location(&saved)).text();
+    assert!(page.contains("<h2>Inputs</h2>") && page.contains("<li>amount</li>"));
+    let api = Api::root(&server).get(&format!("/api/v4/projects/{project_id}/ml/models/{id}"));
+    assert_eq!(api.json()["description"], "## Inputs\n\n- amount");
+}
+
+#[test]
+fn cookies_are_secure_behind_https() {
+    let server = TestServer::start();
+    user_with_token(&server, "alice", "api");
+    let form = raw(
+        &server.base,
+        "GET",
+        "/users/sign_in",
+        &[("X-Forwarded-Proto", "https")],
+        b"",
+    );
+    let set = form.header("set-cookie").expect("the sign-in CSRF cookie");
+    assert!(set.contains("Secure") && set.contains("HttpOnly"));
+    let token = csrf_token(&form.text());
+    let cookie = set.split(';').next().unwrap().to_string();
+    let body = format!("authenticity_token={token}&username=alice&password=correct+horse+battery");
+    let signed_in = raw(
+        &server.base,
+        "POST",
+        "/users/sign_in",
+        &[
+            ("X-Forwarded-Proto", "https"),
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(signed_in.status, 303);
+    let session = signed_in
+        .headers
+        .iter()
+        .find(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("modelyard_session="))
+        .map(|(_, v)| v.clone())
+        .expect("a session cookie");
+    assert!(session.contains("Secure") && session.contains("SameSite=Lax"));
+}
