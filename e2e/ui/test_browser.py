@@ -240,6 +240,10 @@ def test_a_form_without_csrf_token_is_rejected(server, browser):
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("403")
     assert "CSRF" in browser.page_source
     assert Api(server).get(f"/projects/{project['id']}/ml/models") == []
+    browser.get(f"{server.url}/{project['path_with_namespace']}/-/ml/models")
+    empty = browser.find_element(By.CSS_SELECTOR, ".empty-state").text
+    assert "curl" in empty and "MLFLOW_TRACKING_URI" in empty and "MLFLOW_TRACKING_TOKEN" in empty
+    screenshot(browser, "registry-empty")
 
 
 def test_registry_of_100_models_pages_are_fast(server, browser):
