@@ -478,6 +478,17 @@ fn ci_links_from_the_api_and_from_tags_survive_a_restart() {
     );
     assert_eq!(run.status, 201, "{}", run.text());
     let iid = run.json()["iid"].as_u64().unwrap();
+
+    // A batch that fails validation is refused before any run exists.
+    let candidates = ml(project_id, &format!("experiments/{experiment}/candidates"));
+    let before = api.get(&candidates).json().as_array().map(Vec::len);
+    let refused = api.post_json(
+        &candidates,
+        json!({ "params": [{ "key": "depth", "value": "6" }, { "key": "depth", "value": "7" }] }),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(message(&refused).contains("Duplicate parameter keys"));
+    assert_eq!(api.get(&candidates).json().as_array().map(Vec::len), before);
     let promoted = api.post_json(
         &ml(project_id, &format!("candidates/{iid}/promote")),
         json!({ "version": "1.1.0" }),

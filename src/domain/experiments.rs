@@ -122,7 +122,8 @@ pub fn validate_tag(tag: &KeyValue) -> Result<()> {
     check_len("tag value", &tag.value, MAX_TAG_VALUE)
 }
 
-fn validate_batch(batch: &LogBatch) -> Result<()> {
+/// The checks a batch must pass before anything of it is written.
+pub fn validate_batch(batch: &LogBatch) -> Result<()> {
     for param in &batch.params {
         if param.key.is_empty() {
             return Err(Error::bad("param key must not be empty"));

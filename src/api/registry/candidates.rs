@@ -13,7 +13,7 @@ use super::views::{self, CandidateView, ErrorView, MetadataView, VersionView};
 use super::{listing, Body, ListPage, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
-use crate::domain::experiments::{now_ms, LogBatch, NewCandidate};
+use crate::domain::experiments::{now_ms, validate_batch, LogBatch, NewCandidate};
 use crate::domain::ml_records::MetricPoint;
 use crate::domain::paging::{Page, PageRequest};
 use crate::state::AppState;
@@ -93,15 +93,6 @@ pub async fn create(
     let access = registry.project_for_action(&caller, path.project(), Action::WriteRegistry)?;
     let experiment =
         registry.experiment_by_iid(access.project.id, path.number("iid", "Experiment")?)?;
-    let candidate = registry.create_candidate(
-        &caller,
-        &access,
-        experiment.id,
-        NewCandidate {
-            name: body.name,
-            ..NewCandidate::default()
-        },
-    )?;
     let now = now_ms();
     let batch = LogBatch {
         metrics: body
@@ -117,11 +108,22 @@ pub async fn create(
         params: key_values(body.params),
         tags: key_values(body.metadata),
     };
+    // Bad input is refused before the run exists.
+    validate_batch(&batch)?;
+    let candidate = registry.create_candidate(
+        &caller,
+        &access,
+        experiment.id,
+        NewCandidate {
+            name: body.name,
+            ..NewCandidate::default()
+        },
+    )?;
     if let Err(error) = registry
         .log_batch(&caller, &access, candidate.id, batch)
         .await
     {
-        // Nothing half-made stays behind: the run goes with its bad data.
+        // A storage failure half way: the run goes again rather than stay half-made.
         registry.delete_candidate(&caller, &access, candidate.id)?;
         registry.persist().await?;
         return Err(error.into());

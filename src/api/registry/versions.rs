@@ -92,12 +92,11 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let registry = &state.registry;
     let (_, model) = model_of(registry, &caller, &path, Action::ReadRegistry)?;
-    let page = Page::of(
-        registry.versions_of(model.id)?,
-        PageRequest::new(query.page, query.per_page),
-    );
+    let versions = registry.versions_of(model.id)?;
+    let latest_id = versions.first().map(|v| v.id);
+    let page = Page::of(versions, PageRequest::new(query.page, query.per_page));
     listing(&state, &headers, &uri, page, |version| {
-        views::version(registry, &model, version)
+        views::version_given_latest(registry, &model, version, latest_id)
     })
 }
 

@@ -357,12 +357,20 @@ pub fn run_data(
 }
 
 pub fn version(registry: &Registry, model: &Model, version: &ModelVersion) -> Result<VersionView> {
+    let latest_id = registry.versions_of(model.id)?.first().map(|v| v.id);
+    version_given_latest(registry, model, version, latest_id)
+}
+
+/// A version's view when the model's latest version is already known (listings).
+pub fn version_given_latest(
+    registry: &Registry,
+    model: &Model,
+    version: &ModelVersion,
+    latest_id: Option<u64>,
+) -> Result<VersionView> {
     let candidate = registry.candidate(version.candidate_id)?;
     let files = registry.version_files(version)?;
-    let latest = registry
-        .versions_of(model.id)?
-        .first()
-        .is_some_and(|v| v.id == version.id);
+    let latest = latest_id == Some(version.id);
     let mut data = run_data(
         registry,
         &candidate,
