@@ -83,6 +83,8 @@ impl Registry {
             return Ok(None);
         };
         if session.expires_at <= now() {
+            // Expired sessions go when they are next presented.
+            self.sign_out(secret)?;
             return Ok(None);
         }
         match self.user(session.user_id) {
@@ -147,6 +149,35 @@ mod tests {
         assert!(registry.session("not-a-session").unwrap().is_none());
         registry.sign_out(&opened.secret).unwrap();
         assert!(registry.session(&opened.secret).unwrap().is_none());
+    }
+
+    #[test]
+    fn expired_sessions_are_refused_and_removed() {
+        let (_dir, registry) = registry();
+        registry
+            .create_user(NewUser {
+                username: "bob",
+                name: "Bob",
+                email: None,
+                password: Some("long enough"),
+                admin: false,
+            })
+            .unwrap();
+        let opened = registry.sign_in("bob", "long enough").unwrap();
+        let key = session_key(&opened.secret);
+        let expired = Session {
+            expires_at: now() - Duration::seconds(1),
+            ..opened.session
+        };
+        registry
+            .meta
+            .transaction(|tx| {
+                tx.put_json(Table::Sessions, &key, &expired)?;
+                Ok::<_, crate::store::meta::TxError<Error>>(())
+            })
+            .unwrap();
+        assert!(registry.session(&opened.secret).unwrap().is_none());
+        assert!(registry.meta.get(Table::Sessions, &key).unwrap().is_none());
     }
 
     #[test]

@@ -25,12 +25,6 @@ impl From<Error> for WebError {
     }
 }
 
-impl From<crate::store::meta::StoreError> for WebError {
-    fn from(error: crate::store::meta::StoreError) -> Self {
-        WebError::Domain(error.into())
-    }
-}
-
 pub type WebResult<T> = Result<T, WebError>;
 
 impl WebError {

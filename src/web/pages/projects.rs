@@ -10,7 +10,7 @@ use crate::domain::access::Action;
 use crate::domain::records::{FeatureAccess, Visibility};
 use crate::state::AppState;
 use crate::web::error::WebResult;
-use crate::web::layout::{self, Crumb};
+use crate::web::layout;
 use crate::web::markdown;
 use crate::web::session::Visitor;
 
@@ -103,9 +103,7 @@ pub fn show(ctx: &Ctx) -> WebResult<Response> {
     } else {
         (0, 0)
     };
-    let mut crumbs = ctx.project_crumbs();
-    crumbs.truncate(1);
-    crumbs.push(Crumb::new(project.name.clone(), ctx.base.clone()));
+    let crumbs = ctx.project_crumbs();
     let body = html! {
         div.page-head {
             div {
