@@ -9,6 +9,9 @@ const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 32.0;
+/// Longer histories are thinned to about this many vertices (every k-th point, plus the last):
+/// more would not show on 500 pixels and would make pages heavy.
+const MAX_VERTICES: usize = 1000;
 
 /// One logged value at a step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +73,15 @@ pub fn line_chart(key: &str, points: &[Point]) -> Markup {
         .filter(|p| p.value.is_finite())
         .collect();
     points.sort_by_key(|p| p.step);
+    let logged = points.len();
+    if logged > MAX_VERTICES {
+        let every = logged.div_ceil(MAX_VERTICES);
+        let last = points[logged - 1];
+        points = points.into_iter().step_by(every).collect();
+        if points.last() != Some(&last) {
+            points.push(last);
+        }
+    }
     let Some(last) = points.last().copied() else {
         return html! {
             figure.chart data-metric=(key) {
@@ -106,8 +118,7 @@ pub fn line_chart(key: &str, points: &[Point]) -> Markup {
         .collect::<Vec<_>>()
         .join(" ");
     let summary = format!(
-        "{key}: {} points, steps {} to {}, last value {}",
-        points.len(),
+        "{key}: {logged} points, steps {} to {}, last value {}",
         points[0].step,
         last.step,
         label(last.value)
@@ -191,6 +202,21 @@ mod tests {
         assert!(line_chart("none", &[])
             .into_string()
             .contains("No finite values"));
+    }
+
+    #[test]
+    fn long_histories_are_thinned_but_keep_their_ends() {
+        let points: Vec<Point> = (0..10_001)
+            .map(|step| Point {
+                step,
+                value: step as f64,
+            })
+            .collect();
+        let svg = line_chart("long", &points).into_string();
+        let vertices = polyline_points(&svg);
+        assert!(vertices <= MAX_VERTICES + 1, "{vertices}");
+        assert!(vertices >= MAX_VERTICES / 2);
+        assert!(svg.contains("long: 10001 points, steps 0 to 10000"));
     }
 
     #[test]
