@@ -11,6 +11,6 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
+$sudo apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null
 /usr/bin/chromium --version
 /usr/bin/chromedriver --version
