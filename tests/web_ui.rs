@@ -496,6 +496,15 @@ fn root_signs_in_with_the_configured_password_and_edits_a_model_card() {
     assert!(page.contains("<h2>Inputs</h2>") && page.contains("<li>amount</li>"));
     let api = Api::root(&server).get(&format!("/api/v4/projects/{project_id}/ml/models/{id}"));
     assert_eq!(api.json()["description"], "## Inputs\n\n- amount");
+
+    let deleted = browser.post_form(
+        &format!("/root/cards/-/ml/models/{id}/delete"),
+        &[("authenticity_token", &token)],
+    );
+    assert_eq!(deleted.status, 303);
+    assert_eq!(location(&deleted), "/root/cards/-/ml/models");
+    let gone = Api::root(&server).get(&format!("/api/v4/projects/{project_id}/ml/models/{id}"));
+    assert_eq!(gone.status, 404);
 }
 
 #[test]
