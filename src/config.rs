@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// Lowest average rate of a request body after the grace period, in bytes per second.
     #[arg(long, env = "MODELYARD_BODY_MIN_RATE", default_value_t = 1024)]
     pub body_min_rate: u64,
+    /// Seconds a client may take to send a request's headers (counted from when the server is
+    /// ready for them, so an idle keep-alive connection is closed after this long too).
+    #[arg(long, env = "MODELYARD_HEADER_READ_TIMEOUT", default_value_t = 30)]
+    pub header_read_timeout: u64,
     /// Log format: text or json.
     #[arg(long, env = "MODELYARD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -1,10 +1,17 @@
 //! Opening the stores and running the HTTP server with graceful shutdown.
 
+use std::future::Future;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::api::body_guard::BodyPace;
 use crate::config::ServeArgs;
@@ -70,7 +77,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     }
     registry.persist_blocking()?;
 
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let address = listener.local_addr()?;
@@ -85,16 +92,95 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%address, data_dir = %data_dir.display(), "serving");
 
     let settings = state.settings.clone();
-    axum::serve(listener, crate::app(state.clone()))
-        .with_graceful_shutdown(async move {
+    let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
+    serve_connections(
+        listener,
+        crate::app(state.clone()),
+        header_timeout,
+        async move {
             shutdown_signal().await;
             settings.stop_accepting();
             tracing::info!("shutting down: finishing requests in flight");
-        })
-        .await?;
+        },
+    )
+    .await;
     state.registry.persist_blocking()?;
     tracing::info!("metadata flushed; bye");
     Ok(())
+}
+
+/// Serves HTTP/1.1 connections until `shutdown` completes, then lets each connection finish the
+/// request it is on; returns when all have closed. This is `axum::serve` with graceful shutdown,
+/// plus a timer for hyper, so that a client slow to send its request headers (or a keep-alive
+/// connection idle between requests) is disconnected after `header_timeout`. Request bodies are
+/// paced separately (`api::body_guard`).
+async fn serve_connections(
+    listener: TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    // `stop_rx` is dropped when shutdown begins; every connection holds a clone of `done_rx`.
+    let (stop_tx, stop_rx) = watch::channel(());
+    let (done_tx, done_rx) = watch::channel(());
+    tokio::spawn(async move {
+        shutdown.await;
+        drop(stop_rx);
+    });
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) if is_connection_error(&error) => continue,
+                Err(error) => {
+                    // Out of file descriptors, say: wait for some to be closed.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop_tx.closed() => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let stop = stop_tx.clone();
+        let done = done_rx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                }
+                _ = stop.closed() => {
+                    connection.as_mut().graceful_shutdown();
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                }
+            }
+            drop(done);
+        });
+    }
+    drop(listener);
+    drop(done_rx);
+    done_tx.closed().await;
+}
+
+/// Errors of one incoming connection (gone before it was accepted), not of the listener.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
 }
 
 async fn shutdown_signal() {

@@ -140,6 +140,59 @@ fn a_trickling_body_is_cut_off_while_others_are_served() {
 }
 
 #[test]
+fn headers_trickling_in_are_cut_off_while_others_are_served() {
+    let server = TestServer::start_with(&["--header-read-timeout", "2"]);
+    let host = server.base.trim_start_matches("http://").to_string();
+    // A request head that would be fine if it ever arrived: one byte a second.
+    let head = format!(
+        "GET /-/health HTTP/1.1\r\nHost: {host}\r\nX-Slow: {}\r\n\r\n",
+        "a".repeat(64)
+    );
+    let mut slow = TcpStream::connect(&host).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(900)))
+        .unwrap();
+    let started = Instant::now();
+    let mut cut_off = None;
+    for byte in head.bytes() {
+        if slow.write_all(&[byte]).is_err() {
+            cut_off = Some(started.elapsed());
+            break;
+        }
+        // Meanwhile everyone else is served promptly.
+        let quick = Instant::now();
+        assert_eq!(Api::root(&server).get("/-/health").status, 200);
+        assert!(quick.elapsed() < Duration::from_secs(1));
+        let mut answer = [0u8; 512];
+        match slow.read(&mut answer) {
+            Ok(0) => {
+                cut_off = Some(started.elapsed());
+                break;
+            }
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&answer[..n]);
+                panic!("the trickling client got an answer: {text}");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                cut_off = Some(started.elapsed());
+                break;
+            }
+            Err(_) => {} // still connected: send the next byte
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+    }
+    let cut_off = cut_off.expect("a client sending its headers at 1 byte/s kept its connection");
+    assert!(
+        cut_off >= Duration::from_millis(1500) && cut_off < Duration::from_secs(6),
+        "cut off after {cut_off:?} with a 2 s header timeout"
+    );
+
+    // A client that sends its headers at once on a new connection is unaffected.
+    assert_eq!(Api::root(&server).get("/-/health").status, 200);
+}
+
+#[test]
 fn a_thousand_idle_connections_do_not_stop_the_server() {
     let server = TestServer::start();
     let project_id = project(&server, "idle", "private");

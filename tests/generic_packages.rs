@@ -242,6 +242,80 @@ fn ranges_and_conditional_requests() {
 }
 
 #[test]
+fn whole_downloads_are_exact_at_chunk_boundaries_and_agree_with_head() {
+    let server = TestServer::start();
+    let project_id = project(&server, "whole", "public");
+    let api = Api::root(&server);
+    let chunk = 512 << 10;
+    for (i, size) in [0, 1, chunk - 1, chunk, chunk + 1, 5 * chunk, 7 * chunk + 3]
+        .into_iter()
+        .enumerate()
+    {
+        let data = random_bytes(size, 40 + i as u64);
+        let path = generic(project_id, &format!("pkg/1.0.{i}/data.bin"));
+        assert_eq!(api.put_bytes(&path, &data).status, 201);
+        let full = api.get(&path);
+        assert_eq!(full.status, 200, "size {size}");
+        assert_eq!(full.body.len(), size);
+        assert!(full.body == data, "size {size}: the bytes differ");
+        let head = api.send("HEAD", &path, &[], b"");
+        for name in ["content-length", "accept-ranges", "last-modified", "etag"] {
+            assert!(full.header(name).is_some(), "size {size}: no {name}");
+            assert_eq!(full.header(name), head.header(name), "size {size}: {name}");
+        }
+        // The date it announces is one the server accepts back.
+        let since = full.header("last-modified").unwrap().to_string();
+        let unchanged = api.send("GET", &path, &[("If-Modified-Since", &since)], b"");
+        assert_eq!(unchanged.status, 304, "size {size}");
+    }
+}
+
+#[test]
+fn a_download_read_slowly_arrives_whole() {
+    use std::io::{Read, Write};
+    let server = TestServer::start();
+    let project_id = project(&server, "slowread", "public");
+    let data = random_bytes(12 << 20, 50);
+    let path = generic(project_id, "pkg/1.0.0/slow.bin");
+    assert_eq!(Api::root(&server).put_bytes(&path, &data).status, 201);
+
+    // Reading 1 MiB every 150 ms fills the socket buffers: the server's reader waits for the
+    // client longer than it keeps a thread for, and must pick up where it left off.
+    let host = server.base.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let mut piece = vec![0u8; 1 << 20];
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let mut got = 0;
+        while got < piece.len() {
+            match stream.read(&mut piece[got..]).unwrap() {
+                0 => break,
+                n => got += n,
+            }
+        }
+        response.extend_from_slice(&piece[..got]);
+        if got < piece.len() {
+            break;
+        }
+    }
+    let body_at = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block")
+        + 4;
+    let head = String::from_utf8_lossy(&response[..body_at]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(response.len() - body_at, data.len());
+    assert_eq!(sha256_hex(&response[body_at..]), sha256_hex(&data));
+}
+
+#[test]
 fn hidden_packages_are_listed_only_on_request_but_download() {
     let server = TestServer::start();
     let project_id = project(&server, "hidden", "private");

@@ -1,19 +1,39 @@
 //! Serving a stored file: streamed from disk with `Content-Length`, `Content-Disposition`,
 //! `ETag`, `Range` (206) and conditional requests.
 
-use axum::body::Body;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use crate::domain::records::PackageFile;
 use crate::domain::{Error, Registry};
-use crate::store::blobs::BlobLocation;
+use crate::store::blobs::{BlobError, BlobLocation};
+use crate::store::chunk_pool::ChunkPool;
 
-/// Reads from disk in chunks of this size.
+/// Ranges and conditional requests (`ServeFile`) read from disk in chunks of this size.
 const READ_CHUNK: usize = 1 << 20;
+/// Whole-file downloads read chunks of this size...
+const WHOLE_FILE_CHUNK: usize = 512 << 10;
+/// ...up to this many ahead of the socket.
+const READ_AHEAD: usize = 4;
+/// How long a reader thread waits for the socket to take a chunk before it hands its thread back.
+const READER_PATIENCE: Duration = Duration::from_millis(50);
+
+/// Buffers of whole-file downloads, shared by all of them: a download holds at most
+/// `READ_AHEAD` + 2 chunks (queued, being read, being sent), 3 MiB.
+fn read_buffers() -> Arc<ChunkPool> {
+    static POOL: OnceLock<Arc<ChunkPool>> = OnceLock::new();
+    POOL.get_or_init(|| ChunkPool::new(WHOLE_FILE_CHUNK, READ_AHEAD + 2))
+        .clone()
+}
 
 fn etag_of(file: &PackageFile) -> String {
     format!("\"{}\"", file.sha256)
@@ -54,6 +74,90 @@ pub fn content_disposition(name: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
+/// A plain `GET` of the whole file: no range, no date or `If-Match` condition (those, and `HEAD`,
+/// are left to `ServeFile`).
+fn whole_file_get(request: &Request) -> bool {
+    request.method() == Method::GET
+        && ![
+            header::RANGE,
+            header::IF_RANGE,
+            header::IF_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_UNMODIFIED_SINCE,
+        ]
+        .iter()
+        .any(|name| request.headers().contains_key(name))
+}
+
+/// `200 OK` with the whole file, read up to `READ_AHEAD` chunks ahead of the socket: reading the
+/// disk (and copying out of the page cache) overlaps sending, where `ServeFile` reads a chunk
+/// only once the previous one is sent.
+async fn stream_whole_file(path: PathBuf) -> Result<Response, Error> {
+    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        let file = std::fs::File::open(&path)?;
+        let meta = file.metadata()?;
+        Ok((file, meta))
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|opened| opened)
+    .map_err(|e| Error::from(BlobError::Io(e)))?;
+    let (file, meta) = opened;
+    let (sender, mut received) = mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
+    let pool = read_buffers();
+    tokio::spawn(async move {
+        let (mut file, mut sender) = (file, sender);
+        // Wait for room in the queue without a thread, then read on a blocking thread for as
+        // long as the socket keeps taking chunks; when it has not taken one for
+        // READER_PATIENCE, hand the thread back: a slow client does not hold a blocking thread.
+        while let Ok(room) = sender.reserve_owned().await {
+            let pool = pool.clone();
+            let runtime = tokio::runtime::Handle::current();
+            let paused = tokio::task::spawn_blocking(move || {
+                let mut room = room;
+                loop {
+                    let mut chunk = pool.take();
+                    let sender = match chunk.read_from(&mut file) {
+                        Ok(_) if chunk.is_empty() => return None, // the end of the file
+                        Ok(_) => room.send(Ok(chunk.freeze())),
+                        Err(error) => {
+                            room.send(Err(error));
+                            return None;
+                        }
+                    };
+                    match runtime.block_on(tokio::time::timeout(
+                        READER_PATIENCE,
+                        sender.clone().reserve_owned(),
+                    )) {
+                        Ok(Ok(next)) => room = next,
+                        Ok(Err(_)) => return None, // the client went away
+                        Err(_) => return Some((file, sender)),
+                    }
+                }
+            })
+            .await;
+            match paused {
+                Ok(Some(paused)) => (file, sender) = paused,
+                _ => break,
+            }
+        }
+    });
+    let body = futures_util::stream::poll_fn(move |cx| received.poll_recv(cx));
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(modified) = meta.modified() {
+        let modified: chrono::DateTime<chrono::Utc> = modified.into();
+        if let Ok(value) =
+            HeaderValue::from_str(&modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+        {
+            headers.insert(header::LAST_MODIFIED, value);
+        }
+    }
+    Ok(response)
+}
+
 /// Answers `request` with the bytes of `file`.
 pub async fn serve(
     registry: &Registry,
@@ -69,13 +173,17 @@ pub async fn serve(
         return Ok(response);
     }
     let BlobLocation::LocalFile(path) = registry.blobs().locate(&file.sha256)?;
-    let (parts, _) = request.into_parts();
-    let request = Request::from_parts(parts, Body::empty());
-    let Ok(response) = ServeFile::new(path)
-        .with_buf_chunk_size(READ_CHUNK)
-        .oneshot(request)
-        .await;
-    let mut response = response.map(Body::new);
+    let mut response = if whole_file_get(&request) {
+        stream_whole_file(path).await?
+    } else {
+        let (parts, _) = request.into_parts();
+        let request = Request::from_parts(parts, Body::empty());
+        let Ok(response) = ServeFile::new(path)
+            .with_buf_chunk_size(READ_CHUNK)
+            .oneshot(request)
+            .await;
+        response.map(Body::new)
+    };
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, value);

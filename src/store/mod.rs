@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod checksum;
+pub mod chunk_pool;
 pub mod group_commit;
 pub mod keys;
 pub mod local_blobs;
