@@ -164,6 +164,9 @@ impl Pipeline {
                 .take()
                 .ok_or_else(|| BlobError::Io(io::Error::other("staging file already taken")))?;
             let (writer, writer_task) = spawn_writer(file);
+            // A long upload may follow a burst of other requests: hand what the allocator
+            // kept from them back first (and again at the end).
+            tokio::task::spawn_blocking(release_free_heap);
             *self = Pipeline::Large {
                 hasher: ParallelHasher::start(QUEUE_DEPTH),
                 writer,
