@@ -387,18 +387,7 @@ pub fn ci_job_link(candidate: &Candidate) -> Markup {
     let Some(ci) = &candidate.ci else {
         return html! { span.muted { "–" } };
     };
-    let label = match (&ci.job_name, &ci.job_id) {
-        (Some(name), Some(id)) => format!("{name} #{id}"),
-        (None, Some(id)) => format!("#{id}"),
-        (Some(name), None) => name.clone(),
-        (None, None) => "job".to_string(),
-    };
-    html! {
-        @match &ci.job_url {
-            Some(url) => a href=(url) rel="noopener noreferrer" { (label) },
-            None => span { (label) },
-        }
-    }
+    super::run_details::link_or_text(ci.job_url.as_ref(), super::run_details::job_label(ci))
 }
 
 fn edit_page(ctx: &Ctx, model: &Model, description: &str, problem: Option<&str>) -> Markup {

@@ -93,7 +93,8 @@ pub fn metric_charts(history: &[MetricPoint]) -> Markup {
     }
 }
 
-fn link_or_text(url: Option<&String>, text: String) -> Markup {
+/// A link for http(s) URLs only; anything else is shown as text.
+pub fn link_or_text(url: Option<&String>, text: String) -> Markup {
     html! {
         @match url {
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
@@ -104,17 +105,22 @@ fn link_or_text(url: Option<&String>, text: String) -> Markup {
     }
 }
 
+/// A job as people name it: `train #4242`.
+pub fn job_label(ci: &CiJob) -> String {
+    match (&ci.job_name, &ci.job_id) {
+        (Some(name), Some(id)) => format!("{name} #{id}"),
+        (None, Some(id)) => format!("#{id}"),
+        (Some(name), None) => name.clone(),
+        (None, None) => "job".into(),
+    }
+}
+
 /// The CI job, pipeline, merge request and user that produced the run, as links.
 pub fn ci_section(ci: Option<&CiJob>) -> Markup {
     let Some(ci) = ci.filter(|ci| !ci.is_empty()) else {
         return html! { p.empty-text { "Not linked to a CI job." } };
     };
-    let job = match (&ci.job_name, &ci.job_id) {
-        (Some(name), Some(id)) => format!("{name} #{id}"),
-        (None, Some(id)) => format!("#{id}"),
-        (Some(name), None) => name.clone(),
-        (None, None) => "job".into(),
-    };
+    let job = job_label(ci);
     html! {
         div.ci #ci {
             dl {
@@ -135,5 +141,24 @@ pub fn ci_section(ci: Option<&CiJob>) -> Markup {
                 @if let Some(sha) = &ci.commit_sha { dt { "Commit" } dd.mono { (sha) } }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_web_urls_become_links() {
+        let safe = link_or_text(Some(&"https://ci.example/1".to_string()), "job".into());
+        assert!(safe.into_string().contains("href=\"https://ci.example/1\""));
+        let script = link_or_text(Some(&"javascript:alert(1)".to_string()), "job".into());
+        assert!(!script.into_string().contains("href"));
+        let ci = CiJob {
+            job_id: Some("7".into()),
+            job_name: Some("train".into()),
+            ..CiJob::default()
+        };
+        assert_eq!(job_label(&ci), "train #7");
     }
 }
