@@ -35,6 +35,10 @@ fn head(title: &str) -> Markup {
     }
 }
 
+fn brand() -> Markup {
+    html! { a.brand href="/" { span.logo { "◆" } " modelyard" } }
+}
+
 /// A full page for `visitor`.
 pub fn page(title: &str, visitor: &Visitor, crumbs: &[Crumb], body: Markup) -> Markup {
     html! {
@@ -43,7 +47,7 @@ pub fn page(title: &str, visitor: &Visitor, crumbs: &[Crumb], body: Markup) -> M
             (head(title))
             body {
                 header.topbar {
-                    a.brand href="/" { span.logo { "◆" } " modelyard" }
+                    (brand())
                     nav.topnav { a href="/" { "Projects" } }
                     div.account {
                         @if let Some(user) = visitor.user() {
@@ -81,7 +85,7 @@ pub fn bare_page(title: &str, body: Markup) -> Markup {
             (head(title))
             body {
                 header.topbar {
-                    a.brand href="/" { span.logo { "◆" } " modelyard" }
+                    (brand())
                 }
                 main.content { (body) }
             }
