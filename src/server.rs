@@ -33,6 +33,13 @@ pub fn open_registry(data_dir: &Path, limits: Limits, cache_mb: u64) -> anyhow::
             )
         },
     )?;
+    match crate::domain::schema::upgrade::run(&meta).context("upgrading the metadata store")? {
+        crate::domain::schema::upgrade::Outcome::Upgraded { from, records } => {
+            tracing::info!(from, records, "metadata store upgraded");
+        }
+        crate::domain::schema::upgrade::Outcome::Fresh
+        | crate::domain::schema::upgrade::Outcome::Current => {}
+    }
     let blobs = LocalBlobs::open(data_dir).context("opening the blob store")?;
     let registry = Registry::new(Arc::new(meta), Arc::new(blobs), limits);
     let leftovers = registry.blobs().clean_staging()?;

@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use modelyard::domain::access::{Action, Caller};
-use modelyard::domain::experiments::{LogBatch, NewCandidate};
+use modelyard::domain::candidates::{LogBatch, NewCandidate};
 use modelyard::domain::ml_records::{KeyValue, MetricPoint, TagOwner};
 use modelyard::domain::models::{ModelFileOwner, NewModel, NewVersion};
 use modelyard::domain::packages::IncomingFile;
+use modelyard::domain::packages::PackageFilter;
+use modelyard::domain::paging::PageRequest;
 use modelyard::domain::projects::{NewProject, ProjectAccess};
 use modelyard::domain::records::{Scope, Visibility};
 use modelyard::domain::{Error, Limits, Registry};
@@ -111,13 +113,14 @@ fn versions_are_semver_unique_ordered_and_bumped() {
             "{bad}"
         );
     }
-    let order: Vec<String> = f
-        .registry
-        .versions_of(m)
-        .unwrap()
-        .into_iter()
-        .map(|v| v.version)
-        .collect();
+    let model = f.registry.model(m).unwrap();
+    let all_versions = || {
+        f.registry
+            .versions_page(&model, false, PageRequest::new(None, Some(100)))
+            .unwrap()
+            .items
+    };
+    let order: Vec<String> = all_versions().into_iter().map(|v| v.version).collect();
     assert_eq!(
         order,
         [
@@ -130,13 +133,7 @@ fn versions_are_semver_unique_ordered_and_bumped() {
             "1.0.0"
         ]
     );
-    let seqs: Vec<u64> = f
-        .registry
-        .versions_of(m)
-        .unwrap()
-        .into_iter()
-        .map(|v| v.seq)
-        .collect();
+    let seqs: Vec<u64> = all_versions().into_iter().map(|v| v.seq).collect();
     assert_eq!(seqs, [7, 6, 5, 4, 3, 2, 1]);
 }
 
@@ -324,12 +321,20 @@ async fn deleting_a_model_takes_everything_it_owns_and_gc_frees_only_its_blobs()
         Err(Error::NotFound(_))
     ));
     assert!(f.registry.tags(TagOwner::Model(doomed)).unwrap().is_empty());
-    assert!(f
+    let doomed_packages = f
         .registry
-        .packages_of(f.access.project.id)
-        .unwrap()
-        .iter()
-        .all(|p| p.name != "doomed"));
+        .list_packages(
+            &f.root,
+            &f.access,
+            &PackageFilter {
+                package_name: Some("doomed".into()),
+                ..PackageFilter::default()
+            },
+            PageRequest::new(None, Some(100)),
+        )
+        .unwrap();
+    assert_eq!(doomed_packages.total, 0);
+    assert!(doomed_packages.items.is_empty());
     assert_eq!(f.registry.version_files(&kv_version).unwrap().len(), 1);
     let report = f.registry.gc().unwrap();
     assert_eq!(

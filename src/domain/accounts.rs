@@ -11,9 +11,9 @@ use super::access::Caller;
 use super::error::{Error, Result};
 use super::names;
 use super::records::{now, PersonalAccessToken, Scope, User};
+use super::schema::{self, tokens::Tokens, users::Users};
 use super::Registry;
-use crate::store::keys::{self, Key};
-use crate::store::meta::{abort, Table, TxnExt};
+use crate::store::meta::abort;
 
 /// A token's secret is shown once, at creation; this pairs it with the stored record.
 #[derive(Debug, Clone)]
@@ -84,46 +84,38 @@ impl Registry {
             admin: new.admin,
             created_at: now(),
         };
-        let name_key = Key::new().str(&user.username.to_lowercase()).build();
         self.meta.transaction(|tx| {
-            if tx.exists(Table::UsersByName, &name_key)? {
+            if schema::users::name_taken(tx, &user.username)? {
                 return abort(Error::AlreadyExists(
                     "Username has already been taken".into(),
                 ));
             }
-            tx.put_json(Table::Users, &keys::id(user.id), &user)?;
-            tx.put(Table::UsersByName, &name_key, &keys::id(user.id))?;
+            schema::put::<Users>(tx, &user)?;
             Ok(())
         })?;
         Ok(user)
     }
 
     pub fn user(&self, id: u64) -> Result<User> {
-        self.meta
-            .get_json(Table::Users, &keys::id(id))?
-            .ok_or(Error::NotFound("User"))
+        schema::users::get(self.meta.as_ref(), id)?.ok_or(Error::NotFound("User"))
     }
 
     pub fn user_by_name(&self, username: &str) -> Result<User> {
-        let key = Key::new().str(&username.to_lowercase()).build();
-        let id = self
-            .meta
-            .get(Table::UsersByName, &key)?
-            .ok_or(Error::NotFound("User"))?;
-        self.user(keys::last_id(&id).ok_or(Error::NotFound("User"))?)
+        schema::users::by_name(self.meta.as_ref(), username)?.ok_or(Error::NotFound("User"))
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
-        Ok(self
-            .meta
-            .scan_json(Table::Users, &[])
-            .collect::<Result<_, _>>()?)
+        Ok(schema::users::page(
+            self.meta.as_ref(),
+            &schema::Seek::Offset(0),
+            usize::MAX,
+        )?)
     }
 
     pub fn set_password(&self, user_id: u64, password: &str) -> Result<()> {
         check_password_length(password)?;
         let hash = hash_password(password)?;
-        self.update_record(Table::Users, user_id, "User", |user: &mut User| {
+        self.update_record::<Users>(user_id, "User", |user: &mut User| {
             user.password_hash = Some(hash.clone());
         })?;
         Ok(())
@@ -180,62 +172,41 @@ impl Registry {
             revoked: false,
             created_at: now(),
         };
-        let hash_key = Key::new().str(&token.secret_sha256).build();
         self.meta.transaction(|tx| {
-            if !tx.exists(Table::Users, &keys::id(user_id))? {
+            if schema::users::load(tx, user_id)?.is_none() {
                 return abort(Error::NotFound("User"));
             }
-            if tx.exists(Table::TokensByHash, &hash_key)? {
+            if schema::tokens::hash_taken(tx, &token.secret_sha256)? {
                 return abort(Error::AlreadyExists("token already exists".into()));
             }
-            tx.put_json(Table::Tokens, &keys::id(token.id), &token)?;
-            tx.put(Table::TokensByHash, &hash_key, &keys::id(token.id))?;
-            tx.put(
-                Table::TokensByUser,
-                &Key::new().id(user_id).id(token.id).build(),
-                &[],
-            )?;
+            schema::put::<Tokens>(tx, &token)?;
             Ok(())
         })?;
         Ok(IssuedToken { token, secret })
     }
 
     pub fn token(&self, id: u64) -> Result<PersonalAccessToken> {
-        self.meta
-            .get_json(Table::Tokens, &keys::id(id))?
-            .ok_or(Error::NotFound("Token"))
+        schema::tokens::get(self.meta.as_ref(), id)?.ok_or(Error::NotFound("Token"))
     }
 
     pub fn token_by_secret(&self, secret: &str) -> Result<Option<PersonalAccessToken>> {
-        let hash_key = Key::new().str(&hash_secret(secret)).build();
-        let Some(id) = self.meta.get(Table::TokensByHash, &hash_key)? else {
-            return Ok(None);
-        };
-        match keys::last_id(&id) {
-            Some(id) => Ok(Some(self.token(id)?)),
-            None => Ok(None),
-        }
+        Ok(schema::tokens::by_hash_of(
+            self.meta.as_ref(),
+            &hash_secret(secret),
+        )?)
     }
 
     pub fn tokens_of(&self, user_id: u64) -> Result<Vec<PersonalAccessToken>> {
-        self.meta
-            .scan_keys(Table::TokensByUser, &keys::id(user_id))
-            .map(|key| {
-                let key = key?;
-                self.token(keys::last_id(&key).ok_or(Error::NotFound("Token"))?)
-            })
+        schema::tokens::ids_of(self.meta.as_ref(), user_id)?
+            .into_iter()
+            .map(|id| self.token(id))
             .collect()
     }
 
     pub fn revoke_token(&self, id: u64) -> Result<PersonalAccessToken> {
-        self.update_record(
-            Table::Tokens,
-            id,
-            "Token",
-            |token: &mut PersonalAccessToken| {
-                token.revoked = true;
-            },
-        )
+        self.update_record::<Tokens>(id, "Token", |token: &mut PersonalAccessToken| {
+            token.revoked = true;
+        })
     }
 
     /// Who a presented secret belongs to. Unknown, revoked and expired tokens are `Unauthorized`.

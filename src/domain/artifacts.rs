@@ -36,7 +36,7 @@ impl Registry {
     pub fn list_dir(&self, package_id: u64, dir: &str) -> Result<Vec<DirEntry>> {
         let dir = normalize_prefix(dir);
         let mut entries: Vec<DirEntry> = Vec::new();
-        for file in self.current_files(package_id)? {
+        for file in self.current_files_under(package_id, dir)? {
             let Some(rest) = below(&file.file_name, dir) else {
                 continue;
             };
@@ -66,7 +66,18 @@ impl Registry {
     pub fn files_under(&self, package_id: u64, path: &str) -> Result<Vec<PackageFile>> {
         let path = normalize_prefix(path);
         let mut out = Vec::new();
-        for file in self.current_files(package_id)? {
+        let exact = match path {
+            "" => None,
+            _ => match self.newest_file(package_id, path) {
+                Ok(file) => Some(file),
+                Err(Error::NotFound(_)) => None,
+                Err(other) => return Err(other),
+            },
+        };
+        for file in exact
+            .into_iter()
+            .chain(self.current_files_under(package_id, path)?)
+        {
             let relative = if file.file_name == path {
                 file.base_name().to_string()
             } else {
@@ -129,7 +140,7 @@ impl Registry {
             if doomed.is_empty() {
                 return abort(Error::NotFound("Artifact"));
             }
-            super::packages::remove_files_in(tx, &package, &doomed)?;
+            super::packages::remove_files_in(tx, &doomed)?;
             Ok(())
         })?;
         Ok(count)

@@ -27,6 +27,9 @@ pub enum Error {
     TooLarge,
     #[error("Duplicate package is not allowed")]
     DuplicateNotAllowed,
+    /// Keyset pagination was asked for an order or filter it does not serve (GitLab: 405).
+    #[error("Keyset pagination is not yet available for this type of request")]
+    KeysetUnsupported,
     #[error("no space left on the storage device")]
     StorageFull,
     #[error("the request body ended before it was complete")]

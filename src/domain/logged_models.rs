@@ -5,14 +5,15 @@ use serde::{Deserialize, Serialize};
 
 use super::access::{Action, Caller};
 use super::error::{Error, Result};
-use super::experiments::{now_ms, put_tags, validate_tag};
+use super::experiments::{now_ms, validate_tag};
 use super::ml_records::{KeyValue, TagOwner};
 use super::packages::FileTarget;
 use super::projects::ProjectAccess;
 use super::records::{Package, PackageType};
+use super::schema::revisions::ReadSet;
+use super::schema::{self, logged_models::LoggedModels};
 use super::Registry;
-use crate::store::keys::{self, Key};
-use crate::store::meta::{Table, TxError, TxnExt};
+use crate::store::meta::TxError;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LoggedModel {
@@ -49,10 +50,6 @@ const STATUSES: [&str; 3] = [
     "LOGGED_MODEL_READY",
     "LOGGED_MODEL_UPLOAD_FAILED",
 ];
-
-fn key_index(project_id: u64, key: &str) -> Vec<u8> {
-    Key::new().id(project_id).str(key).build()
-}
 
 impl Registry {
     pub fn create_logged_model(
@@ -91,44 +88,27 @@ impl Registry {
             updated_ms: now,
         };
         self.meta.transaction(|tx| -> Result<(), TxError<Error>> {
-            tx.put_json(Table::LoggedModels, &keys::id(model.id), &model)?;
-            tx.put(
-                Table::LoggedModelsByKey,
-                &key_index(model.project_id, &model.key),
-                &keys::id(model.id),
-            )?;
-            tx.put(
-                Table::LoggedModelsByExperiment,
-                &Key::new().id(model.experiment_id).id(model.id).build(),
-                &[],
-            )?;
-            put_tags(tx, TagOwner::LoggedModel(model.id), &new.tags)?;
+            schema::put::<LoggedModels>(tx, &model)?;
+            schema::tags::set(tx, TagOwner::LoggedModel(model.id), &new.tags)?;
             Ok(())
         })?;
         Ok(model)
     }
 
     pub fn logged_model(&self, id: u64) -> Result<LoggedModel> {
-        self.meta
-            .get_json(Table::LoggedModels, &keys::id(id))?
-            .ok_or(Error::NotFound("Logged model"))
+        schema::logged_models::get(self.meta.as_ref(), id)?.ok_or(Error::NotFound("Logged model"))
     }
 
     pub fn logged_model_by_key(&self, project_id: u64, key: &str) -> Result<LoggedModel> {
-        let id = self
-            .meta
-            .get(Table::LoggedModelsByKey, &key_index(project_id, key))?
-            .ok_or(Error::NotFound("Logged model"))?;
-        self.logged_model(keys::last_id(&id).ok_or(Error::NotFound("Logged model"))?)
+        schema::logged_models::by_key(self.meta.as_ref(), project_id, key)?
+            .ok_or(Error::NotFound("Logged model"))
     }
 
     /// The logged models of an experiment, oldest first.
     pub fn logged_models_of(&self, experiment_id: u64) -> Result<Vec<LoggedModel>> {
-        self.meta
-            .scan_keys(Table::LoggedModelsByExperiment, &keys::id(experiment_id))
-            .map(|key| {
-                self.logged_model(keys::last_id(&key?).ok_or(Error::NotFound("Logged model"))?)
-            })
+        schema::logged_models::ids_of(self.meta.as_ref(), experiment_id)?
+            .into_iter()
+            .map(|id| self.logged_model(id))
             .collect()
     }
 
@@ -151,15 +131,10 @@ impl Registry {
         if model.project_id != access.project.id {
             return Err(Error::NotFound("Logged model"));
         }
-        self.update_record(
-            Table::LoggedModels,
-            id,
-            "Logged model",
-            |model: &mut LoggedModel| {
-                model.status = status.to_string();
-                model.updated_ms = now_ms();
-            },
-        )
+        self.update_record::<LoggedModels>(id, "Logged model", |model: &mut LoggedModel| {
+            model.status = status.to_string();
+            model.updated_ms = now_ms();
+        })
     }
 
     /// The package holding a logged model's artifacts:
@@ -194,35 +169,17 @@ impl Registry {
         if model.project_id != access.project.id {
             return Err(Error::NotFound("Logged model"));
         }
-        let package = match self.logged_model_package(&model) {
-            Ok(p) => {
-                let files = self.package_files(p.id)?;
-                Some((p, files))
-            }
-            Err(Error::NotFound(_)) => None,
-            Err(other) => return Err(other),
-        };
-        let tags: Vec<Vec<u8>> = self
-            .meta
-            .scan_keys(Table::Tags, &TagOwner::LoggedModel(id).key_prefix())
-            .collect::<Result<_, _>>()?;
-        self.meta.transaction(|tx| {
-            if let Some((p, files)) = &package {
-                super::packages::remove_package_in(tx, p, files)?;
-            }
-            for key in &tags {
-                tx.delete(Table::Tags, key)?;
-            }
-            tx.delete(
-                Table::LoggedModelsByKey,
-                &key_index(model.project_id, &model.key),
-            )?;
-            tx.delete(
-                Table::LoggedModelsByExperiment,
-                &Key::new().id(model.experiment_id).id(model.id).build(),
-            )?;
-            tx.delete(Table::LoggedModels, &keys::id(model.id))?;
-            Ok(())
-        })
+        self.delete_listed(
+            |seen: &mut ReadSet| match schema::logged_models::get(self.meta.as_ref(), model.id)? {
+                Some(m) => Ok(Some(self.logged_model_contents(seen, m)?)),
+                None => Ok(None),
+            },
+            |tx, contents| {
+                if let Some(contents) = contents {
+                    super::candidates::remove_logged_model_in(tx, contents)?;
+                }
+                Ok(())
+            },
+        )
     }
 }

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 
 use super::error::Result;
 use super::records::PackageFile;
+use super::schema;
 use super::Registry;
-use crate::store::meta::Table;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct GcReport {
@@ -31,10 +31,7 @@ impl VerifyReport {
 
 impl Registry {
     fn all_files(&self) -> Result<Vec<PackageFile>> {
-        Ok(self
-            .meta
-            .scan_json(Table::PackageFiles, &[])
-            .collect::<Result<_, _>>()?)
+        Ok(schema::files::all(self.meta.as_ref()).collect::<Result<_, _>>()?)
     }
 
     /// Every sha256 some file record points at.

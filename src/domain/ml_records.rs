@@ -18,6 +18,13 @@ pub struct Model {
     /// The last per-model version sequence number handed out (MLflow's `version`).
     #[serde(default)]
     pub version_seq: u64,
+    /// The highest version by SemVer precedence, prereleases included (what the next automatic
+    /// version follows); kept as versions are created and deleted.
+    #[serde(default)]
+    pub latest_version: Option<String>,
+    /// The highest release (no prerelease): what "latest" means when the model has one.
+    #[serde(default)]
+    pub latest_release: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

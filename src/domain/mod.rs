@@ -4,6 +4,7 @@
 pub mod access;
 pub mod accounts;
 pub mod artifacts;
+pub mod candidates;
 pub mod ci;
 pub mod error;
 pub mod experiments;
@@ -17,9 +18,11 @@ pub mod packages;
 pub mod paging;
 pub mod projects;
 pub mod records;
+pub mod schema;
 pub mod semver_rules;
 pub mod sessions;
 pub mod version_labels;
+pub mod versions;
 
 use std::sync::Arc;
 
@@ -84,32 +87,83 @@ impl Registry {
 
     /// Whether the metadata store answers reads.
     pub fn storage_ok(&self) -> bool {
-        self.meta
-            .get(crate::store::meta::Table::Counters, b"readiness")
-            .is_ok()
+        schema::upgrade::schema_version(self.meta.as_ref()).is_ok()
     }
 
-    /// Reads a record by id, lets `change` modify it, and writes it back, in one transaction.
-    pub(crate) fn update_record<T: serde::Serialize + serde::de::DeserializeOwned>(
+    /// Reads a record by id, lets `change` modify it, and writes it back with its indexes, in
+    /// one transaction.
+    pub(crate) fn update_record<S: schema::Schema>(
         &self,
-        table: crate::store::meta::Table,
         id: u64,
         what: &'static str,
-        mut change: impl FnMut(&mut T),
-    ) -> Result<T> {
-        use crate::store::meta::{abort, TxnExt};
-        let key = crate::store::keys::id(id);
+        mut change: impl FnMut(&mut S::Record),
+    ) -> Result<S::Record> {
+        use crate::store::meta::abort;
+        let key = schema::id_key(id);
         self.meta.transaction(|tx| {
-            let Some(mut record) = tx.get_json::<T>(table, &key)? else {
+            let Some(mut record) = schema::load::<S>(tx, &key)? else {
                 return abort(Error::NotFound(what));
             };
             change(&mut record);
-            tx.put_json(table, &key, &record)?;
+            schema::put::<S>(tx, &record)?;
             Ok(record)
         })
     }
 
+    /// Runs a change that must list what it touches before its transaction (sled transactions
+    /// cannot scan): `list` gathers and notes the parents it read in a
+    /// [`schema::revisions::ReadSet`]; `change` runs in one transaction that commits only if
+    /// none of them changed meanwhile, and otherwise everything is listed again.
+    pub(crate) fn delete_listed<L, R>(
+        &self,
+        mut list: impl FnMut(&mut schema::revisions::ReadSet) -> Result<L>,
+        mut change: impl FnMut(
+            &dyn crate::store::meta::Txn,
+            &L,
+        ) -> std::result::Result<R, crate::store::meta::TxError<Attempt>>,
+    ) -> Result<R> {
+        use crate::store::meta::abort;
+        const ATTEMPTS: usize = 16;
+        for _ in 0..ATTEMPTS {
+            let mut seen = schema::revisions::ReadSet::new();
+            let listed = list(&mut seen)?;
+            let outcome = self.meta.transaction(|tx| {
+                if !seen.unchanged(tx)? {
+                    return abort(Attempt::Stale);
+                }
+                change(tx, &listed)
+            });
+            match outcome {
+                Ok(done) => return Ok(done),
+                Err(Attempt::Stale) => continue,
+                Err(Attempt::Failed(error)) => return Err(error),
+            }
+        }
+        Err(Error::bad(
+            "the records changed concurrently too often; try again",
+        ))
+    }
+
     pub(crate) fn new_id(&self) -> Result<u64> {
         Ok(self.meta.next_id()?)
+    }
+}
+
+/// How a transaction of [`Registry::delete_listed`] ended when it did not commit.
+pub(crate) enum Attempt {
+    /// What was listed changed before the transaction: list again.
+    Stale,
+    Failed(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(error: Error) -> Self {
+        Attempt::Failed(error)
+    }
+}
+
+impl From<crate::store::meta::StoreError> for Attempt {
+    fn from(error: crate::store::meta::StoreError) -> Self {
+        Attempt::Failed(Error::Store(error))
     }
 }

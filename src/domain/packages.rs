@@ -6,10 +6,11 @@ use super::names;
 use super::paging::{Page, PageRequest};
 use super::projects::ProjectAccess;
 use super::records::{now, Package, PackageFile, PackageStatus, PackageType, Project};
-use super::Registry;
+use super::schema::revisions::{Parent, ReadSet};
+use super::schema::{self, files::Files, packages::Packages};
+use super::{Attempt, Registry};
 use crate::store::blobs::ByteStream;
-use crate::store::keys::{self, Key};
-use crate::store::meta::{abort, Table, Txn, TxnExt};
+use crate::store::meta::{abort, TxError, Txn};
 
 /// Where a file goes: package name, version and type, and the file's path inside the package.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,17 +60,21 @@ impl PackageOrder {
     }
 }
 
-fn package_key(project_id: u64, name: &str, version: &str, package_type: PackageType) -> Vec<u8> {
-    Key::new()
-        .id(project_id)
-        .str(name)
-        .str(version)
-        .str(package_type.as_str())
-        .build()
+/// A package with its files, listed before the transaction that removes them.
+pub(crate) struct PackageContents {
+    package: Package,
+    files: Vec<PackageFile>,
 }
 
-fn head_key(package_id: u64, file_name: &str) -> Vec<u8> {
-    Key::new().id(package_id).str(file_name).build()
+impl PackageOrder {
+    fn index(self) -> schema::packages::Order {
+        match self {
+            PackageOrder::CreatedAt => schema::packages::Order::Created,
+            PackageOrder::Name => schema::packages::Order::Name,
+            PackageOrder::Version => schema::packages::Order::Version,
+            PackageOrder::Type => schema::packages::Order::Type,
+        }
+    }
 }
 
 /// Joins GitLab's optional `path` and `file_name` into the stored file path.
@@ -109,11 +114,11 @@ impl Registry {
         if incoming.declared_len.is_some_and(|len| len > limit) {
             return Err(Error::TooLarge);
         }
-        if !project.generic_duplicates_allowed && target.package_type == PackageType::Generic {
+        let duplicates_allowed =
+            project.generic_duplicates_allowed || target.package_type != PackageType::Generic;
+        if !duplicates_allowed {
             if let Ok(package) = self.find_package(project.id, &target) {
-                if self
-                    .meta
-                    .get(Table::FileHeads, &head_key(package.id, &target.file_name))?
+                if schema::files::newest(self.meta.as_ref(), package.id, &target.file_name)?
                     .is_some()
                 {
                     return Err(Error::DuplicateNotAllowed);
@@ -124,43 +129,27 @@ impl Registry {
         let new_package_id = self.new_id()?;
         let file_id = self.new_id()?;
         let at = now();
-        let by_name = package_key(
-            project.id,
-            &target.package_name,
-            &target.version,
-            target.package_type,
-        );
-        let duplicates_allowed =
-            project.generic_duplicates_allowed || target.package_type != PackageType::Generic;
         let result = self.meta.transaction(|tx| {
-            let mut package = match tx.get(Table::PackagesByName, &by_name)? {
-                Some(id) => match tx.get_json::<Package>(Table::Packages, &id)? {
-                    Some(package) => package,
-                    None => return abort(Error::NotFound("Package")),
-                },
-                None => {
-                    let package = Package {
-                        id: new_package_id,
-                        project_id: project.id,
-                        name: target.package_name.clone(),
-                        version: target.version.clone(),
-                        package_type: target.package_type,
-                        status: PackageStatus::Default,
-                        creator_id: creator,
-                        created_at: at,
-                        updated_at: at,
-                    };
-                    tx.put(Table::PackagesByName, &by_name, &keys::id(package.id))?;
-                    tx.put(
-                        Table::PackagesByProject,
-                        &Key::new().id(project.id).id(package.id).build(),
-                        &[],
-                    )?;
-                    package
-                }
-            };
-            let head = head_key(package.id, &target.file_name);
-            if !duplicates_allowed && tx.exists(Table::FileHeads, &head)? {
+            let existing = schema::packages::load_by_identity(
+                tx,
+                project.id,
+                &target.package_name,
+                &target.version,
+                target.package_type,
+            )?;
+            let mut package = existing.unwrap_or_else(|| Package {
+                id: new_package_id,
+                project_id: project.id,
+                name: target.package_name.clone(),
+                version: target.version.clone(),
+                package_type: target.package_type,
+                status: PackageStatus::Default,
+                creator_id: creator,
+                created_at: at,
+                updated_at: at,
+            });
+            if !duplicates_allowed && schema::files::path_taken(tx, package.id, &target.file_name)?
+            {
                 return abort(Error::DuplicateNotAllowed);
             }
             if let Some(status) = incoming.status {
@@ -178,8 +167,8 @@ impl Registry {
                 sha256: stored.digests.sha256.clone(),
                 created_at: at,
             };
-            tx.put_json(Table::Packages, &keys::id(package.id), &package)?;
-            put_file(tx, &file)?;
+            schema::put::<Packages>(tx, &package)?;
+            schema::put::<Files>(tx, &file)?;
             Ok((package, file))
         })?;
         self.persist().await?;
@@ -187,41 +176,30 @@ impl Registry {
     }
 
     pub fn find_package(&self, project_id: u64, target: &FileTarget) -> Result<Package> {
-        let key = package_key(
+        schema::packages::find(
+            self.meta.as_ref(),
             project_id,
             &target.package_name,
             &target.version,
             target.package_type,
-        );
-        let id = self
-            .meta
-            .get(Table::PackagesByName, &key)?
-            .ok_or(Error::NotFound("Package"))?;
-        self.meta
-            .get_json(Table::Packages, &id)?
-            .ok_or(Error::NotFound("Package"))
+        )?
+        .ok_or(Error::NotFound("Package"))
     }
 
     pub fn package(&self, project_id: u64, package_id: u64) -> Result<Package> {
-        self.meta
-            .get_json::<Package>(Table::Packages, &keys::id(package_id))?
+        schema::packages::get(self.meta.as_ref(), package_id)?
             .filter(|p| p.project_id == project_id)
             .ok_or(Error::NotFound("Package"))
     }
 
     pub fn package_file(&self, file_id: u64) -> Result<PackageFile> {
-        self.meta
-            .get_json(Table::PackageFiles, &keys::id(file_id))?
-            .ok_or(Error::NotFound("Package file"))
+        schema::files::get(self.meta.as_ref(), file_id)?.ok_or(Error::NotFound("Package file"))
     }
 
     /// The newest file of a package with this path: what a download serves.
     pub fn newest_file(&self, package_id: u64, file_name: &str) -> Result<PackageFile> {
-        let id = self
-            .meta
-            .get(Table::FileHeads, &head_key(package_id, file_name))?
-            .ok_or(Error::NotFound("Package file"))?;
-        self.package_file(keys::last_id(&id).ok_or(Error::NotFound("Package file"))?)
+        schema::files::newest(self.meta.as_ref(), package_id, file_name)?
+            .ok_or(Error::NotFound("Package file"))
     }
 
     /// `GET /packages/generic/...` of a plain generic package.
@@ -236,28 +214,46 @@ impl Registry {
         self.newest_file(package.id, &target.file_name)
     }
 
-    /// Files of a package, oldest first.
+    /// Files of a package, oldest first (every record, duplicates included).
     pub fn package_files(&self, package_id: u64) -> Result<Vec<PackageFile>> {
-        self.meta
-            .scan_keys(Table::FilesByPackage, &keys::id(package_id))
-            .map(|key| {
-                let key = key?;
-                self.package_file(keys::last_id(&key).ok_or(Error::NotFound("Package file"))?)
-            })
+        schema::files::ids_of(self.meta.as_ref(), package_id)?
+            .into_iter()
+            .map(|id| self.package_file(id))
             .collect()
     }
 
-    pub fn packages_of(&self, project_id: u64) -> Result<Vec<Package>> {
-        self.meta
-            .scan_keys(Table::PackagesByProject, &keys::id(project_id))
-            .map(|key| {
-                let key = key?;
-                let id = keys::last_id(&key).ok_or(Error::NotFound("Package"))?;
-                self.package(project_id, id)
-            })
-            .collect()
+    /// A page of a package's files in upload order.
+    pub fn package_files_page(
+        &self,
+        package_id: u64,
+        page: PageRequest,
+    ) -> Result<Page<PackageFile>> {
+        let (ids, next) =
+            schema::files::page(self.meta.as_ref(), package_id, &page.seek(), page.per_page)?;
+        let items = ids
+            .into_iter()
+            .map(|id| self.package_file(id))
+            .collect::<Result<Vec<_>>>()?;
+        let total = schema::files::count_of(self.meta.as_ref(), package_id)?;
+        Ok(Page::keyed(items, total, page, next))
     }
 
+    /// The newest record of each file name in a package, sorted by name.
+    pub fn current_files(&self, package_id: u64) -> Result<Vec<PackageFile>> {
+        Ok(schema::files::current(self.meta.as_ref(), package_id)?)
+    }
+
+    /// The newest record of each file below `dir/` in a package (all of it for an empty dir).
+    pub fn current_files_under(&self, package_id: u64, dir: &str) -> Result<Vec<PackageFile>> {
+        Ok(schema::files::current_under(
+            self.meta.as_ref(),
+            package_id,
+            dir,
+        )?)
+    }
+
+    /// A page of a project's packages. Without a name filter this reads the page's index
+    /// entries only; a name filter reads the project's distinct package names first.
     pub fn list_packages(
         &self,
         caller: &Caller,
@@ -266,39 +262,98 @@ impl Registry {
         page: PageRequest,
     ) -> Result<Page<Package>> {
         access.check(caller, Action::ReadPackages)?;
-        let mut packages: Vec<Package> = self
-            .packages_of(access.project.id)?
+        let project_id = access.project.id;
+        let status = filter.status.unwrap_or(PackageStatus::Default);
+        let names = match (&filter.package_name, &filter.package_version) {
+            (None, None) => None,
+            _ => Some(self.matching_package_names(project_id, status, filter)?),
+        };
+        if let Some(version) = &filter.package_version {
+            // An exact version: one lookup per matching name.
+            let mut found = Vec::new();
+            for name in names.iter().flatten() {
+                for t in filter_types(filter.package_type) {
+                    if let Some(p) =
+                        schema::packages::find(self.meta.as_ref(), project_id, name, version, t)?
+                    {
+                        if p.status == status {
+                            found.push(p);
+                        }
+                    }
+                }
+            }
+            sort_packages(&mut found, filter);
+            return Ok(Page::of(found, page));
+        }
+        let listing = schema::packages::Listing {
+            project_id,
+            status,
+            package_type: filter.package_type,
+            names: names.as_deref(),
+            order: filter.order_by.index(),
+            descending: filter.descending,
+        };
+        if let Some(cursor) = page.cursor() {
+            if !schema::packages::keyset_supported(&listing) {
+                return Err(Error::KeysetUnsupported);
+            }
+            if !schema::packages::cursor_fits(project_id, cursor) {
+                return Err(Error::invalid("cursor"));
+            }
+        } else if page.is_keyset() && !schema::packages::keyset_supported(&listing) {
+            return Err(Error::KeysetUnsupported);
+        }
+        let total = match &names {
+            None => schema::packages::total(
+                self.meta.as_ref(),
+                project_id,
+                status,
+                filter.package_type,
+            )?,
+            Some(names) => {
+                let mut total = 0;
+                for t in filter_types(filter.package_type) {
+                    for (name, n) in
+                        schema::packages::names(self.meta.as_ref(), project_id, status, t)?
+                    {
+                        if names.contains(&name) {
+                            total += n;
+                        }
+                    }
+                }
+                total
+            }
+        };
+        let (ids, next) =
+            schema::packages::page(self.meta.as_ref(), &listing, &page.seek(), page.per_page)?;
+        let items = ids
             .into_iter()
-            .filter(|p| filter.package_type.is_none_or(|t| p.package_type == t))
-            .filter(|p| {
-                filter
+            .map(|id| self.package(project_id, id))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::keyed(items, total, page, next))
+    }
+
+    /// The distinct package names of a project that a name filter matches, by name.
+    fn matching_package_names(
+        &self,
+        project_id: u64,
+        status: PackageStatus,
+        filter: &PackageFilter,
+    ) -> Result<Vec<String>> {
+        let mut names: Vec<String> = Vec::new();
+        for t in filter_types(filter.package_type) {
+            for (name, _) in schema::packages::names(self.meta.as_ref(), project_id, status, t)? {
+                let matches = filter
                     .package_name
                     .as_deref()
-                    .is_none_or(|n| p.name.contains(n))
-            })
-            .filter(|p| {
-                filter
-                    .package_version
-                    .as_deref()
-                    .is_none_or(|v| p.version == v)
-            })
-            .filter(|p| p.status == filter.status.unwrap_or(PackageStatus::Default))
-            .collect();
-        packages.sort_by(|a, b| {
-            let order = match filter.order_by {
-                PackageOrder::CreatedAt => a.created_at.cmp(&b.created_at),
-                PackageOrder::Name => a.name.cmp(&b.name),
-                PackageOrder::Version => a.version.cmp(&b.version),
-                PackageOrder::Type => a.package_type.as_str().cmp(b.package_type.as_str()),
+                    .is_none_or(|needle| name.contains(needle));
+                if matches && !names.contains(&name) {
+                    names.push(name);
+                }
             }
-            .then(a.id.cmp(&b.id));
-            if filter.descending {
-                order.reverse()
-            } else {
-                order
-            }
-        });
-        Ok(Page::of(packages, page))
+        }
+        names.sort();
+        Ok(names)
     }
 
     pub fn delete_package(
@@ -312,11 +367,31 @@ impl Registry {
         self.remove_package(&package)
     }
 
+    /// Lists a package's files, noting the package whose children they are.
+    pub(crate) fn package_contents(
+        &self,
+        seen: &mut ReadSet,
+        package: Package,
+    ) -> Result<PackageContents> {
+        seen.note(self.meta.as_ref(), Parent::Package(package.id))?;
+        let files = self.package_files(package.id)?;
+        Ok(PackageContents { package, files })
+    }
+
     /// Removes a package and all its file records in one transaction. Blobs stay until `gc`.
     pub(crate) fn remove_package(&self, package: &Package) -> Result<()> {
-        let files = self.package_files(package.id)?;
-        self.meta
-            .transaction(|tx| remove_package_in(tx, package, &files))
+        self.delete_listed(
+            |seen| match schema::packages::get(self.meta.as_ref(), package.id)? {
+                Some(p) => Ok(Some(self.package_contents(seen, p)?)),
+                None => Ok(None),
+            },
+            |tx, contents| {
+                if let Some(contents) = contents {
+                    remove_package_in(tx, contents)?;
+                }
+                Ok(())
+            },
+        )
     }
 
     pub fn delete_package_file(
@@ -332,84 +407,58 @@ impl Registry {
         if file.package_id != package.id {
             return Err(Error::NotFound("Package file"));
         }
-        let previous = self
-            .package_files(package.id)?
-            .into_iter()
-            .filter(|f| f.file_name == file.file_name && f.id != file.id)
-            .max_by_key(|f| f.id);
         self.meta.transaction(|tx| {
-            if !tx.exists(Table::PackageFiles, &keys::id(file.id))? {
+            if schema::remove::<Files>(tx, &schema::id_key(file.id))?.is_none() {
                 return abort(Error::NotFound("Package file"));
-            }
-            remove_file_in(tx, &file)?;
-            let head = head_key(package.id, &file.file_name);
-            if tx.get(Table::FileHeads, &head)?.as_deref() == Some(&keys::id(file.id)[..]) {
-                match &previous {
-                    Some(prev) => tx.put(Table::FileHeads, &head, &keys::id(prev.id))?,
-                    None => tx.delete(Table::FileHeads, &head)?,
-                }
             }
             Ok(())
         })
     }
 }
 
-/// Records a file and makes it the newest of its name.
-pub(crate) fn put_file(tx: &dyn Txn, file: &PackageFile) -> Result<(), crate::store::meta::TxFail> {
-    tx.put_json(Table::PackageFiles, &keys::id(file.id), file)?;
-    tx.put(
-        Table::FilesByPackage,
-        &Key::new().id(file.package_id).id(file.id).build(),
-        &[],
-    )?;
-    tx.put(
-        Table::FileHeads,
-        &head_key(file.package_id, &file.file_name),
-        &keys::id(file.id),
-    )
+fn filter_types(package_type: Option<PackageType>) -> Vec<PackageType> {
+    match package_type {
+        Some(t) => vec![t],
+        None => schema::packages::TYPES.to_vec(),
+    }
 }
 
-fn remove_file_in(tx: &dyn Txn, file: &PackageFile) -> Result<(), crate::store::meta::TxFail> {
-    tx.delete(Table::PackageFiles, &keys::id(file.id))?;
-    tx.delete(
-        Table::FilesByPackage,
-        &Key::new().id(file.package_id).id(file.id).build(),
-    )
+fn sort_packages(packages: &mut [Package], filter: &PackageFilter) {
+    packages.sort_by(|a, b| {
+        let order = match filter.order_by {
+            PackageOrder::CreatedAt => a.created_at.cmp(&b.created_at),
+            PackageOrder::Name => a.name.cmp(&b.name),
+            PackageOrder::Version => a.version.cmp(&b.version),
+            PackageOrder::Type => a.package_type.as_str().cmp(b.package_type.as_str()),
+        }
+        .then(a.id.cmp(&b.id));
+        if filter.descending {
+            order.reverse()
+        } else {
+            order
+        }
+    });
 }
 
-/// Removes file records with every record of their names (so their heads go too).
+/// Removes file records (the package stays).
 pub(crate) fn remove_files_in(
     tx: &dyn Txn,
-    package: &Package,
     files: &[PackageFile],
 ) -> Result<(), crate::store::meta::TxFail> {
     for file in files {
-        remove_file_in(tx, file)?;
-        tx.delete(Table::FileHeads, &head_key(package.id, &file.file_name))?;
+        schema::remove::<Files>(tx, &schema::id_key(file.id))?;
     }
     Ok(())
 }
 
+/// Removes a package with every file [`Registry::package_contents`] listed.
 pub(crate) fn remove_package_in(
     tx: &dyn Txn,
-    package: &Package,
-    files: &[PackageFile],
-) -> Result<(), crate::store::meta::TxError<Error>> {
-    remove_files_in(tx, package, files)?;
-    tx.delete(
-        Table::PackagesByName,
-        &package_key(
-            package.project_id,
-            &package.name,
-            &package.version,
-            package.package_type,
-        ),
-    )?;
-    tx.delete(
-        Table::PackagesByProject,
-        &Key::new().id(package.project_id).id(package.id).build(),
-    )?;
-    tx.delete(Table::Packages, &keys::id(package.id))?;
+    contents: &PackageContents,
+) -> Result<(), TxError<Attempt>> {
+    remove_files_in(tx, &contents.files)?;
+    schema::remove::<Packages>(tx, &schema::id_key(contents.package.id))?;
+    schema::revisions::forget(tx, Parent::Package(contents.package.id))?;
     Ok(())
 }
 

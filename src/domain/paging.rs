@@ -1,10 +1,15 @@
-//! Page-number pagination as GitLab does it.
+//! Pagination as GitLab does it: page numbers, and keyset pagination with a cursor.
 
-/// The page a client asked for (1-based) and its size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use super::schema::Seek;
+
+/// The page a client asked for: by number (1-based), or with keyset pagination after a
+/// cursor (the opaque position the previous page ended at), and its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
     pub page: usize,
     pub per_page: usize,
+    /// Keyset pagination: `Some(None)` for the first page, `Some(Some(cursor))` after one.
+    pub keyset: Option<Option<Vec<u8>>>,
 }
 
 impl PageRequest {
@@ -18,6 +23,46 @@ impl PageRequest {
             per_page: per_page
                 .unwrap_or(Self::DEFAULT_PER_PAGE)
                 .clamp(1, Self::MAX_PER_PAGE),
+            keyset: None,
+        }
+    }
+
+    /// Keyset pagination: the page after `cursor` (the first page without one).
+    pub fn keyset(per_page: Option<usize>, cursor: Option<Vec<u8>>) -> Self {
+        PageRequest {
+            keyset: Some(cursor),
+            ..PageRequest::new(None, per_page)
+        }
+    }
+
+    /// A page size beyond the API's clamp, for callers inside the domain (MLflow's larger
+    /// `max_results`).
+    pub fn with_size(mut self, per_page: usize) -> Self {
+        self.per_page = per_page.max(1);
+        self
+    }
+
+    pub fn is_keyset(&self) -> bool {
+        self.keyset.is_some()
+    }
+
+    pub fn cursor(&self) -> Option<&[u8]> {
+        self.keyset.as_ref().and_then(|c| c.as_deref())
+    }
+
+    /// How many entries come before this page (0 with keyset pagination).
+    pub fn offset(&self) -> usize {
+        match self.keyset {
+            Some(_) => 0,
+            None => (self.page - 1).saturating_mul(self.per_page),
+        }
+    }
+
+    /// Where the page starts in an ordered index.
+    pub fn seek(&self) -> Seek {
+        match self.cursor() {
+            Some(cursor) => Seek::After(cursor.to_vec()),
+            None => Seek::Offset(self.offset()),
         }
     }
 }
@@ -34,6 +79,8 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub total: usize,
     pub request: PageRequest,
+    /// Where the next page starts, when there is one (keyset pagination's `Link: rel="next"`).
+    pub next_cursor: Option<Vec<u8>>,
 }
 
 impl<T> Page<T> {
@@ -46,6 +93,22 @@ impl<T> Page<T> {
             items,
             total,
             request,
+            next_cursor: None,
+        }
+    }
+
+    /// A page read from an index: its items, the kept total and the cursor after it.
+    pub fn keyed(
+        items: Vec<T>,
+        total: usize,
+        request: PageRequest,
+        next_cursor: Option<Vec<u8>>,
+    ) -> Page<T> {
+        Page {
+            items,
+            total,
+            request,
+            next_cursor,
         }
     }
 
@@ -66,6 +129,7 @@ impl<T> Page<T> {
             items: self.items.into_iter().map(f).collect(),
             total: self.total,
             request: self.request,
+            next_cursor: self.next_cursor,
         }
     }
 }
@@ -92,7 +156,8 @@ mod tests {
             first.request,
             PageRequest {
                 page: 1,
-                per_page: 100
+                per_page: 100,
+                keyset: None,
             }
         );
         assert_eq!(first.next_page(), None);

@@ -4,9 +4,10 @@ use super::access::{decide, Action, Caller};
 use super::error::{Error, Result};
 use super::names;
 use super::records::{now, AccessLevel, FeatureAccess, Member, Project, Visibility};
+use super::schema::revisions::Parent;
+use super::schema::{self, members::Members, projects::Projects};
 use super::Registry;
-use crate::store::keys::{self, Key};
-use crate::store::meta::{abort, Table, TxnExt};
+use crate::store::meta::abort;
 
 #[derive(Debug, Clone, Default)]
 pub struct NewProject {
@@ -40,10 +41,6 @@ impl ProjectAccess {
     pub fn check(&self, caller: &Caller, action: Action) -> Result<()> {
         decide(caller, &self.project, self.level, action)
     }
-}
-
-fn path_key(path_with_namespace: &str) -> Vec<u8> {
-    Key::new().str(&path_with_namespace.to_lowercase()).build()
 }
 
 impl Registry {
@@ -91,16 +88,14 @@ impl Registry {
             created_at: now(),
             expires_at: None,
         };
-        let by_path = path_key(&project.path_with_namespace());
         self.meta.transaction(|tx| {
-            if tx.exists(Table::ProjectsByPath, &by_path)? {
+            if schema::projects::path_taken(tx, &project.path_with_namespace())? {
                 return abort(Error::AlreadyExists(
                     "Project path has already been taken".into(),
                 ));
             }
-            tx.put_json(Table::Projects, &keys::id(project.id), &project)?;
-            tx.put(Table::ProjectsByPath, &by_path, &keys::id(project.id))?;
-            put_member(tx, &owner)?;
+            schema::put::<Projects>(tx, &project)?;
+            schema::put::<Members>(tx, &owner)?;
             Ok(())
         })?;
         Ok(project)
@@ -108,26 +103,15 @@ impl Registry {
 
     /// Finds a project by numeric id or by `namespace/path`, without any access check.
     pub fn find_project(&self, reference: &str) -> Result<Project> {
-        let id = match reference.parse::<u64>() {
-            Ok(id) => id,
-            Err(_) => {
-                let id = self
-                    .meta
-                    .get(Table::ProjectsByPath, &path_key(reference))?
-                    .ok_or(Error::NotFound("Project"))?;
-                keys::last_id(&id).ok_or(Error::NotFound("Project"))?
-            }
+        let found = match reference.parse::<u64>() {
+            Ok(id) => schema::projects::get(self.meta.as_ref(), id)?,
+            Err(_) => schema::projects::by_path(self.meta.as_ref(), reference)?,
         };
-        self.meta
-            .get_json(Table::Projects, &keys::id(id))?
-            .ok_or(Error::NotFound("Project"))
+        found.ok_or(Error::NotFound("Project"))
     }
 
     pub fn member(&self, project_id: u64, user_id: u64) -> Result<Option<Member>> {
-        let member: Option<Member> = self.meta.get_json(
-            Table::Members,
-            &Key::new().id(project_id).id(user_id).build(),
-        )?;
+        let member = schema::members::get(self.meta.as_ref(), project_id, user_id)?;
         let today = now().date_naive();
         Ok(member.filter(|m| m.expires_at.is_none_or(|d| today < d)))
     }
@@ -161,7 +145,7 @@ impl Registry {
     /// Every project the caller can see, oldest first.
     pub fn visible_projects(&self, caller: &Caller) -> Result<Vec<ProjectAccess>> {
         let mut out = Vec::new();
-        for project in self.meta.scan_json::<Project>(Table::Projects, &[]) {
+        for project in schema::projects::all(self.meta.as_ref()) {
             let project = project?;
             let level = match caller.user_id() {
                 Some(user_id) => self.member(project.id, user_id)?.map(|m| m.access_level),
@@ -176,10 +160,7 @@ impl Registry {
     }
 
     pub fn all_projects(&self) -> Result<Vec<Project>> {
-        Ok(self
-            .meta
-            .scan_json(Table::Projects, &[])
-            .collect::<Result<_, _>>()?)
+        Ok(schema::projects::all(self.meta.as_ref()).collect::<Result<_, _>>()?)
     }
 
     pub fn update_project(
@@ -197,7 +178,7 @@ impl Registry {
             return Err(Error::invalid("name"));
         }
         let id = access.project.id;
-        self.update_record(Table::Projects, id, "Project", |project: &mut Project| {
+        self.update_record::<Projects>(id, "Project", |project: &mut Project| {
             if let Some(name) = &changes.name {
                 project.name = name.clone();
             }
@@ -216,39 +197,41 @@ impl Registry {
         })
     }
 
-    /// Deletes a project with its members and packages. Blobs stay until `gc`.
+    /// Deletes a project with its members and packages, in one transaction. Blobs stay until
+    /// `gc`.
     pub fn delete_project(&self, caller: &Caller, access: &ProjectAccess) -> Result<()> {
         access.check(caller, Action::DeleteProject)?;
         let project = &access.project;
-        for package in self.packages_of(project.id)? {
-            self.remove_package(&package)?;
-        }
-        let members = self.members(project.id)?;
-        self.meta.transaction(|tx| {
-            for member in &members {
-                tx.delete(
-                    Table::Members,
-                    &Key::new().id(project.id).id(member.user_id).build(),
-                )?;
-                tx.delete(
-                    Table::MembersByUser,
-                    &Key::new().id(member.user_id).id(project.id).build(),
-                )?;
-            }
-            tx.delete(
-                Table::ProjectsByPath,
-                &path_key(&project.path_with_namespace()),
-            )?;
-            tx.delete(Table::Projects, &keys::id(project.id))?;
-            Ok(())
-        })
+        self.delete_listed(
+            |seen| {
+                seen.note(self.meta.as_ref(), Parent::Project(project.id))?;
+                let mut packages = Vec::new();
+                for id in schema::packages::ids_of(self.meta.as_ref(), project.id)? {
+                    if let Some(package) = schema::packages::get(self.meta.as_ref(), id)? {
+                        packages.push(self.package_contents(seen, package)?);
+                    }
+                }
+                Ok((packages, self.members(project.id)?))
+            },
+            |tx, (packages, members)| {
+                for package in packages {
+                    super::packages::remove_package_in(tx, package)?;
+                }
+                for member in members {
+                    schema::remove::<Members>(
+                        tx,
+                        &schema::members::key_of(project.id, member.user_id),
+                    )?;
+                }
+                schema::remove::<Projects>(tx, &schema::id_key(project.id))?;
+                schema::revisions::forget(tx, Parent::Project(project.id))?;
+                Ok(())
+            },
+        )
     }
 
     pub fn members(&self, project_id: u64) -> Result<Vec<Member>> {
-        Ok(self
-            .meta
-            .scan_json(Table::Members, &keys::id(project_id))
-            .collect::<Result<_, _>>()?)
+        Ok(schema::members::of_project(self.meta.as_ref(), project_id)?)
     }
 
     /// Adds a member or changes an existing member's level.
@@ -271,8 +254,7 @@ impl Registry {
             expires_at: None,
         };
         self.meta.transaction(|tx| {
-            let key = Key::new().id(project_id).id(user_id).build();
-            let existing = tx.get_json::<Member>(Table::Members, &key)?;
+            let existing = schema::members::load(tx, project_id, user_id)?;
             match (must_be_new, &existing) {
                 (Some(true), Some(_)) => {
                     return abort(Error::AlreadyExists("Member already exists".into()))
@@ -284,7 +266,7 @@ impl Registry {
                 created_at: existing.map(|m| m.created_at).unwrap_or(member.created_at),
                 ..member.clone()
             };
-            put_member(tx, &member)?;
+            schema::put::<Members>(tx, &member)?;
             Ok(member)
         })
     }
@@ -298,32 +280,12 @@ impl Registry {
         access.check(caller, Action::AdminProject)?;
         let project_id = access.project.id;
         self.meta.transaction(|tx| {
-            let key = Key::new().id(project_id).id(user_id).build();
-            if !tx.exists(Table::Members, &key)? {
+            if schema::remove::<Members>(tx, &schema::members::key_of(project_id, user_id))?
+                .is_none()
+            {
                 return abort(Error::NotFound("Member"));
             }
-            tx.delete(Table::Members, &key)?;
-            tx.delete(
-                Table::MembersByUser,
-                &Key::new().id(user_id).id(project_id).build(),
-            )?;
             Ok(())
         })
     }
-}
-
-fn put_member(
-    tx: &dyn crate::store::meta::Txn,
-    member: &Member,
-) -> Result<(), crate::store::meta::TxFail> {
-    tx.put_json(
-        Table::Members,
-        &Key::new().id(member.project_id).id(member.user_id).build(),
-        member,
-    )?;
-    tx.put(
-        Table::MembersByUser,
-        &Key::new().id(member.user_id).id(member.project_id).build(),
-        &[],
-    )
 }

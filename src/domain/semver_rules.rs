@@ -95,12 +95,80 @@ impl Requirement {
         }
     }
 
+    /// Whether a prerelease can match at all (only when the requirement names one).
+    pub fn admits_prereleases(&self) -> bool {
+        matches!(
+            self,
+            Requirement::Range {
+                names_prerelease: true,
+                ..
+            }
+        )
+    }
+
+    /// Where matching versions lie: at or above the first triple (its prereleases included)
+    /// and below the second, as far as the comparators bound them. A superset: callers still
+    /// test [`Requirement::matches`].
+    pub fn bounds(&self) -> (Option<Triple>, Option<Triple>) {
+        let Requirement::Range { req, .. } = self else {
+            return (None, None);
+        };
+        let mut lower: Option<Triple> = None;
+        let mut upper: Option<Triple> = None;
+        for c in &req.comparators {
+            if let Some(floor) = comparator_floor(c) {
+                lower = Some(lower.map_or(floor, |l| l.max(floor)));
+            }
+            if let Some(ceiling) = comparator_ceiling(c) {
+                upper = Some(upper.map_or(ceiling, |u| u.min(ceiling)));
+            }
+        }
+        (lower, upper)
+    }
+
     /// The highest version matching this requirement.
     pub fn resolve<'a>(
         &self,
         versions: impl IntoIterator<Item = &'a Version>,
     ) -> Option<&'a Version> {
         latest(versions.into_iter().filter(|v| self.matches(v)))
+    }
+}
+
+/// A version's major, minor and patch.
+pub type Triple = (u64, u64, u64);
+
+/// The lowest triple a comparator admits versions of.
+fn comparator_floor(c: &semver::Comparator) -> Option<Triple> {
+    use semver::Op;
+    match c.op {
+        Op::Less | Op::LessEq => None,
+        _ => Some((c.major, c.minor.unwrap_or(0), c.patch.unwrap_or(0))),
+    }
+}
+
+/// The first triple above every version a comparator admits.
+fn comparator_ceiling(c: &semver::Comparator) -> Option<Triple> {
+    use semver::Op;
+    let next_major = || Some((c.major.checked_add(1)?, 0, 0));
+    let next_minor = |minor: u64| Some((c.major, minor.checked_add(1)?, 0));
+    match (c.op, c.minor, c.patch) {
+        (Op::Greater | Op::GreaterEq, _, _) => None,
+        (Op::Exact | Op::Less | Op::LessEq, Some(minor), Some(patch)) => {
+            Some((c.major, minor, patch.checked_add(1)?))
+        }
+        (Op::Exact | Op::Less | Op::LessEq | Op::Tilde | Op::Wildcard, Some(minor), None) => {
+            next_minor(minor)
+        }
+        (Op::Tilde, Some(minor), Some(_)) => next_minor(minor),
+        (Op::Caret, Some(minor), patch) => match (c.major, minor, patch) {
+            (0, 0, Some(patch)) => Some((0, 0, patch.checked_add(1)?)),
+            (0, minor, _) => next_minor(minor),
+            _ => next_major(),
+        },
+        (_, None, _) => next_major(),
+        // An operator the semver crate may add later: no bound, the walk tests each version.
+        _ => None,
     }
 }
 

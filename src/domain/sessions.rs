@@ -10,9 +10,8 @@ use super::access::Caller;
 use super::accounts::hash_secret;
 use super::error::{Error, Result};
 use super::records::{now, Scope, Timestamp, User};
+use super::schema;
 use super::Registry;
-use crate::store::keys::Key;
-use crate::store::meta::{Table, TxnExt};
 
 /// How long a session lasts after sign-in.
 pub const SESSION_LIFETIME_DAYS: i64 = 14;
@@ -50,8 +49,8 @@ pub fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
-fn session_key(secret: &str) -> Vec<u8> {
-    Key::new().str(&hash_secret(secret)).build()
+fn session_key(secret: &str) -> String {
+    hash_secret(secret)
 }
 
 impl Registry {
@@ -68,7 +67,7 @@ impl Registry {
         let secret = random_token();
         let key = session_key(&secret);
         self.meta.transaction(|tx| {
-            tx.put_json(Table::Sessions, &key, &session)?;
+            schema::sessions::put(tx, &key, &session)?;
             Ok::<_, crate::store::meta::TxError<Error>>(())
         })?;
         Ok(OpenedSession { session, secret })
@@ -76,10 +75,7 @@ impl Registry {
 
     /// The live session a cookie secret names, with its user; `None` when unknown or expired.
     pub fn session(&self, secret: &str) -> Result<Option<(Session, User)>> {
-        let Some(session) = self
-            .meta
-            .get_json::<Session>(Table::Sessions, &session_key(secret))?
-        else {
+        let Some(session) = schema::sessions::get(self.meta.as_ref(), &session_key(secret))? else {
             return Ok(None);
         };
         if session.expires_at <= now() {
@@ -98,7 +94,7 @@ impl Registry {
     pub fn sign_out(&self, secret: &str) -> Result<()> {
         let key = session_key(secret);
         self.meta.transaction(|tx| {
-            tx.delete(Table::Sessions, &key)?;
+            schema::sessions::delete(tx, &key)?;
             Ok::<_, crate::store::meta::TxError<Error>>(())
         })?;
         Ok(())
@@ -172,12 +168,14 @@ mod tests {
         registry
             .meta
             .transaction(|tx| {
-                tx.put_json(Table::Sessions, &key, &expired)?;
+                schema::sessions::put(tx, &key, &expired)?;
                 Ok::<_, crate::store::meta::TxError<Error>>(())
             })
             .unwrap();
         assert!(registry.session(&opened.secret).unwrap().is_none());
-        assert!(registry.meta.get(Table::Sessions, &key).unwrap().is_none());
+        assert!(schema::sessions::get(registry.meta.as_ref(), &key)
+            .unwrap()
+            .is_none());
     }
 
     #[test]

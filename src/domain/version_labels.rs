@@ -8,18 +8,11 @@ use super::error::{Error, Result};
 use super::ml_records::{ModelVersion, TagOwner};
 use super::projects::ProjectAccess;
 use super::records::now;
+use super::schema::{self, versions::Versions};
 use super::Registry;
-use crate::store::keys::{self, Key};
-use crate::store::meta::{abort, Table, TxError, TxnExt};
+use crate::store::meta::{abort, TxError};
 
 pub const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];
-
-fn alias_key(model_id: u64, alias: &str) -> Vec<u8> {
-    Key::new()
-        .raw(&TagOwner::ModelAlias(model_id).key_prefix())
-        .str(alias)
-        .build()
-}
 
 /// An alias names a version by a word: letters, digits, `_` and `-`; not `latest`, not `v<n>`,
 /// and not a SemVer string (those name versions already).
@@ -68,9 +61,16 @@ impl Registry {
         if version.project_id != access.project.id {
             return Err(Error::NotFound("Model version"));
         }
-        let key = alias_key(version.model_id, alias);
+        let tag = super::ml_records::KeyValue {
+            key: alias.to_string(),
+            value: version.id.to_string(),
+        };
         self.meta.transaction(|tx| -> Result<(), TxError<Error>> {
-            tx.put(Table::Tags, &key, version.id.to_string().as_bytes())?;
+            schema::tags::set(
+                tx,
+                TagOwner::ModelAlias(version.model_id),
+                std::slice::from_ref(&tag),
+            )?;
             Ok(())
         })
     }
@@ -83,14 +83,12 @@ impl Registry {
         alias: &str,
     ) -> Result<()> {
         access.check(caller, Action::WriteRegistry)?;
-        let key = alias_key(model_id, alias);
         self.meta.transaction(|tx| {
-            if !tx.exists(Table::Tags, &key)? {
+            if !schema::tags::delete(tx, TagOwner::ModelAlias(model_id), alias)? {
                 return abort(Error::NotFoundMessage(format!(
                     "Registered model alias {alias} not found."
                 )));
             }
-            tx.delete(Table::Tags, &key)?;
             Ok(())
         })
     }
@@ -136,10 +134,11 @@ impl Registry {
         let stage = parse_stage(stage)?;
         let others: Vec<ModelVersion> =
             if archive_existing && stage != "None" && stage != "Archived" {
-                self.versions_of(version.model_id)?
+                schema::versions::ids_in_stage(self.meta.as_ref(), version.model_id, stage)?
                     .into_iter()
-                    .filter(|v| v.id != version.id && v.stage.as_deref() == Some(stage))
-                    .collect()
+                    .filter(|id| *id != version.id)
+                    .map(|id| self.version(id))
+                    .collect::<Result<_>>()?
             } else {
                 Vec::new()
             };
@@ -151,11 +150,9 @@ impl Registry {
                     updated_at: at,
                     ..other.clone()
                 };
-                tx.put_json(Table::Versions, &keys::id(other.id), &archived)?;
+                schema::put::<Versions>(tx, &archived)?;
             }
-            let Some(current) =
-                tx.get_json::<ModelVersion>(Table::Versions, &keys::id(version.id))?
-            else {
+            let Some(current) = schema::versions::load(tx, version.id)? else {
                 return abort(Error::NotFound("Model version"));
             };
             let updated = ModelVersion {
@@ -163,7 +160,7 @@ impl Registry {
                 updated_at: at,
                 ..current
             };
-            tx.put_json(Table::Versions, &keys::id(version.id), &updated)?;
+            schema::put::<Versions>(tx, &updated)?;
             Ok(updated)
         })
     }

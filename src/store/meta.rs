@@ -6,7 +6,8 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
-/// Every kind of record and every index lives in its own table.
+/// Every kind of record and every index lives in its own table. The schema layer
+/// (`crate::domain::schema`) is the only code that names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
     Users,
@@ -22,14 +23,22 @@ pub enum Table {
     Packages,
     PackagesByName,
     PackagesByProject,
+    PackagesByCreated,
+    PackagesByNameOrder,
+    PackagesByVersionOrder,
     PackageFiles,
     FilesByPackage,
     FileHeads,
     Models,
     ModelsByName,
-    ModelsByProject,
+    ModelsByCreated,
+    ModelsByUpdated,
     Versions,
     VersionsByModel,
+    VersionsByPrecedence,
+    ReleasesByPrecedence,
+    VersionsBySeq,
+    VersionsByStage,
     Experiments,
     ExperimentsByName,
     ExperimentsByProject,
@@ -37,17 +46,23 @@ pub enum Table {
     CandidatesByRunId,
     CandidatesByExperiment,
     CandidatesByIid,
+    CandidatesByStart,
+    CandidatesByName,
     Params,
     Metrics,
+    LatestMetrics,
+    MetricsByValue,
     Tags,
     Counters,
+    Counts,
+    Revisions,
     LoggedModels,
     LoggedModelsByKey,
     LoggedModelsByExperiment,
 }
 
 impl Table {
-    pub const ALL: [Table; 35] = [
+    pub const ALL: [Table; 49] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -61,14 +76,22 @@ impl Table {
         Table::Packages,
         Table::PackagesByName,
         Table::PackagesByProject,
+        Table::PackagesByCreated,
+        Table::PackagesByNameOrder,
+        Table::PackagesByVersionOrder,
         Table::PackageFiles,
         Table::FilesByPackage,
         Table::FileHeads,
         Table::Models,
         Table::ModelsByName,
-        Table::ModelsByProject,
+        Table::ModelsByCreated,
+        Table::ModelsByUpdated,
         Table::Versions,
         Table::VersionsByModel,
+        Table::VersionsByPrecedence,
+        Table::ReleasesByPrecedence,
+        Table::VersionsBySeq,
+        Table::VersionsByStage,
         Table::Experiments,
         Table::ExperimentsByName,
         Table::ExperimentsByProject,
@@ -76,10 +99,16 @@ impl Table {
         Table::CandidatesByRunId,
         Table::CandidatesByExperiment,
         Table::CandidatesByIid,
+        Table::CandidatesByStart,
+        Table::CandidatesByName,
         Table::Params,
         Table::Metrics,
+        Table::LatestMetrics,
+        Table::MetricsByValue,
         Table::Tags,
         Table::Counters,
+        Table::Counts,
+        Table::Revisions,
         Table::LoggedModels,
         Table::LoggedModelsByKey,
         Table::LoggedModelsByExperiment,
@@ -100,14 +129,22 @@ impl Table {
             Table::Packages => "packages",
             Table::PackagesByName => "packages_by_name",
             Table::PackagesByProject => "packages_by_project",
+            Table::PackagesByCreated => "packages_by_created",
+            Table::PackagesByNameOrder => "packages_by_name_order",
+            Table::PackagesByVersionOrder => "packages_by_version_order",
             Table::PackageFiles => "package_files",
             Table::FilesByPackage => "files_by_package",
             Table::FileHeads => "file_heads",
             Table::Models => "models",
             Table::ModelsByName => "models_by_name",
-            Table::ModelsByProject => "models_by_project",
+            Table::ModelsByCreated => "models_by_created",
+            Table::ModelsByUpdated => "models_by_updated",
             Table::Versions => "versions",
             Table::VersionsByModel => "versions_by_model",
+            Table::VersionsByPrecedence => "versions_by_precedence",
+            Table::ReleasesByPrecedence => "releases_by_precedence",
+            Table::VersionsBySeq => "versions_by_seq",
+            Table::VersionsByStage => "versions_by_stage",
             Table::Experiments => "experiments",
             Table::ExperimentsByName => "experiments_by_name",
             Table::ExperimentsByProject => "experiments_by_project",
@@ -115,10 +152,16 @@ impl Table {
             Table::CandidatesByRunId => "candidates_by_run_id",
             Table::CandidatesByExperiment => "candidates_by_experiment",
             Table::CandidatesByIid => "candidates_by_iid",
+            Table::CandidatesByStart => "candidates_by_start",
+            Table::CandidatesByName => "candidates_by_name",
             Table::Params => "params",
             Table::Metrics => "metrics",
+            Table::LatestMetrics => "latest_metrics",
+            Table::MetricsByValue => "metrics_by_value",
             Table::Tags => "tags",
             Table::Counters => "counters",
+            Table::Counts => "counts",
+            Table::Revisions => "revisions",
             Table::LoggedModels => "logged_models",
             Table::LoggedModelsByKey => "logged_models_by_key",
             Table::LoggedModelsByExperiment => "logged_models_by_experiment",
@@ -129,6 +172,9 @@ impl Table {
         self as usize
     }
 }
+
+/// Trees of earlier layouts that the upgrade removes.
+pub const RETIRED_TABLES: [&str; 1] = ["models_by_project"];
 
 /// A failure of the storage engine itself (I/O, corruption, undecodable record).
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +218,13 @@ pub trait MetaStore: Send + Sync + 'static {
     fn scan(&self, table: Table, prefix: &[u8]) -> KvIter<'_>;
     /// Entries whose key starts with `prefix`, in reverse key order.
     fn scan_rev(&self, table: Table, prefix: &[u8]) -> KvIter<'_>;
+    /// Entries whose key starts with `prefix` and lies strictly after `after` in the scan's
+    /// direction (forward: keys above `after`; `reverse`: keys below it).
+    fn scan_after(&self, table: Table, prefix: &[u8], after: &[u8], reverse: bool) -> KvIter<'_>;
+    /// Removes every entry of a table (upgrades rebuilding an index; not transactional).
+    fn clear(&self, table: Table) -> Result<(), StoreError>;
+    /// Removes a table of an earlier layout, if it exists.
+    fn drop_retired(&self, name: &str) -> Result<(), StoreError>;
     /// Runs `body` atomically; it may be run more than once on conflicts.
     fn transact(
         &self,

@@ -47,6 +47,18 @@ fn entries(
     Box::new(iter.map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(engine)))
 }
 
+/// The first key above every key that starts with `prefix`; `None` when there is none.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 struct SledTxn<'a> {
     views: &'a [TransactionalTree],
 }
@@ -92,6 +104,47 @@ impl MetaStore for SledMeta {
 
     fn scan_rev(&self, table: Table, prefix: &[u8]) -> KvIter<'_> {
         entries(self.tree(table).scan_prefix(prefix).rev())
+    }
+
+    fn scan_after(&self, table: Table, prefix: &[u8], after: &[u8], reverse: bool) -> KvIter<'_> {
+        use std::ops::Bound;
+        let end = prefix_end(prefix);
+        let beyond_end = end.as_deref().is_some_and(|end| after >= end);
+        let (lower, upper) = if reverse {
+            if after <= prefix {
+                return Box::new(std::iter::empty());
+            }
+            let upper = match end {
+                Some(end) if beyond_end => Bound::Excluded(end),
+                _ => Bound::Excluded(after.to_vec()),
+            };
+            (Bound::Included(prefix.to_vec()), upper)
+        } else {
+            if beyond_end {
+                return Box::new(std::iter::empty());
+            }
+            let lower = if after < prefix {
+                Bound::Included(prefix.to_vec())
+            } else {
+                Bound::Excluded(after.to_vec())
+            };
+            let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+            (lower, upper)
+        };
+        let range = self.tree(table).range::<Vec<u8>, _>((lower, upper));
+        if reverse {
+            entries(range.rev())
+        } else {
+            entries(range)
+        }
+    }
+
+    fn clear(&self, table: Table) -> Result<(), StoreError> {
+        self.tree(table).clear().map_err(engine)
+    }
+
+    fn drop_retired(&self, name: &str) -> Result<(), StoreError> {
+        self.db.drop_tree(name).map(|_| ()).map_err(engine)
     }
 
     fn transact(

@@ -48,6 +48,10 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
         | Error::TooLarge
         | Error::DuplicateNotAllowed
         | Error::BodyInterrupted => (StatusCode::BAD_REQUEST, bad(&error.to_string())),
+        Error::KeysetUnsupported => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({ "message": "405 Method Not Allowed - Keyset pagination is not yet available for this type of request" }),
+        ),
         Error::StorageFull => (
             StatusCode::INSUFFICIENT_STORAGE,
             json!({ "message": "507 Insufficient Storage - no space left on the server's storage" }),

@@ -21,7 +21,8 @@ pub use error::{status_and_body, ApiError, ApiResult};
 pub use params::Params;
 
 use crate::domain::access::Caller;
-use crate::domain::paging::Page;
+use crate::domain::paging::{Page, PageRequest};
+use crate::domain::Error;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -133,6 +134,35 @@ impl<S: Send + Sync> FromRequestParts<S> for ProjectRef {
     }
 }
 
+/// The page a GitLab listing asks for: `page`/`per_page`, or keyset pagination
+/// (`pagination=keyset`, continued with the opaque `cursor` of the previous page's
+/// `Link: rel="next"`).
+pub fn page_request(
+    pagination: Option<&str>,
+    cursor: Option<&str>,
+    page: Option<usize>,
+    per_page: Option<usize>,
+) -> Result<PageRequest, Error> {
+    match pagination {
+        None | Some("offset") => Ok(PageRequest::new(page, per_page)),
+        Some("keyset") => {
+            let cursor = cursor
+                .map(|c| {
+                    use base64::Engine;
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(c)
+                        .map_err(|_| Error::invalid("cursor"))
+                })
+                .transpose()?;
+            Ok(PageRequest::keyset(per_page, cursor))
+        }
+        Some(_) => Err(Error::InvalidParam {
+            param: "pagination".into(),
+            problem: "does not have a valid value".into(),
+        }),
+    }
+}
+
 /// A page of JSON items with GitLab's pagination headers and `Link`.
 pub fn paginated(page: Page<Value>, base: &str, path: &str, query: Option<&str>) -> Response {
     let mut headers = HeaderMap::new();
@@ -141,6 +171,28 @@ pub fn paginated(page: Page<Value>, base: &str, path: &str, query: Option<&str>)
             headers.insert(name, value);
         }
     };
+    if page.request.is_keyset() {
+        // Keyset pagination: only the next page's link, as GitLab sends it.
+        set("x-per-page", page.request.per_page.to_string());
+        if let Some(cursor) = &page.next_cursor {
+            use base64::Engine;
+            let mut query_out = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+                if k != "cursor" && k != "page" {
+                    query_out.append_pair(&k, &v);
+                }
+            }
+            query_out.append_pair(
+                "cursor",
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cursor),
+            );
+            set(
+                "link",
+                format!("<{base}{path}?{}>; rel=\"next\"", query_out.finish()),
+            );
+        }
+        return (headers, Json(Value::Array(page.items))).into_response();
+    }
     set("x-total", page.total.to_string());
     set("x-total-pages", page.total_pages().to_string());
     set("x-page", page.request.page.to_string());

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{paginated, views, ApiResult, GitlabCaller, Params};
 use crate::domain::access::Action;
 use crate::domain::packages::{PackageFilter, PackageOrder};
-use crate::domain::paging::{Page, PageRequest};
+use crate::domain::paging::PageRequest;
 use crate::domain::records::{PackageStatus, PackageType};
 use crate::domain::Error;
 use crate::state::AppState;
@@ -43,7 +43,12 @@ pub async fn list(
             })?
             .unwrap_or(false),
     };
-    let page = PageRequest::new(params.usize("page")?, params.usize("per_page")?);
+    let page = super::page_request(
+        params.str("pagination")?.as_deref(),
+        params.str("cursor")?.as_deref(),
+        params.usize("page")?,
+        params.usize("per_page")?,
+    )?;
     let packages = state
         .registry
         .list_packages(&caller, &access, &filter, page)?;
@@ -98,15 +103,13 @@ pub async fn files(
     let package = state
         .registry
         .package(access.project.id, parse_id(&package_id, "Package")?)?;
+    let page = PageRequest::new(params.usize("page")?, params.usize("per_page")?);
     let files = state
         .registry
-        .package_files(package.id)?
-        .iter()
-        .map(views::package_file)
-        .collect();
-    let page = PageRequest::new(params.usize("page")?, params.usize("per_page")?);
+        .package_files_page(package.id, page)?
+        .map(|f| views::package_file(&f));
     Ok(paginated(
-        Page::of(files, page),
+        files,
         &state.base_url(&headers),
         uri.path(),
         uri.query(),

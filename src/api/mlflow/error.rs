@@ -128,6 +128,7 @@ fn domain_shape(error: &Error) -> (StatusCode, &'static str, String) {
         | Error::BadRequest(_)
         | Error::TooLarge
         | Error::DuplicateNotAllowed
+        | Error::KeysetUnsupported
         | Error::BodyInterrupted => (
             StatusCode::BAD_REQUEST,
             "INVALID_PARAMETER_VALUE",

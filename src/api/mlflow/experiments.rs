@@ -110,7 +110,8 @@ pub async fn search(
     let page = search::PageQuery::from_params(&params, 1000, 50_000)?;
     let view_type = params.str("view_type")?;
     let mut found = Vec::new();
-    for experiment in registry.experiments(ctx.access.project.id)? {
+    for experiment in registry.experiments_stream(ctx.access.project.id)? {
+        let experiment = experiment?;
         if !view_type_admits(view_type.as_deref(), experiment.lifecycle) {
             continue;
         }

@@ -164,6 +164,30 @@ fn model_field(registry: &Registry, model: &Model, field: &search::Field) -> Opt
     }
 }
 
+/// The models a filter can only match: an exact `name = '…'` or a `name LIKE 'prefix%'`
+/// narrows the walk to that name prefix of the name index.
+fn name_prefix(clauses: &[search::Clause]) -> String {
+    clauses
+        .iter()
+        .filter(|c| c.field.kind == FieldKind::Attribute && c.field.name == "name")
+        .find_map(|c| match (&c.op, &c.value) {
+            (search::Op::Eq, search::Literal::Str(name)) => Some(name.clone()),
+            (search::Op::Like, search::Literal::Str(pattern)) => Some(
+                pattern
+                    .chars()
+                    .take_while(|ch| *ch != '%' && *ch != '_')
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// An offset page token (`o<n>`, or a bare number as earlier releases sent).
+fn offset_token(params: &MlflowParams) -> MlflowResult<usize> {
+    search::page_start(params.str("page_token")?.as_deref())
+}
+
 pub async fn search_models(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -171,16 +195,53 @@ pub async fn search_models(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
-    let models: Vec<Model> = registry
-        .models(ctx.access.project.id)?
-        .into_iter()
-        .filter(|m| search::matches(&clauses, |f| model_field(registry, m, f)))
-        .collect();
-    let (page, next) = search::PageQuery::from_params(&params, 100, 200_000)?.apply(
-        models,
-        |m, f| model_field(registry, m, f),
-        |a, b| a.name.cmp(&b.name),
-    );
+    let order = search::parse_order_by(&params.strings("order_by")?)?;
+    let by_name = match order.as_slice() {
+        [] => true,
+        [one] => {
+            one.field.kind == FieldKind::Attribute && one.field.name == "name" && !one.descending
+        }
+        _ => false,
+    };
+    let start = offset_token(&params)?;
+    let max = params.i64("max_results")?.unwrap_or(100).clamp(1, 200_000) as usize;
+    let models = registry.models_named_from(ctx.access.project.id, &name_prefix(&clauses));
+    let (page, next) = if by_name {
+        // The name index is the order: read matches until the page is full.
+        let mut page = Vec::new();
+        let mut seen = 0usize;
+        let mut more = false;
+        for model in models {
+            let model = model?;
+            if !search::matches(&clauses, |f| model_field(registry, &model, f)) {
+                continue;
+            }
+            seen += 1;
+            if seen <= start {
+                continue;
+            }
+            if page.len() == max {
+                more = true;
+                break;
+            }
+            page.push(model);
+        }
+        let next = more.then(|| format!("o{}", start + max));
+        (page, next)
+    } else {
+        let all = models
+            .filter(|m| match m {
+                Ok(m) => search::matches(&clauses, |f| model_field(registry, m, f)),
+                Err(_) => true,
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (page, next) = search::PageQuery::from_params(&params, 100, 200_000)?.apply(
+            all,
+            |m, f| model_field(registry, m, f),
+            |a, b| a.name.cmp(&b.name),
+        );
+        (page, next.map(|n| format!("o{n}")))
+    };
     let items = page
         .iter()
         .map(|m| views::registered_model(registry, m))
@@ -479,19 +540,55 @@ pub async fn search_versions(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
-    let mut found: Vec<(Model, ModelVersion)> = Vec::new();
-    for model in registry.models(ctx.access.project.id)? {
-        for version in registry.versions_of(model.id)? {
-            if search::matches(&clauses, |f| version_field(registry, &model, &version, f)) {
-                found.push((model.clone(), version));
+    let order = search::parse_order_by(&params.strings("order_by")?)?;
+    let start = offset_token(&params)?;
+    let max = params
+        .i64("max_results")?
+        .unwrap_or(10_000)
+        .clamp(1, 200_000) as usize;
+    let models = registry.models_named_from(ctx.access.project.id, &name_prefix(&clauses));
+    let (page, next) = if order.is_empty() {
+        // Models by name, each one's versions newest number first: walk until the page is full.
+        let mut page: Vec<(Model, ModelVersion)> = Vec::new();
+        let mut seen = 0usize;
+        let mut more = false;
+        'models: for model in models {
+            let model = model?;
+            for version in registry.versions_by_seq(&model, true) {
+                let version = version?;
+                if !search::matches(&clauses, |f| version_field(registry, &model, &version, f)) {
+                    continue;
+                }
+                seen += 1;
+                if seen <= start {
+                    continue;
+                }
+                if page.len() == max {
+                    more = true;
+                    break 'models;
+                }
+                page.push((model.clone(), version));
             }
         }
-    }
-    let (page, next) = search::PageQuery::from_params(&params, 10_000, 200_000)?.apply(
-        found,
-        |(m, v), f| version_field(registry, m, v, f),
-        |a, b| a.0.name.cmp(&b.0.name).then(b.1.seq.cmp(&a.1.seq)),
-    );
+        (page, more.then(|| format!("o{}", start + max)))
+    } else {
+        let mut found: Vec<(Model, ModelVersion)> = Vec::new();
+        for model in models {
+            let model = model?;
+            for version in registry.versions_by_seq(&model, true) {
+                let version = version?;
+                if search::matches(&clauses, |f| version_field(registry, &model, &version, f)) {
+                    found.push((model.clone(), version));
+                }
+            }
+        }
+        let (page, next) = search::PageQuery::from_params(&params, 10_000, 200_000)?.apply(
+            found,
+            |(m, v), f| version_field(registry, m, v, f),
+            |a, b| a.0.name.cmp(&b.0.name).then(b.1.seq.cmp(&a.1.seq)),
+        );
+        (page, next.map(|n| format!("o{n}")))
+    };
     let items = page
         .iter()
         .map(|(m, v)| views::model_version(registry, m, v))

@@ -307,11 +307,13 @@ pub fn compare(a: Option<&FieldValue>, b: Option<&FieldValue>) -> Ordering {
     }
 }
 
-/// An opaque page token: the offset of the next page.
+/// An opaque page token: the offset of the next page (`o<offset>`, or the bare offset).
 pub fn page_start(token: Option<&str>) -> Result<usize, MlflowError> {
     match token.filter(|t| !t.is_empty()) {
         None => Ok(0),
         Some(t) => t
+            .strip_prefix('o')
+            .unwrap_or(t)
             .parse()
             .map_err(|_| MlflowError::invalid(format!("Invalid page token '{t}'"))),
     }

@@ -182,15 +182,11 @@ pub fn latest_per_stage(
     stages: &[String],
 ) -> Result<Vec<ModelVersion>> {
     let mut latest: Vec<ModelVersion> = Vec::new();
-    for version in registry.versions_of(model.id)? {
-        let stage = version.stage.clone().unwrap_or_else(|| "None".into());
-        if !stages.is_empty() && !stages.iter().any(|s| s.eq_ignore_ascii_case(&stage)) {
+    for stage in crate::domain::version_labels::STAGES {
+        if !stages.is_empty() && !stages.iter().any(|s| s.eq_ignore_ascii_case(stage)) {
             continue;
         }
-        if !latest
-            .iter()
-            .any(|v| v.stage.clone().unwrap_or_else(|| "None".into()) == stage)
-        {
+        if let Some(version) = registry.latest_in_stage(model, stage)? {
             latest.push(version);
         }
     }
@@ -200,7 +196,6 @@ pub fn latest_per_stage(
 
 pub fn registered_model(registry: &Registry, model: &Model) -> Result<Value> {
     let tags = registry.tags(crate::domain::ml_records::TagOwner::Model(model.id))?;
-    let versions = registry.versions_of(model.id)?;
     let latest = latest_per_stage(registry, model, &[])?
         .iter()
         .map(|v| model_version(registry, model, v))
@@ -209,9 +204,10 @@ pub fn registered_model(registry: &Registry, model: &Model) -> Result<Value> {
         .aliases(model.id)?
         .into_iter()
         .filter_map(|(alias, id)| {
-            versions
-                .iter()
-                .find(|v| v.id == id)
+            registry
+                .version(id)
+                .ok()
+                .filter(|v| v.model_id == model.id)
                 .map(|v| json!({ "alias": alias, "version": v.seq.to_string() }))
         })
         .collect();

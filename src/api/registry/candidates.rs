@@ -13,9 +13,10 @@ use super::views::{self, CandidateView, ErrorView, MetadataView, VersionView};
 use super::{listing, Body, ListPage, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
-use crate::domain::experiments::{now_ms, validate_batch, LogBatch, NewCandidate};
+use crate::domain::candidates::{validate_batch, LogBatch, NewCandidate, RunOrder};
+use crate::domain::experiments::now_ms;
 use crate::domain::ml_records::MetricPoint;
-use crate::domain::paging::{Page, PageRequest};
+use crate::domain::paging::PageRequest;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -67,9 +68,13 @@ pub async fn list(
     let access = registry.project_for_action(&caller, path.project(), Action::ReadRegistry)?;
     let experiment =
         registry.experiment_by_iid(access.project.id, path.number("iid", "Experiment")?)?;
-    let mut candidates = registry.candidates_of(experiment.id)?;
-    candidates.sort_by_key(|c| std::cmp::Reverse(c.iid));
-    let page = Page::of(candidates, PageRequest::new(query.page, query.per_page));
+    let page = registry.candidates_page(
+        experiment.id,
+        RunOrder::Created,
+        true,
+        true,
+        PageRequest::new(query.page, query.per_page),
+    )?;
     listing(&state, &headers, &uri, page, |candidate| {
         views::candidate(registry, candidate)
     })

@@ -9,7 +9,7 @@ use super::views::{self, ErrorView, ExperimentView};
 use super::{listing, ListPage, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
-use crate::domain::paging::{Page, PageRequest};
+use crate::domain::paging::PageRequest;
 use crate::state::AppState;
 
 /// The project's experiments, newest first.
@@ -28,9 +28,11 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let registry = &state.registry;
     let access = registry.project_for_action(&caller, path.project(), Action::ReadRegistry)?;
-    let mut experiments = registry.experiments(access.project.id)?;
-    experiments.reverse();
-    let page = Page::of(experiments, PageRequest::new(query.page, query.per_page));
+    let page = registry.experiments_page(
+        access.project.id,
+        true,
+        PageRequest::new(query.page, query.per_page),
+    )?;
     listing(&state, &headers, &uri, page, |experiment| {
         views::experiment(registry, experiment)
     })

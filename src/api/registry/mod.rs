@@ -19,7 +19,7 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 
 use crate::api::gitlab::{paginated, ApiError};
-use crate::domain::paging::Page;
+use crate::domain::paging::{Page, PageRequest};
 use crate::domain::Error;
 use crate::state::AppState;
 
@@ -78,6 +78,21 @@ pub struct ListPage {
     pub page: Option<usize>,
     /// Items per page, 1 to 100 (default 20).
     pub per_page: Option<usize>,
+    /// `keyset` for keyset pagination: follow the `Link: rel="next"` of each page.
+    pub pagination: Option<String>,
+    /// Where a keyset page starts: the opaque cursor of the previous page's `rel="next"` link.
+    pub cursor: Option<String>,
+}
+
+impl ListPage {
+    pub fn request(&self) -> Result<PageRequest, Error> {
+        crate::api::gitlab::page_request(
+            self.pagination.as_deref(),
+            self.cursor.as_deref(),
+            self.page,
+            self.per_page,
+        )
+    }
 }
 
 /// A page of views as GitLab answers a listing: a JSON array with the pagination headers.
@@ -96,6 +111,7 @@ fn listing<T, V: serde::Serialize>(
         items,
         total: page.total,
         request: page.request,
+        next_cursor: page.next_cursor,
     };
     Ok(paginated(
         page,

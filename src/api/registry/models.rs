@@ -47,6 +47,21 @@ pub struct ListModels {
     page: Option<usize>,
     /// Items per page, 1 to 100 (default 20).
     per_page: Option<usize>,
+    /// `keyset` for keyset pagination: follow the `Link: rel="next"` of each page.
+    pagination: Option<String>,
+    /// Where a keyset page starts: the opaque cursor of the previous page's `rel="next"` link.
+    cursor: Option<String>,
+}
+
+impl ListModels {
+    fn page_request(&self) -> Result<PageRequest, crate::domain::Error> {
+        crate::api::gitlab::page_request(
+            self.pagination.as_deref(),
+            self.cursor.as_deref(),
+            self.page,
+            self.per_page,
+        )
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -98,6 +113,7 @@ pub async fn list(
         Some(ModelOrderBy::Id) => ModelOrder::Id,
         Some(ModelOrderBy::CreatedAt) | None => ModelOrder::CreatedAt,
     };
+    let page = query.page_request()?;
     let models = registry.list_models(
         &caller,
         &access,
@@ -106,7 +122,7 @@ pub async fn list(
             order,
             descending: !matches!(query.sort, Some(Sort::Asc)),
         },
-        PageRequest::new(query.page, query.per_page),
+        page,
     )?;
     listing(&state, &headers, &uri, models, |summary| {
         views::model(registry, &summary.model)

@@ -15,7 +15,6 @@ use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::{Action, Caller};
 use crate::domain::ml_records::{CiJob, Model, ModelVersion};
 use crate::domain::models::NewVersion;
-use crate::domain::paging::{Page, PageRequest};
 use crate::domain::projects::ProjectAccess;
 use crate::domain::{Error, Registry};
 use crate::state::AppState;
@@ -92,9 +91,8 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let registry = &state.registry;
     let (_, model) = model_of(registry, &caller, &path, Action::ReadRegistry)?;
-    let versions = registry.versions_of(model.id)?;
-    let latest_id = versions.first().map(|v| v.id);
-    let page = Page::of(versions, PageRequest::new(query.page, query.per_page));
+    let latest_id = registry.latest_version(&model)?.map(|v| v.id);
+    let page = registry.versions_page(&model, false, query.request()?)?;
     listing(&state, &headers, &uri, page, |version| {
         views::version_given_latest(registry, &model, version, latest_id)
     })

@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 
 use crate::api::gitlab::views::time;
 use crate::domain::ml_records::{
-    Candidate, CiJob, Experiment, KeyValue, MetricPoint, Model, ModelVersion, TagOwner,
+    Candidate, CiJob, Experiment, KeyValue, Lifecycle, MetricPoint, Model, ModelVersion, TagOwner,
 };
 use crate::domain::records::{PackageFile, User};
 use crate::domain::{Error, Registry, Result};
@@ -357,7 +357,7 @@ pub fn run_data(
 }
 
 pub fn version(registry: &Registry, model: &Model, version: &ModelVersion) -> Result<VersionView> {
-    let latest_id = registry.versions_of(model.id)?.first().map(|v| v.id);
+    let latest_id = registry.latest_version(model)?.map(|v| v.id);
     version_given_latest(registry, model, version, latest_id)
 }
 
@@ -415,11 +415,10 @@ pub fn candidate(registry: &Registry, candidate: &Candidate) -> Result<Candidate
 pub fn model(registry: &Registry, model: &Model) -> Result<ModelView> {
     let summary = registry.model_summary(model.clone())?;
     let experiment = registry.experiment(model.experiment_id)?;
-    let candidate_count = registry
-        .candidates_of(experiment.id)?
-        .iter()
-        .filter(|c| c.model_version_id.is_none())
-        .count();
+    // Every version has its candidate in the model's experiment; the others are candidates.
+    let candidate_count = (registry.candidate_count(experiment.id, Lifecycle::Active)?
+        + registry.candidate_count(experiment.id, Lifecycle::Deleted)?)
+    .saturating_sub(summary.version_count);
     Ok(ModelView {
         id: model.id,
         name: model.name.clone(),
@@ -441,7 +440,8 @@ pub fn experiment(registry: &Registry, experiment: &Experiment) -> Result<Experi
         name: experiment.name.clone(),
         model_id: experiment.model_id,
         lifecycle: experiment.lifecycle.as_str().to_string(),
-        candidate_count: registry.candidates_of(experiment.id)?.len(),
+        candidate_count: registry.candidate_count(experiment.id, Lifecycle::Active)?
+            + registry.candidate_count(experiment.id, Lifecycle::Deleted)?,
         creator: author(registry, experiment.creator_id),
         created_at: time(&experiment.created_at),
         updated_at: time(&experiment.updated_at),

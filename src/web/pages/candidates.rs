@@ -54,11 +54,11 @@ fn render(
     let promotable = can_write && model.is_some() && version.is_none();
     let suggested = match &model {
         Some(model) if promotable => {
-            let latest = registry
-                .versions_of(model.id)?
-                .first()
-                .and_then(|v| semver::Version::parse(&v.version).ok());
-            semver_rules::next_patch(latest.as_ref()).to_string()
+            let highest = model
+                .latest_version
+                .as_deref()
+                .and_then(|v| semver::Version::parse(v).ok());
+            semver_rules::next_patch(highest.as_ref()).to_string()
         }
         _ => String::new(),
     };

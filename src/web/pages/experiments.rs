@@ -7,6 +7,9 @@ use maud::html;
 
 use super::models::{ci_job_link, status_badge};
 use super::{user_name, Ctx};
+use crate::domain::candidates::RunOrder;
+use crate::domain::ml_records::Lifecycle;
+use crate::domain::paging::PageRequest;
 use crate::domain::Error;
 use crate::web::error::WebResult;
 use crate::web::layout::{self, Crumb};
@@ -16,17 +19,22 @@ const MAX_COLUMNS: usize = 8;
 
 pub fn index(ctx: &Ctx) -> WebResult<Response> {
     let registry = ctx.registry();
-    let mut experiments = registry.experiments(ctx.access.project.id)?;
-    experiments.sort_by_key(|e| std::cmp::Reverse(e.created_at));
-    let mut rows = Vec::with_capacity(experiments.len());
-    for experiment in experiments {
-        let runs = registry.candidates_of(experiment.id)?.len();
+    let experiments = registry.experiments_page(
+        ctx.access.project.id,
+        true,
+        PageRequest::new(None, Some(PageRequest::MAX_PER_PAGE)),
+    )?;
+    let experiment_total = experiments.total;
+    let mut rows = Vec::with_capacity(experiments.items.len());
+    for experiment in experiments.items {
+        let runs = registry.candidate_count(experiment.id, Lifecycle::Active)?
+            + registry.candidate_count(experiment.id, Lifecycle::Deleted)?;
         rows.push((experiment, runs));
     }
     let body = html! {
         div.page-head {
             div {
-                h1 { "Model experiments " span.count { (rows.len()) } }
+                h1 { "Model experiments " span.count { (experiment_total) } }
                 p.subtitle { "Experiments group runs (candidates) with their params, metrics and artifacts. Every model has one." }
             }
         }
@@ -72,8 +80,16 @@ pub fn show(ctx: &Ctx, iid: u64) -> WebResult<Response> {
     if experiment.project_id != ctx.access.project.id {
         return Err(Error::NotFound("Experiment").into());
     }
-    let mut candidates = registry.candidates_of(experiment.id)?;
-    candidates.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+    // The newest runs; the runs table of the web UI issue pages and sorts them.
+    let candidates = registry
+        .candidates_page(
+            experiment.id,
+            RunOrder::Created,
+            true,
+            true,
+            PageRequest::new(None, Some(PageRequest::MAX_PER_PAGE)),
+        )?
+        .items;
     let mut param_keys = BTreeSet::new();
     let mut metric_keys = BTreeSet::new();
     let mut rows = Vec::with_capacity(candidates.len());

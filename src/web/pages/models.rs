@@ -6,7 +6,8 @@ use axum::response::Response;
 use maud::{html, Markup};
 
 use super::{see_other, user_name, Ctx};
-use crate::domain::ml_records::{Candidate, Model, ModelVersion};
+use crate::domain::candidates::RunOrder;
+use crate::domain::ml_records::{Candidate, Lifecycle, Model, ModelVersion};
 use crate::domain::models::{ModelOrder, ModelQuery, NewModel, MAX_DESCRIPTION};
 use crate::domain::paging::PageRequest;
 use crate::domain::Error;
@@ -17,6 +18,29 @@ use crate::web::markdown;
 
 /// Models per page, as GitLab shows them.
 const PER_PAGE: usize = 30;
+/// Versions and candidates shown per page of a model's tabs.
+const LIST_PAGE: usize = 50;
+
+/// Previous/next links of a model tab's pages.
+fn page_links(model_url: &str, tab: &str, search: Option<&str>, page: usize, more: bool) -> Markup {
+    let link = |n: usize| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("tab", tab);
+        if let Some(search) = search {
+            query.append_pair("search", search);
+        }
+        query.append_pair("page", &n.to_string());
+        format!("{model_url}?{}", query.finish())
+    };
+    html! {
+        @if page > 1 || more {
+            nav.pagination {
+                @if page > 1 { a href=(link(page - 1)) { "Previous" } }
+                @if more { a href=(link(page + 1)) { "Next" } }
+            }
+        }
+    }
+}
 
 /// The sort orders the table offers, as `?sort=` values.
 const SORTS: [(&str, &str, ModelOrder, bool); 4] = [
@@ -255,24 +279,45 @@ pub fn show(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Response
         Some("candidates") => "candidates",
         _ => "card",
     };
-    let versions = registry.versions_of(model.id)?;
-    let latest = versions.first();
+    let version_count = registry.version_count(&model)?;
+    let latest_version = registry.latest_version(&model)?;
+    let latest = latest_version.as_ref();
     let experiment = registry.experiment(model.experiment_id)?;
-    let candidates: Vec<Candidate> = registry
-        .candidates_of(experiment.id)?
-        .into_iter()
-        .filter(|c| c.model_version_id.is_none())
-        .collect();
+    // Every version has its candidate in the model's experiment; the others are candidates.
+    let candidate_count = (registry.candidate_count(experiment.id, Lifecycle::Active)?
+        + registry.candidate_count(experiment.id, Lifecycle::Deleted)?)
+    .saturating_sub(version_count);
+    let page_number = query.get("page").and_then(|p| p.parse::<usize>().ok());
+    let candidates: Vec<Candidate> = if tab == "candidates" {
+        registry
+            .candidates_stream(
+                &[experiment.id],
+                &[Lifecycle::Active, Lifecycle::Deleted],
+                RunOrder::Created,
+                true,
+                None,
+            )
+            .filter(|entry| !matches!(entry, Ok((_, c)) if c.model_version_id.is_some()))
+            .skip(page_number.unwrap_or(1).saturating_sub(1) * LIST_PAGE)
+            .take(LIST_PAGE)
+            .map(|entry| entry.map(|(_, c)| c))
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
     let can_write = ctx.can_write();
     let model_url = ctx.ml(&format!("models/{}", model.id));
     let author = user_name(registry, model.author_id);
     let content = match tab {
         "versions" => {
-            let search = query.text("search");
-            let shown: Vec<&ModelVersion> = versions
-                .iter()
-                .filter(|v| search.as_deref().is_none_or(|s| v.version.starts_with(s)))
-                .collect();
+            let search = query.text("search").filter(|s| !s.is_empty());
+            let request = PageRequest::new(page_number, Some(LIST_PAGE));
+            let page = match &search {
+                Some(prefix) => registry.versions_with_prefix(&model, prefix, request)?,
+                None => registry.versions_page(&model, false, request)?,
+            };
+            let next_page = page.next_cursor.is_some() || page.next_page().is_some();
+            let shown: Vec<&ModelVersion> = page.items.iter().collect();
             html! {
                 form.toolbar method="get" action=(model_url) role="search" {
                     input type="hidden" name="tab" value="versions";
@@ -280,7 +325,7 @@ pub fn show(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Response
                     button type="submit" { "Filter" }
                 }
                 @if shown.is_empty() {
-                    p.empty-text { @if versions.is_empty() { "This model has no versions yet." } @else { "No version matches." } }
+                    p.empty-text { @if version_count == 0 { "This model has no versions yet." } @else { "No version matches." } }
                 } @else {
                     table.list #versions {
                         thead { tr { th { "Version" } th { "Created" } th { "Author" } th { "Description" } } }
@@ -298,6 +343,7 @@ pub fn show(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Response
                             }
                         }
                     }
+                    (page_links(&model_url, "versions", search.as_deref(), page_number.unwrap_or(1), next_page))
                 }
             }
         }
@@ -319,6 +365,7 @@ pub fn show(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Response
                         }
                     }
                 }
+                (page_links(&model_url, "candidates", None, page_number.unwrap_or(1), candidates.len() == LIST_PAGE))
             }
         },
         _ => html! {
@@ -350,8 +397,8 @@ pub fn show(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Response
             div {
                 nav.tabs {
                     (tab_link(ctx, &model, "card", tab, html! { "Model card" }))
-                    (tab_link(ctx, &model, "versions", tab, html! { "Versions " span.count { (versions.len()) } }))
-                    (tab_link(ctx, &model, "candidates", tab, html! { "Candidates " span.count { (candidates.len()) } }))
+                    (tab_link(ctx, &model, "versions", tab, html! { "Versions " span.count { (version_count) } }))
+                    (tab_link(ctx, &model, "candidates", tab, html! { "Candidates " span.count { (candidate_count) } }))
                 }
                 (content)
             }
@@ -365,8 +412,8 @@ pub fn show(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Response
                             None => span.muted { "None" },
                         }
                     }
-                    dt { "Versions" } dd { (versions.len()) }
-                    dt { "Candidates" } dd { (candidates.len()) }
+                    dt { "Versions" } dd { (version_count) }
+                    dt { "Candidates" } dd { (candidate_count) }
                     dt { "Experiment" } dd { a href=(ctx.ml(&format!("experiments/{}", experiment.iid))) { (experiment.name) } }
                     dt { "Package" } dd.mono { (model.name) "/<version>" }
                 }

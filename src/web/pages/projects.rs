@@ -38,7 +38,7 @@ fn projects_page(state: &AppState, headers: &HeaderMap) -> WebResult<Response> {
     for access in &projects {
         let registry_open = access.check(&visitor.caller, Action::ReadRegistry).is_ok();
         let models = if registry_open {
-            Some(registry.models(access.project.id)?.len())
+            Some(registry.model_count(access.project.id)?)
         } else {
             None
         };
@@ -97,8 +97,8 @@ pub fn show(ctx: &Ctx) -> WebResult<Response> {
     let registry_open = ctx.can_read_registry().is_ok();
     let (models, experiments) = if registry_open {
         (
-            ctx.registry().models(project.id)?.len(),
-            ctx.registry().experiments(project.id)?.len(),
+            ctx.registry().model_count(project.id)?,
+            ctx.registry().experiment_count(project.id)?,
         )
     } else {
         (0, 0)

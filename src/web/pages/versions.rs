@@ -41,12 +41,12 @@ fn new_version_page(
     form: &VersionForm,
     problem: Option<&str>,
 ) -> WebResult<Markup> {
-    let versions = ctx.registry().versions_of(model.id)?;
     let model_url = ctx.ml(&format!("models/{}", model.id));
-    let latest = versions
-        .first()
-        .and_then(|v| semver::Version::parse(&v.version).ok());
-    let suggested = semver_rules::next_patch(latest.as_ref()).to_string();
+    let highest = model
+        .latest_version
+        .as_deref()
+        .and_then(|v| semver::Version::parse(v).ok());
+    let suggested = semver_rules::next_patch(highest.as_ref()).to_string();
     let body = html! {
         div.page-head { div { h1 { "New version of " (model.name) } } }
         form.form method="post" action=(format!("{model_url}/versions")) enctype="multipart/form-data" {
@@ -58,8 +58,8 @@ fn new_version_page(
             input #version type="text" name="version" value=(form.version) placeholder=(suggested) required maxlength="255";
             p.hint {
                 "Semantic Versioning 2.0.0: MAJOR.MINOR.PATCH, optionally -prerelease and +build (1.2.3, 2.0.0-rc.1). "
-                @match versions.first() {
-                    Some(latest) => { "Latest version is " strong { (latest.version) } "." }
+                @match &model.latest_version {
+                    Some(latest) => { "Latest version is " strong { (latest) } "." }
                     None => "This is the model's first version.",
                 }
             }
@@ -256,8 +256,7 @@ pub fn show(ctx: &Ctx, model_id: u64, version_id: u64) -> WebResult<Response> {
     let model = ctx.model(model_id)?;
     let version = model_version(ctx, &model, version_id)?;
     let latest = registry
-        .versions_of(model.id)?
-        .first()
+        .latest_version(&model)?
         .is_some_and(|v| v.id == version.id);
     let candidate = registry.candidate(version.candidate_id)?;
     let files = registry.version_files(&version)?;

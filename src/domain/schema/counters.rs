@@ -1,0 +1,33 @@
+//! Per-project sequences (`iid`s of experiments and candidates), allocated inside the
+//! transaction that uses the number.
+
+use super::key;
+use crate::store::meta::{Table, TxFail, Txn};
+
+/// Which sequence.
+#[derive(Debug, Clone, Copy)]
+pub enum Sequence {
+    ExperimentIid,
+    CandidateIid,
+}
+
+impl Sequence {
+    fn name(self) -> &'static str {
+        match self {
+            Sequence::ExperimentIid => "experiment_iid",
+            Sequence::CandidateIid => "candidate_iid",
+        }
+    }
+}
+
+/// The next number of a project's sequence.
+pub fn next(tx: &dyn Txn, project_id: u64, sequence: Sequence) -> Result<u64, TxFail> {
+    let k = key().id(project_id).str(sequence.name()).build();
+    let next = tx
+        .get(Table::Counters, &k)?
+        .and_then(|v| super::trailing_id(&v))
+        .unwrap_or(0)
+        + 1;
+    tx.put(Table::Counters, &k, &super::id_key(next))?;
+    Ok(next)
+}

@@ -1,0 +1,202 @@
+//! Package files: listed per package in upload order; per `(package, path)` the ids of every
+//! file recorded under that path (GitLab's duplicates), oldest first, so that the newest (what a
+//! download serves) and the one before it (what a delete falls back to) are one read away.
+
+use super::revisions::{self, Parent};
+use super::{count, id_key, key, Index, IndexEntry, Schema, Seek};
+use crate::domain::records::PackageFile;
+use crate::store::meta::{MetaStore, StoreError, Table, TxFail, Txn};
+
+pub struct Files;
+
+fn head_key(package_id: u64, file_name: &str) -> Vec<u8> {
+    key().id(package_id).str(file_name).build()
+}
+
+fn entry_by_package(f: &PackageFile) -> Option<IndexEntry> {
+    Some((key().id(f.package_id).id(f.id).build(), Vec::new()))
+}
+
+const INDEXES: &[Index<PackageFile>] = &[Index {
+    table: Table::FilesByPackage,
+    entry: entry_by_package,
+}];
+
+fn count_key(package_id: u64) -> Vec<u8> {
+    key().str("files").id(package_id).build()
+}
+
+fn decode_ids(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks_exact(8)
+        .filter_map(|c| c.try_into().ok().map(u64::from_be_bytes))
+        .collect()
+}
+
+fn encode_ids(ids: &[u64]) -> Vec<u8> {
+    ids.iter().flat_map(|id| id.to_be_bytes()).collect()
+}
+
+impl Schema for Files {
+    type Record = PackageFile;
+    const TABLE: Table = Table::PackageFiles;
+
+    fn key(f: &PackageFile) -> Vec<u8> {
+        id_key(f.id)
+    }
+
+    fn indexes() -> &'static [Index<PackageFile>] {
+        INDEXES
+    }
+
+    fn counted(f: &PackageFile) -> Vec<Vec<u8>> {
+        vec![count_key(f.package_id)]
+    }
+
+    fn updated(
+        tx: &dyn Txn,
+        old: Option<&PackageFile>,
+        new: Option<&PackageFile>,
+    ) -> Result<(), TxFail> {
+        super::keep_indexes(tx, INDEXES, old, new)?;
+        super::keep_counts_of::<Files>(tx, old, new)?;
+        let same_path = match (old, new) {
+            (Some(a), Some(b)) => a.package_id == b.package_id && a.file_name == b.file_name,
+            _ => false,
+        };
+        if let (None, Some(f)) | (Some(f), None) = (old, new) {
+            revisions::bump(tx, Parent::Package(f.package_id))?;
+        }
+        if same_path {
+            return Ok(());
+        }
+        if let Some(old) = old {
+            let head = head_key(old.package_id, &old.file_name);
+            let mut ids = tx
+                .get(Table::FileHeads, &head)?
+                .map(|v| decode_ids(&v))
+                .unwrap_or_default();
+            ids.retain(|id| *id != old.id);
+            if ids.is_empty() {
+                tx.delete(Table::FileHeads, &head)?;
+            } else {
+                tx.put(Table::FileHeads, &head, &encode_ids(&ids))?;
+            }
+        }
+        if let Some(new) = new {
+            let head = head_key(new.package_id, &new.file_name);
+            let mut ids = tx
+                .get(Table::FileHeads, &head)?
+                .map(|v| decode_ids(&v))
+                .unwrap_or_default();
+            if let Err(at) = ids.binary_search(&new.id) {
+                ids.insert(at, new.id);
+            }
+            tx.put(Table::FileHeads, &head, &encode_ids(&ids))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn get(meta: &dyn MetaStore, id: u64) -> Result<Option<PackageFile>, StoreError> {
+    super::get::<Files>(meta, &id_key(id))
+}
+
+/// The newest file recorded under a path of a package.
+pub fn newest(
+    meta: &dyn MetaStore,
+    package_id: u64,
+    file_name: &str,
+) -> Result<Option<PackageFile>, StoreError> {
+    match meta.get(Table::FileHeads, &head_key(package_id, file_name))? {
+        Some(ids) => match decode_ids(&ids).last() {
+            Some(id) => get(meta, *id),
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+/// Whether a package has a file under this path (inside a transaction).
+pub fn path_taken(tx: &dyn Txn, package_id: u64, file_name: &str) -> Result<bool, TxFail> {
+    Ok(tx
+        .get(Table::FileHeads, &head_key(package_id, file_name))?
+        .is_some())
+}
+
+/// The newest file of every path of a package, by path.
+pub fn current(meta: &dyn MetaStore, package_id: u64) -> Result<Vec<PackageFile>, StoreError> {
+    let mut out = Vec::new();
+    for entry in meta.scan(Table::FileHeads, &id_key(package_id)) {
+        let (_, ids) = entry?;
+        if let Some(id) = decode_ids(&ids).last() {
+            if let Some(file) = get(meta, *id)? {
+                out.push(file);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The newest file of every path below a directory (`dir/…`) of a package, by path; the whole
+/// package for an empty `dir`.
+pub fn current_under(
+    meta: &dyn MetaStore,
+    package_id: u64,
+    dir: &str,
+) -> Result<Vec<PackageFile>, StoreError> {
+    let mut prefix = id_key(package_id);
+    if !dir.is_empty() {
+        prefix.extend_from_slice(dir.as_bytes());
+        prefix.push(b'/');
+    }
+    let mut out = Vec::new();
+    for entry in meta.scan(Table::FileHeads, &prefix) {
+        let (_, ids) = entry?;
+        if let Some(id) = decode_ids(&ids).last() {
+            if let Some(file) = get(meta, *id)? {
+                out.push(file);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn count_of(meta: &dyn MetaStore, package_id: u64) -> Result<usize, StoreError> {
+    count(meta, &count_key(package_id))
+}
+
+/// A page of a package's file ids in upload order.
+pub fn page(
+    meta: &dyn MetaStore,
+    package_id: u64,
+    seek: &Seek,
+    take: usize,
+) -> Result<(Vec<u64>, Option<Vec<u8>>), StoreError> {
+    let page = super::page(
+        meta,
+        Table::FilesByPackage,
+        &id_key(package_id),
+        false,
+        seek,
+        take,
+    )?;
+    let ids = page
+        .entries
+        .iter()
+        .filter_map(|(k, _)| super::trailing_id(k))
+        .collect();
+    Ok((ids, page.next))
+}
+
+/// Every file id of a package, oldest first.
+pub fn ids_of(meta: &dyn MetaStore, package_id: u64) -> Result<Vec<u64>, StoreError> {
+    meta.scan(Table::FilesByPackage, &id_key(package_id))
+        .map(|entry| entry.map(|(k, _)| super::trailing_id(&k).unwrap_or(0)))
+        .collect()
+}
+
+/// Every file record of the store, for gc and verify.
+pub fn all(meta: &dyn MetaStore) -> impl Iterator<Item = Result<PackageFile, StoreError>> + '_ {
+    meta.scan_json(Table::PackageFiles, &[])
+}

@@ -1,0 +1,65 @@
+//! Project members: `(project, user)`; listed per project and per user.
+
+use super::revisions::{self, Parent};
+use super::{id_key, key, Index, IndexEntry, Schema};
+use crate::domain::records::Member;
+use crate::store::meta::{MetaStore, StoreError, Table, TxFail, Txn};
+
+pub struct Members;
+
+fn member_key(project_id: u64, user_id: u64) -> Vec<u8> {
+    key().id(project_id).id(user_id).build()
+}
+
+fn entry_by_user(m: &Member) -> Option<IndexEntry> {
+    Some((key().id(m.user_id).id(m.project_id).build(), Vec::new()))
+}
+
+const INDEXES: &[Index<Member>] = &[Index {
+    table: Table::MembersByUser,
+    entry: entry_by_user,
+}];
+
+impl Schema for Members {
+    type Record = Member;
+    const TABLE: Table = Table::Members;
+
+    fn key(m: &Member) -> Vec<u8> {
+        member_key(m.project_id, m.user_id)
+    }
+
+    fn indexes() -> &'static [Index<Member>] {
+        INDEXES
+    }
+
+    fn updated(tx: &dyn Txn, old: Option<&Member>, new: Option<&Member>) -> Result<(), TxFail> {
+        super::keep_indexes(tx, INDEXES, old, new)?;
+        if let (None, Some(m)) | (Some(m), None) = (old, new) {
+            revisions::bump(tx, Parent::Project(m.project_id))?;
+        }
+        Ok(())
+    }
+}
+
+/// The primary key of a membership.
+pub fn key_of(project_id: u64, user_id: u64) -> Vec<u8> {
+    member_key(project_id, user_id)
+}
+
+pub fn get(
+    meta: &dyn MetaStore,
+    project_id: u64,
+    user_id: u64,
+) -> Result<Option<Member>, StoreError> {
+    super::get::<Members>(meta, &member_key(project_id, user_id))
+}
+
+pub fn load(tx: &dyn Txn, project_id: u64, user_id: u64) -> Result<Option<Member>, TxFail> {
+    super::load::<Members>(tx, &member_key(project_id, user_id))
+}
+
+/// Every member of a project, by user id.
+pub fn of_project(meta: &dyn MetaStore, project_id: u64) -> Result<Vec<Member>, StoreError> {
+    meta.scan_json(Table::Members, &id_key(project_id))
+        .collect()
+}

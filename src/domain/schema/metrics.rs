@@ -1,0 +1,289 @@
+//! Metrics of candidates. Three tables:
+//! - history: `(candidate, key, step, timestamp, value bits) → point`, so a history scans in step
+//!   order and logging the same point twice keeps it once (MLflow's rule);
+//! - latest: `(candidate, key) → point`, the point with the highest step, then timestamp
+//!   (MLflow's `latest_metrics`), kept on write so that nothing reads a history to show a run;
+//! - by value: `(experiment, key, value, candidate)`, every run's latest value in number order, so
+//!   that a run search ordered or filtered by a metric walks an index.
+
+use std::collections::HashMap;
+
+use super::revisions::{self, Parent};
+use super::{id_key, key, sortable_f64, sortable_i64, IndexEntry, Seek};
+use crate::domain::ml_records::MetricPoint;
+use crate::store::meta::{KvIter, MetaStore, StoreError, Table, TxFail, Txn};
+
+/// The run a metric belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub candidate_id: u64,
+    pub experiment_id: u64,
+}
+
+fn history_key(candidate_id: u64, point: &MetricPoint) -> Vec<u8> {
+    key()
+        .id(candidate_id)
+        .str(&point.key)
+        .raw(&sortable_i64(point.step))
+        .raw(&sortable_i64(point.timestamp))
+        .raw(&point.value.to_bits().to_be_bytes())
+        .build()
+}
+
+fn latest_key(candidate_id: u64, name: &str) -> Vec<u8> {
+    key().id(candidate_id).str(name).build()
+}
+
+fn value_prefix(experiment_id: u64, name: &str) -> Vec<u8> {
+    key().id(experiment_id).str(name).build()
+}
+
+fn value_key(experiment_id: u64, name: &str, value: f64, candidate_id: u64) -> Vec<u8> {
+    key()
+        .raw(&value_prefix(experiment_id, name))
+        .raw(&sortable_f64(value))
+        .id(candidate_id)
+        .build()
+}
+
+/// A point as stored: value bits, timestamp and step, 24 bytes (NaN and infinities survive).
+fn encode(point: &MetricPoint) -> [u8; 24] {
+    let mut out = [0u8; 24];
+    out[..8].copy_from_slice(&point.value.to_bits().to_be_bytes());
+    out[8..16].copy_from_slice(&point.timestamp.to_be_bytes());
+    out[16..].copy_from_slice(&point.step.to_be_bytes());
+    out
+}
+
+fn decode(name: String, value: &[u8]) -> Option<MetricPoint> {
+    let field =
+        |range: std::ops::Range<usize>| -> Option<[u8; 8]> { value.get(range)?.try_into().ok() };
+    Some(MetricPoint {
+        key: name,
+        value: f64::from_bits(u64::from_be_bytes(field(0..8)?)),
+        timestamp: i64::from_be_bytes(field(8..16)?),
+        step: i64::from_be_bytes(field(16..24)?),
+    })
+}
+
+/// The metric name in a key that starts with an id.
+fn name_in(k: &[u8]) -> Option<String> {
+    let rest = k.get(8..)?;
+    let end = rest.iter().position(|b| *b == 0)?;
+    String::from_utf8(rest[..end].to_vec()).ok()
+}
+
+fn decode_row(k: &[u8], value: &[u8]) -> Result<MetricPoint, StoreError> {
+    name_in(k)
+        .and_then(|name| decode(name, value))
+        .ok_or(StoreError::Decode {
+            table: Table::Metrics.name(),
+            reason: "bad metric row".into(),
+        })
+}
+
+/// A history row as a point (the upgrade reads histories whole).
+pub fn decode_history_row(k: &[u8], value: &[u8]) -> Result<MetricPoint, StoreError> {
+    decode_row(k, value)
+}
+
+/// Which of two points of one metric is the latest: higher step, then later timestamp, then
+/// the order of the history (value bits).
+fn order_of(point: &MetricPoint) -> (i64, i64, u64) {
+    (point.step, point.timestamp, point.value.to_bits())
+}
+
+/// Records points; keeps each metric's latest point and its place in the by-value index.
+pub fn log(tx: &dyn Txn, run: Run, points: &[MetricPoint]) -> Result<(), TxFail> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    let mut newest: HashMap<&str, &MetricPoint> = HashMap::new();
+    for point in points {
+        tx.put(
+            Table::Metrics,
+            &history_key(run.candidate_id, point),
+            &encode(point),
+        )?;
+        newest
+            .entry(point.key.as_str())
+            .and_modify(|best| {
+                if order_of(point) > order_of(best) {
+                    *best = point;
+                }
+            })
+            .or_insert(point);
+    }
+    for (name, point) in newest {
+        let latest = latest_key(run.candidate_id, name);
+        let previous = match tx.get(Table::LatestMetrics, &latest)? {
+            Some(bytes) => decode(name.to_string(), &bytes),
+            None => None,
+        };
+        if previous
+            .as_ref()
+            .is_some_and(|p| order_of(p) >= order_of(point))
+        {
+            continue;
+        }
+        if let Some(previous) = &previous {
+            tx.delete(
+                Table::MetricsByValue,
+                &value_key(run.experiment_id, name, previous.value, run.candidate_id),
+            )?;
+        }
+        tx.put(Table::LatestMetrics, &latest, &encode(point))?;
+        tx.put(
+            Table::MetricsByValue,
+            &value_key(run.experiment_id, name, point.value, run.candidate_id),
+            &[],
+        )?;
+    }
+    revisions::bump(tx, Parent::Candidate(run.candidate_id))
+}
+
+/// Every point of a candidate's metrics (one metric's when `name` is given), by metric, step
+/// and timestamp.
+pub fn history(
+    meta: &dyn MetaStore,
+    candidate_id: u64,
+    name: Option<&str>,
+) -> Result<Vec<MetricPoint>, StoreError> {
+    let prefix = match name {
+        Some(name) => latest_key(candidate_id, name),
+        None => id_key(candidate_id),
+    };
+    meta.scan(Table::Metrics, &prefix)
+        .map(|entry| {
+            let (k, v) = entry?;
+            decode_row(&k, &v)
+        })
+        .collect()
+}
+
+/// A page of one metric's history in step order, and the cursor after it.
+pub fn history_page(
+    meta: &dyn MetaStore,
+    candidate_id: u64,
+    name: &str,
+    seek: &Seek,
+    take: usize,
+) -> Result<(Vec<MetricPoint>, Option<Vec<u8>>), StoreError> {
+    let prefix = latest_key(candidate_id, name);
+    let page = super::page(meta, Table::Metrics, &prefix, false, seek, take)?;
+    let points = page
+        .entries
+        .iter()
+        .map(|(k, v)| decode_row(k, v))
+        .collect::<Result<_, _>>()?;
+    Ok((points, page.next))
+}
+
+/// Whether a cursor is a key of one metric's history.
+pub fn history_cursor_fits(candidate_id: u64, name: &str, cursor: &[u8]) -> bool {
+    cursor.starts_with(&latest_key(candidate_id, name))
+}
+
+/// The latest point of each of a candidate's metrics, by metric name.
+pub fn latest_all(meta: &dyn MetaStore, candidate_id: u64) -> Result<Vec<MetricPoint>, StoreError> {
+    meta.scan(Table::LatestMetrics, &id_key(candidate_id))
+        .map(|entry| {
+            let (k, v) = entry?;
+            decode_row(&k, &v)
+        })
+        .collect()
+}
+
+/// The latest point of one metric.
+pub fn latest(
+    meta: &dyn MetaStore,
+    candidate_id: u64,
+    name: &str,
+) -> Result<Option<MetricPoint>, StoreError> {
+    Ok(meta
+        .get(Table::LatestMetrics, &latest_key(candidate_id, name))?
+        .and_then(|v| decode(name.to_string(), &v)))
+}
+
+/// The runs of an experiment by their latest value of a metric (ascending, or descending),
+/// as `(index key, candidate id)`; runs without the metric are not in it.
+pub fn runs_by_value<'a>(
+    meta: &'a dyn MetaStore,
+    experiment_id: u64,
+    name: &str,
+    descending: bool,
+    after: Option<&[u8]>,
+) -> KvIter<'a> {
+    let prefix = value_prefix(experiment_id, name);
+    match after {
+        Some(after) => meta.scan_after(Table::MetricsByValue, &prefix, after, descending),
+        None if descending => meta.scan_rev(Table::MetricsByValue, &prefix),
+        None => meta.scan(Table::MetricsByValue, &prefix),
+    }
+}
+
+/// The length of the prefix of [`runs_by_value`] keys (what a merge orders after).
+pub fn by_value_prefix_len(name: &str) -> usize {
+    8 + name.len() + 1
+}
+
+/// The candidate an entry of [`runs_by_value`] names.
+pub fn run_of(entry: &IndexEntry) -> Option<u64> {
+    super::trailing_id(&entry.0)
+}
+
+/// What a candidate's metrics occupy, read before the transaction that removes them.
+pub struct Owned {
+    history: Vec<Vec<u8>>,
+    latest: Vec<MetricPoint>,
+}
+
+pub fn owned(meta: &dyn MetaStore, candidate_id: u64) -> Result<Owned, StoreError> {
+    let history = meta
+        .scan_keys(Table::Metrics, &id_key(candidate_id))
+        .collect::<Result<_, _>>()?;
+    Ok(Owned {
+        history,
+        latest: latest_all(meta, candidate_id)?,
+    })
+}
+
+/// Removes everything [`owned`] listed.
+pub fn purge(tx: &dyn Txn, run: Run, owned: &Owned) -> Result<(), TxFail> {
+    for k in &owned.history {
+        tx.delete(Table::Metrics, k)?;
+    }
+    for point in &owned.latest {
+        tx.delete(
+            Table::LatestMetrics,
+            &latest_key(run.candidate_id, &point.key),
+        )?;
+        tx.delete(
+            Table::MetricsByValue,
+            &value_key(run.experiment_id, &point.key, point.value, run.candidate_id),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_non_finite_values() {
+        for value in [1.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0] {
+            let point = MetricPoint {
+                key: "loss".into(),
+                value,
+                timestamp: 1_700_000_000_000,
+                step: -3,
+            };
+            let k = history_key(9, &point);
+            let back = decode_row(&k, &encode(&point)).unwrap();
+            assert_eq!(back.key, "loss");
+            assert_eq!(back.value.to_bits(), value.to_bits());
+            assert_eq!((back.timestamp, back.step), (point.timestamp, point.step));
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! The schema layer: every kind of record, its keys and its indexes.
+//!
+//! One module per record kind owns its key encodings and keeps its indexes and counts. A record
+//! is written with [`put`] and removed with [`remove`]; both read the old record inside the same
+//! transaction and hand old and new to [`Schema::updated`] (garage's `TableSchema::updated`), so
+//! use cases say what changes and never spell an index key. Reads that list things walk an
+//! ordered index ([`page`]) and decode only the records of the page they return; totals come from
+//! counts kept on write ([`count`]).
+//!
+//! Nothing outside this module names a [`Table`] or builds a key.
+
+pub mod candidates;
+pub mod counters;
+pub mod experiments;
+pub mod files;
+pub mod logged_models;
+pub mod members;
+pub mod metrics;
+pub mod models;
+pub mod packages;
+pub mod params;
+pub mod projects;
+pub mod revisions;
+pub mod semver_key;
+pub mod sessions;
+pub mod tags;
+pub mod tokens;
+pub mod upgrade;
+pub mod users;
+pub mod versions;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::store::keys::{self, Key};
+use crate::store::meta::{MetaStore, StoreError, Table, TxFail, Txn, TxnExt};
+
+/// A kind of record: where it lives, its primary key, and the upkeep of its indexes.
+pub trait Schema {
+    type Record: Serialize + DeserializeOwned + 'static;
+    const TABLE: Table;
+
+    /// The record's primary key in [`Schema::TABLE`].
+    fn key(record: &Self::Record) -> Vec<u8>;
+
+    /// The indexes of this kind; [`Schema::updated`] keeps them by default.
+    fn indexes() -> &'static [Index<Self::Record>] {
+        &[]
+    }
+
+    /// The counts a record adds one to (see [`count`]).
+    fn counted(_record: &Self::Record) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+
+    /// Called inside the writing transaction with the record before and after the change
+    /// (`None`: it did not exist / no longer exists).
+    fn updated(
+        tx: &dyn Txn,
+        old: Option<&Self::Record>,
+        new: Option<&Self::Record>,
+    ) -> Result<(), TxFail> {
+        keep_indexes(tx, Self::indexes(), old, new)?;
+        keep_counts(tx, old.map(Self::counted), new.map(Self::counted))
+    }
+}
+
+/// One index of a record kind: the entry a record has in `table`, if any.
+pub struct Index<R: 'static> {
+    pub table: Table,
+    pub entry: fn(&R) -> Option<IndexEntry>,
+}
+
+/// An index entry: its key and the value stored with it.
+pub type IndexEntry = (Vec<u8>, Vec<u8>);
+
+/// Moves every index entry from what the old record had to what the new one has.
+pub fn keep_indexes<R>(
+    tx: &dyn Txn,
+    indexes: &[Index<R>],
+    old: Option<&R>,
+    new: Option<&R>,
+) -> Result<(), TxFail> {
+    for index in indexes {
+        let before = old.and_then(index.entry);
+        let after = new.and_then(index.entry);
+        if before == after {
+            continue;
+        }
+        if let Some((key, _)) = &before {
+            if after.as_ref().is_none_or(|(new_key, _)| new_key != key) {
+                tx.delete(index.table, key)?;
+            }
+        }
+        if let Some((key, value)) = &after {
+            tx.put(index.table, key, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the counts of a record kind (for `updated` implementations that do more).
+pub fn keep_counts_of<S: Schema>(
+    tx: &dyn Txn,
+    old: Option<&S::Record>,
+    new: Option<&S::Record>,
+) -> Result<(), TxFail> {
+    keep_counts(tx, old.map(S::counted), new.map(S::counted))
+}
+
+fn keep_counts(
+    tx: &dyn Txn,
+    old: Option<Vec<Vec<u8>>>,
+    new: Option<Vec<Vec<u8>>>,
+) -> Result<(), TxFail> {
+    let old = old.unwrap_or_default();
+    let new = new.unwrap_or_default();
+    for key in old.iter().filter(|k| !new.contains(k)) {
+        add_to_count(tx, key, -1)?;
+    }
+    for key in new.iter().filter(|k| !old.contains(k)) {
+        add_to_count(tx, key, 1)?;
+    }
+    Ok(())
+}
+
+/// Adds `delta` to a kept count; a count that reaches zero is removed.
+pub fn add_to_count(tx: &dyn Txn, key: &[u8], delta: i64) -> Result<(), TxFail> {
+    let current = tx
+        .get(Table::Counts, key)?
+        .and_then(|v| keys::last_id(&v))
+        .unwrap_or(0);
+    let next = current.saturating_add_signed(delta);
+    if next == 0 {
+        tx.delete(Table::Counts, key)
+    } else {
+        tx.put(Table::Counts, key, &keys::id(next))
+    }
+}
+
+/// A kept count (0 when nothing was ever counted under `key`).
+pub fn count(meta: &dyn MetaStore, key: &[u8]) -> Result<usize, StoreError> {
+    Ok(meta
+        .get(Table::Counts, key)?
+        .and_then(|v| keys::last_id(&v))
+        .unwrap_or(0) as usize)
+}
+
+/// The kept counts under a prefix with the rest of their keys: e.g. a count per package name.
+pub fn counts_under<'a>(
+    meta: &'a dyn MetaStore,
+    prefix: &'a [u8],
+) -> impl Iterator<Item = Result<(Vec<u8>, usize), StoreError>> + 'a {
+    meta.scan(Table::Counts, prefix).map(move |entry| {
+        let (key, value) = entry?;
+        let rest = key.get(prefix.len()..).unwrap_or_default().to_vec();
+        Ok((rest, keys::last_id(&value).unwrap_or(0) as usize))
+    })
+}
+
+/// Writes a record and keeps its indexes; returns the record it replaced.
+pub fn put<S: Schema>(tx: &dyn Txn, record: &S::Record) -> Result<Option<S::Record>, TxFail> {
+    let key = S::key(record);
+    let old = tx.get_json::<S::Record>(S::TABLE, &key)?;
+    tx.put_json(S::TABLE, &key, record)?;
+    S::updated(tx, old.as_ref(), Some(record))?;
+    Ok(old)
+}
+
+/// Removes the record under `key` and its index entries; returns it if it existed.
+pub fn remove<S: Schema>(tx: &dyn Txn, key: &[u8]) -> Result<Option<S::Record>, TxFail> {
+    let Some(old) = tx.get_json::<S::Record>(S::TABLE, key)? else {
+        return Ok(None);
+    };
+    tx.delete(S::TABLE, key)?;
+    S::updated(tx, Some(&old), None)?;
+    Ok(Some(old))
+}
+
+/// Reads a record inside a transaction.
+pub fn load<S: Schema>(tx: &dyn Txn, key: &[u8]) -> Result<Option<S::Record>, TxFail> {
+    tx.get_json::<S::Record>(S::TABLE, key)
+}
+
+/// Reads a record outside a transaction.
+pub fn get<S: Schema>(meta: &dyn MetaStore, key: &[u8]) -> Result<Option<S::Record>, StoreError> {
+    meta.get_json::<S::Record>(S::TABLE, key)
+}
+
+/// Reads a record whose key is the id stored as the value of an index entry.
+pub fn get_by_index<S: Schema>(
+    meta: &dyn MetaStore,
+    index: Table,
+    key: &[u8],
+) -> Result<Option<S::Record>, StoreError> {
+    match meta.get(index, key)? {
+        Some(id) => get::<S>(meta, &id),
+        None => Ok(None),
+    }
+}
+
+/// The same inside a transaction.
+pub fn load_by_index<S: Schema>(
+    tx: &dyn Txn,
+    index: Table,
+    key: &[u8],
+) -> Result<Option<S::Record>, TxFail> {
+    match tx.get(index, key)? {
+        Some(id) => load::<S>(tx, &id),
+        None => Ok(None),
+    }
+}
+
+/// The primary key of records keyed by their id.
+pub fn id_key(id: u64) -> Vec<u8> {
+    keys::id(id)
+}
+
+/// The id that ends an index key (indexes whose entries end with the record's id).
+pub fn trailing_id(key: &[u8]) -> Option<u64> {
+    keys::last_id(key)
+}
+
+/// Where a page of an ordered index starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seek {
+    /// Skip this many entries (page-number pagination walks keys only, decoding nothing).
+    Offset(usize),
+    /// Start after this index key (keyset pagination: the cursor is the last key of the
+    /// previous page).
+    After(Vec<u8>),
+}
+
+/// A page of index entries, and the key to continue after when there are more.
+pub struct IndexPage {
+    pub entries: Vec<IndexEntry>,
+    pub next: Option<Vec<u8>>,
+}
+
+/// Reads `take` entries of the index `table` under `prefix`, in key order or reversed.
+pub fn page(
+    meta: &dyn MetaStore,
+    table: Table,
+    prefix: &[u8],
+    reverse: bool,
+    seek: &Seek,
+    take: usize,
+) -> Result<IndexPage, StoreError> {
+    let iter = match seek {
+        Seek::Offset(_) if reverse => meta.scan_rev(table, prefix),
+        Seek::Offset(_) => meta.scan(table, prefix),
+        Seek::After(after) => meta.scan_after(table, prefix, after, reverse),
+    };
+    let skip = match seek {
+        Seek::Offset(n) => *n,
+        Seek::After(_) => 0,
+    };
+    collect_page(iter.skip(skip), take)
+}
+
+/// Takes `take` entries of an ordered stream and notes whether one more follows.
+pub fn collect_page(
+    mut iter: impl Iterator<Item = Result<IndexEntry, StoreError>>,
+    take: usize,
+) -> Result<IndexPage, StoreError> {
+    let mut entries = Vec::with_capacity(take.min(1024));
+    for entry in iter.by_ref().take(take) {
+        entries.push(entry?);
+    }
+    let more = match iter.next() {
+        Some(entry) => {
+            entry?;
+            true
+        }
+        None => false,
+    };
+    let next = if more {
+        entries.last().map(|(key, _)| key.clone())
+    } else {
+        None
+    };
+    Ok(IndexPage { entries, next })
+}
+
+/// Merges index streams that are each ordered by the part of their keys after their own
+/// prefix, into one stream in that order (reversed when `reverse`). Ties keep stream order.
+pub fn merge_streams<'a>(
+    streams: Vec<(usize, crate::store::meta::KvIter<'a>)>,
+    reverse: bool,
+) -> impl Iterator<Item = Result<IndexEntry, StoreError>> + 'a {
+    merge_sorted(streams, |entry: &IndexEntry| &entry.0, reverse)
+}
+
+/// Merges streams of items ordered by `key_of(item)[offset..]` (each stream with its own
+/// offset) into one stream in that order; an error is passed on as soon as it is met.
+pub fn merge_sorted<'a, T: 'a, E: 'a, I>(
+    streams: Vec<(usize, I)>,
+    key_of: fn(&T) -> &[u8],
+    reverse: bool,
+) -> impl Iterator<Item = Result<T, E>> + 'a
+where
+    I: Iterator<Item = Result<T, E>> + 'a,
+{
+    let mut offsets = Vec::with_capacity(streams.len());
+    let mut iters = Vec::with_capacity(streams.len());
+    let mut heads: Vec<Option<Result<T, E>>> = Vec::with_capacity(streams.len());
+    for (offset, mut iter) in streams {
+        heads.push(iter.next());
+        iters.push(iter);
+        offsets.push(offset);
+    }
+    std::iter::from_fn(move || {
+        let order_of = |i: usize, item: &T| -> Vec<u8> {
+            key_of(item).get(offsets[i]..).unwrap_or_default().to_vec()
+        };
+        let mut best: Option<(usize, Vec<u8>)> = None;
+        for (i, head) in heads.iter().enumerate() {
+            match head {
+                None => continue,
+                Some(Err(_)) => {
+                    best = Some((i, Vec::new()));
+                    break;
+                }
+                Some(Ok(item)) => {
+                    let order = order_of(i, item);
+                    let better = match &best {
+                        None => true,
+                        Some((_, best_order)) => {
+                            if reverse {
+                                order > *best_order
+                            } else {
+                                order < *best_order
+                            }
+                        }
+                    };
+                    if better {
+                        best = Some((i, order));
+                    }
+                }
+            }
+        }
+        let (i, _) = best?;
+        let next = iters[i].next();
+        std::mem::replace(&mut heads[i], next)
+    })
+}
+
+/// An i64 as bytes whose order is the numbers' order.
+pub fn sortable_i64(n: i64) -> [u8; 8] {
+    ((n as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// An f64 as bytes whose order is the numbers' total order (`-inf` … `inf`, NaN last).
+pub fn sortable_f64(x: f64) -> [u8; 8] {
+    let bits = if x.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        x.to_bits()
+    };
+    let flipped = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits ^ (1 << 63)
+    };
+    flipped.to_be_bytes()
+}
+
+/// A key builder for the modules of this layer.
+pub(crate) fn key() -> Key {
+    Key::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sortable_numbers_keep_their_order() {
+        let ints = [i64::MIN, -5, -1, 0, 1, 7, i64::MAX];
+        for pair in ints.windows(2) {
+            assert!(sortable_i64(pair[0]) < sortable_i64(pair[1]));
+        }
+        let floats = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.5,
+            -0.0,
+            0.0,
+            1e-300,
+            2.5,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        for pair in floats.windows(2) {
+            assert!(
+                sortable_f64(pair[0]) <= sortable_f64(pair[1]),
+                "{} {}",
+                pair[0],
+                pair[1]
+            );
+        }
+        assert!(sortable_f64(-1.0) < sortable_f64(-0.5));
+    }
+}

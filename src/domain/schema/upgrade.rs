@@ -1,0 +1,308 @@
+//! The schema version of a data dir and the upgrade that brings an earlier one to the current
+//! layout on start.
+//!
+//! Version 1 (the first release) had per-kind tables with a few indexes. Version 2 adds the
+//! ordered indexes, kept counts, parent revisions, the latest metric values and a model's latest
+//! version. The upgrade keeps every record as it is and rebuilds every index from the records, in
+//! batches of transactions; it is idempotent (it starts by clearing what it rebuilds), so a crash
+//! half way is repaired by the next start. The version is recorded last.
+
+use std::collections::HashMap;
+
+use super::{
+    candidates::Candidates, experiments::Experiments, files::Files, logged_models::LoggedModels,
+    members::Members, models::Models, packages::Packages, projects::Projects, tokens::Tokens,
+    users::Users, versions::Versions, Schema,
+};
+use crate::domain::ml_records::{Candidate, Model, ModelVersion};
+use crate::store::meta::{
+    MetaStore, StoreError, Table, TransactError, TxFail, Txn, TxnExt, RETIRED_TABLES,
+};
+
+/// The layout this code writes.
+pub const CURRENT: u32 = 2;
+
+const VERSION_KEY: &[u8] = b"schema_version";
+
+/// How many records one upgrade transaction rebuilds.
+const BATCH: usize = 500;
+
+/// The tables the upgrade empties and rebuilds from the records.
+const DERIVED: [Table; 33] = [
+    Table::UsersByName,
+    Table::TokensByHash,
+    Table::TokensByUser,
+    Table::ProjectsByPath,
+    Table::MembersByUser,
+    Table::PackagesByName,
+    Table::PackagesByProject,
+    Table::PackagesByCreated,
+    Table::PackagesByNameOrder,
+    Table::PackagesByVersionOrder,
+    Table::FilesByPackage,
+    Table::FileHeads,
+    Table::ModelsByName,
+    Table::ModelsByCreated,
+    Table::ModelsByUpdated,
+    Table::VersionsByModel,
+    Table::VersionsByPrecedence,
+    Table::ReleasesByPrecedence,
+    Table::VersionsBySeq,
+    Table::VersionsByStage,
+    Table::ExperimentsByName,
+    Table::ExperimentsByProject,
+    Table::CandidatesByRunId,
+    Table::CandidatesByExperiment,
+    Table::CandidatesByIid,
+    Table::CandidatesByStart,
+    Table::CandidatesByName,
+    Table::LatestMetrics,
+    Table::MetricsByValue,
+    Table::Counts,
+    Table::Revisions,
+    Table::LoggedModelsByKey,
+    Table::LoggedModelsByExperiment,
+];
+
+/// The recorded schema version: `None` for an empty store that never recorded one.
+pub fn schema_version(meta: &dyn MetaStore) -> Result<Option<u32>, StoreError> {
+    match meta.get(Table::Counters, VERSION_KEY)? {
+        Some(bytes) => {
+            let raw: [u8; 4] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::Decode {
+                    table: Table::Counters.name(),
+                    reason: "schema version is not 4 bytes".into(),
+                })?;
+            Ok(Some(u32::from_be_bytes(raw)))
+        }
+        // Records without a version were written by the first release.
+        None if meta.scan(Table::Users, &[]).next().is_some() => Ok(Some(1)),
+        None => Ok(None),
+    }
+}
+
+fn record_version(meta: &dyn MetaStore, version: u32) -> Result<(), StoreError> {
+    transact(meta, |tx| {
+        tx.put(Table::Counters, VERSION_KEY, &version.to_be_bytes())
+    })
+}
+
+fn transact(
+    meta: &dyn MetaStore,
+    mut body: impl FnMut(&dyn Txn) -> Result<(), TxFail>,
+) -> Result<(), StoreError> {
+    match meta.transact(&mut body) {
+        Ok(()) => Ok(()),
+        Err(TransactError::Store(error)) => Err(error),
+        Err(TransactError::Aborted) => {
+            Err(StoreError::Engine("upgrade transaction aborted".into()))
+        }
+    }
+}
+
+/// What [`run`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new store: the current version was recorded.
+    Fresh,
+    Current,
+    Upgraded {
+        from: u32,
+        records: usize,
+    },
+}
+
+/// Brings the store to [`CURRENT`]; refuses a store written by a newer release.
+pub fn run(meta: &dyn MetaStore) -> Result<Outcome, StoreError> {
+    match schema_version(meta)? {
+        None => {
+            record_version(meta, CURRENT)?;
+            Ok(Outcome::Fresh)
+        }
+        Some(v) if v == CURRENT => Ok(Outcome::Current),
+        Some(v) if v > CURRENT => Err(StoreError::Engine(format!(
+            "the data dir has schema version {v}, newer than this release's {CURRENT}: run the newer release"
+        ))),
+        Some(from) => {
+            tracing::info!(from, to = CURRENT, "upgrading the metadata store");
+            let records = rebuild(meta)?;
+            record_version(meta, CURRENT)?;
+            meta.flush()?;
+            tracing::info!(records, "upgrade done");
+            Ok(Outcome::Upgraded { from, records })
+        }
+    }
+}
+
+/// Writes a record's index entries and counts as if it had just been created.
+fn reindex<S: Schema>(tx: &dyn Txn, record: &S::Record) -> Result<(), TxFail> {
+    S::updated(tx, None, Some(record))
+}
+
+/// Rebuilds the indexes of one kind from its records, in batches; returns how many.
+fn rebuild_kind<S: Schema>(meta: &dyn MetaStore) -> Result<usize, StoreError>
+where
+    S::Record: Clone,
+{
+    let mut done = 0;
+    let mut batch: Vec<S::Record> = Vec::with_capacity(BATCH);
+    let flush = |batch: &mut Vec<S::Record>| -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        transact(meta, |tx| {
+            for record in batch.iter() {
+                reindex::<S>(tx, record)?;
+            }
+            Ok(())
+        })?;
+        batch.clear();
+        Ok(())
+    };
+    for record in meta.scan_json::<S::Record>(S::TABLE, &[]) {
+        batch.push(record?);
+        done += 1;
+        if batch.len() == BATCH {
+            flush(&mut batch)?;
+        }
+    }
+    flush(&mut batch)?;
+    tracing::info!(table = S::TABLE.name(), records = done, "indexes rebuilt");
+    Ok(done)
+}
+
+fn rebuild(meta: &dyn MetaStore) -> Result<usize, StoreError> {
+    for name in RETIRED_TABLES {
+        meta.drop_retired(name)?;
+    }
+    for table in DERIVED {
+        meta.clear(table)?;
+    }
+    let mut records = 0;
+    records += rebuild_kind::<Users>(meta)?;
+    records += rebuild_kind::<Tokens>(meta)?;
+    records += rebuild_kind::<Projects>(meta)?;
+    records += rebuild_kind::<Members>(meta)?;
+    records += rebuild_kind::<Packages>(meta)?;
+    records += rebuild_kind::<Files>(meta)?;
+    records += rebuild_kind::<Versions>(meta)?;
+    records += rebuild_models(meta)?;
+    records += rebuild_kind::<Experiments>(meta)?;
+    records += rebuild_kind::<Candidates>(meta)?;
+    records += rebuild_kind::<LoggedModels>(meta)?;
+    records += rebuild_latest_metrics(meta)?;
+    Ok(records)
+}
+
+/// Models, with the latest version and latest release their versions' indexes now give.
+fn rebuild_models(meta: &dyn MetaStore) -> Result<usize, StoreError> {
+    let models: Vec<Model> = meta
+        .scan_json::<Model>(Table::Models, &[])
+        .collect::<Result<_, _>>()?;
+    for chunk in models.chunks(BATCH) {
+        let mut updated = Vec::with_capacity(chunk.len());
+        for model in chunk {
+            let highest = |releases_only: bool| -> Result<Option<String>, StoreError> {
+                Ok(
+                    super::versions::highest(meta, model.id, releases_only, None)?
+                        .map(|v: ModelVersion| v.version),
+                )
+            };
+            updated.push(Model {
+                latest_version: highest(false)?,
+                latest_release: highest(true)?,
+                ..model.clone()
+            });
+        }
+        transact(meta, |tx| {
+            for model in &updated {
+                tx.put_json(Table::Models, &super::id_key(model.id), model)?;
+                reindex::<Models>(tx, model)?;
+            }
+            Ok(())
+        })?;
+    }
+    tracing::info!(records = models.len(), "models' latest versions recorded");
+    Ok(models.len())
+}
+
+/// The latest value of every metric of every run, from the histories (whose key order puts
+/// each metric's latest point last).
+fn rebuild_latest_metrics(meta: &dyn MetaStore) -> Result<usize, StoreError> {
+    let mut experiments: HashMap<u64, Option<u64>> = HashMap::new();
+    let mut pending: Vec<(super::metrics::Run, crate::domain::ml_records::MetricPoint)> =
+        Vec::new();
+    let mut last: Option<(u64, String, crate::domain::ml_records::MetricPoint)> = None;
+    let mut groups = 0;
+    let write = |pending: &mut Vec<(super::metrics::Run, _)>| -> Result<(), StoreError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        transact(meta, |tx| {
+            for (run, point) in pending.iter() {
+                super::metrics::log(tx, *run, std::slice::from_ref(point))?;
+            }
+            Ok(())
+        })?;
+        pending.clear();
+        Ok(())
+    };
+    let mut finish = |candidate_id: u64,
+                      point: crate::domain::ml_records::MetricPoint,
+                      pending: &mut Vec<(super::metrics::Run, _)>|
+     -> Result<(), StoreError> {
+        let experiment_id = match experiments.get(&candidate_id) {
+            Some(known) => *known,
+            None => {
+                let found = super::get::<Candidates>(meta, &super::id_key(candidate_id))?
+                    .map(|c: Candidate| c.experiment_id);
+                experiments.insert(candidate_id, found);
+                found
+            }
+        };
+        if let Some(experiment_id) = experiment_id {
+            pending.push((
+                super::metrics::Run {
+                    candidate_id,
+                    experiment_id,
+                },
+                point,
+            ));
+        }
+        Ok(())
+    };
+    for entry in meta.scan(Table::Metrics, &[]) {
+        let (key, value) = entry?;
+        let Some(candidate_id) = crate::store::keys::id_at(&key, 0) else {
+            continue;
+        };
+        let point = super::metrics::decode_history_row(&key, &value)?;
+        let same_group = last
+            .as_ref()
+            .is_some_and(|(c, name, _)| *c == candidate_id && *name == point.key);
+        if !same_group {
+            if let Some((c, _, p)) = last.take() {
+                finish(c, p, &mut pending)?;
+                groups += 1;
+                if pending.len() >= BATCH {
+                    write(&mut pending)?;
+                }
+            }
+        }
+        last = Some((candidate_id, point.key.clone(), point));
+    }
+    if let Some((c, _, p)) = last.take() {
+        finish(c, p, &mut pending)?;
+        groups += 1;
+    }
+    write(&mut pending)?;
+    tracing::info!(metrics = groups, "latest metric values recorded");
+    Ok(groups)
+}
+
+/// Whether the store's records still open: used by readiness.
+pub fn readable(meta: &dyn MetaStore) -> bool {
+    schema_version(meta).is_ok()
+}

@@ -1,0 +1,343 @@
+//! Model versions: unique by `(model, version string)`; ordered by SemVer precedence (all
+//! versions, and releases alone) through [`super::semver_key`]; found by per-model sequence number
+//! (MLflow's `version`); counted per model.
+
+use semver::Version;
+
+use super::revisions::{self, Parent};
+use super::semver_key::{triple_floor, version_key};
+use super::{count, id_key, key, Index, IndexEntry, Schema, Seek};
+use crate::domain::ml_records::ModelVersion;
+use crate::domain::semver_rules::Requirement;
+use crate::store::meta::{MetaStore, StoreError, Table, TxFail, Txn};
+
+pub struct Versions;
+
+fn string_key(model_id: u64, version: &str) -> Vec<u8> {
+    key().id(model_id).str(version).build()
+}
+
+fn order_key(model_id: u64, version: &Version) -> Vec<u8> {
+    key().id(model_id).raw(&version_key(version)).build()
+}
+
+fn entry_by_string(v: &ModelVersion) -> Option<IndexEntry> {
+    Some((string_key(v.model_id, &v.version), id_key(v.id)))
+}
+
+fn entry_by_precedence(v: &ModelVersion) -> Option<IndexEntry> {
+    let parsed = Version::parse(&v.version).ok()?;
+    Some((order_key(v.model_id, &parsed), id_key(v.id)))
+}
+
+fn entry_releases(v: &ModelVersion) -> Option<IndexEntry> {
+    let parsed = Version::parse(&v.version).ok()?;
+    parsed
+        .pre
+        .is_empty()
+        .then(|| (order_key(v.model_id, &parsed), id_key(v.id)))
+}
+
+fn stage_prefix(model_id: u64, stage: &str) -> Vec<u8> {
+    key().id(model_id).str(stage).build()
+}
+
+fn entry_by_stage(v: &ModelVersion) -> Option<IndexEntry> {
+    let parsed = Version::parse(&v.version).ok()?;
+    let k = key()
+        .raw(&stage_prefix(
+            v.model_id,
+            v.stage.as_deref().unwrap_or("None"),
+        ))
+        .raw(&version_key(&parsed))
+        .build();
+    Some((k, id_key(v.id)))
+}
+
+fn entry_by_seq(v: &ModelVersion) -> Option<IndexEntry> {
+    Some((key().id(v.model_id).id(v.seq).build(), id_key(v.id)))
+}
+
+const INDEXES: &[Index<ModelVersion>] = &[
+    Index {
+        table: Table::VersionsByModel,
+        entry: entry_by_string,
+    },
+    Index {
+        table: Table::VersionsByPrecedence,
+        entry: entry_by_precedence,
+    },
+    Index {
+        table: Table::ReleasesByPrecedence,
+        entry: entry_releases,
+    },
+    Index {
+        table: Table::VersionsBySeq,
+        entry: entry_by_seq,
+    },
+    Index {
+        table: Table::VersionsByStage,
+        entry: entry_by_stage,
+    },
+];
+
+fn count_key(model_id: u64) -> Vec<u8> {
+    key().str("versions").id(model_id).build()
+}
+
+impl Schema for Versions {
+    type Record = ModelVersion;
+    const TABLE: Table = Table::Versions;
+
+    fn key(v: &ModelVersion) -> Vec<u8> {
+        id_key(v.id)
+    }
+
+    fn indexes() -> &'static [Index<ModelVersion>] {
+        INDEXES
+    }
+
+    fn counted(v: &ModelVersion) -> Vec<Vec<u8>> {
+        vec![count_key(v.model_id)]
+    }
+
+    fn updated(
+        tx: &dyn Txn,
+        old: Option<&ModelVersion>,
+        new: Option<&ModelVersion>,
+    ) -> Result<(), TxFail> {
+        super::keep_indexes(tx, INDEXES, old, new)?;
+        super::keep_counts_of::<Versions>(tx, old, new)?;
+        if let (None, Some(v)) | (Some(v), None) = (old, new) {
+            revisions::bump(tx, Parent::Model(v.model_id))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn get(meta: &dyn MetaStore, id: u64) -> Result<Option<ModelVersion>, StoreError> {
+    super::get::<Versions>(meta, &id_key(id))
+}
+
+pub fn load(tx: &dyn Txn, id: u64) -> Result<Option<ModelVersion>, TxFail> {
+    super::load::<Versions>(tx, &id_key(id))
+}
+
+pub fn by_string_in(
+    meta: &dyn MetaStore,
+    model_id: u64,
+    version: &str,
+) -> Result<Option<ModelVersion>, StoreError> {
+    super::get_by_index::<Versions>(meta, Table::VersionsByModel, &string_key(model_id, version))
+}
+
+pub fn load_by_string(
+    tx: &dyn Txn,
+    model_id: u64,
+    version: &str,
+) -> Result<Option<ModelVersion>, TxFail> {
+    super::load_by_index::<Versions>(tx, Table::VersionsByModel, &string_key(model_id, version))
+}
+
+pub fn exists(tx: &dyn Txn, model_id: u64, version: &str) -> Result<bool, TxFail> {
+    Ok(tx
+        .get(Table::VersionsByModel, &string_key(model_id, version))?
+        .is_some())
+}
+
+pub fn by_seq_in(
+    meta: &dyn MetaStore,
+    model_id: u64,
+    seq: u64,
+) -> Result<Option<ModelVersion>, StoreError> {
+    super::get_by_index::<Versions>(
+        meta,
+        Table::VersionsBySeq,
+        &key().id(model_id).id(seq).build(),
+    )
+}
+
+pub fn count_of(meta: &dyn MetaStore, model_id: u64) -> Result<usize, StoreError> {
+    count(meta, &count_key(model_id))
+}
+
+fn order_table(releases_only: bool) -> Table {
+    if releases_only {
+        Table::ReleasesByPrecedence
+    } else {
+        Table::VersionsByPrecedence
+    }
+}
+
+/// The highest version by precedence (releases only, or all), leaving out `except`: what a
+/// model's latest becomes when `except` is deleted.
+pub fn highest(
+    meta: &dyn MetaStore,
+    model_id: u64,
+    releases_only: bool,
+    except: Option<u64>,
+) -> Result<Option<ModelVersion>, StoreError> {
+    for entry in meta.scan_rev(order_table(releases_only), &id_key(model_id)) {
+        let (_, id) = entry?;
+        let Some(id) = super::trailing_id(&id) else {
+            continue;
+        };
+        if Some(id) == except {
+            continue;
+        }
+        return get(meta, id);
+    }
+    Ok(None)
+}
+
+/// The highest version (by precedence) in a stage (`None` for versions without one).
+pub fn highest_in_stage(
+    meta: &dyn MetaStore,
+    model_id: u64,
+    stage: &str,
+) -> Result<Option<ModelVersion>, StoreError> {
+    match meta
+        .scan_rev(Table::VersionsByStage, &stage_prefix(model_id, stage))
+        .next()
+    {
+        Some(entry) => match super::trailing_id(&entry?.1) {
+            Some(id) => get(meta, id),
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+/// The versions of a model in a stage, highest first.
+pub fn ids_in_stage(
+    meta: &dyn MetaStore,
+    model_id: u64,
+    stage: &str,
+) -> Result<Vec<u64>, StoreError> {
+    meta.scan_rev(Table::VersionsByStage, &stage_prefix(model_id, stage))
+        .map(|entry| entry.map(|(_, v)| super::trailing_id(&v).unwrap_or(0)))
+        .collect()
+}
+
+/// A page of a model's version ids by precedence, newest first unless `oldest_first`.
+pub fn page(
+    meta: &dyn MetaStore,
+    model_id: u64,
+    oldest_first: bool,
+    seek: &Seek,
+    take: usize,
+) -> Result<(Vec<u64>, Option<Vec<u8>>), StoreError> {
+    let page = super::page(
+        meta,
+        Table::VersionsByPrecedence,
+        &id_key(model_id),
+        !oldest_first,
+        seek,
+        take,
+    )?;
+    let ids = page
+        .entries
+        .iter()
+        .filter_map(|(_, v)| super::trailing_id(v))
+        .collect();
+    Ok((ids, page.next))
+}
+
+/// A model's version ids by sequence number (MLflow's version number).
+pub fn ids_by_seq<'a>(
+    meta: &'a dyn MetaStore,
+    model_id: u64,
+    descending: bool,
+) -> impl Iterator<Item = Result<u64, StoreError>> + 'a {
+    let prefix = id_key(model_id);
+    let iter = if descending {
+        meta.scan_rev(Table::VersionsBySeq, &prefix)
+    } else {
+        meta.scan(Table::VersionsBySeq, &prefix)
+    };
+    iter.map(|entry| entry.map(|(_, v)| super::trailing_id(&v).unwrap_or(0)))
+}
+
+/// Whether a cursor is a key of a model's version order.
+pub fn cursor_fits(model_id: u64, cursor: &[u8]) -> bool {
+    cursor.starts_with(&id_key(model_id))
+}
+
+/// Every version id of a model (for deleting it), in precedence order.
+pub fn ids_of(meta: &dyn MetaStore, model_id: u64) -> Result<Vec<u64>, StoreError> {
+    meta.scan(Table::VersionsByPrecedence, &id_key(model_id))
+        .map(|entry| entry.map(|(_, v)| super::trailing_id(&v).unwrap_or(0)))
+        .collect()
+}
+
+/// Versions whose string starts with `prefix`, by string (the UI's version filter).
+pub fn ids_with_prefix(
+    meta: &dyn MetaStore,
+    model_id: u64,
+    prefix: &str,
+    seek: &Seek,
+    take: usize,
+) -> Result<(Vec<u64>, Option<Vec<u8>>), StoreError> {
+    let mut scan_prefix = id_key(model_id);
+    scan_prefix.extend_from_slice(prefix.as_bytes());
+    let page = super::page(
+        meta,
+        Table::VersionsByModel,
+        &scan_prefix,
+        false,
+        seek,
+        take,
+    )?;
+    let ids = page
+        .entries
+        .iter()
+        .filter_map(|(_, v)| super::trailing_id(v))
+        .collect();
+    Ok((ids, page.next))
+}
+
+/// How many entries a resolution may walk past before giving up: prereleases that a
+/// prerelease-naming requirement does not admit are the only entries it steps over.
+const RESOLVE_WALK_LIMIT: usize = 10_000;
+
+/// The highest version matching `requirement`: a seek to the requirement's upper bound in the
+/// precedence index, then a walk down to the first match, stopping below its lower bound.
+pub fn resolve(
+    meta: &dyn MetaStore,
+    model_id: u64,
+    requirement: &Requirement,
+) -> Result<Option<ModelVersion>, StoreError> {
+    let prefix = id_key(model_id);
+    let (lower, upper) = requirement.bounds();
+    let table = order_table(!requirement.admits_prereleases());
+    let iter = match &upper {
+        Some(bound) => {
+            let mut after = prefix.clone();
+            after.extend_from_slice(&triple_floor(bound.0, bound.1, bound.2));
+            meta.scan_after(table, &prefix, &after, true)
+        }
+        None => meta.scan_rev(table, &prefix),
+    };
+    let floor = lower.map(|(major, minor, patch)| {
+        let mut k = prefix.clone();
+        k.extend_from_slice(&triple_floor(major, minor, patch));
+        k
+    });
+    for entry in iter.take(RESOLVE_WALK_LIMIT) {
+        let (k, id) = entry?;
+        if floor.as_ref().is_some_and(|floor| &k < floor) {
+            break;
+        }
+        let Some(version) = super::trailing_id(&id)
+            .map(|id| get(meta, id))
+            .transpose()?
+        else {
+            continue;
+        };
+        let Some(version) = version else { continue };
+        if Version::parse(&version.version).is_ok_and(|v| requirement.matches(&v)) {
+            return Ok(Some(version));
+        }
+    }
+    Ok(None)
+}
