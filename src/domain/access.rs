@@ -140,6 +140,83 @@ pub fn decide(
     }
 }
 
+/// A change to one membership of a project, as [`decide_member_change`] judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberChange {
+    /// The target's level now; `None` when not (or no longer) a member.
+    pub current: Option<AccessLevel>,
+    /// The level asked for; `None` to remove the member.
+    pub wanted: Option<AccessLevel>,
+    /// How many Owners the project has now, the target included.
+    pub owners: usize,
+}
+
+/// Whether `caller`, a member at `level` (if any), may make `change` to a membership of `project`.
+/// On top of [`Action::AdminProject`], GitLab's rules: nobody grants a level above their own; only
+/// Owners (and admins) add, change or remove Owners; and the last Owner can be neither removed nor
+/// demoted, not even by an admin, so that a project always has someone who may delete it.
+pub fn decide_member_change(
+    caller: &Caller,
+    project: &Project,
+    level: Option<AccessLevel>,
+    change: MemberChange,
+) -> Result<(), Error> {
+    decide(caller, project, level, Action::AdminProject)?;
+    if !caller.is_admin() {
+        if change.wanted.is_some_and(|wanted| Some(wanted) > level) {
+            return Err(Error::denied(
+                "You cannot grant an access level above your own",
+            ));
+        }
+        let touches_owner =
+            change.current == Some(AccessLevel::Owner) || change.wanted == Some(AccessLevel::Owner);
+        if touches_owner && level < Some(AccessLevel::Owner) {
+            return Err(Error::denied(
+                "Only Owners can add, change or remove an Owner",
+            ));
+        }
+    }
+    let demotes_owner =
+        change.current == Some(AccessLevel::Owner) && change.wanted != Some(AccessLevel::Owner);
+    if demotes_owner && change.owners <= 1 {
+        return Err(Error::denied(
+            "The last Owner of a project cannot be removed or demoted; make another member Owner first",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `caller` may create a project in `namespace` (a path such as `alice` or `ml-team`).
+/// A user creates projects only in their own namespace, which is their username; admins
+/// anywhere. Groups are where this grows: once a namespace can be a group, its Maintainers and
+/// Owners may create projects in it too (the caller's level in the group goes through [`decide`]).
+pub fn may_create_in_namespace(caller: &Caller, namespace: &str) -> Result<(), Error> {
+    let Caller::User(principal) = caller else {
+        return Err(Error::Unauthorized);
+    };
+    if !principal.can_write {
+        return Err(Error::Forbidden);
+    }
+    let user = &principal.user;
+    if user.admin || namespace.eq_ignore_ascii_case(&user.username) {
+        return Ok(());
+    }
+    Err(Error::denied(format!(
+        "You may create projects only in your own namespace ({}), not in {namespace}",
+        user.username
+    )))
+}
+
+/// Instance-wide operations data (`/metrics`) is for administrators: 401 when anonymous, 403
+/// for other users. A `read_api` token of an admin is enough.
+pub fn may_read_instance_metrics(caller: &Caller) -> Result<(), Error> {
+    match caller {
+        Caller::Anonymous => Err(Error::Unauthorized),
+        Caller::User(p) if p.user.admin => Ok(()),
+        Caller::User(_) => Err(Error::Forbidden),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 //! Projects, their settings and their members.
 
-use super::access::{decide, Action, Caller};
+use super::access::{
+    decide, decide_member_change, may_create_in_namespace, Action, Caller, MemberChange,
+};
 use super::error::{Error, Result};
 use super::names;
 use super::records::{now, AccessLevel, FeatureAccess, Member, Project, Visibility};
@@ -47,8 +49,9 @@ fn path_key(path_with_namespace: &str) -> Vec<u8> {
 }
 
 impl Registry {
-    pub fn create_project(&self, creator: &Caller, new: NewProject) -> Result<Project> {
-        let creator = creator.user().ok_or(Error::Unauthorized)?.clone();
+    /// Creates a project owned by its creator, in a namespace [`may_create_in_namespace`] allows.
+    pub fn create_project(&self, caller: &Caller, new: NewProject) -> Result<Project> {
+        let creator = caller.user().ok_or(Error::Unauthorized)?.clone();
         let name = new
             .name
             .clone()
@@ -63,12 +66,17 @@ impl Registry {
             .clone()
             .unwrap_or_else(|| names::path_from_name(&name));
         names::project_path(&path)?;
-        let namespace = new
+        let mut namespace = new
             .namespace
             .clone()
             .unwrap_or_else(|| creator.username.clone());
         for segment in namespace.split('/') {
             names::project_path(segment).map_err(|_| Error::invalid("namespace"))?;
+        }
+        may_create_in_namespace(caller, &namespace)?;
+        if namespace.eq_ignore_ascii_case(&creator.username) {
+            // Paths are unique regardless of case; show the user's namespace as they spell it.
+            namespace = creator.username.clone();
         }
         let project = Project {
             id: self.new_id()?,
@@ -251,7 +259,7 @@ impl Registry {
             .collect::<Result<_, _>>()?)
     }
 
-    /// Adds a member or changes an existing member's level.
+    /// Adds a member or changes an existing member's level, if [`decide_member_change`] allows it.
     pub fn set_member(
         &self,
         caller: &Caller,
@@ -270,6 +278,7 @@ impl Registry {
             created_at: now(),
             expires_at: None,
         };
+        let member_ids = self.member_ids(project_id)?;
         self.meta.transaction(|tx| {
             let key = Key::new().id(project_id).id(user_id).build();
             let existing = tx.get_json::<Member>(Table::Members, &key)?;
@@ -280,6 +289,16 @@ impl Registry {
                 (Some(false), None) => return abort(Error::NotFound("Member")),
                 _ => {}
             }
+            let change = MemberChange {
+                current: active_level(existing.as_ref()),
+                wanted: Some(level),
+                owners: owner_count(tx, project_id, &member_ids)?,
+            };
+            if let Err(refused) =
+                decide_member_change(caller, &access.project, access.level, change)
+            {
+                return abort(refused);
+            }
             let member = Member {
                 created_at: existing.map(|m| m.created_at).unwrap_or(member.created_at),
                 ..member.clone()
@@ -289,6 +308,7 @@ impl Registry {
         })
     }
 
+    /// Removes a member, if [`decide_member_change`] allows it.
     pub fn remove_member(
         &self,
         caller: &Caller,
@@ -297,10 +317,21 @@ impl Registry {
     ) -> Result<()> {
         access.check(caller, Action::AdminProject)?;
         let project_id = access.project.id;
+        let member_ids = self.member_ids(project_id)?;
         self.meta.transaction(|tx| {
             let key = Key::new().id(project_id).id(user_id).build();
-            if !tx.exists(Table::Members, &key)? {
+            let Some(existing) = tx.get_json::<Member>(Table::Members, &key)? else {
                 return abort(Error::NotFound("Member"));
+            };
+            let change = MemberChange {
+                current: active_level(Some(&existing)),
+                wanted: None,
+                owners: owner_count(tx, project_id, &member_ids)?,
+            };
+            if let Err(refused) =
+                decide_member_change(caller, &access.project, access.level, change)
+            {
+                return abort(refused);
             }
             tx.delete(Table::Members, &key)?;
             tx.delete(
@@ -310,6 +341,40 @@ impl Registry {
             Ok(())
         })
     }
+
+    fn member_ids(&self, project_id: u64) -> Result<Vec<u64>> {
+        Ok(self
+            .members(project_id)?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect())
+    }
+}
+
+/// A membership's level while it lasts.
+fn active_level(member: Option<&Member>) -> Option<AccessLevel> {
+    let today = now().date_naive();
+    member
+        .filter(|m| m.expires_at.is_none_or(|d| today < d))
+        .map(|m| m.access_level)
+}
+
+/// The project's active Owners among `member_ids`, read inside the transaction so that two
+/// Owners demoting each other at once cannot both succeed.
+fn owner_count(
+    tx: &dyn crate::store::meta::Txn,
+    project_id: u64,
+    member_ids: &[u64],
+) -> Result<usize, crate::store::meta::TxFail> {
+    let mut owners = 0;
+    for user_id in member_ids {
+        let key = Key::new().id(project_id).id(*user_id).build();
+        let member = tx.get_json::<Member>(Table::Members, &key)?;
+        if active_level(member.as_ref()) == Some(AccessLevel::Owner) {
+            owners += 1;
+        }
+    }
+    Ok(owners)
 }
 
 fn put_member(
