@@ -55,24 +55,26 @@ fn create_private_dir(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Warns, in the log and on stderr, when an existing data dir lets other users in.
+/// Warns when an existing data dir lets other users in: in the log, or straight on stderr when
+/// the log level hides warnings.
 fn warn_if_exposed(data_dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let Ok(metadata) = std::fs::metadata(data_dir) else {
         return;
     };
     let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        let path = data_dir.display();
-        tracing::warn!(
-            data_dir = %path,
-            mode = format!("{mode:o}"),
-            "the data dir is accessible to other users; it holds password and token hashes"
-        );
-        eprintln!(
-            "warning: the data dir {path} has mode {mode:o}: other users can read it, and it holds \
-             password and token hashes. Restrict it with: chmod 700 {path}"
-        );
+    if mode & 0o077 == 0 {
+        return;
+    }
+    let path = data_dir.display();
+    let warning = format!(
+        "the data dir {path} has mode {mode:o}: other users can reach it, and it holds password \
+         and token hashes. Restrict it with: chmod 700 {path}"
+    );
+    if tracing::enabled!(tracing::Level::WARN) {
+        tracing::warn!("{warning}");
+    } else {
+        eprintln!("warning: {warning}");
     }
 }
 
