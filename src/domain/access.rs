@@ -350,4 +350,110 @@ mod tests {
             200
         );
     }
+
+    #[test]
+    fn member_changes_follow_the_owner_rules() {
+        use AccessLevel::*;
+        let private = project(Visibility::Private, FeatureAccess::Enabled);
+        let api = user(false, &[Scope::Api]);
+        let admin = user(true, &[Scope::Api]);
+        let change = |current, wanted, owners| MemberChange {
+            current,
+            wanted,
+            owners,
+        };
+        // (caller, caller's level, change, expected)
+        let rows: Vec<(&Caller, Option<AccessLevel>, MemberChange, u16)> = vec![
+            (
+                &api,
+                Some(Maintainer),
+                change(Some(Guest), Some(Maintainer), 1),
+                200,
+            ),
+            (
+                &api,
+                Some(Maintainer),
+                change(Some(Maintainer), Some(Owner), 1),
+                403,
+            ),
+            (&api, Some(Maintainer), change(None, Some(Owner), 1), 403),
+            (
+                &api,
+                Some(Maintainer),
+                change(Some(Owner), Some(Guest), 2),
+                403,
+            ),
+            (&api, Some(Maintainer), change(Some(Owner), None, 2), 403),
+            (
+                &api,
+                Some(Maintainer),
+                change(Some(Developer), None, 1),
+                200,
+            ),
+            (&api, Some(Developer), change(None, Some(Guest), 1), 403),
+            (
+                &api,
+                Some(Owner),
+                change(Some(Maintainer), Some(Owner), 1),
+                200,
+            ),
+            (
+                &api,
+                Some(Owner),
+                change(Some(Owner), Some(Maintainer), 2),
+                200,
+            ),
+            (
+                &api,
+                Some(Owner),
+                change(Some(Owner), Some(Maintainer), 1),
+                403,
+            ),
+            (&api, Some(Owner), change(Some(Owner), None, 1), 403),
+            (&api, Some(Owner), change(Some(Owner), Some(Owner), 1), 200),
+            (&admin, None, change(None, Some(Owner), 1), 200),
+            (&admin, None, change(Some(Owner), None, 2), 200),
+            (&admin, None, change(Some(Owner), None, 1), 403),
+            (&admin, None, change(Some(Owner), Some(Guest), 1), 403),
+        ];
+        for (caller, level, change, expected) in rows {
+            let got = match decide_member_change(caller, &private, level, change) {
+                Ok(()) => 200,
+                Err(Error::Denied(_)) | Err(Error::Forbidden) => 403,
+                Err(other) => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(
+                got,
+                expected,
+                "{level:?} {change:?} admin={}",
+                caller.is_admin()
+            );
+        }
+    }
+
+    #[test]
+    fn projects_go_in_ones_own_namespace() {
+        let api = user(false, &[Scope::Api]);
+        let reader = user(false, &[Scope::ReadApi]);
+        let admin = user(true, &[Scope::Api]);
+        assert!(may_create_in_namespace(&api, "u").is_ok());
+        assert!(may_create_in_namespace(&api, "U").is_ok());
+        assert!(matches!(
+            may_create_in_namespace(&api, "alice"),
+            Err(Error::Denied(_))
+        ));
+        assert!(matches!(
+            may_create_in_namespace(&api, "u/sub"),
+            Err(Error::Denied(_))
+        ));
+        assert!(matches!(
+            may_create_in_namespace(&reader, "u"),
+            Err(Error::Forbidden)
+        ));
+        assert!(matches!(
+            may_create_in_namespace(&Caller::Anonymous, "u"),
+            Err(Error::Unauthorized)
+        ));
+        assert!(may_create_in_namespace(&admin, "anything/at-all").is_ok());
+    }
 }
