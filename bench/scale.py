@@ -35,9 +35,13 @@ P99_TARGET_MS = 20.0
 DEEP_P99_TARGET_MS = 100.0
 RATE_RATIO_TARGET = 0.8
 RSS_TARGET_MIB = 256
-# order_by values tried, in turn, for the keyset next page of the versions listing; the first that
-# gets a cursor-style `Link: rel="next"` (one without a `page` parameter) is measured.
-KEYSET_ORDERS = ("version", "created_at", "id")
+# order_by values tried, in turn, for the keyset next page of each listing; the first that gets a
+# cursor-style `Link: rel="next"` (one without a `page` parameter) is measured.
+KEYSET_ORDERS = {
+    "versions": ("version", "created_at", "id"),
+    "models": ("id", "created_at", "name", "updated_at"),
+    "packages": ("id", "created_at", "name", "version"),
+}
 
 
 def log(*parts):
@@ -358,8 +362,8 @@ def bench(args, binary, server, sampler):
         expect("version create", 201, *cl.request(
             "POST", f"{ml}/models/big/versions", body={"version": version_string(i, n)})[::2])
 
-    k1 = min(1000, n // 4)                  # "at 1k": right after the first 1,000 records
-    w = min(500, n // 4)                    # records per timed window
+    k1 = min(1000, n // 3)                  # "at 1k": right after the first 1,000 records
+    w = min(500, n // 6)                    # records per timed window: [k1, k1 + w) and [n - w, n)
     log(f"fill: model 'big' with {n} versions ({args.clients} clients; one client for the timed windows)")
     fill.run("versions", range(0, k1), make_version)
     v_rate_1k = fill.run(f"versions (timed at {k1})", range(k1, k1 + w), make_version, clients=1, group="versions")
@@ -450,19 +454,20 @@ def bench(args, binary, server, sampler):
     versions = f"{ml}/models/big/versions"
     measure("versions page 1", "GET", versions, check=count(want=20))
 
-    keyset_next, keyset_order = None, None
-    for order in KEYSET_ORDERS:
-        status, headers, _ = c.request("GET", q(versions, pagination="keyset", order_by=order))
-        nxt = next_link(headers)
-        if status == 200 and nxt and "page" not in urllib.parse.parse_qs(urllib.parse.urlsplit(nxt).query):
-            keyset_next, keyset_order = nxt, order
-            break
-    if keyset_next:
-        u = urllib.parse.urlsplit(keyset_next)
-        measure(f"versions keyset next page (order_by={keyset_order})", "GET",
-                u.path + ("?" + u.query if u.query else ""), check=count(want=20))
-    else:
-        figures.append(("versions keyset next page", None, None, P99_TARGET_MS, "n/a (no Link rel=next)"))
+    def keyset(label, listing, orders):
+        """The next page of a keyset listing: the `Link: rel="next"` of its first page, with the
+        first of `orders` that gets a cursor (a next link without a `page` parameter)."""
+        for order in orders:
+            status, headers, _ = c.request("GET", q(listing, pagination="keyset", order_by=order))
+            nxt = next_link(headers)
+            if status == 200 and nxt and "page" not in urllib.parse.parse_qs(urllib.parse.urlsplit(nxt).query):
+                u = urllib.parse.urlsplit(nxt)
+                measure(f"{label} (order_by={order})", "GET", u.path + ("?" + u.query if u.query else ""),
+                        check=count(want=20))
+                return
+        figures.append((label, None, None, P99_TARGET_MS, "n/a (no Link rel=next)"))
+
+    keyset("versions keyset next page", versions, KEYSET_ORDERS["versions"])
     measure(f"versions deep page {deep} (offset)", "GET", q(versions, page=deep), target=DEEP_P99_TARGET_MS,
             check=count(want=20))
     measure("model with latest (GET /ml/models/big)", "GET", f"{ml}/models/big")
@@ -471,9 +476,11 @@ def bench(args, binary, server, sampler):
     measure(f"resolve ^{major}", "GET", q(f"{versions}/resolve", requirement=f"^{major}"))
     measure(f"resolve ~{major}.{minor}", "GET", q(f"{versions}/resolve", requirement=f"~{major}.{minor}"))
     measure("models list page 1", "GET", f"{ml}/models", check=count(want=20))
+    keyset("models keyset next page", f"{ml}/models", KEYSET_ORDERS["models"])
     measure("models search (model-05: 100 match)", "GET", q(f"{ml}/models", search="model-05"),
             check=count(want=20 if args.models >= 600 else None))
     measure("packages list page 1", "GET", f"{api}/packages", check=count(want=20))
+    keyset("packages keyset next page", f"{api}/packages", KEYSET_ORDERS["packages"])
     measure("packages by name (pkg-3)", "GET", q(f"{api}/packages", package_name="pkg-3"),
             check=count(want=min(20, len(range(3, args.packages, 10)))))
     measure("packages by name (big: N match)", "GET", q(f"{api}/packages", package_name="big"), check=count(want=20))
@@ -555,7 +562,8 @@ def nearest_rank(sorted_values, pct):
 
 
 def next_link(headers):
-    for part in (headers.get("link") or "").split(","):
+    links = headers.get_all("link") if hasattr(headers, "get_all") else [headers.get("link")]
+    for part in ",".join(v for v in links or [] if v).split(","):
         m = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', part)
         if m:
             return m.group(1)
