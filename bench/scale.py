@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -118,7 +119,7 @@ class Server:
                 self.base = m.group(1).decode()
                 break
             if self.proc.poll() is not None:
-                raise SystemExit(f"server exited with {self.proc.returncode}; see {self.stdout_path}")
+                raise SystemExit(f"the server exited with {self.proc.returncode} before listening")
             time.sleep(0.01)
         else:
             raise SystemExit("server did not print 'modelyard listening on' within 60 s")
@@ -235,7 +236,8 @@ class Fill:
                 alive[0].join(timeout=0.5)
                 now = time.monotonic()
                 done = state["done"]
-                if now - last_t >= 2.0 and done < total:
+                # Every 2 s for the first half minute, then every 10 s.
+                if now - last_t >= (2.0 if now - start < 30 else 10.0) and done < total:
                     rate_now = (done - last_done) / (now - last_t)
                     rate_all = done / (now - start)
                     eta = (total - done) / rate_now if rate_now > 0 else float("inf")
@@ -278,8 +280,8 @@ def main():
     ap.add_argument("--packages", type=int, default=1000, help="generic package versions (10 names)")
     ap.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients for the fill")
     ap.add_argument("--requests", type=int, default=200, help="sequential requests per measured figure")
-    ap.add_argument("--work", default="target/bench-scale", help="work dir (emptied; the data dir lives in it)")
-    ap.add_argument("--keep", action="store_true", help="keep the work dir and its data")
+    ap.add_argument("--work", default="target/bench-scale", help="where the run dir (data dir, server log) is made")
+    ap.add_argument("--keep", action="store_true", help="keep the run dir and its data")
     ap.add_argument("--save", action="store_true", help="save the table to bench/profiles/scale-<date>.txt")
     args = ap.parse_args()
     if args.n < 8:
@@ -288,34 +290,43 @@ def main():
     binary = os.path.abspath(args.bin)
     if not os.access(binary, os.X_OK):
         raise SystemExit(f"no executable at {binary} (build it, or pass --bin)")
-    work = os.path.abspath(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
+    # A fresh run dir inside --work: only it is removed afterwards.
+    os.makedirs(args.work, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="run-", dir=os.path.abspath(args.work))
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
 
-    server = Server(binary, work).start()
+    server = Server(binary, work)
     sampler = RssSampler(server)
-    sampler.start()
     try:
+        server.start()
+        sampler.start()
         lines = bench(args, binary, server, sampler)
+    except BaseException:
+        if server.proc is not None and not server.alive():
+            log(f"the server exited with {server.proc.returncode}; the end of its log:")
+            with open(server.stdout_path, errors="replace") as f:
+                log("".join(f.readlines()[-20:]))
+        raise
     finally:
         sampler.stop_event.set()
         server.stop()
-        if not args.keep:
+        if args.keep:
+            log(f"kept {work}")
+        else:
             shutil.rmtree(work, ignore_errors=True)
     text = "\n".join(lines) + "\n"
     print()
     print(text, end="")
     if args.save:
-        os.makedirs("bench/profiles", exist_ok=True)
-        path = f"bench/profiles/scale-{datetime.date.today().isoformat()}.txt"
-        k = 2
-        while os.path.exists(path):
-            path = f"bench/profiles/scale-{datetime.date.today().isoformat()}-{k}.txt"
-            k += 1
+        profiles = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profiles")
+        os.makedirs(profiles, exist_ok=True)
+        stem = os.path.join(profiles, f"scale-{datetime.date.today().isoformat()}")
+        path, k = stem + ".txt", 2
+        while os.path.exists(path):  # never overwrite an earlier run's table
+            path, k = f"{stem}-{k}.txt", k + 1
         with open(path, "w") as f:
             f.write(text)
         log(f"saved to {path}")
@@ -452,7 +463,7 @@ def bench(args, binary, server, sampler):
     log(f"reads: {args.requests} sequential requests per figure, one keep-alive connection")
     measure("GET /-/health (the client's own floor)", "GET", "/-/health", target=None)
     versions = f"{ml}/models/big/versions"
-    measure("versions page 1", "GET", versions, check=count(want=20))
+    measure("versions page 1", "GET", versions, check=count(want=min(20, n)))
 
     def keyset(label, listing, orders):
         """The next page of a keyset listing: the `Link: rel="next"` of its first page, with the
@@ -475,18 +486,19 @@ def bench(args, binary, server, sampler):
     measure(f"version by MLflow number ({mid})", "GET", q(f"{mlflow}/model-versions/get", name="big", version=mid))
     measure(f"resolve ^{major}", "GET", q(f"{versions}/resolve", requirement=f"^{major}"))
     measure(f"resolve ~{major}.{minor}", "GET", q(f"{versions}/resolve", requirement=f"~{major}.{minor}"))
-    measure("models list page 1", "GET", f"{ml}/models", check=count(want=20))
+    measure("models list page 1", "GET", f"{ml}/models", check=count(want=min(20, args.models + 1)))
     keyset("models keyset next page", f"{ml}/models", KEYSET_ORDERS["models"])
     measure("models search (model-05: 100 match)", "GET", q(f"{ml}/models", search="model-05"),
-            check=count(want=20 if args.models >= 600 else None))
-    measure("packages list page 1", "GET", f"{api}/packages", check=count(want=20))
+            check=count(want=min(20, max(0, args.models - 500))))
+    measure("packages list page 1", "GET", f"{api}/packages", check=count(want=min(20, n + args.packages)))
     keyset("packages keyset next page", f"{api}/packages", KEYSET_ORDERS["packages"])
     measure("packages by name (pkg-3)", "GET", q(f"{api}/packages", package_name="pkg-3"),
             check=count(want=min(20, len(range(3, args.packages, 10)))))
-    measure("packages by name (big: N match)", "GET", q(f"{api}/packages", package_name="big"), check=count(want=20))
+    measure("packages by name (big: N match)", "GET", q(f"{api}/packages", package_name="big"),
+            check=count(want=min(20, n)))
     measure("MLflow search_model_versions name='big' (100)", "GET",
             q(f"{mlflow}/model-versions/search", filter="name='big'", max_results=100),
-            check=count("model_versions", 100))
+            check=count("model_versions", min(100, n)))
     measure("MLflow get_latest_versions big", "POST", f"{mlflow}/registered-models/get-latest-versions",
             body={"name": "big"}, check=count("model_versions", 1))
     measure("MLflow search_registered_models LIKE 'model-05%'", "GET",
@@ -494,7 +506,7 @@ def bench(args, binary, server, sampler):
             check=count("registered_models", min(100, max(0, args.models - 500))))
     runs = f"{mlflow}/runs/search"
     measure("MLflow runs/search newest 100", "POST", runs,
-            body={"experiment_ids": [experiment], "max_results": 100}, check=count("runs", 100))
+            body={"experiment_ids": [experiment], "max_results": 100}, check=count("runs", min(100, n)))
     measure("MLflow runs/search metrics.x > 0.99 by metric", "POST", runs,
             body={"experiment_ids": [experiment], "max_results": 100, "filter": "metrics.x > 0.99",
                   "order_by": ["metrics.x DESC"]}, check=count("runs", 100 if n >= 20_000 else None))
