@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the chosen one is printed).
     #[arg(long, env = "MODELYARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// A second address serving only `/metrics`, to anyone who can reach it (on the main address
+    /// `/metrics` is for administrators).
+    #[arg(long, env = "MODELYARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// The URL clients use to reach this server, for links in responses.
     #[arg(long, env = "MODELYARD_EXTERNAL_URL")]
     pub external_url: Option<String>,
@@ -168,4 +172,6 @@ pub enum MemberCommand {
         username: String,
         level: String,
     },
+    /// Remove a member (a project's last Owner stays).
+    Remove { project: String, username: String },
 }

@@ -17,8 +17,18 @@ fn init_tracing(json: bool) {
     }
 }
 
+/// Everything this process creates (the data dir, metadata, blobs, backups) is for its own user
+/// alone: directories 0700, files 0600. The data dir holds password and token hashes.
+fn private_files() {
+    // SAFETY: umask only sets the process's file mode creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    private_files();
     match cli.command {
         Command::Serve(args) => {
             init_tracing(args.log_format == "json");

@@ -23,8 +23,7 @@ use crate::store::sled_meta::SledMeta;
 /// Opens the embedded stores under `data_dir`, creating it on first use, and clears staging
 /// leftovers of a previous run.
 pub fn open_registry(data_dir: &Path, limits: Limits, cache_mb: u64) -> anyhow::Result<Registry> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    create_private_dir(data_dir)?;
     let meta = SledMeta::open(&data_dir.join("meta"), cache_mb.max(1) * 1024 * 1024).with_context(
         || {
             format!(
@@ -49,6 +48,43 @@ pub fn open_registry(data_dir: &Path, limits: Limits, cache_mb: u64) -> anyhow::
     Ok(registry)
 }
 
+/// Creates the data dir, if it is missing, readable by this user alone (0700): it holds password
+/// and token hashes. An existing one keeps its mode (see [`warn_if_exposed`]).
+fn create_private_dir(data_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if data_dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making data dir {} private", data_dir.display()))?;
+    Ok(())
+}
+
+/// Warns when an existing data dir lets other users in: in the log, or straight on stderr when
+/// the log level hides warnings.
+fn warn_if_exposed(data_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(metadata) = std::fs::metadata(data_dir) else {
+        return;
+    };
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return;
+    }
+    let path = data_dir.display();
+    let warning = format!(
+        "the data dir {path} has mode {mode:o}: other users can reach it, and it holds password \
+         and token hashes. Restrict it with: chmod 700 {path}"
+    );
+    if tracing::enabled!(tracing::Level::WARN) {
+        tracing::warn!("{warning}");
+    } else {
+        eprintln!("warning: {warning}");
+    }
+}
+
 fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -68,6 +104,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         generic_file_bytes: args.max_file_size,
         model_file_bytes: args.max_model_file_size,
     };
+    warn_if_exposed(data_dir);
     let registry = open_registry(data_dir, limits, args.cache_mb)?;
     let root_token = args.root_token.as_ref().map(|s| s.0.as_str());
     if let Some(secret) = registry.bootstrap_root(root_token)? {
@@ -88,18 +125,47 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let address = listener.local_addr()?;
+    let metrics_listener = match &args.metrics_listen {
+        Some(metrics_address) => Some(
+            TcpListener::bind(metrics_address)
+                .await
+                .with_context(|| format!("binding {metrics_address} for metrics"))?,
+        ),
+        None => None,
+    };
     let pace = BodyPace {
         idle_timeout: std::time::Duration::from_secs(args.body_idle_timeout.max(1)),
         min_bytes_per_second: args.body_min_rate,
     };
     let settings = Settings::new(args.external_url.clone()).with_body_pace(pace);
     let state = AppState::new(Arc::new(registry), settings);
+    let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
+    // Set once shutdown begins, for the metrics address to stop with the main one.
+    let (stopping_tx, stopping_rx) = watch::channel(false);
+    let metrics_server = match metrics_listener {
+        Some(metrics_listener) => {
+            let metrics_address = metrics_listener.local_addr()?;
+            println!("modelyard metrics on http://{metrics_address}");
+            tracing::info!(%metrics_address, "serving /metrics");
+            let app = crate::api::with_middleware(crate::api::ops::metrics_router(), state.clone());
+            let mut stopping = stopping_rx.clone();
+            Some(tokio::spawn(serve_connections(
+                metrics_listener,
+                app,
+                header_timeout,
+                async move {
+                    // An error means the sender is gone: stop as well.
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                },
+            )))
+        }
+        None => None,
+    };
     println!("modelyard listening on http://{address}");
     std::io::stdout().flush()?;
     tracing::info!(%address, data_dir = %data_dir.display(), "serving");
 
     let settings = state.settings.clone();
-    let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
     serve_connections(
         listener,
         crate::app(state.clone()),
@@ -108,9 +174,15 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             shutdown_signal().await;
             settings.stop_accepting();
             tracing::info!("shutting down: finishing requests in flight");
+            let _ = stopping_tx.send(true);
         },
     )
     .await;
+    if let Some(metrics_server) = metrics_server {
+        if let Err(error) = metrics_server.await {
+            tracing::warn!(%error, "the metrics server ended abnormally");
+        }
+    }
     state.registry.persist_blocking()?;
     tracing::info!("metadata flushed; bye");
     Ok(())

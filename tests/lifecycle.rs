@@ -296,7 +296,7 @@ fn readiness_and_metrics() {
     api.get(&format!(
         "/api/v4/projects/{project_id}/packages/generic/p/1.0.0/f.txt"
     ));
-    let metrics = api.get("/metrics");
+    let metrics = Api::root(&server).get("/metrics");
     assert_eq!(metrics.status, 200);
     let text = metrics.text();
     assert!(text.contains(

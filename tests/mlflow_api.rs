@@ -11,7 +11,7 @@ fn tracking(project_id: u64, path: &str) -> String {
 }
 
 fn flushes(server: &TestServer) -> u64 {
-    Api::anonymous(server)
+    Api::root(server)
         .get("/metrics")
         .text()
         .lines()

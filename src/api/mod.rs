@@ -8,14 +8,17 @@ pub mod mlflow;
 pub mod ops;
 pub mod registry;
 
+use std::any::Any;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::{Json, Router};
 use http_body_util::BodyExt;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -23,6 +26,11 @@ use crate::state::AppState;
 
 /// The whole application, as the server runs it and as tests drive it.
 pub fn app(state: AppState) -> Router {
+    with_middleware(routes(), state)
+}
+
+/// Every route of the application, without middleware.
+pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(gitlab::router())
         .merge(mlflow::router())
@@ -30,10 +38,19 @@ pub fn app(state: AppState) -> Router {
         .merge(ops::router())
         .merge(crate::web::router())
         .fallback(fallback)
+}
+
+/// Wraps `routes` in the production middleware, outermost first: tracing, request metrics, a
+/// panic in a handler turned into a JSON 500 (the connection and the server carry on), and the
+/// pacing of request bodies. `app` is exactly this around [`routes`]; tests wrap their own routes
+/// in it to check the real layering.
+pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .layer(middleware::from_fn_with_state(
             state.clone(),
             body_guard::pace_bodies,
         ))
+        .layer(CatchPanicLayer::custom(answer_panic))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
             TraceLayer::new_for_http()
@@ -41,6 +58,21 @@ pub fn app(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .with_state(state)
+}
+
+/// The answer to a request whose handler panicked: GitLab's JSON 500, with the panic logged.
+fn answer_panic(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "a request handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(serde_json::json!({ "message": "500 Internal Server Error" })),
+    )
+        .into_response()
 }
 
 /// API paths nobody serves get GitLab's JSON 404; every other path may be a project's page.

@@ -1,19 +1,30 @@
-//! Operations: health, readiness and Prometheus metrics.
+//! Operations: health, readiness and Prometheus metrics. On the main address `/metrics` is for
+//! administrators; `--metrics-listen` serves it to anyone on an address of its own (for a
+//! scraper on a private network), see [`metrics_router`].
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::api::gitlab::{ApiError, GitlabCaller};
+use crate::domain::access::may_read_instance_metrics;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/-/health", get(health))
         .route("/-/readiness", get(readiness))
+        .route("/metrics", get(admin_metrics))
+}
+
+/// What the separate metrics address serves: `/metrics` to anyone who can reach it.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new()
         .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError(crate::domain::Error::NotFound("Route")) })
 }
 
 async fn health() -> impl IntoResponse {
@@ -32,6 +43,14 @@ async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
             Json(json!({ "status": "failed" })),
         )
     }
+}
+
+async fn admin_metrics(
+    state: State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+) -> Result<Response, ApiError> {
+    may_read_instance_metrics(&caller)?;
+    Ok(metrics(state).await.into_response())
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

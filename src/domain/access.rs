@@ -140,6 +140,83 @@ pub fn decide(
     }
 }
 
+/// A change to one membership of a project, as [`decide_member_change`] judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberChange {
+    /// The target's level now; `None` when not (or no longer) a member.
+    pub current: Option<AccessLevel>,
+    /// The level asked for; `None` to remove the member.
+    pub wanted: Option<AccessLevel>,
+    /// How many Owners the project has now, the target included.
+    pub owners: usize,
+}
+
+/// Whether `caller`, a member at `level` (if any), may make `change` to a membership of `project`.
+/// On top of [`Action::AdminProject`], GitLab's rules: nobody grants a level above their own; only
+/// Owners (and admins) add, change or remove Owners; and the last Owner can be neither removed nor
+/// demoted, not even by an admin, so that a project always has someone who may delete it.
+pub fn decide_member_change(
+    caller: &Caller,
+    project: &Project,
+    level: Option<AccessLevel>,
+    change: MemberChange,
+) -> Result<(), Error> {
+    decide(caller, project, level, Action::AdminProject)?;
+    if !caller.is_admin() {
+        if change.wanted.is_some_and(|wanted| Some(wanted) > level) {
+            return Err(Error::denied(
+                "You cannot grant an access level above your own",
+            ));
+        }
+        let touches_owner =
+            change.current == Some(AccessLevel::Owner) || change.wanted == Some(AccessLevel::Owner);
+        if touches_owner && level < Some(AccessLevel::Owner) {
+            return Err(Error::denied(
+                "Only Owners can add, change or remove an Owner",
+            ));
+        }
+    }
+    let demotes_owner =
+        change.current == Some(AccessLevel::Owner) && change.wanted != Some(AccessLevel::Owner);
+    if demotes_owner && change.owners <= 1 {
+        return Err(Error::denied(
+            "The last Owner of a project cannot be removed or demoted; make another member Owner first",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `caller` may create a project in `namespace` (a path such as `alice` or `ml-team`).
+/// A user creates projects only in their own namespace, which is their username; admins
+/// anywhere. Groups are where this grows: once a namespace can be a group, its Maintainers and
+/// Owners may create projects in it too (the caller's level in the group goes through [`decide`]).
+pub fn may_create_in_namespace(caller: &Caller, namespace: &str) -> Result<(), Error> {
+    let Caller::User(principal) = caller else {
+        return Err(Error::Unauthorized);
+    };
+    if !principal.can_write {
+        return Err(Error::Forbidden);
+    }
+    let user = &principal.user;
+    if user.admin || namespace.eq_ignore_ascii_case(&user.username) {
+        return Ok(());
+    }
+    Err(Error::denied(format!(
+        "You may create projects only in your own namespace ({}), not in {namespace}",
+        user.username
+    )))
+}
+
+/// Instance-wide operations data (`/metrics`) is for administrators: 401 when anonymous, 403
+/// for other users. A `read_api` token of an admin is enough.
+pub fn may_read_instance_metrics(caller: &Caller) -> Result<(), Error> {
+    match caller {
+        Caller::Anonymous => Err(Error::Unauthorized),
+        Caller::User(p) if p.user.admin => Ok(()),
+        Caller::User(_) => Err(Error::Forbidden),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +349,111 @@ mod tests {
             code(decide(&admin, &private, None, Action::DeleteProject)),
             200
         );
+    }
+
+    #[test]
+    fn member_changes_follow_the_owner_rules() {
+        use AccessLevel::*;
+        let private = project(Visibility::Private, FeatureAccess::Enabled);
+        let api = user(false, &[Scope::Api]);
+        let admin = user(true, &[Scope::Api]);
+        let change = |current, wanted, owners| MemberChange {
+            current,
+            wanted,
+            owners,
+        };
+        // (caller, caller's level, change, expected)
+        let rows: Vec<(&Caller, Option<AccessLevel>, MemberChange, u16)> = vec![
+            (
+                &api,
+                Some(Maintainer),
+                change(Some(Guest), Some(Maintainer), 1),
+                200,
+            ),
+            (
+                &api,
+                Some(Maintainer),
+                change(Some(Maintainer), Some(Owner), 1),
+                403,
+            ),
+            (&api, Some(Maintainer), change(None, Some(Owner), 1), 403),
+            (
+                &api,
+                Some(Maintainer),
+                change(Some(Owner), Some(Guest), 2),
+                403,
+            ),
+            (&api, Some(Maintainer), change(Some(Owner), None, 2), 403),
+            (
+                &api,
+                Some(Maintainer),
+                change(Some(Developer), None, 1),
+                200,
+            ),
+            (&api, Some(Developer), change(None, Some(Guest), 1), 403),
+            (
+                &api,
+                Some(Owner),
+                change(Some(Maintainer), Some(Owner), 1),
+                200,
+            ),
+            (
+                &api,
+                Some(Owner),
+                change(Some(Owner), Some(Maintainer), 2),
+                200,
+            ),
+            (
+                &api,
+                Some(Owner),
+                change(Some(Owner), Some(Maintainer), 1),
+                403,
+            ),
+            (&api, Some(Owner), change(Some(Owner), None, 1), 403),
+            (&api, Some(Owner), change(Some(Owner), Some(Owner), 1), 200),
+            (&admin, None, change(None, Some(Owner), 1), 200),
+            (&admin, None, change(Some(Owner), None, 2), 200),
+            (&admin, None, change(Some(Owner), None, 1), 403),
+            (&admin, None, change(Some(Owner), Some(Guest), 1), 403),
+        ];
+        for (caller, level, change, expected) in rows {
+            let got = match decide_member_change(caller, &private, level, change) {
+                Ok(()) => 200,
+                Err(Error::Denied(_)) | Err(Error::Forbidden) => 403,
+                Err(other) => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(
+                got,
+                expected,
+                "{level:?} {change:?} admin={}",
+                caller.is_admin()
+            );
+        }
+    }
+
+    #[test]
+    fn projects_go_in_ones_own_namespace() {
+        let api = user(false, &[Scope::Api]);
+        let reader = user(false, &[Scope::ReadApi]);
+        let admin = user(true, &[Scope::Api]);
+        assert!(may_create_in_namespace(&api, "u").is_ok());
+        assert!(may_create_in_namespace(&api, "U").is_ok());
+        assert!(matches!(
+            may_create_in_namespace(&api, "alice"),
+            Err(Error::Denied(_))
+        ));
+        assert!(matches!(
+            may_create_in_namespace(&api, "u/sub"),
+            Err(Error::Denied(_))
+        ));
+        assert!(matches!(
+            may_create_in_namespace(&reader, "u"),
+            Err(Error::Forbidden)
+        ));
+        assert!(matches!(
+            may_create_in_namespace(&Caller::Anonymous, "u"),
+            Err(Error::Unauthorized)
+        ));
+        assert!(may_create_in_namespace(&admin, "anything/at-all").is_ok());
     }
 }

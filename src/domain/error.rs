@@ -15,6 +15,9 @@ pub enum Error {
     Unauthorized,
     #[error("forbidden")]
     Forbidden,
+    /// Refused by a rule the caller should know about (403); the text says which.
+    #[error("{0}")]
+    Denied(String),
     /// A request parameter is unusable; `problem` completes "<param> ...", e.g. "is invalid".
     #[error("{param} {problem}")]
     InvalidParam { param: String, problem: String },
@@ -71,6 +74,10 @@ impl Error {
             param: param.to_string(),
             problem: "is missing".into(),
         }
+    }
+
+    pub fn denied(message: impl Into<String>) -> Error {
+        Error::Denied(message.into())
     }
 
     pub fn bad(message: impl Into<String>) -> Error {

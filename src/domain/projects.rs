@@ -1,6 +1,8 @@
 //! Projects, their settings and their members.
 
-use super::access::{decide, Action, Caller};
+use super::access::{
+    decide, decide_member_change, may_create_in_namespace, Action, Caller, MemberChange,
+};
 use super::error::{Error, Result};
 use super::names;
 use super::records::{now, AccessLevel, FeatureAccess, Member, Project, Visibility};
@@ -44,8 +46,9 @@ impl ProjectAccess {
 }
 
 impl Registry {
-    pub fn create_project(&self, creator: &Caller, new: NewProject) -> Result<Project> {
-        let creator = creator.user().ok_or(Error::Unauthorized)?.clone();
+    /// Creates a project owned by its creator, in a namespace [`may_create_in_namespace`] allows.
+    pub fn create_project(&self, caller: &Caller, new: NewProject) -> Result<Project> {
+        let creator = caller.user().ok_or(Error::Unauthorized)?.clone();
         let name = new
             .name
             .clone()
@@ -60,12 +63,17 @@ impl Registry {
             .clone()
             .unwrap_or_else(|| names::path_from_name(&name));
         names::project_path(&path)?;
-        let namespace = new
+        let mut namespace = new
             .namespace
             .clone()
             .unwrap_or_else(|| creator.username.clone());
         for segment in namespace.split('/') {
             names::project_path(segment).map_err(|_| Error::invalid("namespace"))?;
+        }
+        may_create_in_namespace(caller, &namespace)?;
+        if namespace.eq_ignore_ascii_case(&creator.username) {
+            // Paths are unique regardless of case; show the user's namespace as they spell it.
+            namespace = creator.username.clone();
         }
         let project = Project {
             id: self.new_id()?,
@@ -234,7 +242,7 @@ impl Registry {
         Ok(schema::members::of_project(self.meta.as_ref(), project_id)?)
     }
 
-    /// Adds a member or changes an existing member's level.
+    /// Adds a member or changes an existing member's level, if [`decide_member_change`] allows it.
     pub fn set_member(
         &self,
         caller: &Caller,
@@ -262,6 +270,16 @@ impl Registry {
                 (Some(false), None) => return abort(Error::NotFound("Member")),
                 _ => {}
             }
+            let change = MemberChange {
+                current: active_level(existing.as_ref()),
+                wanted: Some(level),
+                owners: schema::members::owners_in(tx, project_id)?,
+            };
+            if let Err(refused) =
+                decide_member_change(caller, &access.project, access.level, change)
+            {
+                return abort(refused);
+            }
             let member = Member {
                 created_at: existing.map(|m| m.created_at).unwrap_or(member.created_at),
                 ..member.clone()
@@ -271,6 +289,7 @@ impl Registry {
         })
     }
 
+    /// Removes a member, if [`decide_member_change`] allows it.
     pub fn remove_member(
         &self,
         caller: &Caller,
@@ -280,12 +299,29 @@ impl Registry {
         access.check(caller, Action::AdminProject)?;
         let project_id = access.project.id;
         self.meta.transaction(|tx| {
-            if schema::remove::<Members>(tx, &schema::members::key_of(project_id, user_id))?
-                .is_none()
-            {
+            let Some(existing) = schema::members::load(tx, project_id, user_id)? else {
                 return abort(Error::NotFound("Member"));
+            };
+            let change = MemberChange {
+                current: active_level(Some(&existing)),
+                wanted: None,
+                owners: schema::members::owners_in(tx, project_id)?,
+            };
+            if let Err(refused) =
+                decide_member_change(caller, &access.project, access.level, change)
+            {
+                return abort(refused);
             }
+            schema::remove::<Members>(tx, &schema::members::key_of(project_id, user_id))?;
             Ok(())
         })
     }
+}
+
+/// A membership's level while it lasts.
+fn active_level(member: Option<&Member>) -> Option<AccessLevel> {
+    let today = now().date_naive();
+    member
+        .filter(|m| m.expires_at.is_none_or(|d| today < d))
+        .map(|m| m.access_level)
 }

@@ -53,6 +53,7 @@ impl WebError {
                     StatusCode::FORBIDDEN,
                     "You are not allowed to do this in this project.".into(),
                 ),
+                Error::Denied(reason) => (StatusCode::FORBIDDEN, reason.clone()),
                 Error::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, error.to_string()),
                 Error::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, error.to_string()),
                 Error::Store(_) | Error::Blob(_) => {

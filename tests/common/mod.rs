@@ -14,6 +14,15 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_modelyard")
 }
 
+/// A temp dir only its owner can read, as the server wants its data dir (it warns otherwise).
+pub fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod temp dir");
+    dir
+}
+
 pub struct TestServer {
     pub data: tempfile::TempDir,
     /// The data dir served: `data` itself, or a directory given to `start_from`.
@@ -31,7 +40,7 @@ impl TestServer {
     }
 
     pub fn start_with(args: &[&str]) -> TestServer {
-        let data = tempfile::tempdir().expect("temp dir");
+        let data = private_tempdir();
         let dir = data.path().to_path_buf();
         TestServer::launched(data, dir, args)
     }

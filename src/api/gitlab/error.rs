@@ -39,6 +39,10 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
             json!({ "message": "401 Unauthorized" }),
         ),
         Error::Forbidden => (StatusCode::FORBIDDEN, json!({ "message": "403 Forbidden" })),
+        Error::Denied(reason) => (
+            StatusCode::FORBIDDEN,
+            json!({ "message": format!("403 Forbidden - {reason}") }),
+        ),
         Error::InvalidParam { .. } => (
             StatusCode::BAD_REQUEST,
             json!({ "error": error.to_string() }),

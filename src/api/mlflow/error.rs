@@ -119,6 +119,11 @@ fn domain_shape(error: &Error) -> (StatusCode, &'static str, String) {
             "PERMISSION_DENIED",
             "Permission denied: your access level does not allow this".into(),
         ),
+        Error::Denied(reason) => (
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            format!("Permission denied: {reason}"),
+        ),
         Error::AlreadyExists(message) => (
             StatusCode::BAD_REQUEST,
             "RESOURCE_ALREADY_EXISTS",

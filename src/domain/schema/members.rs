@@ -2,7 +2,7 @@
 
 use super::revisions::{self, Parent};
 use super::{id_key, key, Index, IndexEntry, Schema};
-use crate::domain::records::Member;
+use crate::domain::records::{AccessLevel, Member};
 use crate::store::meta::{MetaStore, StoreError, Table, TxFail, Txn};
 
 pub struct Members;
@@ -32,13 +32,35 @@ impl Schema for Members {
         INDEXES
     }
 
+    fn counted(m: &Member) -> Vec<Vec<u8>> {
+        if m.access_level == AccessLevel::Owner {
+            vec![owners_key(m.project_id)]
+        } else {
+            Vec::new()
+        }
+    }
+
     fn updated(tx: &dyn Txn, old: Option<&Member>, new: Option<&Member>) -> Result<(), TxFail> {
         super::keep_indexes(tx, INDEXES, old, new)?;
+        super::keep_counts_of::<Members>(tx, old, new)?;
         if let (None, Some(m)) | (Some(m), None) = (old, new) {
             revisions::bump(tx, Parent::Project(m.project_id))?;
         }
         Ok(())
     }
+}
+
+fn owners_key(project_id: u64) -> Vec<u8> {
+    key().str("owners").id(project_id).build()
+}
+
+/// How many Owners a project has, read inside the transaction that changes a membership, so
+/// that two Owners demoting each other at once cannot both succeed.
+pub fn owners_in(tx: &dyn Txn, project_id: u64) -> Result<usize, TxFail> {
+    Ok(tx
+        .get(Table::Counts, &owners_key(project_id))?
+        .and_then(|v| super::trailing_id(&v))
+        .unwrap_or(0) as usize)
 }
 
 /// The primary key of a membership.
