@@ -19,9 +19,10 @@ use crate::domain::{Limits, Registry};
 use crate::state::{AppState, Settings};
 use crate::store::local_blobs::LocalBlobs;
 use crate::store::sled_meta::SledMeta;
+use crate::store::upgrade;
 
-/// Opens the embedded stores under `data_dir`, creating it on first use, and clears staging
-/// leftovers of a previous run.
+/// Opens the embedded stores under `data_dir`, creating it on first use, brings the metadata to
+/// this build's schema version (`store::upgrade`), and clears staging leftovers of a previous run.
 pub fn open_registry(data_dir: &Path, limits: Limits, cache_mb: u64) -> anyhow::Result<Registry> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
@@ -33,6 +34,8 @@ pub fn open_registry(data_dir: &Path, limits: Limits, cache_mb: u64) -> anyhow::
             )
         },
     )?;
+    upgrade::run(&meta, upgrade::STEPS)
+        .with_context(|| format!("opening metadata in {}", data_dir.display()))?;
     let blobs = LocalBlobs::open(data_dir).context("opening the blob store")?;
     let registry = Registry::new(Arc::new(meta), Arc::new(blobs), limits);
     let leftovers = registry.blobs().clean_staging()?;
@@ -87,6 +90,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     };
     let settings = Settings::new(args.external_url.clone()).with_body_pace(pace);
     let state = AppState::new(Arc::new(registry), settings);
+    let signalled = shutdown_signal()?;
     println!("modelyard listening on http://{address}");
     std::io::stdout().flush()?;
     tracing::info!(%address, data_dir = %data_dir.display(), "serving");
@@ -98,7 +102,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         crate::app(state.clone()),
         header_timeout,
         async move {
-            shutdown_signal().await;
+            signalled.await;
             settings.stop_accepting();
             tracing::info!("shutting down: finishing requests in flight");
         },
@@ -183,16 +187,20 @@ fn is_connection_error(error: &std::io::Error) -> bool {
     )
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now (so that a signal arriving at any time after this
+/// call shuts down gracefully rather than killing the process) and returns the future that
+/// completes when one arrives.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = terminate.recv() => {},
-    }
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+    })
 }
 
 /// Many clients mean many sockets: lift the soft open-file limit to the hard one.
