@@ -19,9 +19,10 @@ use crate::domain::{Limits, Registry};
 use crate::state::{AppState, Settings};
 use crate::store::local_blobs::LocalBlobs;
 use crate::store::sled_meta::SledMeta;
+use crate::store::upgrade;
 
-/// Opens the embedded stores under `data_dir`, creating it on first use, and clears staging
-/// leftovers of a previous run.
+/// Opens the embedded stores under `data_dir`, creating it on first use, brings the metadata to
+/// this build's schema version (`store::upgrade`), and clears staging leftovers of a previous run.
 pub fn open_registry(data_dir: &Path, limits: Limits, cache_mb: u64) -> anyhow::Result<Registry> {
     create_private_dir(data_dir)?;
     let meta = SledMeta::open(&data_dir.join("meta"), cache_mb.max(1) * 1024 * 1024).with_context(
@@ -32,13 +33,8 @@ pub fn open_registry(data_dir: &Path, limits: Limits, cache_mb: u64) -> anyhow::
             )
         },
     )?;
-    match crate::domain::schema::upgrade::run(&meta).context("upgrading the metadata store")? {
-        crate::domain::schema::upgrade::Outcome::Upgraded { from, records } => {
-            tracing::info!(from, records, "metadata store upgraded");
-        }
-        crate::domain::schema::upgrade::Outcome::Fresh
-        | crate::domain::schema::upgrade::Outcome::Current => {}
-    }
+    upgrade::run(&meta, crate::domain::schema::upgrade::STEPS)
+        .with_context(|| format!("opening metadata in {}", data_dir.display()))?;
     let blobs = LocalBlobs::open(data_dir).context("opening the blob store")?;
     let registry = Registry::new(Arc::new(meta), Arc::new(blobs), limits);
     let leftovers = registry.blobs().clean_staging()?;
@@ -139,6 +135,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     };
     let settings = Settings::new(args.external_url.clone()).with_body_pace(pace);
     let state = AppState::new(Arc::new(registry), settings);
+    let signalled = shutdown_signal()?;
     let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
     // Set once shutdown begins, for the metrics address to stop with the main one.
     let (stopping_tx, stopping_rx) = watch::channel(false);
@@ -171,7 +168,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         crate::app(state.clone()),
         header_timeout,
         async move {
-            shutdown_signal().await;
+            signalled.await;
             settings.stop_accepting();
             tracing::info!("shutting down: finishing requests in flight");
             let _ = stopping_tx.send(true);
@@ -262,16 +259,20 @@ fn is_connection_error(error: &std::io::Error) -> bool {
     )
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now (so that a signal arriving at any time after this
+/// call shuts down gracefully rather than killing the process) and returns the future that
+/// completes when one arrives.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = terminate.recv() => {},
-    }
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+    })
 }
 
 /// Many clients mean many sockets: lift the soft open-file limit to the hard one.

@@ -87,7 +87,7 @@ impl Registry {
 
     /// Whether the metadata store answers reads.
     pub fn storage_ok(&self) -> bool {
-        schema::upgrade::schema_version(self.meta.as_ref()).is_ok()
+        crate::store::upgrade::schema_version(self.meta.as_ref()).is_ok()
     }
 
     /// Reads a record by id, lets `change` modify it, and writes it back with its indexes, in

@@ -9,3 +9,4 @@ pub mod keys;
 pub mod local_blobs;
 pub mod meta;
 pub mod sled_meta;
+pub mod upgrade;

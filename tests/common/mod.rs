@@ -489,3 +489,28 @@ pub fn curl() -> Command {
     c.args(["--silent", "--show-error"]);
     c
 }
+
+impl TestServer {
+    /// Serves an existing data dir with extra flags; the directory is not removed afterwards.
+    pub fn start_from_with(dir: &Path, args: &[&str]) -> TestServer {
+        TestServer::launched(
+            tempfile::tempdir().expect("temp dir"),
+            dir.to_path_buf(),
+            args,
+        )
+    }
+}
+
+/// Copies a directory tree (files and directories only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}

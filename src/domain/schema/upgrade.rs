@@ -1,5 +1,4 @@
-//! The schema version of a data dir and the upgrade that brings an earlier one to the current
-//! layout on start.
+//! The upgrade steps of the schema layer, run on start by `store::upgrade::run`.
 //!
 //! Version 1 (the first release) had per-kind tables with a few indexes. Version 2 adds the
 //! ordered indexes, kept counts, parent revisions, the latest metric values and a model's latest
@@ -18,11 +17,13 @@ use crate::domain::ml_records::{Candidate, Model, ModelVersion};
 use crate::store::meta::{
     MetaStore, StoreError, Table, TransactError, TxFail, Txn, TxnExt, RETIRED_TABLES,
 };
+use crate::store::upgrade::{Progress, Step};
 
-/// The layout this code writes.
-pub const CURRENT: u32 = 2;
-
-const VERSION_KEY: &[u8] = b"schema_version";
+/// The steps from the first release's layout to this one's, run by `store::upgrade::run`.
+pub const STEPS: &[Step] = &[Step {
+    name: "ordered indexes, kept counts, latest metric values and models' latest versions",
+    run: rebuild_step,
+}];
 
 /// How many records one upgrade transaction rebuilds.
 const BATCH: usize = 500;
@@ -64,31 +65,6 @@ const DERIVED: [Table; 33] = [
     Table::LoggedModelsByExperiment,
 ];
 
-/// The recorded schema version: `None` for an empty store that never recorded one.
-pub fn schema_version(meta: &dyn MetaStore) -> Result<Option<u32>, StoreError> {
-    match meta.get(Table::Counters, VERSION_KEY)? {
-        Some(bytes) => {
-            let raw: [u8; 4] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| StoreError::Decode {
-                    table: Table::Counters.name(),
-                    reason: "schema version is not 4 bytes".into(),
-                })?;
-            Ok(Some(u32::from_be_bytes(raw)))
-        }
-        // Records without a version were written by the first release.
-        None if meta.scan(Table::Users, &[]).next().is_some() => Ok(Some(1)),
-        None => Ok(None),
-    }
-}
-
-fn record_version(meta: &dyn MetaStore, version: u32) -> Result<(), StoreError> {
-    transact(meta, |tx| {
-        tx.put(Table::Counters, VERSION_KEY, &version.to_be_bytes())
-    })
-}
-
 fn transact(
     meta: &dyn MetaStore,
     mut body: impl FnMut(&dyn Txn) -> Result<(), TxFail>,
@@ -102,38 +78,10 @@ fn transact(
     }
 }
 
-/// What [`run`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A new store: the current version was recorded.
-    Fresh,
-    Current,
-    Upgraded {
-        from: u32,
-        records: usize,
-    },
-}
-
-/// Brings the store to [`CURRENT`]; refuses a store written by a newer release.
-pub fn run(meta: &dyn MetaStore) -> Result<Outcome, StoreError> {
-    match schema_version(meta)? {
-        None => {
-            record_version(meta, CURRENT)?;
-            Ok(Outcome::Fresh)
-        }
-        Some(v) if v == CURRENT => Ok(Outcome::Current),
-        Some(v) if v > CURRENT => Err(StoreError::Engine(format!(
-            "the data dir has schema version {v}, newer than this release's {CURRENT}: run the newer release"
-        ))),
-        Some(from) => {
-            tracing::info!(from, to = CURRENT, "upgrading the metadata store");
-            let records = rebuild(meta)?;
-            record_version(meta, CURRENT)?;
-            meta.flush()?;
-            tracing::info!(records, "upgrade done");
-            Ok(Outcome::Upgraded { from, records })
-        }
-    }
+fn rebuild_step(meta: &dyn MetaStore, progress: &mut Progress) -> Result<(), StoreError> {
+    let records = rebuild(meta)?;
+    progress.advance(records as u64);
+    Ok(())
 }
 
 /// Writes a record's index entries and counts as if it had just been created.
@@ -300,9 +248,4 @@ fn rebuild_latest_metrics(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     write(&mut pending)?;
     tracing::info!(metrics = groups, "latest metric values recorded");
     Ok(groups)
-}
-
-/// Whether the store's records still open: used by readiness.
-pub fn readable(meta: &dyn MetaStore) -> bool {
-    schema_version(meta).is_ok()
 }
