@@ -607,7 +607,7 @@ impl Registry {
                         .iter()
                         .filter_map(|v| Version::parse(&v.version).ok())
                         .collect();
-                    semver_rules::next_patch(semver_rules::latest(existing.iter())).to_string()
+                    semver_rules::next_patch(semver_rules::latest(existing.iter()))?.to_string()
                 }
             };
             match self.insert_version(

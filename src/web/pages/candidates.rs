@@ -58,7 +58,9 @@ fn render(
                 .versions_of(model.id)?
                 .first()
                 .and_then(|v| semver::Version::parse(&v.version).ok());
-            semver_rules::next_patch(latest.as_ref()).to_string()
+            semver_rules::next_patch(latest.as_ref())
+                .map(|v| v.to_string())
+                .unwrap_or_default()
         }
         _ => String::new(),
     };

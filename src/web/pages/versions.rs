@@ -46,7 +46,10 @@ fn new_version_page(
     let latest = versions
         .first()
         .and_then(|v| semver::Version::parse(&v.version).ok());
-    let suggested = semver_rules::next_patch(latest.as_ref()).to_string();
+    // No suggestion when the latest has no next patch (the largest patch number).
+    let suggested = semver_rules::next_patch(latest.as_ref())
+        .map(|v| v.to_string())
+        .unwrap_or_default();
     let body = html! {
         div.page-head { div { h1 { "New version of " (model.name) } } }
         form.form method="post" action=(format!("{model_url}/versions")) enctype="multipart/form-data" {
