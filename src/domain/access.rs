@@ -56,6 +56,8 @@ pub enum Action {
     ReadRegistry,
     /// Create, change and delete models, versions, experiments, candidates and their files.
     WriteRegistry,
+    /// Turn the generic packages of a name into versions of a new model of that name.
+    AdoptPackages,
     /// Change settings and members.
     AdminProject,
     /// Delete the project.
@@ -69,7 +71,9 @@ impl Action {
             Action::ReadProject | Action::ReadPackages | Action::ReadRegistry => None,
             Action::WriteRegistry => Some(AccessLevel::Reporter),
             Action::WritePackages => Some(AccessLevel::Developer),
-            Action::DeletePackages | Action::AdminProject => Some(AccessLevel::Maintainer),
+            Action::DeletePackages | Action::AdoptPackages | Action::AdminProject => {
+                Some(AccessLevel::Maintainer)
+            }
             Action::DeleteProject => Some(AccessLevel::Owner),
         }
     }
@@ -79,7 +83,10 @@ impl Action {
     }
 
     fn touches_registry(self) -> bool {
-        matches!(self, Action::ReadRegistry | Action::WriteRegistry)
+        matches!(
+            self,
+            Action::ReadRegistry | Action::WriteRegistry | Action::AdoptPackages
+        )
     }
 }
 

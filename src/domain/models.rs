@@ -15,7 +15,10 @@ use super::ml_records::{
     Candidate, CiJob, Experiment, KeyValue, Lifecycle, MetricPoint, Model, ModelVersion, TagOwner,
 };
 use super::names;
-use super::packages::{put_file, FileTarget, IncomingFile};
+use super::packages::{
+    clear_generic_name, generic_name_count, name_owned_by_generic, put_file, FileTarget,
+    IncomingFile,
+};
 use super::paging::{Page, PageRequest};
 use super::projects::ProjectAccess;
 use super::records::{now, Package, PackageFile, PackageStatus, PackageType};
@@ -31,6 +34,17 @@ pub struct NewModel {
     pub name: String,
     pub description: Option<String>,
     pub tags: Vec<KeyValue>,
+    /// Convert the generic packages of this name into versions of the new model, in the same
+    /// transaction (Maintainers only; every version must be SemVer). Without it a name that has
+    /// generic packages is refused.
+    pub adopt_generic_packages: bool,
+}
+
+/// A generic package to adopt as a version, with the ids its version and candidate get.
+struct Adoption {
+    package: Package,
+    version_id: u64,
+    candidate_id: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -97,7 +111,7 @@ pub enum ModelFileOwner {
     Candidate(u64),
 }
 
-fn model_name_key(project_id: u64, name: &str) -> Vec<u8> {
+pub(crate) fn model_name_key(project_id: u64, name: &str) -> Vec<u8> {
     Key::new().id(project_id).str(name).build()
 }
 
@@ -129,6 +143,94 @@ fn model_tag_checks(tags: &[KeyValue]) -> Result<()> {
     Ok(())
 }
 
+/// Makes a generic package the `seq`-th version of the model whose experiment is given: the
+/// package becomes an `ml_model` package (same id, files and blobs) with a version and its
+/// candidate, as [`Registry::create_version`] would have made them.
+fn adopt_in(
+    tx: &dyn crate::store::meta::Txn,
+    experiment: &Experiment,
+    adoption: &Adoption,
+    seq: u64,
+) -> Result<(), crate::store::meta::TxError<Error>> {
+    let Some(package) = tx.get_json::<Package>(Table::Packages, &keys::id(adoption.package.id))?
+    else {
+        return abort(Error::NameTaken(format!(
+            "the generic package {}/{} was deleted while adopting it; try again",
+            adoption.package.name, adoption.package.version
+        )));
+    };
+    if package.package_type != PackageType::Generic {
+        return abort(Error::NameTaken(format!(
+            "the package {}/{} changed while adopting it; try again",
+            package.name, package.version
+        )));
+    }
+    let model_id = experiment.model_id.unwrap_or_default();
+    let package_key = |package_type: PackageType| {
+        Key::new()
+            .id(package.project_id)
+            .str(&package.name)
+            .str(&package.version)
+            .str(package_type.as_str())
+            .build()
+    };
+    if tx.exists(Table::PackagesByName, &package_key(PackageType::MlModel))? {
+        return abort(Error::AlreadyExists(format!(
+            "A package {}/{} already exists",
+            package.name, package.version
+        )));
+    }
+    let at = now();
+    tx.delete(Table::PackagesByName, &package_key(PackageType::Generic))?;
+    tx.put(
+        Table::PackagesByName,
+        &package_key(PackageType::MlModel),
+        &keys::id(package.id),
+    )?;
+    let adopted = Package {
+        package_type: PackageType::MlModel,
+        updated_at: at,
+        ..package.clone()
+    };
+    tx.put_json(Table::Packages, &keys::id(package.id), &adopted)?;
+    let iid = bump_counter(tx, package.project_id, "candidate_iid")?;
+    let mut candidate = candidate_record(
+        adoption.candidate_id,
+        iid,
+        experiment,
+        package.creator_id,
+        &NewCandidate {
+            name: Some(package.version.clone()),
+            ..NewCandidate::default()
+        },
+    );
+    candidate.model_version_id = Some(adoption.version_id);
+    put_new_candidate(tx, &candidate, &[])?;
+    let version = ModelVersion {
+        id: adoption.version_id,
+        project_id: package.project_id,
+        model_id,
+        version: package.version.clone(),
+        seq,
+        description: String::new(),
+        author_id: package.creator_id,
+        candidate_id: candidate.id,
+        package_id: package.id,
+        source: None,
+        source_run_id: None,
+        stage: None,
+        created_at: package.created_at,
+        updated_at: at,
+    };
+    tx.put_json(Table::Versions, &keys::id(version.id), &version)?;
+    tx.put(
+        Table::VersionsByModel,
+        &version_key(model_id, &version.version),
+        &keys::id(version.id),
+    )?;
+    Ok(())
+}
+
 /// What a version inherits from the run it was made from.
 struct Inheritance {
     run_id: String,
@@ -155,11 +257,21 @@ impl Registry {
         new: NewModel,
     ) -> Result<Model> {
         access.check(caller, Action::WriteRegistry)?;
+        if new.adopt_generic_packages {
+            access.check(caller, Action::AdoptPackages)?;
+        }
         names::model_name(&new.name)?;
         let description = new.description.unwrap_or_default();
         check_description(&description)?;
         model_tag_checks(&new.tags)?;
         let project_id = access.project.id;
+        let refused = format!("Model '{}' cannot be created", new.name);
+        let adoptions = if new.adopt_generic_packages {
+            self.adoptions(project_id, &new.name)?
+        } else {
+            self.check_name_is_not_generic(project_id, &new.name, &refused)?;
+            Vec::new()
+        };
         let model_id = self.new_id()?;
         let experiment_id = self.new_id()?;
         let experiment_name = format!("{MODEL_EXPERIMENT_PREFIX}{}", new.name);
@@ -170,6 +282,18 @@ impl Registry {
                     "Model '{}' already exists",
                     new.name
                 )));
+            }
+            // The same rule inside the transaction: a generic upload may have created the first
+            // package of this name since the check above (or, adopting, one more).
+            if generic_name_count(tx, project_id, &new.name)? > adoptions.len() as u64 {
+                return abort(if adoptions.is_empty() {
+                    name_owned_by_generic(&refused, &new.name, &[])
+                } else {
+                    Error::NameTaken(format!(
+                        "{refused}: generic packages named '{}' were uploaded while adopting them; try again",
+                        new.name
+                    ))
+                });
             }
             if tx.exists(
                 Table::ExperimentsByName,
@@ -197,10 +321,16 @@ impl Registry {
                 description: description.clone(),
                 author_id: caller.user_id(),
                 experiment_id,
-                version_seq: 0,
+                version_seq: adoptions.len() as u64,
                 created_at: at,
                 updated_at: at,
             };
+            for (seq, adoption) in (1..).zip(&adoptions) {
+                adopt_in(tx, &experiment, adoption, seq)?;
+            }
+            if !adoptions.is_empty() {
+                clear_generic_name(tx, project_id, &new.name)?;
+            }
             put_experiment(tx, &experiment)?;
             tx.put_json(Table::Models, &keys::id(model_id), &model)?;
             tx.put(
@@ -216,6 +346,54 @@ impl Registry {
             put_tags(tx, TagOwner::Model(model_id), &new.tags)?;
             Ok(model)
         })
+    }
+
+    /// The generic packages a new model of this name adopts, oldest first; refused when one
+    /// of them is not a SemVer version (it could not be a model version).
+    fn adoptions(&self, project_id: u64, name: &str) -> Result<Vec<Adoption>> {
+        let mut packages = self.generic_packages_named(project_id, name)?;
+        packages.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        let not_semver: Vec<String> = packages
+            .iter()
+            .filter(|p| {
+                semver_rules::parse_version(&p.version)
+                    .map(|v| v.to_string() != p.version)
+                    .unwrap_or(true)
+            })
+            .map(|p| format!("{name}/{}", p.version))
+            .collect();
+        if !not_semver.is_empty() {
+            let shown: Vec<&str> = not_semver.iter().take(10).map(String::as_str).collect();
+            return Err(Error::bad(format!(
+                "Model '{name}' cannot adopt the generic packages of its name: {} {} not a version that {}; delete those packages first",
+                shown.join(", "),
+                if not_semver.len() == 1 { "is" } else { "are" },
+                semver_rules::SEMVER_RULE
+            )));
+        }
+        packages
+            .into_iter()
+            .map(|package| {
+                Ok(Adoption {
+                    package,
+                    version_id: self.new_id()?,
+                    candidate_id: self.new_id()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Name ownership (DESIGN §2): a name with generic packages is not a model's. This finds
+    /// them all, including those written before the kept count existed; the transactions that
+    /// create a model check the count again.
+    fn check_name_is_not_generic(&self, project_id: u64, name: &str, refused: &str) -> Result<()> {
+        let generic = self.generic_packages_named(project_id, name)?;
+        if generic.is_empty() {
+            return Ok(());
+        }
+        let mut versions: Vec<String> = generic.into_iter().map(|p| p.version).collect();
+        versions.sort();
+        Err(name_owned_by_generic(refused, name, &versions))
     }
 
     pub fn model(&self, id: u64) -> Result<Model> {
@@ -405,6 +583,8 @@ impl Registry {
         if model.name == new_name {
             return Ok(model);
         }
+        let refused = format!("Model '{}' cannot be renamed to '{new_name}'", model.name);
+        self.check_name_is_not_generic(model.project_id, new_name, &refused)?;
         let experiment = self.experiment(model.experiment_id)?;
         let packages: Vec<Package> = self
             .packages_of(model.project_id)?
@@ -428,6 +608,9 @@ impl Registry {
                 return abort(Error::AlreadyExists(format!(
                     "Model '{new_name}' already exists"
                 )));
+            }
+            if generic_name_count(tx, model.project_id, new_name)? > 0 {
+                return abort(name_owned_by_generic(&refused, new_name, &[]));
             }
             if tx.exists(
                 Table::ExperimentsByName,

@@ -9,7 +9,7 @@ use super::records::{now, Package, PackageFile, PackageStatus, PackageType, Proj
 use super::Registry;
 use crate::store::blobs::ByteStream;
 use crate::store::keys::{self, Key};
-use crate::store::meta::{abort, Table, Txn, TxnExt};
+use crate::store::meta::{abort, Table, TxFail, Txn, TxnExt};
 
 /// Where a file goes: package name, version and type, and the file's path inside the package.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +66,79 @@ fn package_key(project_id: u64, name: &str, version: &str, package_type: Package
         .str(version)
         .str(package_type.as_str())
         .build()
+}
+
+/// The count of generic packages named `name` in a project, kept in `Counters` next to the
+/// per-project iid counters (those keys are one string part, these two, so they never meet).
+/// Name ownership (DESIGN §2) is decided on it inside the transactions that create models and
+/// generic packages: both read the key the other writes, so the engine orders them.
+fn generic_name_key(project_id: u64, name: &str) -> Vec<u8> {
+    Key::new()
+        .id(project_id)
+        .str("generic_packages_named")
+        .str(name)
+        .build()
+}
+
+/// How many generic packages are named `name`, as far as the kept count knows (data written
+/// before the count existed is found by [`Registry::generic_packages_named`]).
+pub(crate) fn generic_name_count(tx: &dyn Txn, project_id: u64, name: &str) -> Result<u64, TxFail> {
+    Ok(tx
+        .get(Table::Counters, &generic_name_key(project_id, name))?
+        .and_then(|v| keys::last_id(&v))
+        .unwrap_or(0))
+}
+
+fn add_generic_name(tx: &dyn Txn, project_id: u64, name: &str) -> Result<(), TxFail> {
+    let count = generic_name_count(tx, project_id, name)?.saturating_add(1);
+    tx.put(
+        Table::Counters,
+        &generic_name_key(project_id, name),
+        &keys::id(count),
+    )
+}
+
+/// Forgets every generic package of the name (they became a model's versions).
+pub(crate) fn clear_generic_name(tx: &dyn Txn, project_id: u64, name: &str) -> Result<(), TxFail> {
+    tx.delete(Table::Counters, &generic_name_key(project_id, name))
+}
+
+/// Forgets one generic package of the name; at zero the name is free again.
+pub(crate) fn drop_generic_name(tx: &dyn Txn, project_id: u64, name: &str) -> Result<(), TxFail> {
+    let key = generic_name_key(project_id, name);
+    match generic_name_count(tx, project_id, name)? {
+        0 | 1 => tx.delete(Table::Counters, &key),
+        n => tx.put(Table::Counters, &key, &keys::id(n - 1)),
+    }
+}
+
+/// The refusal of a model name that generic packages own; `refused` says what was refused
+/// ("Model 'x' cannot be created"), `versions` lists the packages found, may be empty.
+pub(crate) fn name_owned_by_generic(refused: &str, name: &str, versions: &[String]) -> Error {
+    let listed = match versions {
+        [] => String::new(),
+        [one] => format!(" ({name}/{one})"),
+        many => {
+            let shown: Vec<String> = many.iter().take(5).map(|v| format!("{name}/{v}")).collect();
+            let more = many.len().saturating_sub(5);
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!(" ({}{tail})", shown.join(", "))
+        }
+    };
+    Error::NameTaken(format!(
+        "{refused}: the package name '{name}' belongs to generic packages of this project{listed}. A package name is either generic packages or one model; delete those packages first, or have a Maintainer adopt them as versions (adopt_generic_packages)"
+    ))
+}
+
+/// The refusal of a new generic package under a model's name.
+pub(crate) fn name_owned_by_model(name: &str) -> Error {
+    Error::NameTaken(format!(
+        "The package name '{name}' belongs to the model '{name}' of this project: its uploads are model versions"
+    ))
 }
 
 fn head_key(package_id: u64, file_name: &str) -> Vec<u8> {
@@ -139,6 +212,16 @@ impl Registry {
                     None => return abort(Error::NotFound("Package")),
                 },
                 None => {
+                    if target.package_type == PackageType::Generic {
+                        // A model of that name may have been created since the route was chosen.
+                        if tx.exists(
+                            Table::ModelsByName,
+                            &super::models::model_name_key(project.id, &target.package_name),
+                        )? {
+                            return abort(name_owned_by_model(&target.package_name));
+                        }
+                        add_generic_name(tx, project.id, &target.package_name)?;
+                    }
                     let package = Package {
                         id: new_package_id,
                         project_id: project.id,
@@ -200,6 +283,24 @@ impl Registry {
         self.meta
             .get_json(Table::Packages, &id)?
             .ok_or(Error::NotFound("Package"))
+    }
+
+    /// The generic packages named `name` in a project, found through the name index (each
+    /// name has few versions): what a model of that name would take over.
+    pub fn generic_packages_named(&self, project_id: u64, name: &str) -> Result<Vec<Package>> {
+        let prefix = Key::new().id(project_id).str(name).build();
+        let mut found = Vec::new();
+        for entry in self.meta.scan(Table::PackagesByName, &prefix) {
+            let (key, id) = entry?;
+            if !key.ends_with(&Key::new().str(PackageType::Generic.as_str()).build()) {
+                continue;
+            }
+            let package: Option<Package> = self.meta.get_json(Table::Packages, &id)?;
+            if let Some(package) = package.filter(|p| p.package_type == PackageType::Generic) {
+                found.push(package);
+            }
+        }
+        Ok(found)
     }
 
     pub fn package(&self, project_id: u64, package_id: u64) -> Result<Package> {
@@ -396,6 +497,9 @@ pub(crate) fn remove_package_in(
     files: &[PackageFile],
 ) -> Result<(), crate::store::meta::TxError<Error>> {
     remove_files_in(tx, package, files)?;
+    if package.package_type == PackageType::Generic {
+        drop_generic_name(tx, package.project_id, &package.name)?;
+    }
     tx.delete(
         Table::PackagesByName,
         &package_key(

@@ -119,7 +119,7 @@ fn domain_shape(error: &Error) -> (StatusCode, &'static str, String) {
             "PERMISSION_DENIED",
             "Permission denied: your access level does not allow this".into(),
         ),
-        Error::AlreadyExists(message) => (
+        Error::AlreadyExists(message) | Error::NameTaken(message) => (
             StatusCode::BAD_REQUEST,
             "RESOURCE_ALREADY_EXISTS",
             message.clone(),
