@@ -610,3 +610,207 @@ fn a_maintainer_adopts_semver_generic_packages_as_versions_in_one_step() {
         Api::with_token(&server, &maintainer).post_json(&ml(project_id, "models"), adopt("fresh"));
     assert_eq!(plain.status, 201, "{}", plain.text());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 7: the registry's access level governs `ml_model` packages everywhere.
+
+fn set_registry(server: &TestServer, project_id: u64, level: &str) {
+    let reply = Api::root(server).put_json(
+        &format!("/api/v4/projects/{project_id}"),
+        json!({ "model_registry_access_level": level }),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+/// Every trace of `ml_model` packages `api` might find, as (surface, status, body).
+fn model_package_traces(
+    api: &Api,
+    project_id: u64,
+    package_id: u64,
+    file_id: u64,
+    version_id: u64,
+) -> Vec<(String, u16, String)> {
+    let mut out = Vec::new();
+    let mut probe =
+        |what: &str, reply: Reply| out.push((what.to_string(), reply.status, reply.text()));
+    for query in [
+        "",
+        "?package_type=ml_model",
+        "?package_name=secret",
+        "?package_version=1.0.0",
+        "?status=default",
+        "?order_by=name&sort=desc",
+        "?order_by=type",
+        "?per_page=1&page=2",
+    ] {
+        probe(
+            &format!("list{query}"),
+            api.get(&format!("/api/v4/projects/{project_id}/packages{query}")),
+        );
+    }
+    probe(
+        "show",
+        api.get(&format!(
+            "/api/v4/projects/{project_id}/packages/{package_id}"
+        )),
+    );
+    probe(
+        "files",
+        api.get(&format!(
+            "/api/v4/projects/{project_id}/packages/{package_id}/package_files"
+        )),
+    );
+    probe(
+        "generic download",
+        api.get(&generic(project_id, "secret-model/1.0.0/weights.bin")),
+    );
+    probe(
+        "generic requirement",
+        api.get(&generic(project_id, "secret-model/latest/weights.bin")),
+    );
+    probe(
+        "ml model files",
+        api.get(&format!(
+            "/api/v4/projects/{project_id}/packages/ml_models/{version_id}/files/weights.bin"
+        )),
+    );
+    probe(
+        "ml model candidate files",
+        api.get(&format!(
+            "/api/v4/projects/{project_id}/packages/ml_models/candidate:1/files/weights.bin"
+        )),
+    );
+    probe(
+        "delete file",
+        api.delete(&format!(
+            "/api/v4/projects/{project_id}/packages/{package_id}/package_files/{file_id}"
+        )),
+    );
+    probe(
+        "delete package",
+        api.delete(&format!(
+            "/api/v4/projects/{project_id}/packages/{package_id}"
+        )),
+    );
+    out
+}
+
+fn assert_no_model_trace(who: &str, traces: &[(String, u16, String)], weights_sha: &str) {
+    for (what, status, body) in traces {
+        assert!(
+            !body.contains("secret-model")
+                && !body.contains("ml_model")
+                && !body.contains(weights_sha),
+            "{who} {what}: {status} {body}"
+        );
+        assert!(*status < 500, "{who} {what}: {status} {body}");
+        if what.starts_with("list") {
+            assert_eq!(*status, 200, "{who} {what}: {body}");
+        } else if !what.starts_with("delete") {
+            assert_eq!(*status, 404, "{who} {what}: {body}");
+        } else {
+            assert!(
+                matches!(status, 401 | 403 | 404),
+                "{who} {what}: {status} {body}"
+            );
+        }
+    }
+}
+
+#[test]
+fn model_packages_of_a_private_or_disabled_registry_leave_no_trace() {
+    let server = TestServer::start();
+    let project_id = project(&server, "mixed", "public");
+    let root = Api::root(&server);
+    let guest = member(&server, project_id, "guest", 10);
+    let maintainer = member(&server, project_id, "maint", 40);
+    let (_, outsider) = user_with_token(&server, "outsider", "api");
+    assert_eq!(
+        root.post_json(&ml(project_id, "models"), json!({ "name": "secret-model" }))
+            .status,
+        201
+    );
+    let weights = b"the secret weights";
+    let weights_sha = sha256_hex(weights);
+    assert_eq!(
+        root.put_bytes(
+            &generic(project_id, "secret-model/1.0.0/weights.bin"),
+            weights
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        root.put_bytes(&generic(project_id, "public-tool/1.0.0/tool.sh"), b"tool")
+            .status,
+        201
+    );
+    let version = root
+        .get(&ml(project_id, "models/secret-model/versions/1.0.0"))
+        .json();
+    let version_id = version["id"].as_u64().expect("version id");
+    let package_id = version["package_id"].as_u64().expect("package id");
+    let file_id = root
+        .get(&format!(
+            "/api/v4/projects/{project_id}/packages/{package_id}/package_files"
+        ))
+        .json()[0]["id"]
+        .as_u64()
+        .expect("file id");
+
+    // Private registry: anonymous visitors and non-members see no trace; members do.
+    set_registry(&server, project_id, "private");
+    for (who, token) in [("anonymous", None), ("non-member", Some(outsider.as_str()))] {
+        let api = Api {
+            server: &server,
+            token: token.map(str::to_string),
+        };
+        let traces = model_package_traces(&api, project_id, package_id, file_id, version_id);
+        assert_no_model_trace(who, &traces, &weights_sha);
+        // Generic packages stay visible to them.
+        let list = api.get(&format!("/api/v4/projects/{project_id}/packages"));
+        assert!(
+            list.text().contains("public-tool"),
+            "{who}: {}",
+            list.text()
+        );
+        assert_eq!(list.header("x-total"), Some("1"), "{who}");
+        // And the web UI shows neither the model nor its registry.
+        let page = api.get("/root/mixed/-/ml/models");
+        assert_eq!(page.status, 404, "{who}");
+        assert!(!api.get("/root/mixed").text().contains("secret-model"));
+    }
+    let guest_api = Api::with_token(&server, &guest);
+    let listed = guest_api.get(&format!(
+        "/api/v4/projects/{project_id}/packages?package_type=ml_model"
+    ));
+    assert!(listed.text().contains("secret-model"), "{}", listed.text());
+    assert_eq!(
+        guest_api
+            .get(&generic(project_id, "secret-model/1.0.0/weights.bin"))
+            .body,
+        weights
+    );
+
+    // Disabled registry: no one sees them, not the Maintainer, not the admin; deleting them
+    // through the packages API is 404 too.
+    set_registry(&server, project_id, "disabled");
+    for (who, token) in [
+        ("guest", guest.as_str()),
+        ("maintainer", maintainer.as_str()),
+        ("admin", ROOT_TOKEN),
+    ] {
+        let api = Api::with_token(&server, token);
+        let traces = model_package_traces(&api, project_id, package_id, file_id, version_id);
+        assert_no_model_trace(who, &traces, &weights_sha);
+    }
+    // Nothing was deleted: with the registry back, the version and its file are there.
+    set_registry(&server, project_id, "enabled");
+    let back = root.get(&generic(project_id, "secret-model/1.0.0/weights.bin"));
+    assert_eq!((back.status, back.body.as_slice()), (200, &weights[..]));
+    // A Maintainer deletes model packages through the packages API where the registry is visible.
+    let deleted = Api::with_token(&server, &maintainer).delete(&format!(
+        "/api/v4/projects/{project_id}/packages/{package_id}/package_files/{file_id}"
+    ));
+    assert_eq!(deleted.status, 204, "{}", deleted.text());
+}

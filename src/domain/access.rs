@@ -1,7 +1,7 @@
 //! Who may do what. [`decide`] is the only place that compares access levels.
 
 use super::error::Error;
-use super::records::{AccessLevel, FeatureAccess, Project, Scope, User, Visibility};
+use super::records::{AccessLevel, FeatureAccess, PackageType, Project, Scope, User, Visibility};
 
 /// The authenticated party behind a request.
 #[derive(Debug, Clone)]
@@ -52,6 +52,9 @@ pub enum Action {
     WritePackages,
     /// Delete packages and package files through the packages API.
     DeletePackages,
+    /// Delete `ml_model` packages (a model's versions, candidates' artifacts) and their files
+    /// through the packages API: a Maintainer's, where the registry is visible to them.
+    DeleteModelPackages,
     /// Read models, versions, experiments, candidates and their files.
     ReadRegistry,
     /// Create, change and delete models, versions, experiments, candidates and their files.
@@ -71,9 +74,10 @@ impl Action {
             Action::ReadProject | Action::ReadPackages | Action::ReadRegistry => None,
             Action::WriteRegistry => Some(AccessLevel::Reporter),
             Action::WritePackages => Some(AccessLevel::Developer),
-            Action::DeletePackages | Action::AdoptPackages | Action::AdminProject => {
-                Some(AccessLevel::Maintainer)
-            }
+            Action::DeletePackages
+            | Action::DeleteModelPackages
+            | Action::AdoptPackages
+            | Action::AdminProject => Some(AccessLevel::Maintainer),
             Action::DeleteProject => Some(AccessLevel::Owner),
         }
     }
@@ -85,8 +89,28 @@ impl Action {
     fn touches_registry(self) -> bool {
         matches!(
             self,
-            Action::ReadRegistry | Action::WriteRegistry | Action::AdoptPackages
+            Action::ReadRegistry
+                | Action::WriteRegistry
+                | Action::AdoptPackages
+                | Action::DeleteModelPackages
         )
+    }
+
+    /// Reading packages of a type: `ml_model` packages belong to the model registry, so the
+    /// registry's access level governs them wherever they show (packages API, downloads).
+    pub fn read_packages_of(package_type: PackageType) -> Action {
+        match package_type {
+            PackageType::Generic => Action::ReadPackages,
+            PackageType::MlModel => Action::ReadRegistry,
+        }
+    }
+
+    /// Deleting packages of a type through the packages API.
+    pub fn delete_packages_of(package_type: PackageType) -> Action {
+        match package_type {
+            PackageType::Generic => Action::DeletePackages,
+            PackageType::MlModel => Action::DeleteModelPackages,
+        }
     }
 }
 
@@ -259,6 +283,86 @@ mod tests {
             )),
             200
         );
+    }
+
+    #[test]
+    fn model_packages_follow_the_registry_access_level() {
+        use PackageType::*;
+        let api = user(false, &[Scope::Api]);
+        let admin = user(true, &[Scope::Api]);
+        let rows: Vec<(FeatureAccess, &Caller, Option<AccessLevel>, u16, u16, u16)> = vec![
+            // (registry, caller, level, read generic, read ml_model, delete ml_model)
+            (
+                FeatureAccess::Enabled,
+                &Caller::Anonymous,
+                None,
+                200,
+                200,
+                401,
+            ),
+            (
+                FeatureAccess::Private,
+                &Caller::Anonymous,
+                None,
+                200,
+                404,
+                401,
+            ),
+            (FeatureAccess::Private, &api, None, 200, 404, 404),
+            (
+                FeatureAccess::Private,
+                &api,
+                Some(AccessLevel::Guest),
+                200,
+                200,
+                403,
+            ),
+            (
+                FeatureAccess::Private,
+                &api,
+                Some(AccessLevel::Maintainer),
+                200,
+                200,
+                200,
+            ),
+            (
+                FeatureAccess::Disabled,
+                &api,
+                Some(AccessLevel::Owner),
+                200,
+                404,
+                404,
+            ),
+            (FeatureAccess::Disabled, &admin, None, 200, 404, 404),
+        ];
+        for (registry, caller, level, generic, model, delete) in rows {
+            let public = project(Visibility::Public, registry);
+            let got = (
+                code(decide(
+                    caller,
+                    &public,
+                    level,
+                    Action::read_packages_of(Generic),
+                )),
+                code(decide(
+                    caller,
+                    &public,
+                    level,
+                    Action::read_packages_of(MlModel),
+                )),
+                code(decide(
+                    caller,
+                    &public,
+                    level,
+                    Action::delete_packages_of(MlModel),
+                )),
+            );
+            assert_eq!(
+                got,
+                (generic, model, delete),
+                "{registry:?} {caller:?} {level:?}"
+            );
+        }
     }
 
     #[test]

@@ -303,6 +303,20 @@ impl Registry {
         Ok(found)
     }
 
+    /// A package of the project as the packages API shows it: 404 when the caller may not read
+    /// packages of its type (an `ml_model` package of a registry hidden from them).
+    pub fn visible_package(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        package_id: u64,
+    ) -> Result<Package> {
+        access.check(caller, Action::ReadPackages)?;
+        let package = self.package(access.project.id, package_id)?;
+        hide_refusal(access.check(caller, Action::read_packages_of(package.package_type)))?;
+        Ok(package)
+    }
+
     pub fn package(&self, project_id: u64, package_id: u64) -> Result<Package> {
         self.meta
             .get_json::<Package>(Table::Packages, &keys::id(package_id))?
@@ -367,9 +381,13 @@ impl Registry {
         page: PageRequest,
     ) -> Result<Page<Package>> {
         access.check(caller, Action::ReadPackages)?;
+        let models_visible = access
+            .check(caller, Action::read_packages_of(PackageType::MlModel))
+            .is_ok();
         let mut packages: Vec<Package> = self
             .packages_of(access.project.id)?
             .into_iter()
+            .filter(|p| models_visible || p.package_type != PackageType::MlModel)
             .filter(|p| filter.package_type.is_none_or(|t| p.package_type == t))
             .filter(|p| {
                 filter
@@ -410,6 +428,7 @@ impl Registry {
     ) -> Result<()> {
         access.check(caller, Action::DeletePackages)?;
         let package = self.package(access.project.id, package_id)?;
+        hide_refusal(access.check(caller, Action::delete_packages_of(package.package_type)))?;
         self.remove_package(&package)
     }
 
@@ -429,6 +448,7 @@ impl Registry {
     ) -> Result<()> {
         access.check(caller, Action::DeletePackages)?;
         let package = self.package(access.project.id, package_id)?;
+        hide_refusal(access.check(caller, Action::delete_packages_of(package.package_type)))?;
         let file = self.package_file(file_id)?;
         if file.package_id != package.id {
             return Err(Error::NotFound("Package file"));
@@ -452,6 +472,14 @@ impl Registry {
             }
             Ok(())
         })
+    }
+}
+
+/// A package the caller may not even see is not found, as packages of other projects are.
+fn hide_refusal(decision: Result<()>) -> Result<()> {
+    match decision {
+        Err(Error::NotFound(_)) => Err(Error::NotFound("Package")),
+        other => other,
     }
 }
 
