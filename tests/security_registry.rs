@@ -814,3 +814,314 @@ fn model_packages_of_a_private_or_disabled_registry_leave_no_trace() {
     ));
     assert_eq!(deleted.status, 204, "{}", deleted.text());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 10: a run with 300k metric points.
+
+const POINTS: usize = 300_000;
+
+/// Logs `POINTS` values of `loss` (steps 0..POINTS) and 3 of `acc` with MLflow's log-batch,
+/// 1000 a call, from 4 clients at once.
+fn log_big_history(server: &TestServer, project_id: u64, run_id: &str) {
+    let calls = POINTS / 1000;
+    std::thread::scope(|scope| {
+        for worker in 0..4 {
+            scope.spawn(move || {
+                let root = Api::root(server);
+                for call in (worker..calls).step_by(4) {
+                    let metrics: Vec<serde_json::Value> = (call * 1000..(call + 1) * 1000)
+                        .map(|step| {
+                            json!({ "key": "loss", "value": 1.0 / (1.0 + step as f64), "timestamp": 1_700_000_000_000i64 + step as i64, "step": step })
+                        })
+                        .collect();
+                    let reply = root.post_json(
+                        &tracking(project_id, "runs/log-batch"),
+                        json!({ "run_id": run_id, "metrics": metrics }),
+                    );
+                    assert_eq!(reply.status, 200, "{}", reply.text());
+                }
+            });
+        }
+    });
+    let acc: Vec<serde_json::Value> = (0..3)
+        .map(|step| json!({ "key": "acc", "value": 0.5 + step as f64 / 10.0, "timestamp": 1_700_000_000_000i64, "step": step }))
+        .collect();
+    let reply = Api::root(server).post_json(
+        &tracking(project_id, "runs/log-batch"),
+        json!({ "run_id": run_id, "metrics": acc }),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+/// The number of vertices of each chart's polyline on a page.
+fn chart_vertices(html: &str) -> Vec<usize> {
+    html.match_indices("<polyline")
+        .map(|(at, _)| {
+            let rest = &html[at..];
+            let start = rest.find(" points=\"").map(|i| i + 9).unwrap_or(0);
+            let end = start + rest[start..].find('"').unwrap_or(0);
+            rest[start..end].split_whitespace().count()
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_with_300k_metric_points_answers_small_pages_and_bounded_charts() {
+    let server = TestServer::start();
+    let project_id = project(&server, "big", "public");
+    let root = Api::root(&server);
+    let model = root.post_json(&ml(project_id, "models"), json!({ "name": "big-model" }));
+    assert_eq!(model.status, 201, "{}", model.text());
+    let experiment_iid = model.json()["experiment_iid"].as_u64().expect("iid");
+    let candidate = root.post_json(
+        &ml(
+            project_id,
+            &format!("experiments/{experiment_iid}/candidates"),
+        ),
+        json!({ "name": "long" }),
+    );
+    assert_eq!(candidate.status, 201, "{}", candidate.text());
+    let iid = candidate.json()["iid"].as_u64().expect("iid");
+    let run_id = candidate.json()["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_string();
+    log_big_history(&server, project_id, &run_id);
+
+    // The candidate's JSON: latest values, a bounded history, and where the rest is.
+    let view = root.get(&ml(project_id, &format!("candidates/{iid}")));
+    assert_eq!(view.status, 200);
+    assert!(
+        view.body.len() < 256 * 1024,
+        "candidate JSON is {} bytes",
+        view.body.len()
+    );
+    let body = view.json();
+    let latest: Vec<(String, i64)> = body["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .map(|m| {
+            (
+                m["key"].as_str().unwrap_or_default().to_string(),
+                m["step"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        latest,
+        vec![
+            ("acc".to_string(), 2),
+            ("loss".to_string(), POINTS as i64 - 1)
+        ]
+    );
+    let history = body["metric_history"].as_array().expect("history");
+    assert_eq!(history.iter().filter(|m| m["key"] == "loss").count(), 100);
+    assert_eq!(history.iter().filter(|m| m["key"] == "acc").count(), 3);
+    assert_eq!(body["metric_history_truncated"], json!(["loss"]));
+
+    // The rest, a page at a time.
+    let history_path = |query: &str| {
+        ml(
+            project_id,
+            &format!("candidates/{iid}/metrics/loss/history{query}"),
+        )
+    };
+    let first = root.get(&history_path("?per_page=1000"));
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.header("x-total"), Some("300000"));
+    assert_eq!(first.header("x-total-pages"), Some("300"));
+    let items = first.json();
+    assert_eq!(items.as_array().map(Vec::len), Some(1000));
+    assert_eq!(items[0]["step"], 0);
+    assert_eq!(items[999]["step"], 999);
+    let last = root.get(&history_path("?per_page=5000&page=300"));
+    assert_eq!(
+        last.header("x-per-page"),
+        Some("1000"),
+        "per_page is capped"
+    );
+    assert_eq!(last.json()[999]["step"], POINTS as i64 - 1);
+    assert_eq!(
+        root.get(&ml(
+            project_id,
+            &format!("candidates/{iid}/metrics/nope/history")
+        ))
+        .status,
+        404
+    );
+    // Anonymous visitors of the public project read it as they read the candidate.
+    assert_eq!(
+        Api::anonymous(&server).get(&history_path("?page=2")).status,
+        200
+    );
+
+    // The version made from it answers just as small.
+    let promoted = root.post_json(
+        &ml(project_id, &format!("candidates/{iid}/promote")),
+        json!({ "version": "1.0.0" }),
+    );
+    assert_eq!(promoted.status, 201, "{}", promoted.text());
+    assert!(
+        promoted.body.len() < 256 * 1024,
+        "{} bytes",
+        promoted.body.len()
+    );
+    let version = root.get(&ml(project_id, "models/big-model/versions/1.0.0"));
+    assert_eq!(version.status, 200);
+    assert!(
+        version.body.len() < 256 * 1024,
+        "{} bytes",
+        version.body.len()
+    );
+    let listing = root.get(&ml(project_id, "models/big-model/versions"));
+    assert!(
+        listing.body.len() < 256 * 1024,
+        "{} bytes",
+        listing.body.len()
+    );
+
+    // The web pages draw thinned charts whose ends are the history's ends.
+    let version_id = version.json()["id"].as_u64().expect("version id");
+    let model_id = version.json()["model_id"].as_u64().expect("model id");
+    let anonymous = Api::anonymous(&server);
+    for page_path in [
+        format!("/root/big/-/ml/candidates/{iid}"),
+        format!("/root/big/-/ml/models/{model_id}/versions/{version_id}"),
+    ] {
+        let page = anonymous.get(&page_path);
+        assert_eq!(page.status, 200, "{page_path}");
+        assert!(
+            page.body.len() < 512 * 1024,
+            "{page_path}: {} bytes",
+            page.body.len()
+        );
+        let html = page.text();
+        let mut vertices = chart_vertices(&html);
+        vertices.sort();
+        assert_eq!(vertices.len(), 2, "{page_path}: one chart per metric");
+        assert_eq!(
+            vertices[0], 3,
+            "{page_path}: short histories are drawn whole"
+        );
+        assert!(
+            (100..=1001).contains(&vertices[1]),
+            "{page_path}: {} vertices for 300k points",
+            vertices[1]
+        );
+        assert!(
+            html.contains(&format!("at step {}", POINTS - 1)),
+            "{page_path}: the last point is drawn"
+        );
+    }
+}
+
+/// The seeking reads on the domain, without a server: names that prefix each other, negative
+/// steps, and a history whose steps are all 0 (MLflow's default) sampled by timestamp.
+#[tokio::test]
+async fn metric_keys_latest_values_and_sampling_read_by_seeking() {
+    use modelyard::domain::access::{Action, Caller};
+    use modelyard::domain::experiments::{LogBatch, NewCandidate};
+    use modelyard::domain::ml_records::MetricPoint;
+    use modelyard::domain::paging::PageRequest;
+    use modelyard::domain::projects::NewProject;
+    use modelyard::domain::records::Scope;
+    use modelyard::domain::Limits;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let registry =
+        modelyard::server::open_registry(dir.path(), Limits::default(), 8).expect("open");
+    registry
+        .bootstrap_root(Some("root-token-for-sampling"))
+        .expect("root");
+    let root = Caller::from_user(registry.user_by_name("root").expect("root"), &[Scope::Api]);
+    let project = registry
+        .create_project(
+            &root,
+            NewProject {
+                name: Some("p".into()),
+                ..Default::default()
+            },
+        )
+        .expect("project");
+    let access = registry
+        .project_for_action(&root, &project.id.to_string(), Action::WriteRegistry)
+        .expect("access");
+    let experiment = registry
+        .create_experiment(&root, &access, "e", &[])
+        .expect("experiment");
+    let run = registry
+        .create_candidate(&root, &access, experiment.id, NewCandidate::default())
+        .expect("run");
+    let point = |key: &str, step: i64, timestamp: i64, value: f64| MetricPoint {
+        key: key.into(),
+        value,
+        timestamp,
+        step,
+    };
+    let mut metrics = vec![
+        point("a", -5, 1, 1.0),
+        point("a", 3, 1, 2.0),
+        point("a.b", 0, 1, 3.0),
+        point("ab", 7, 1, 4.0),
+    ];
+    metrics.extend((0..900).map(|t| point("flat", 0, 10_000 + t, t as f64)));
+    for chunk in metrics.chunks(1000) {
+        registry
+            .log_batch(
+                &root,
+                &access,
+                run.id,
+                LogBatch {
+                    metrics: chunk.to_vec(),
+                    ..LogBatch::default()
+                },
+            )
+            .await
+            .expect("log");
+    }
+    assert_eq!(
+        registry.metric_keys(run.id).expect("keys"),
+        vec!["a", "a.b", "ab", "flat"]
+    );
+    let latest: Vec<(String, i64, i64)> = registry
+        .latest_metrics(run.id)
+        .expect("latest")
+        .into_iter()
+        .map(|p| (p.key, p.step, p.timestamp))
+        .collect();
+    assert_eq!(
+        latest,
+        vec![
+            ("a".into(), 3, 1),
+            ("a.b".into(), 0, 1),
+            ("ab".into(), 7, 1),
+            ("flat".into(), 0, 10_899)
+        ]
+    );
+    let series = registry.metric_series(run.id, 50).expect("series");
+    let flat: Vec<i64> = series
+        .iter()
+        .filter(|p| p.key == "flat")
+        .map(|p| p.timestamp)
+        .collect();
+    assert!((40..=51).contains(&flat.len()), "{} points", flat.len());
+    assert_eq!(flat.first(), Some(&10_000));
+    assert_eq!(flat.last(), Some(&10_899));
+    assert!(flat.windows(2).all(|w| w[0] < w[1]), "in order, no repeats");
+    assert_eq!(
+        series.iter().filter(|p| p.key == "a").count(),
+        2,
+        "short ones whole"
+    );
+    let page = registry
+        .metric_history_page(run.id, "flat", PageRequest::up_to(Some(2), Some(500), 1000))
+        .expect("page");
+    assert_eq!((page.total, page.items.len()), (900, 400));
+    assert_eq!(page.items[0].timestamp, 10_500);
+    let (preview, truncated) = registry
+        .metric_history_preview(run.id, 100)
+        .expect("preview");
+    assert_eq!(preview.len(), 2 + 1 + 1 + 100);
+    assert_eq!(truncated, vec!["flat"]);
+}

@@ -7,6 +7,7 @@ use super::error::{Error, Result};
 use super::ml_records::{
     Candidate, Experiment, KeyValue, Lifecycle, MetricPoint, RunStatus, TagOwner,
 };
+use super::paging::{Page, PageRequest};
 use super::projects::ProjectAccess;
 use super::records::{now, Package, PackageFile, PackageType};
 use super::Registry;
@@ -103,6 +104,22 @@ fn decode_metric(key: &[u8], value: &[u8]) -> Option<MetricPoint> {
         timestamp: i64::from_be_bytes(field(8..16)?),
         step: i64::from_be_bytes(field(16..24)?),
     })
+}
+
+/// The key prefix of one metric's rows.
+fn metric_prefix(candidate_id: u64, key: &str) -> Vec<u8> {
+    Key::new().id(candidate_id).str(key).build()
+}
+
+fn bad_metric_row() -> Error {
+    Error::Store(crate::store::meta::StoreError::Decode {
+        table: Table::Metrics.name(),
+        reason: "bad metric row".into(),
+    })
+}
+
+fn decoded_metric(key: &[u8], value: &[u8]) -> Result<MetricPoint> {
+    decode_metric(key, value).ok_or_else(bad_metric_row)
 }
 
 fn check_len(what: &str, value: &str, max: usize) -> Result<()> {
@@ -729,20 +746,152 @@ impl Registry {
             .collect()
     }
 
-    /// The latest value of each metric: highest step, then latest timestamp.
+    /// The latest value of each metric: highest step, then latest timestamp (the last row of
+    /// each key, read from its end, so a long history is not read).
     pub fn latest_metrics(&self, candidate_id: u64) -> Result<Vec<MetricPoint>> {
-        let mut latest: Vec<MetricPoint> = Vec::new();
-        for point in self.metric_history(candidate_id, None)? {
-            match latest.last_mut() {
-                Some(last) if last.key == point.key => {
-                    if (point.step, point.timestamp) >= (last.step, last.timestamp) {
-                        *last = point;
-                    }
-                }
-                _ => latest.push(point),
+        let mut latest = Vec::new();
+        for key in self.metric_keys(candidate_id)? {
+            let prefix = metric_prefix(candidate_id, &key);
+            if let Some(entry) = self.meta.scan_rev(Table::Metrics, &prefix).next() {
+                let (k, v) = entry?;
+                latest.push(decoded_metric(&k, &v)?);
             }
         }
         Ok(latest)
+    }
+
+    /// The names of a candidate's metrics, in order. Each name costs one seek past its rows,
+    /// however many values were logged.
+    pub fn metric_keys(&self, candidate_id: u64) -> Result<Vec<String>> {
+        let prefix = keys::id(candidate_id);
+        let mut names = Vec::new();
+        let mut start = prefix.clone();
+        while let Some(entry) = self.meta.scan_from(Table::Metrics, &prefix, &start).next() {
+            let (key, _) = entry?;
+            let name = key
+                .get(8..)
+                .and_then(|rest| rest.iter().position(|b| *b == 0))
+                .and_then(|end| String::from_utf8(key[8..8 + end].to_vec()).ok())
+                .ok_or_else(bad_metric_row)?;
+            // The smallest key after every row of this name: names never hold NUL.
+            start = Key::new()
+                .id(candidate_id)
+                .raw(name.as_bytes())
+                .raw(&[1])
+                .build();
+            names.push(name);
+        }
+        Ok(names)
+    }
+
+    /// One page of one metric's history, by step then timestamp, with the number of values
+    /// logged (that count reads the metric's keys, without decoding them).
+    pub fn metric_history_page(
+        &self,
+        candidate_id: u64,
+        key: &str,
+        page: PageRequest,
+    ) -> Result<Page<MetricPoint>> {
+        let prefix = metric_prefix(candidate_id, key);
+        let mut total = 0usize;
+        for entry in self.meta.scan(Table::Metrics, &prefix) {
+            entry?;
+            total += 1;
+        }
+        let skip = (page.page - 1).saturating_mul(page.per_page);
+        let items = self
+            .meta
+            .scan(Table::Metrics, &prefix)
+            .skip(skip)
+            .take(page.per_page)
+            .map(|entry| {
+                let (k, v) = entry?;
+                decoded_metric(&k, &v)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            total,
+            request: page,
+        })
+    }
+
+    /// The first `per_key` values of each metric, and the names of the metrics that have more:
+    /// what a candidate's JSON carries, bounded whatever was logged.
+    pub fn metric_history_preview(
+        &self,
+        candidate_id: u64,
+        per_key: usize,
+    ) -> Result<(Vec<MetricPoint>, Vec<String>)> {
+        let mut points = Vec::new();
+        let mut truncated = Vec::new();
+        for key in self.metric_keys(candidate_id)? {
+            let prefix = metric_prefix(candidate_id, &key);
+            let mut rows = self.meta.scan(Table::Metrics, &prefix).take(per_key + 1);
+            for entry in rows.by_ref().take(per_key) {
+                let (k, v) = entry?;
+                points.push(decoded_metric(&k, &v)?);
+            }
+            if rows.next().is_some() {
+                truncated.push(key);
+            }
+        }
+        Ok((points, truncated))
+    }
+
+    /// Each metric's history thinned to about `max_points` values spread evenly over its steps
+    /// (then timestamps), always with its first and last: what a chart draws. A history of at
+    /// most `max_points` values is read whole; a longer one is sampled by seeking, so at most
+    /// about `2 * max_points` rows are read per metric however many were logged.
+    pub fn metric_series(&self, candidate_id: u64, max_points: usize) -> Result<Vec<MetricPoint>> {
+        let max_points = max_points.max(2);
+        let mut out = Vec::new();
+        for key in self.metric_keys(candidate_id)? {
+            let prefix = metric_prefix(candidate_id, &key);
+            let head: Vec<(Vec<u8>, Vec<u8>)> = self
+                .meta
+                .scan(Table::Metrics, &prefix)
+                .take(max_points + 1)
+                .collect::<Result<_, _>>()?;
+            if head.len() <= max_points {
+                for (k, v) in &head {
+                    out.push(decoded_metric(k, v)?);
+                }
+                continue;
+            }
+            let Some(last) = self.meta.scan_rev(Table::Metrics, &prefix).next() else {
+                continue;
+            };
+            let (last_key, last_value) = last?;
+            let position = |key: &[u8]| -> u128 {
+                let mut bytes = [0u8; 16];
+                if let Some(order) = key.get(prefix.len()..prefix.len() + 16) {
+                    bytes.copy_from_slice(order);
+                }
+                u128::from_be_bytes(bytes)
+            };
+            let first = position(&head[0].0);
+            let span = position(&last_key).saturating_sub(first);
+            let parts = (max_points - 1) as u128;
+            let mut previous: Option<Vec<u8>> = None;
+            for i in 0..parts {
+                // first + span * i / parts, without overflowing.
+                let target = first + span / parts * i + span % parts * i / parts;
+                let start = Key::new().raw(&prefix).raw(&target.to_be_bytes()).build();
+                let Some(entry) = self.meta.scan_from(Table::Metrics, &prefix, &start).next()
+                else {
+                    break;
+                };
+                let (k, v) = entry?;
+                if previous.as_ref() == Some(&k) || k >= last_key {
+                    continue;
+                }
+                out.push(decoded_metric(&k, &v)?);
+                previous = Some(k);
+            }
+            out.push(decoded_metric(&last_key, &last_value)?);
+        }
+        Ok(out)
     }
 
     pub fn tags(&self, owner: TagOwner) -> Result<Vec<KeyValue>> {

@@ -172,6 +172,16 @@ pub trait MetaStore: Send + Sync + 'static {
     fn scan(&self, table: Table, prefix: &[u8]) -> KvIter<'_>;
     /// Entries whose key starts with `prefix`, in reverse key order.
     fn scan_rev(&self, table: Table, prefix: &[u8]) -> KvIter<'_>;
+    /// Entries whose key starts with `prefix` and is at least `start`, in key order: a seek,
+    /// so that a reader can sample a long run of keys without reading what it skips. The
+    /// default walks from the prefix; engines with ordered seeks override it.
+    fn scan_from(&self, table: Table, prefix: &[u8], start: &[u8]) -> KvIter<'_> {
+        let start = start.to_vec();
+        Box::new(self.scan(table, prefix).filter(move |entry| match entry {
+            Ok((key, _)) => key.as_slice() >= start.as_slice(),
+            Err(_) => true,
+        }))
+    }
     /// Runs `body` atomically; it may be run more than once on conflicts.
     fn transact(
         &self,

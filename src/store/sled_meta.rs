@@ -94,6 +94,23 @@ impl MetaStore for SledMeta {
         entries(self.tree(table).scan_prefix(prefix).rev())
     }
 
+    fn scan_from(&self, table: Table, prefix: &[u8], start: &[u8]) -> KvIter<'_> {
+        let prefix = prefix.to_vec();
+        let from = if start < prefix.as_slice() {
+            prefix.clone()
+        } else {
+            start.to_vec()
+        };
+        entries(
+            self.tree(table)
+                .range(from..)
+                .take_while(move |entry| match entry {
+                    Ok((key, _)) => key.starts_with(&prefix),
+                    Err(_) => true,
+                }),
+        )
+    }
+
     fn transact(
         &self,
         body: &mut dyn FnMut(&dyn Txn) -> Result<(), TxFail>,

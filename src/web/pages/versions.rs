@@ -8,7 +8,7 @@ use futures_util::TryStreamExt;
 use maud::{html, Markup};
 
 use super::models::{is_input_error, version_badges};
-use super::run_details::{ci_section, files_table, key_value_table, metric_charts};
+use super::run_details::{ci_section, files_table, key_value_table, metric_charts, CHART_POINTS};
 use super::{see_other, user_name, Ctx};
 use crate::domain::ml_records::{Model, ModelVersion, TagOwner};
 use crate::domain::models::{ModelFileOwner, NewVersion, MAX_DESCRIPTION};
@@ -266,7 +266,8 @@ pub fn show(ctx: &Ctx, model_id: u64, version_id: u64) -> WebResult<Response> {
     let files = registry.version_files(&version)?;
     let params = registry.params(candidate.id)?;
     let metadata = registry.tags(TagOwner::Version(version.id))?;
-    let history = registry.metric_history(candidate.id, None)?;
+    // Charts draw a thinned series, read by seeking: bounded work however much was logged.
+    let history = registry.metric_series(candidate.id, CHART_POINTS)?;
     let url = version_url(ctx, &model, &version);
     let model_url = ctx.ml(&format!("models/{}", model.id));
     let author = user_name(registry, version.author_id);
