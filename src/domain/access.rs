@@ -287,81 +287,36 @@ mod tests {
 
     #[test]
     fn model_packages_follow_the_registry_access_level() {
+        use FeatureAccess::{Disabled, Enabled, Private};
         use PackageType::*;
         let api = user(false, &[Scope::Api]);
         let admin = user(true, &[Scope::Api]);
-        let rows: Vec<(FeatureAccess, &Caller, Option<AccessLevel>, u16, u16, u16)> = vec![
-            // (registry, caller, level, read generic, read ml_model, delete ml_model)
-            (
-                FeatureAccess::Enabled,
-                &Caller::Anonymous,
-                None,
-                200,
-                200,
-                401,
-            ),
-            (
-                FeatureAccess::Private,
-                &Caller::Anonymous,
-                None,
-                200,
-                404,
-                401,
-            ),
-            (FeatureAccess::Private, &api, None, 200, 404, 404),
-            (
-                FeatureAccess::Private,
-                &api,
-                Some(AccessLevel::Guest),
-                200,
-                200,
-                403,
-            ),
-            (
-                FeatureAccess::Private,
-                &api,
-                Some(AccessLevel::Maintainer),
-                200,
-                200,
-                200,
-            ),
-            (
-                FeatureAccess::Disabled,
-                &api,
-                Some(AccessLevel::Owner),
-                200,
-                404,
-                404,
-            ),
-            (FeatureAccess::Disabled, &admin, None, 200, 404, 404),
+        let anonymous = Caller::Anonymous;
+        let (guest, maintainer, owner) = (
+            Some(AccessLevel::Guest),
+            Some(AccessLevel::Maintainer),
+            Some(AccessLevel::Owner),
+        );
+        // (registry, caller, level, (read generic, read ml_model, delete ml_model))
+        type Row<'a> = (FeatureAccess, &'a Caller, Option<AccessLevel>, [u16; 3]);
+        let rows: Vec<Row> = vec![
+            (Enabled, &anonymous, None, [200, 200, 401]),
+            (Private, &anonymous, None, [200, 404, 401]),
+            (Private, &api, None, [200, 404, 404]),
+            (Private, &api, guest, [200, 200, 403]),
+            (Private, &api, maintainer, [200, 200, 200]),
+            (Disabled, &api, owner, [200, 404, 404]),
+            (Disabled, &admin, None, [200, 404, 404]),
         ];
-        for (registry, caller, level, generic, model, delete) in rows {
+        for (registry, caller, level, expected) in rows {
             let public = project(Visibility::Public, registry);
-            let got = (
-                code(decide(
-                    caller,
-                    &public,
-                    level,
-                    Action::read_packages_of(Generic),
-                )),
-                code(decide(
-                    caller,
-                    &public,
-                    level,
-                    Action::read_packages_of(MlModel),
-                )),
-                code(decide(
-                    caller,
-                    &public,
-                    level,
-                    Action::delete_packages_of(MlModel),
-                )),
-            );
-            assert_eq!(
-                got,
-                (generic, model, delete),
-                "{registry:?} {caller:?} {level:?}"
-            );
+            let got = [
+                Action::read_packages_of(Generic),
+                Action::read_packages_of(MlModel),
+                Action::delete_packages_of(MlModel),
+            ]
+            .map(|action| code(decide(caller, &public, level, action)));
+            assert_eq!(got, expected, "{registry:?} {caller:?} {level:?}");
         }
     }
 
