@@ -650,6 +650,7 @@ fn the_openapi_document_lists_every_route() {
         ("/experiments/{iid}/candidates", &["get", "post"]),
         ("/candidates/{iid}", &["get", "delete"]),
         ("/candidates/{iid}/promote", &["post"]),
+        ("/candidates/{iid}/metrics/{key}/history", &["get"]),
     ];
     let paths = doc["paths"].as_object().unwrap();
     assert_eq!(paths.len(), expected.len());

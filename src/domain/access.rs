@@ -1,7 +1,7 @@
 //! Who may do what. [`decide`] is the only place that compares access levels.
 
 use super::error::Error;
-use super::records::{AccessLevel, FeatureAccess, Project, Scope, User, Visibility};
+use super::records::{AccessLevel, FeatureAccess, PackageType, Project, Scope, User, Visibility};
 
 /// The authenticated party behind a request.
 #[derive(Debug, Clone)]
@@ -52,10 +52,15 @@ pub enum Action {
     WritePackages,
     /// Delete packages and package files through the packages API.
     DeletePackages,
+    /// Delete `ml_model` packages (a model's versions, candidates' artifacts) and their files
+    /// through the packages API: a Maintainer's, where the registry is visible to them.
+    DeleteModelPackages,
     /// Read models, versions, experiments, candidates and their files.
     ReadRegistry,
     /// Create, change and delete models, versions, experiments, candidates and their files.
     WriteRegistry,
+    /// Turn the generic packages of a name into versions of a new model of that name.
+    AdoptPackages,
     /// Change settings and members.
     AdminProject,
     /// Delete the project.
@@ -69,7 +74,10 @@ impl Action {
             Action::ReadProject | Action::ReadPackages | Action::ReadRegistry => None,
             Action::WriteRegistry => Some(AccessLevel::Reporter),
             Action::WritePackages => Some(AccessLevel::Developer),
-            Action::DeletePackages | Action::AdminProject => Some(AccessLevel::Maintainer),
+            Action::DeletePackages
+            | Action::DeleteModelPackages
+            | Action::AdoptPackages
+            | Action::AdminProject => Some(AccessLevel::Maintainer),
             Action::DeleteProject => Some(AccessLevel::Owner),
         }
     }
@@ -79,7 +87,30 @@ impl Action {
     }
 
     fn touches_registry(self) -> bool {
-        matches!(self, Action::ReadRegistry | Action::WriteRegistry)
+        matches!(
+            self,
+            Action::ReadRegistry
+                | Action::WriteRegistry
+                | Action::AdoptPackages
+                | Action::DeleteModelPackages
+        )
+    }
+
+    /// Reading packages of a type: `ml_model` packages belong to the model registry, so the
+    /// registry's access level governs them wherever they show (packages API, downloads).
+    pub fn read_packages_of(package_type: PackageType) -> Action {
+        match package_type {
+            PackageType::Generic => Action::ReadPackages,
+            PackageType::MlModel => Action::ReadRegistry,
+        }
+    }
+
+    /// Deleting packages of a type through the packages API.
+    pub fn delete_packages_of(package_type: PackageType) -> Action {
+        match package_type {
+            PackageType::Generic => Action::DeletePackages,
+            PackageType::MlModel => Action::DeleteModelPackages,
+        }
     }
 }
 
@@ -329,6 +360,41 @@ mod tests {
             )),
             200
         );
+    }
+
+    #[test]
+    fn model_packages_follow_the_registry_access_level() {
+        use FeatureAccess::{Disabled, Enabled, Private};
+        use PackageType::*;
+        let api = user(false, &[Scope::Api]);
+        let admin = user(true, &[Scope::Api]);
+        let anonymous = Caller::Anonymous;
+        let (guest, maintainer, owner) = (
+            Some(AccessLevel::Guest),
+            Some(AccessLevel::Maintainer),
+            Some(AccessLevel::Owner),
+        );
+        // (registry, caller, level, (read generic, read ml_model, delete ml_model))
+        type Row<'a> = (FeatureAccess, &'a Caller, Option<AccessLevel>, [u16; 3]);
+        let rows: Vec<Row> = vec![
+            (Enabled, &anonymous, None, [200, 200, 401]),
+            (Private, &anonymous, None, [200, 404, 401]),
+            (Private, &api, None, [200, 404, 404]),
+            (Private, &api, guest, [200, 200, 403]),
+            (Private, &api, maintainer, [200, 200, 200]),
+            (Disabled, &api, owner, [200, 404, 404]),
+            (Disabled, &admin, None, [200, 404, 404]),
+        ];
+        for (registry, caller, level, expected) in rows {
+            let public = project(Visibility::Public, registry);
+            let got = [
+                Action::read_packages_of(Generic),
+                Action::read_packages_of(MlModel),
+                Action::delete_packages_of(MlModel),
+            ]
+            .map(|action| code(decide(caller, &public, level, action)));
+            assert_eq!(got, expected, "{registry:?} {caller:?} {level:?}");
+        }
     }
 
     #[test]

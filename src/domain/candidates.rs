@@ -546,8 +546,9 @@ impl Registry {
         )?)
     }
 
-    /// A page of one metric's history in step order, and the cursor after it.
-    pub fn metric_history_page(
+    /// The points of one metric after a cursor (the key the previous page ended at), in step
+    /// order, and the cursor after this page: MLflow's `metrics/get-history` pages.
+    pub fn metric_history_after(
         &self,
         candidate_id: u64,
         key: &str,
@@ -565,6 +566,54 @@ impl Registry {
             &page.seek(),
             page.per_page,
         )?)
+    }
+
+    /// One page of one metric's history, by step then timestamp, with the number of values
+    /// recorded (a kept count).
+    pub fn metric_history_page(
+        &self,
+        candidate_id: u64,
+        key: &str,
+        page: PageRequest,
+    ) -> Result<Page<MetricPoint>> {
+        let (items, next) = self.metric_history_after(candidate_id, key, page.clone())?;
+        let total = schema::metrics::count_of(self.meta.as_ref(), candidate_id, key)?;
+        Ok(Page::keyed(items, total, page, next))
+    }
+
+    /// The first `per_key` values of each metric, and the names of the metrics that have more:
+    /// what a candidate's JSON carries, bounded whatever was logged.
+    pub fn metric_history_preview(
+        &self,
+        candidate_id: u64,
+        per_key: usize,
+    ) -> Result<(Vec<MetricPoint>, Vec<String>)> {
+        let mut points = Vec::new();
+        let mut truncated = Vec::new();
+        for latest in self.latest_metrics(candidate_id)? {
+            let (head, more) =
+                schema::metrics::head(self.meta.as_ref(), candidate_id, &latest.key, per_key)?;
+            points.extend(head);
+            if more {
+                truncated.push(latest.key);
+            }
+        }
+        Ok((points, truncated))
+    }
+
+    /// Each metric's history thinned to about `max_points` values spread over its steps (then
+    /// timestamps), with its first and last: what a chart draws, read by seeking.
+    pub fn metric_series(&self, candidate_id: u64, max_points: usize) -> Result<Vec<MetricPoint>> {
+        let mut out = Vec::new();
+        for latest in self.latest_metrics(candidate_id)? {
+            out.extend(schema::metrics::sample(
+                self.meta.as_ref(),
+                candidate_id,
+                &latest.key,
+                max_points,
+            )?);
+        }
+        Ok(out)
     }
 
     /// The latest value of each metric (highest step, then latest timestamp), by key.

@@ -26,6 +26,10 @@ pub enum Error {
     BadRequest(String),
     #[error("{0}")]
     AlreadyExists(String),
+    /// A package name that belongs to something else in the project: generic packages or a
+    /// model (DESIGN §2 "Name ownership"). The text names the conflict.
+    #[error("{0}")]
+    NameTaken(String),
     #[error("File is too large")]
     TooLarge,
     #[error("Duplicate package is not allowed")]

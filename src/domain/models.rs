@@ -6,12 +6,14 @@ use super::error::{Error, Result};
 use super::experiments::{validate_tag, MODEL_EXPERIMENT_PREFIX};
 use super::ml_records::{Experiment, KeyValue, Lifecycle, Model, ModelVersion, TagOwner};
 use super::names;
+use super::packages::name_owned_by_generic;
 use super::paging::{Page, PageRequest};
 use super::projects::ProjectAccess;
-use super::records::{now, PackageType};
+use super::records::{now, Package, PackageType};
 use super::schema::counters::Sequence;
 use super::schema::revisions::Parent;
 use super::schema::{self, experiments::Experiments, models::Models, packages::Packages};
+use super::semver_rules;
 use super::Registry;
 use crate::store::meta::abort;
 
@@ -24,6 +26,18 @@ pub struct NewModel {
     pub name: String,
     pub description: Option<String>,
     pub tags: Vec<KeyValue>,
+    /// Convert the generic packages of this name into versions of the new model, in the same
+    /// transaction (Maintainers only; every version must be SemVer). Without it a name that has
+    /// generic packages is refused.
+    pub adopt_generic_packages: bool,
+}
+
+/// A generic package to adopt as a version, with the ids its version and candidate get.
+struct Adoption {
+    package: Package,
+    version: semver::Version,
+    version_id: u64,
+    candidate_id: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -96,13 +110,6 @@ pub(crate) fn model_tag_checks(tags: &[KeyValue]) -> Result<()> {
     Ok(())
 }
 
-/// The message of a refused model name that generic packages already use.
-fn generic_name_conflict(name: &str) -> Error {
-    Error::AlreadyExists(format!(
-        "Model name '{name}' is taken by generic packages of this project: a package name belongs either to generic packages or to a model"
-    ))
-}
-
 impl Registry {
     pub fn create_model(
         &self,
@@ -111,11 +118,21 @@ impl Registry {
         new: NewModel,
     ) -> Result<Model> {
         access.check(caller, Action::WriteRegistry)?;
+        if new.adopt_generic_packages {
+            access.check(caller, Action::AdoptPackages)?;
+        }
         names::model_name(&new.name)?;
         let description = new.description.unwrap_or_default();
         check_description(&description)?;
         model_tag_checks(&new.tags)?;
         let project_id = access.project.id;
+        let refused = format!("Model '{}' cannot be created", new.name);
+        let adoptions = if new.adopt_generic_packages {
+            self.adoptions(project_id, &new.name)?
+        } else {
+            self.check_name_is_not_generic(project_id, &new.name, &refused)?;
+            Vec::new()
+        };
         let model_id = self.new_id()?;
         let experiment_id = self.new_id()?;
         let experiment_name = format!("{MODEL_EXPERIMENT_PREFIX}{}", new.name);
@@ -127,8 +144,19 @@ impl Registry {
                     new.name
                 )));
             }
-            if schema::packages::count_named(tx, project_id, PackageType::Generic, &new.name)? > 0 {
-                return abort(generic_name_conflict(&new.name));
+            // The same rule inside the transaction: a generic upload may have created a package
+            // of this name since the check above (or, adopting, one more).
+            let generic =
+                schema::packages::count_named(tx, project_id, PackageType::Generic, &new.name)?;
+            if generic > adoptions.len() as u64 {
+                return abort(if adoptions.is_empty() {
+                    name_owned_by_generic(&refused, &new.name, &[])
+                } else {
+                    Error::NameTaken(format!(
+                        "{refused}: generic packages named '{}' were uploaded while adopting them; try again",
+                        new.name
+                    ))
+                });
             }
             if schema::experiments::name_taken(tx, project_id, &experiment_name)? {
                 return abort(Error::AlreadyExists(format!(
@@ -146,7 +174,7 @@ impl Registry {
                 created_at: at,
                 updated_at: at,
             };
-            let model = Model {
+            let mut model = Model {
                 id: model_id,
                 project_id,
                 name: new.name.clone(),
@@ -160,10 +188,60 @@ impl Registry {
                 updated_at: at,
             };
             schema::put::<Experiments>(tx, &experiment)?;
+            for adoption in &adoptions {
+                model.version_seq += 1;
+                adopt_in(tx, &experiment, &mut model, adoption)?;
+            }
             schema::put::<Models>(tx, &model)?;
             schema::tags::set(tx, TagOwner::Model(model_id), &new.tags)?;
             Ok(model)
         })
+    }
+
+    /// The generic packages a new model of this name adopts, oldest first; refused when one
+    /// of them is not a SemVer version (it could not be a model version).
+    fn adoptions(&self, project_id: u64, name: &str) -> Result<Vec<Adoption>> {
+        let packages = self.generic_packages_named(project_id, name)?;
+        let not_semver: Vec<String> = packages
+            .iter()
+            .filter(|p| {
+                semver_rules::parse_version(&p.version)
+                    .map(|v| v.to_string() != p.version)
+                    .unwrap_or(true)
+            })
+            .map(|p| format!("{name}/{}", p.version))
+            .collect();
+        if !not_semver.is_empty() {
+            let shown: Vec<&str> = not_semver.iter().take(10).map(String::as_str).collect();
+            return Err(Error::bad(format!(
+                "Model '{name}' cannot adopt the generic packages of its name: {} {} not a version that {}; delete those packages first",
+                shown.join(", "),
+                if not_semver.len() == 1 { "is" } else { "are" },
+                semver_rules::SEMVER_RULE
+            )));
+        }
+        packages
+            .into_iter()
+            .map(|package| {
+                Ok(Adoption {
+                    version: semver_rules::parse_version(&package.version)?,
+                    package,
+                    version_id: self.new_id()?,
+                    candidate_id: self.new_id()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Name ownership (DESIGN §2): a name with generic packages is not a model's.
+    fn check_name_is_not_generic(&self, project_id: u64, name: &str, refused: &str) -> Result<()> {
+        let generic = self.generic_packages_named(project_id, name)?;
+        if generic.is_empty() {
+            return Ok(());
+        }
+        let mut versions: Vec<String> = generic.into_iter().map(|p| p.version).collect();
+        versions.sort();
+        Err(name_owned_by_generic(refused, name, &versions))
     }
 
     pub fn model(&self, id: u64) -> Result<Model> {
@@ -360,6 +438,8 @@ impl Registry {
         if model.name == new_name {
             return Ok(model);
         }
+        let refused = format!("Model '{}' cannot be renamed to '{new_name}'", model.name);
+        self.check_name_is_not_generic(model.project_id, new_name, &refused)?;
         let new_experiment_name = format!("{MODEL_EXPERIMENT_PREFIX}{new_name}");
         let project_id = model.project_id;
         self.delete_listed(
@@ -376,7 +456,7 @@ impl Registry {
                 if schema::packages::count_named(tx, project_id, PackageType::Generic, new_name)?
                     > 0
                 {
-                    return abort(generic_name_conflict(new_name).into());
+                    return abort(name_owned_by_generic(&refused, new_name, &[]).into());
                 }
                 if schema::experiments::name_taken(tx, project_id, &new_experiment_name)? {
                     return abort(
@@ -466,6 +546,82 @@ impl Registry {
         }
         Ok(out)
     }
+}
+
+/// Makes a generic package the next version of a new model: the package becomes an `ml_model`
+/// package (same id, files and blobs; its indexes move with it) with a version and a candidate,
+/// as [`Registry::create_version`] would have made them.
+fn adopt_in(
+    tx: &dyn crate::store::meta::Txn,
+    experiment: &Experiment,
+    model: &mut Model,
+    adoption: &Adoption,
+) -> std::result::Result<(), crate::store::meta::TxError<Error>> {
+    let Some(package) = schema::packages::load(tx, adoption.package.id)? else {
+        return abort(Error::NameTaken(format!(
+            "the generic package {}/{} was deleted while adopting it; try again",
+            adoption.package.name, adoption.package.version
+        )));
+    };
+    if package.package_type != PackageType::Generic {
+        return abort(Error::NameTaken(format!(
+            "the package {}/{} changed while adopting it; try again",
+            package.name, package.version
+        )));
+    }
+    if schema::packages::load_by_identity(
+        tx,
+        package.project_id,
+        &package.name,
+        &package.version,
+        PackageType::MlModel,
+    )?
+    .is_some()
+    {
+        return abort(Error::AlreadyExists(format!(
+            "A package {}/{} already exists",
+            package.name, package.version
+        )));
+    }
+    let at = now();
+    let adopted = Package {
+        package_type: PackageType::MlModel,
+        updated_at: at,
+        ..package.clone()
+    };
+    schema::put::<Packages>(tx, &adopted)?;
+    let iid = schema::counters::next(tx, package.project_id, Sequence::CandidateIid)?;
+    let mut candidate = super::candidates::candidate_record(
+        adoption.candidate_id,
+        iid,
+        experiment,
+        package.creator_id,
+        &super::candidates::NewCandidate {
+            name: Some(package.version.clone()),
+            ..Default::default()
+        },
+    );
+    candidate.model_version_id = Some(adoption.version_id);
+    schema::put::<schema::candidates::Candidates>(tx, &candidate)?;
+    let version = ModelVersion {
+        id: adoption.version_id,
+        project_id: package.project_id,
+        model_id: model.id,
+        version: package.version.clone(),
+        seq: model.version_seq,
+        description: String::new(),
+        author_id: package.creator_id,
+        candidate_id: candidate.id,
+        package_id: package.id,
+        source: None,
+        source_run_id: None,
+        stage: None,
+        created_at: package.created_at,
+        updated_at: at,
+    };
+    schema::put::<schema::versions::Versions>(tx, &version)?;
+    super::versions::note_new_version(model, &adoption.version);
+    Ok(())
 }
 
 fn sort_models(models: &mut [Model], query: &ModelQuery) {

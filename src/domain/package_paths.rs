@@ -64,14 +64,20 @@ impl Registry {
         Ok(join_file_path(parts.path.as_deref(), &parts.file_name))
     }
 
-    /// Where an upload to a generic package path goes.
+    /// Where an upload to a generic package path goes. A model's name is the model's whoever
+    /// uploads (name ownership, DESIGN §2): even a caller who may not see the registry never
+    /// creates a generic package under it; the model upload's own check answers them.
     pub fn generic_destination(
         &self,
-        caller: &Caller,
         access: &ProjectAccess,
         parts: &GenericPath,
     ) -> Result<Destination> {
-        if let Some(model) = self.model_of_path(caller, access, &parts.name)? {
+        let model = match self.model_by_name(access.project.id, &parts.name) {
+            Ok(model) => Some(model),
+            Err(Error::NotFound(_)) => None,
+            Err(other) => return Err(other),
+        };
+        if let Some(model) = model {
             let file_name = Self::model_file_path(parts)?;
             return Ok(Destination::ModelVersion {
                 model,
@@ -96,7 +102,7 @@ impl Registry {
         parts: &GenericPath,
         incoming: IncomingFile,
     ) -> Result<PackageFile> {
-        match self.generic_destination(caller, access, parts)? {
+        match self.generic_destination(access, parts)? {
             Destination::Generic(target) => {
                 self.upload_generic(caller, access, target, incoming).await
             }

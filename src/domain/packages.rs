@@ -60,6 +60,43 @@ impl PackageOrder {
     }
 }
 
+/// The refusal of a model name that generic packages of the project use (DESIGN §2, name
+/// ownership), naming some of them.
+pub(crate) fn name_owned_by_generic(refused: &str, name: &str, versions: &[String]) -> Error {
+    let listed = match versions {
+        [] => String::new(),
+        [one] => format!(" ({name}/{one})"),
+        many => {
+            let shown: Vec<String> = many.iter().take(5).map(|v| format!("{name}/{v}")).collect();
+            let more = many.len().saturating_sub(5);
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!(" ({}{tail})", shown.join(", "))
+        }
+    };
+    Error::NameTaken(format!(
+        "{refused}: the package name '{name}' belongs to generic packages of this project{listed}. A package name is either generic packages or one model; delete those packages first, or have a Maintainer adopt them as versions (adopt_generic_packages)"
+    ))
+}
+
+/// The refusal of a new generic package under a model's name.
+pub(crate) fn name_owned_by_model(name: &str) -> Error {
+    Error::NameTaken(format!(
+        "The package name '{name}' belongs to the model '{name}' of this project: its uploads are model versions"
+    ))
+}
+
+/// A package the caller may not even see is not found, as packages of other projects are.
+fn hide_refusal(decision: Result<()>) -> Result<()> {
+    match decision {
+        Err(Error::NotFound(_)) => Err(Error::NotFound("Package")),
+        other => other,
+    }
+}
+
 /// A package with its files, listed before the transaction that removes them.
 pub(crate) struct PackageContents {
     package: Package,
@@ -137,6 +174,13 @@ impl Registry {
                 &target.version,
                 target.package_type,
             )?;
+            if existing.is_none()
+                && target.package_type == PackageType::Generic
+                && schema::models::name_taken(tx, project.id, &target.package_name)?
+            {
+                // A model of that name was created since the upload was routed.
+                return abort(name_owned_by_model(&target.package_name));
+            }
             let mut package = existing.unwrap_or_else(|| Package {
                 id: new_package_id,
                 project_id: project.id,
@@ -184,6 +228,28 @@ impl Registry {
             target.package_type,
         )?
         .ok_or(Error::NotFound("Package"))
+    }
+
+    /// The generic packages named `name` in a project, oldest first.
+    pub fn generic_packages_named(&self, project_id: u64, name: &str) -> Result<Vec<Package>> {
+        schema::packages::named(self.meta.as_ref(), project_id, PackageType::Generic, name)?
+            .into_iter()
+            .map(|id| self.package(project_id, id))
+            .collect()
+    }
+
+    /// A package of the project as the packages API shows it: 404 when the caller may not read
+    /// packages of its type (an `ml_model` package of a registry hidden from them).
+    pub fn visible_package(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        package_id: u64,
+    ) -> Result<Package> {
+        access.check(caller, Action::ReadPackages)?;
+        let package = self.package(access.project.id, package_id)?;
+        hide_refusal(access.check(caller, Action::read_packages_of(package.package_type)))?;
+        Ok(package)
     }
 
     pub fn package(&self, project_id: u64, package_id: u64) -> Result<Package> {
@@ -264,6 +330,20 @@ impl Registry {
         access.check(caller, Action::ReadPackages)?;
         let project_id = access.project.id;
         let status = filter.status.unwrap_or(PackageStatus::Default);
+        // `ml_model` packages are the registry's: hidden where the registry is hidden.
+        let models_visible = access
+            .check(caller, Action::read_packages_of(PackageType::MlModel))
+            .is_ok();
+        let mut filter = filter.clone();
+        if !models_visible {
+            match filter.package_type {
+                Some(PackageType::MlModel) => {
+                    return Ok(Page::keyed(Vec::new(), 0, page, None));
+                }
+                _ => filter.package_type = Some(PackageType::Generic),
+            }
+        }
+        let filter = &filter;
         let names = match (&filter.package_name, &filter.package_version) {
             (None, None) => None,
             _ => Some(self.matching_package_names(project_id, status, filter)?),
@@ -364,6 +444,7 @@ impl Registry {
     ) -> Result<()> {
         access.check(caller, Action::DeletePackages)?;
         let package = self.package(access.project.id, package_id)?;
+        hide_refusal(access.check(caller, Action::delete_packages_of(package.package_type)))?;
         self.remove_package(&package)
     }
 
@@ -403,6 +484,7 @@ impl Registry {
     ) -> Result<()> {
         access.check(caller, Action::DeletePackages)?;
         let package = self.package(access.project.id, package_id)?;
+        hide_refusal(access.check(caller, Action::delete_packages_of(package.package_type)))?;
         let file = self.package_file(file_id)?;
         if file.package_id != package.id {
             return Err(Error::NotFound("Package file"));

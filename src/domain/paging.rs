@@ -67,6 +67,20 @@ impl PageRequest {
     }
 }
 
+impl PageRequest {
+    /// Like [`PageRequest::new`], with a larger bound on `per_page` for listings of small
+    /// items (a metric's history).
+    pub fn up_to(page: Option<usize>, per_page: Option<usize>, max_per_page: usize) -> Self {
+        PageRequest {
+            page: page.unwrap_or(1).max(1),
+            per_page: per_page
+                .unwrap_or(Self::DEFAULT_PER_PAGE)
+                .clamp(1, max_per_page.max(1)),
+            keyset: None,
+        }
+    }
+}
+
 impl Default for PageRequest {
     fn default() -> Self {
         PageRequest::new(None, None)

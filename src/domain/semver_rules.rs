@@ -19,12 +19,19 @@ pub fn parse_version(raw: &str) -> Result<Version> {
 }
 
 /// The version that follows `latest` when none is given: a patch bump (`1.2.3` → `1.2.4`); a
-/// prerelease becomes its release (`2.0.0-rc.1` → `2.0.0`); the first version is `1.0.0`.
-pub fn next_patch(latest: Option<&Version>) -> Version {
+/// prerelease becomes its release (`2.0.0-rc.1` → `2.0.0`); the first version is `1.0.0`. A
+/// latest version whose patch number is the largest there is has no next patch: a 400 that names
+/// it, so that the caller gives a version explicitly (the bump never wraps around to `x.y.0`).
+pub fn next_patch(latest: Option<&Version>) -> Result<Version> {
     match latest {
-        None => Version::new(1, 0, 0),
-        Some(v) if !v.pre.is_empty() => Version::new(v.major, v.minor, v.patch),
-        Some(v) => Version::new(v.major, v.minor, v.patch + 1),
+        None => Ok(Version::new(1, 0, 0)),
+        Some(v) if !v.pre.is_empty() => Ok(Version::new(v.major, v.minor, v.patch)),
+        Some(v) => match v.patch.checked_add(1) {
+            Some(patch) => Ok(Version::new(v.major, v.minor, patch)),
+            None => Err(Error::bad(format!(
+                "the latest version {v} has the largest possible patch number, so no next version can be chosen automatically: give the version explicitly"
+            ))),
+        },
     }
 }
 
@@ -248,10 +255,15 @@ mod tests {
 
     #[test]
     fn patch_bump() {
-        assert_eq!(next_patch(None), v("1.0.0"));
-        assert_eq!(next_patch(Some(&v("1.2.3"))), v("1.2.4"));
-        assert_eq!(next_patch(Some(&v("1.2.3+b.1"))), v("1.2.4"));
-        assert_eq!(next_patch(Some(&v("2.0.0-rc.1"))), v("2.0.0"));
+        let next = |latest: Option<&str>| next_patch(latest.map(v).as_ref()).map(|n| n.to_string());
+        assert_eq!(next(None).unwrap(), "1.0.0");
+        assert_eq!(next(Some("1.2.3")).unwrap(), "1.2.4");
+        assert_eq!(next(Some("1.2.3+b.1")).unwrap(), "1.2.4");
+        assert_eq!(next(Some("2.0.0-rc.1")).unwrap(), "2.0.0");
+        let max = format!("1.0.{}", u64::MAX);
+        assert_eq!(next(Some(&format!("{max}-rc.1"))).unwrap(), max);
+        let overflow = next(Some(&max)).unwrap_err().to_string();
+        assert!(overflow.contains(&max), "{overflow}");
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn outranks(candidate: &Version, current: Option<&String>) -> bool {
 }
 
 /// Keeps a model's latest version and latest release as a version joins.
-fn note_new_version(model: &mut Model, version: &Version) {
+pub(crate) fn note_new_version(model: &mut Model, version: &Version) {
     let text = version.to_string();
     if outranks(version, model.latest_version.as_ref()) {
         model.latest_version = Some(text.clone());
@@ -296,7 +296,10 @@ impl Registry {
                         .latest_version
                         .as_deref()
                         .and_then(|v| Version::parse(v).ok());
-                    semver_rules::next_patch(latest.as_ref())
+                    match semver_rules::next_patch(latest.as_ref()) {
+                        Ok(next) => next,
+                        Err(refused) => return abort(refused),
+                    }
                 }
             };
             let version_text = version.to_string();

@@ -221,6 +221,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Entries whose key starts with `prefix` and lies strictly after `after` in the scan's
     /// direction (forward: keys above `after`; `reverse`: keys below it).
     fn scan_after(&self, table: Table, prefix: &[u8], after: &[u8], reverse: bool) -> KvIter<'_>;
+    /// Entries whose key starts with `prefix` and is at least `start`, in key order: a seek.
+    fn scan_from(&self, table: Table, prefix: &[u8], start: &[u8]) -> KvIter<'_>;
     /// Removes every entry of a table (upgrades rebuilding an index; not transactional).
     fn clear(&self, table: Table) -> Result<(), StoreError>;
     /// Removes a table of an earlier layout, if it exists.

@@ -139,6 +139,21 @@ impl MetaStore for SledMeta {
         }
     }
 
+    fn scan_from(&self, table: Table, prefix: &[u8], start: &[u8]) -> KvIter<'_> {
+        use std::ops::Bound;
+        let lower = if start < prefix { prefix } else { start };
+        let upper = prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        if let Bound::Excluded(end) = &upper {
+            if lower >= end.as_slice() {
+                return Box::new(std::iter::empty());
+            }
+        }
+        entries(
+            self.tree(table)
+                .range::<Vec<u8>, _>((Bound::Included(lower.to_vec()), upper)),
+        )
+    }
+
     fn clear(&self, table: Table) -> Result<(), StoreError> {
         self.tree(table).clear().map_err(engine)
     }

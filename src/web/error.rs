@@ -55,6 +55,7 @@ impl WebError {
                 ),
                 Error::Denied(reason) => (StatusCode::FORBIDDEN, reason.clone()),
                 Error::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, error.to_string()),
+                Error::NameTaken(message) => (StatusCode::CONFLICT, message.clone()),
                 Error::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, error.to_string()),
                 Error::Store(_) | Error::Blob(_) => {
                     tracing::error!(%error, "web page failed");

@@ -48,6 +48,7 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
             json!({ "error": error.to_string() }),
         ),
         Error::AlreadyExists(message) => (StatusCode::BAD_REQUEST, json!({ "message": message })),
+        Error::NameTaken(message) => (StatusCode::CONFLICT, json!({ "message": message })),
         Error::BadRequest(_)
         | Error::TooLarge
         | Error::DuplicateNotAllowed

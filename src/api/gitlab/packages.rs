@@ -64,10 +64,10 @@ pub async fn show(
     Path((id, package_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let access = state.registry.project_for(&caller, &id)?;
-    access.check(&caller, Action::ReadPackages)?;
-    let package = state
-        .registry
-        .package(access.project.id, parse_id(&package_id, "Package")?)?;
+    let package =
+        state
+            .registry
+            .visible_package(&caller, &access, parse_id(&package_id, "Package")?)?;
     Ok(Json(views::package(
         &package,
         &access.project,
@@ -99,10 +99,10 @@ pub async fn files(
     params: Params,
 ) -> ApiResult<Response> {
     let access = state.registry.project_for(&caller, &id)?;
-    access.check(&caller, Action::ReadPackages)?;
-    let package = state
-        .registry
-        .package(access.project.id, parse_id(&package_id, "Package")?)?;
+    let package =
+        state
+            .registry
+            .visible_package(&caller, &access, parse_id(&package_id, "Package")?)?;
     let page = PageRequest::new(params.usize("page")?, params.usize("per_page")?);
     let files = state
         .registry

@@ -124,7 +124,7 @@ fn domain_shape(error: &Error) -> (StatusCode, &'static str, String) {
             "PERMISSION_DENIED",
             format!("Permission denied: {reason}"),
         ),
-        Error::AlreadyExists(message) => (
+        Error::AlreadyExists(message) | Error::NameTaken(message) => (
             StatusCode::BAD_REQUEST,
             "RESOURCE_ALREADY_EXISTS",
             message.clone(),

@@ -76,7 +76,10 @@ pub async fn create_model(
         name: name.clone(),
         description: params.str("description")?,
         tags: params.key_values("tags")?,
+        adopt_generic_packages: false,
     };
+    // A name taken by generic packages answers RESOURCE_ALREADY_EXISTS with the domain's message,
+    // which names the conflict (the error mapping does that).
     let model = match state.registry.create_model(&ctx.caller, &ctx.access, new) {
         Err(Error::AlreadyExists(_)) => {
             return Err(MlflowError::already_exists(format!(

@@ -9,6 +9,7 @@ use super::experiments::by_mlflow_id;
 use super::request::{metric, MlflowParams};
 use super::search::{self, FieldKind, FieldValue};
 use super::{empty, views, Ctx};
+use crate::domain::access::Action;
 use crate::domain::candidates::{CandidateChanges, LogBatch, NewCandidate, RunOrder};
 use crate::domain::ml_records::{Candidate, KeyValue, Lifecycle, RunStatus, TagOwner};
 use crate::domain::paging::PageRequest;
@@ -234,23 +235,26 @@ pub async fn delete_tag(
     Ok(empty())
 }
 
-/// `runs/log-inputs`: datasets are accepted and not kept.
+/// `runs/log-inputs`: datasets are accepted and not kept. It is still a write to the run, so the
+/// caller must be allowed to write runs, as for every other write.
 pub async fn log_inputs(
     State(state): State<AppState>,
     ctx: Ctx,
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
     run_of(&state.registry, &ctx, &params)?;
+    ctx.access.check(&ctx.caller, Action::WriteRegistry)?;
     Ok(empty())
 }
 
-/// `runs/outputs`: which logged models a run produced; each must exist.
+/// `runs/outputs`: which logged models a run produced; each must exist. A write, like log-inputs.
 pub async fn log_outputs(
     State(state): State<AppState>,
     ctx: Ctx,
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
     run_of(&state.registry, &ctx, &params)?;
+    ctx.access.check(&ctx.caller, Action::WriteRegistry)?;
     if let Some(Value::Array(models)) = params.0.get("models") {
         for model in models {
             if let Some(id) = model.get("model_id").and_then(Value::as_str) {
@@ -324,7 +328,7 @@ pub async fn metric_history(
     .with_size(max);
     let (history, next) = state
         .registry
-        .metric_history_page(candidate.id, &key, request)?;
+        .metric_history_after(candidate.id, &key, request)?;
     Ok(search::listing(
         "metrics",
         history.iter().map(views::metric).collect(),

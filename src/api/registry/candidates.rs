@@ -159,6 +159,55 @@ pub async fn show(
     Ok(Json(views::candidate(registry, &candidate)?))
 }
 
+/// The page of a metric's history a client asks for.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryPage {
+    /// 1-based page number.
+    pub page: Option<usize>,
+    /// Values per page, 1 to 1000 (default 20).
+    pub per_page: Option<usize>,
+}
+
+/// The most values a page of a metric's history holds.
+pub const MAX_HISTORY_PER_PAGE: usize = 1000;
+
+/// One metric's logged values, by step then timestamp, a page at a time (GitLab's pagination
+/// headers, `X-Total` is the number of values logged). A candidate's JSON holds only the first
+/// values of each metric; this is where the rest is. For a model version, use its `candidate_iid`.
+#[utoipa::path(get, path = "/api/v4/projects/{id}/ml/candidates/{iid}/metrics/{key}/history", tag = "candidates",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("iid" = u64, Path, description = "Per-project candidate iid"),
+           ("key" = String, Path, description = "The metric's name, URL-encoded"), HistoryPage),
+    responses(
+        (status = 200, description = "A page of values, with GitLab's pagination headers", body = [views::MetricView]),
+        (status = 400, body = ErrorView), (status = 401, body = ErrorView),
+        (status = 404, description = "No such candidate, or no such metric logged to it", body = ErrorView)))]
+pub async fn metric_history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+    QueryParams(query): QueryParams<HistoryPage>,
+) -> ApiResult<Response> {
+    let registry = &state.registry;
+    let access = registry.project_for_action(&caller, path.project(), Action::ReadRegistry)?;
+    let candidate =
+        registry.candidate_by_iid(access.project.id, path.number("iid", "Candidate")?)?;
+    let page = registry.metric_history_page(
+        candidate.id,
+        path.get("key"),
+        PageRequest::up_to(query.page, query.per_page, MAX_HISTORY_PER_PAGE),
+    )?;
+    if page.total == 0 {
+        return Err(crate::domain::Error::NotFound("Metric").into());
+    }
+    listing(&state, &headers, &uri, page, |point| {
+        Ok(views::metric(point))
+    })
+}
+
 /// Deletes a candidate (Reporter and above); a version's candidate → 400.
 #[utoipa::path(delete, path = "/api/v4/projects/{id}/ml/candidates/{iid}", tag = "candidates",
     params(("id" = String, Path, description = "Project id or URL-encoded path"),

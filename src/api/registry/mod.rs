@@ -68,6 +68,10 @@ pub fn router() -> Router<AppState> {
             get(candidates::show).delete(candidates::delete),
         )
         .route(&at("candidates/{iid}/promote"), post(candidates::promote))
+        .route(
+            &at("candidates/{iid}/metrics/{key}/history"),
+            get(candidates::metric_history),
+        )
 }
 
 /// The page a listing asks for.

@@ -72,6 +72,11 @@ pub struct CreateModel {
     description: Option<String>,
     #[serde(default)]
     metadata: Vec<MetadataView>,
+    /// Maintainers only: turn the generic packages named `name` into the new model's versions
+    /// (one transaction; every version must be SemVer). Without it, a name that has generic
+    /// packages is refused with 409.
+    #[serde(default)]
+    adopt_generic_packages: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -129,14 +134,16 @@ pub async fn list(
     })
 }
 
-/// Creates a model (Reporter and above), with its experiment `[model]<name>`.
+/// Creates a model (Reporter and above), with its experiment `[model]<name>`. A name that has
+/// generic packages in the project is refused (409) unless a Maintainer adopts them.
 #[utoipa::path(post, path = "/api/v4/projects/{id}/ml/models", tag = "models",
     params(("id" = String, Path, description = "Project id or URL-encoded path")),
     request_body = CreateModel,
     responses(
         (status = 201, body = ModelView),
         (status = 400, body = ErrorView), (status = 401, body = ErrorView),
-        (status = 403, body = ErrorView), (status = 404, body = ErrorView)))]
+        (status = 403, body = ErrorView), (status = 404, body = ErrorView),
+        (status = 409, description = "The name belongs to generic packages", body = ErrorView)))]
 pub async fn create(
     State(state): State<AppState>,
     GitlabCaller(caller): GitlabCaller,
@@ -152,6 +159,7 @@ pub async fn create(
             name: body.name,
             description: body.description,
             tags: key_values(body.metadata),
+            adopt_generic_packages: body.adopt_generic_packages,
         },
     )?;
     registry.persist().await?;

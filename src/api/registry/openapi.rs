@@ -20,7 +20,7 @@ use super::{candidates, experiments, models, versions};
         versions::delete,
         experiments::list, experiments::show, experiments::delete,
         candidates::list, candidates::create, candidates::show, candidates::delete,
-        candidates::promote,
+        candidates::promote, candidates::metric_history,
     ),
     components(schemas(models::ModelOrderBy, models::Sort)),
     modifiers(&Credentials),

@@ -151,8 +151,11 @@ pub struct RunData {
     pub params: Vec<ParamView>,
     /// The latest value of each metric.
     pub metrics: Vec<MetricView>,
-    /// Every logged value, by key then step.
+    /// The first values of each metric (at most 100 per metric), by key then step. A longer
+    /// history continues at `GET /ml/candidates/{iid}/metrics/{key}/history`.
     pub metric_history: Vec<MetricView>,
+    /// The metrics whose history has more values than `metric_history` holds.
+    pub metric_history_truncated: Vec<String>,
     pub metadata: Vec<MetadataView>,
     pub files: Vec<FileView>,
 }
@@ -322,6 +325,9 @@ pub fn candidate_brief(
     }
 }
 
+/// How many values of each metric a candidate's or version's JSON holds.
+pub const HISTORY_PREVIEW: usize = 100;
+
 /// Params, metrics, metadata and package files of a candidate.
 pub fn run_data(
     registry: &Registry,
@@ -329,6 +335,7 @@ pub fn run_data(
     package: (&str, &str),
     files: &[PackageFile],
 ) -> Result<RunData> {
+    let (history, truncated) = registry.metric_history_preview(candidate.id, HISTORY_PREVIEW)?;
     Ok(RunData {
         params: registry
             .params(candidate.id)?
@@ -343,11 +350,8 @@ pub fn run_data(
             .iter()
             .map(metric)
             .collect(),
-        metric_history: registry
-            .metric_history(candidate.id, None)?
-            .iter()
-            .map(metric)
-            .collect(),
+        metric_history: history.iter().map(metric).collect(),
+        metric_history_truncated: truncated,
         metadata: metadata(registry.tags(TagOwner::Candidate(candidate.id))?),
         files: files
             .iter()

@@ -30,6 +30,14 @@ fn history_key(candidate_id: u64, point: &MetricPoint) -> Vec<u8> {
         .build()
 }
 
+fn count_key(candidate_id: u64, name: &str) -> Vec<u8> {
+    key()
+        .str("metric_points")
+        .id(candidate_id)
+        .str(name)
+        .build()
+}
+
 fn latest_key(candidate_id: u64, name: &str) -> Vec<u8> {
     key().id(candidate_id).str(name).build()
 }
@@ -99,12 +107,14 @@ pub fn log(tx: &dyn Txn, run: Run, points: &[MetricPoint]) -> Result<(), TxFail>
         return Ok(());
     }
     let mut newest: HashMap<&str, &MetricPoint> = HashMap::new();
+    let mut added: HashMap<&str, i64> = HashMap::new();
     for point in points {
-        tx.put(
-            Table::Metrics,
-            &history_key(run.candidate_id, point),
-            &encode(point),
-        )?;
+        let row = history_key(run.candidate_id, point);
+        // The same point twice is kept once (MLflow's rule) and counted once.
+        if tx.get(Table::Metrics, &row)?.is_none() {
+            tx.put(Table::Metrics, &row, &encode(point))?;
+            *added.entry(point.key.as_str()).or_default() += 1;
+        }
         newest
             .entry(point.key.as_str())
             .and_modify(|best| {
@@ -113,6 +123,9 @@ pub fn log(tx: &dyn Txn, run: Run, points: &[MetricPoint]) -> Result<(), TxFail>
                 }
             })
             .or_insert(point);
+    }
+    for (name, n) in added {
+        super::add_to_count(tx, &count_key(run.candidate_id, name), n)?;
     }
     for (name, point) in newest {
         let latest = latest_key(run.candidate_id, name);
@@ -179,6 +192,73 @@ pub fn history_page(
     Ok((points, page.next))
 }
 
+/// How many points of one metric are recorded (a kept count).
+pub fn count_of(meta: &dyn MetaStore, candidate_id: u64, name: &str) -> Result<usize, StoreError> {
+    super::count(meta, &count_key(candidate_id, name))
+}
+
+/// The first `take` points of one metric, in step order, and whether it has more.
+pub fn head(
+    meta: &dyn MetaStore,
+    candidate_id: u64,
+    name: &str,
+    take: usize,
+) -> Result<(Vec<MetricPoint>, bool), StoreError> {
+    let (points, next) = history_page(meta, candidate_id, name, &Seek::Offset(0), take)?;
+    Ok((points, next.is_some()))
+}
+
+/// About `max_points` points of one metric spread evenly over its history by position in the
+/// step order, always with the first and the last: what a chart draws. The kept count says how
+/// many points there are; each sample is one seek, so a long history is not read.
+pub fn sample(
+    meta: &dyn MetaStore,
+    candidate_id: u64,
+    name: &str,
+    max_points: usize,
+) -> Result<Vec<MetricPoint>, StoreError> {
+    let max_points = max_points.max(2);
+    let total = count_of(meta, candidate_id, name)?;
+    let prefix = latest_key(candidate_id, name);
+    if total <= max_points {
+        return history(meta, candidate_id, Some(name));
+    }
+    // Positions are by step then timestamp: sample the step/timestamp range evenly.
+    let first = meta.scan(Table::Metrics, &prefix).next().transpose()?;
+    let last = meta.scan_rev(Table::Metrics, &prefix).next().transpose()?;
+    let (Some((first_key, first_value)), Some((last_key, last_value))) = (first, last) else {
+        return Ok(Vec::new());
+    };
+    let position = |k: &[u8]| -> u128 {
+        let mut bytes = [0u8; 16];
+        if let Some(order) = k.get(prefix.len()..prefix.len() + 16) {
+            bytes.copy_from_slice(order);
+        }
+        u128::from_be_bytes(bytes)
+    };
+    let start = position(&first_key);
+    let span = position(&last_key).saturating_sub(start);
+    let parts = (max_points - 1) as u128;
+    let mut out = vec![decode_row(&first_key, &first_value)?];
+    let mut previous = first_key.clone();
+    for i in 1..parts {
+        let target = start + span / parts * i + span % parts * i / parts;
+        let mut from = prefix.clone();
+        from.extend_from_slice(&target.to_be_bytes());
+        let Some(entry) = meta.scan_from(Table::Metrics, &prefix, &from).next() else {
+            break;
+        };
+        let (k, v) = entry?;
+        if k == previous || k >= last_key {
+            continue;
+        }
+        out.push(decode_row(&k, &v)?);
+        previous = k;
+    }
+    out.push(decode_row(&last_key, &last_value)?);
+    Ok(out)
+}
+
 /// Whether a cursor is a key of one metric's history.
 pub fn history_cursor_fits(candidate_id: u64, name: &str, cursor: &[u8]) -> bool {
     cursor.starts_with(&latest_key(candidate_id, name))
@@ -238,6 +318,13 @@ pub struct Owned {
     latest: Vec<MetricPoint>,
 }
 
+impl Owned {
+    /// The names of the metrics (their counts go with them).
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.latest.iter().map(|p| p.key.as_str())
+    }
+}
+
 pub fn owned(meta: &dyn MetaStore, candidate_id: u64) -> Result<Owned, StoreError> {
     let history = meta
         .scan_keys(Table::Metrics, &id_key(candidate_id))
@@ -252,6 +339,9 @@ pub fn owned(meta: &dyn MetaStore, candidate_id: u64) -> Result<Owned, StoreErro
 pub fn purge(tx: &dyn Txn, run: Run, owned: &Owned) -> Result<(), TxFail> {
     for k in &owned.history {
         tx.delete(Table::Metrics, k)?;
+    }
+    for name in owned.names() {
+        tx.delete(Table::Counts, &count_key(run.candidate_id, name))?;
     }
     for point in &owned.latest {
         tx.delete(

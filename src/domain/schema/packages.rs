@@ -241,6 +241,29 @@ pub fn count_named(
         .unwrap_or(0))
 }
 
+/// The ids of a project's packages of one type named `name`, any status, oldest first.
+pub fn named(
+    meta: &dyn MetaStore,
+    project_id: u64,
+    package_type: PackageType,
+    name: &str,
+) -> Result<Vec<u64>, StoreError> {
+    let mut ids = Vec::new();
+    for status in [PackageStatus::Default, PackageStatus::Hidden] {
+        let prefix = key()
+            .raw(&listing_prefix(project_id, status, package_type))
+            .str(name)
+            .build();
+        for entry in meta.scan(Table::PackagesByNameOrder, &prefix) {
+            if let Some(id) = super::trailing_id(&entry?.0) {
+                ids.push(id);
+            }
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// Every package id of a project (for deleting the project).
 pub fn ids_of(meta: &dyn MetaStore, project_id: u64) -> Result<Vec<u64>, StoreError> {
     meta.scan(Table::PackagesByProject, &id_key(project_id))

@@ -7,7 +7,7 @@ use axum::response::Response;
 use maud::html;
 
 use super::models::{is_input_error, status_badge};
-use super::run_details::{ci_section, files_table, key_value_table, metric_charts};
+use super::run_details::{ci_section, files_table, key_value_table, metric_charts, CHART_POINTS};
 use super::{see_other, user_name, Ctx};
 use crate::domain::ml_records::{Candidate, TagOwner};
 use crate::domain::{semver_rules, Error};
@@ -43,7 +43,8 @@ fn render(
     };
     let params = registry.params(candidate.id)?;
     let tags = registry.tags(TagOwner::Candidate(candidate.id))?;
-    let history = registry.metric_history(candidate.id, None)?;
+    // Charts draw a thinned series, read by seeking: bounded work however much was logged.
+    let history = registry.metric_series(candidate.id, CHART_POINTS)?;
     let url = candidate_url(ctx, candidate);
     let title = if candidate.name.is_empty() {
         format!("Candidate {}", candidate.iid)
@@ -58,7 +59,9 @@ fn render(
                 .latest_version
                 .as_deref()
                 .and_then(|v| semver::Version::parse(v).ok());
-            semver_rules::next_patch(highest.as_ref()).to_string()
+            semver_rules::next_patch(highest.as_ref())
+                .map(|v| v.to_string())
+                .unwrap_or_default()
         }
         _ => String::new(),
     };

@@ -54,8 +54,19 @@ const SORTS: [(&str, &str, ModelOrder, bool); 4] = [
 pub fn is_input_error(error: &Error) -> bool {
     matches!(
         error,
-        Error::InvalidParam { .. } | Error::BadRequest(_) | Error::AlreadyExists(_)
+        Error::InvalidParam { .. }
+            | Error::BadRequest(_)
+            | Error::AlreadyExists(_)
+            | Error::NameTaken(_)
     )
+}
+
+/// The status a form shown again with an input error answers with.
+pub fn input_error_status(error: &Error) -> StatusCode {
+    match error {
+        Error::NameTaken(_) => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_REQUEST,
+    }
 }
 
 pub fn version_badges(version: &ModelVersion, latest: bool) -> Markup {
@@ -248,6 +259,7 @@ pub async fn create(ctx: &Ctx<'_>, request: Request) -> WebResult<Response> {
             name: name.clone(),
             description: Some(description.clone()),
             tags: Vec::new(),
+            adopt_generic_packages: false,
         },
     );
     match created {
@@ -256,7 +268,7 @@ pub async fn create(ctx: &Ctx<'_>, request: Request) -> WebResult<Response> {
             Ok(see_other(&ctx.ml(&format!("models/{}", model.id))))
         }
         Err(error) if is_input_error(&error) => Ok(layout::respond(
-            StatusCode::BAD_REQUEST,
+            input_error_status(&error),
             new_model_page(ctx, &name, &description, Some(&error.to_string())),
         )),
         Err(error) => Err(error.into()),

@@ -72,6 +72,10 @@ pub fn key_value_table(id: &str, entries: &[KeyValue], empty: &str) -> Markup {
 }
 
 /// One chart per metric key, over its steps.
+/// How many values of a metric a chart reads and draws, at most (about: the first and last
+/// always, the rest sampled evenly over the steps).
+pub const CHART_POINTS: usize = 500;
+
 pub fn metric_charts(history: &[MetricPoint]) -> Markup {
     let mut by_key: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
     for point in history {

@@ -8,7 +8,7 @@ use futures_util::TryStreamExt;
 use maud::{html, Markup};
 
 use super::models::{is_input_error, version_badges};
-use super::run_details::{ci_section, files_table, key_value_table, metric_charts};
+use super::run_details::{ci_section, files_table, key_value_table, metric_charts, CHART_POINTS};
 use super::{see_other, user_name, Ctx};
 use crate::domain::ml_records::{Model, ModelVersion, TagOwner};
 use crate::domain::models::{ModelFileOwner, NewVersion, MAX_DESCRIPTION};
@@ -46,7 +46,10 @@ fn new_version_page(
         .latest_version
         .as_deref()
         .and_then(|v| semver::Version::parse(v).ok());
-    let suggested = semver_rules::next_patch(highest.as_ref()).to_string();
+    // No suggestion when the latest has no next patch (the largest patch number).
+    let suggested = semver_rules::next_patch(highest.as_ref())
+        .map(|v| v.to_string())
+        .unwrap_or_default();
     let body = html! {
         div.page-head { div { h1 { "New version of " (model.name) } } }
         form.form method="post" action=(format!("{model_url}/versions")) enctype="multipart/form-data" {
@@ -262,7 +265,8 @@ pub fn show(ctx: &Ctx, model_id: u64, version_id: u64) -> WebResult<Response> {
     let files = registry.version_files(&version)?;
     let params = registry.params(candidate.id)?;
     let metadata = registry.tags(TagOwner::Version(version.id))?;
-    let history = registry.metric_history(candidate.id, None)?;
+    // Charts draw a thinned series, read by seeking: bounded work however much was logged.
+    let history = registry.metric_series(candidate.id, CHART_POINTS)?;
     let url = version_url(ctx, &model, &version);
     let model_url = ctx.ml(&format!("models/{}", model.id));
     let author = user_name(registry, version.author_id);
