@@ -14,9 +14,24 @@ use crate::domain::{Limits, Registry};
 use crate::server::open_registry;
 use crate::store::blobs::BlobLocation;
 
-fn open(data_dir: &Path) -> anyhow::Result<Registry> {
+/// Runs an admin command (anything but `serve`).
+pub async fn run(data_dir: &Path, command: crate::config::Command) -> anyhow::Result<()> {
+    use crate::config::Command;
+    match command {
+        Command::Serve(_) => bail!("serve is not an admin command"),
+        Command::User(c) => user(data_dir, c).await,
+        Command::Token(c) => token(data_dir, c).await,
+        Command::Project(c) => project(data_dir, c).await,
+        Command::Member(c) => member(data_dir, c).await,
+        Command::Gc => gc(data_dir).await,
+        Command::Verify => verify(data_dir).await,
+        Command::Backup { dest } => backup(data_dir, &dest).await,
+    }
+}
+
+async fn open(data_dir: &Path) -> anyhow::Result<Registry> {
     let registry = open_registry(data_dir, Limits::default(), 16)?;
-    registry.bootstrap_root(None)?;
+    registry.bootstrap_root(None).await?;
     Ok(registry)
 }
 
@@ -36,8 +51,8 @@ fn as_admin(registry: &Registry, username: &str) -> anyhow::Result<Caller> {
     ))
 }
 
-pub fn user(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
-    let registry = open(data_dir)?;
+pub async fn user(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
+    let registry = open(data_dir).await?;
     match command {
         UserCommand::Create {
             username,
@@ -46,13 +61,15 @@ pub fn user(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
             password,
             admin,
         } => {
-            let user = registry.create_user(NewUser {
-                username: &username,
-                name: &name,
-                email: email.as_deref(),
-                password: password.as_ref().map(|p| p.0.as_str()),
-                admin,
-            })?;
+            let user = registry
+                .create_user(NewUser {
+                    username: &username,
+                    name: &name,
+                    email: email.as_deref(),
+                    password: password.as_ref().map(|p| p.0.as_str()),
+                    admin,
+                })
+                .await?;
             println!("created user {} (id {})", user.username, user.id);
         }
         UserCommand::List => {
@@ -71,8 +88,8 @@ pub fn user(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn token(data_dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
-    let registry = open(data_dir)?;
+pub async fn token(data_dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
+    let registry = open(data_dir).await?;
     match command {
         TokenCommand::Create {
             username,
@@ -95,12 +112,14 @@ pub fn token(data_dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
                         .context("expires_at: YYYY-MM-DD")
                 })
                 .transpose()?;
-            let issued = registry.create_token(user.id, &name, &scopes, expires_at)?;
+            let issued = registry
+                .create_token(user.id, &name, &scopes, expires_at)
+                .await?;
             println!("{}", issued.secret);
             eprintln!("token id {} for {}", issued.token.id, user.username);
         }
         TokenCommand::Revoke { id } => {
-            registry.revoke_token(id)?;
+            registry.revoke_token(id).await?;
             println!("revoked token {id}");
         }
         TokenCommand::List { username } => {
@@ -123,8 +142,8 @@ pub fn token(data_dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn project(data_dir: &Path, command: ProjectCommand) -> anyhow::Result<()> {
-    let registry = open(data_dir)?;
+pub async fn project(data_dir: &Path, command: ProjectCommand) -> anyhow::Result<()> {
+    let registry = open(data_dir).await?;
     match command {
         ProjectCommand::Create {
             path_with_namespace,
@@ -136,16 +155,18 @@ pub fn project(data_dir: &Path, command: ProjectCommand) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow!("give the project as namespace/path"))?;
             let visibility = Visibility::parse(&visibility)
                 .ok_or_else(|| anyhow!("visibility is public, internal or private"))?;
-            let project = registry.create_project(
-                &as_admin(&registry, &owner)?,
-                NewProject {
-                    name: Some(path.to_string()),
-                    path: Some(path.to_string()),
-                    namespace: Some(namespace.to_string()),
-                    visibility: Some(visibility),
-                    ..NewProject::default()
-                },
-            )?;
+            let project = registry
+                .create_project(
+                    &as_admin(&registry, &owner)?,
+                    NewProject {
+                        name: Some(path.to_string()),
+                        path: Some(path.to_string()),
+                        namespace: Some(namespace.to_string()),
+                        visibility: Some(visibility),
+                        ..NewProject::default()
+                    },
+                )
+                .await?;
             println!(
                 "created project {} (id {})",
                 project.path_with_namespace(),
@@ -167,8 +188,8 @@ pub fn project(data_dir: &Path, command: ProjectCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<()> {
-    let registry = open(data_dir)?;
+pub async fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<()> {
+    let registry = open(data_dir).await?;
     let root = as_admin(&registry, "root")?;
     match command {
         MemberCommand::Add {
@@ -182,7 +203,9 @@ pub fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<()> {
             let user = registry
                 .user_by_name(&username)
                 .map_err(|_| anyhow!("no user named {username}"))?;
-            registry.set_member(&root, &access, user.id, level, None)?;
+            registry
+                .set_member(&root, &access, user.id, level, None)
+                .await?;
             registry.persist_blocking()?;
             println!(
                 "{} is now {:?} of {}",
@@ -196,7 +219,7 @@ pub fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<()> {
             let user = registry
                 .user_by_name(&username)
                 .map_err(|_| anyhow!("no user named {username}"))?;
-            registry.remove_member(&root, &access, user.id)?;
+            registry.remove_member(&root, &access, user.id).await?;
             registry.persist_blocking()?;
             println!(
                 "{} is no longer a member of {}",
@@ -208,8 +231,8 @@ pub fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn gc(data_dir: &Path) -> anyhow::Result<()> {
-    let registry = open(data_dir)?;
+pub async fn gc(data_dir: &Path) -> anyhow::Result<()> {
+    let registry = open(data_dir).await?;
     let report = registry.gc()?;
     println!(
         "gc: kept {} blobs, removed {} ({} bytes freed)",
@@ -218,8 +241,8 @@ pub fn gc(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn verify(data_dir: &Path) -> anyhow::Result<()> {
-    let registry = open(data_dir)?;
+pub async fn verify(data_dir: &Path) -> anyhow::Result<()> {
+    let registry = open(data_dir).await?;
     let report = registry.verify()?;
     for sha in &report.corrupt {
         println!("CORRUPT blob {sha}: its content no longer matches its sha256");
@@ -242,14 +265,14 @@ pub fn verify(data_dir: &Path) -> anyhow::Result<()> {
 /// A cold backup: while this process holds the metadata lock (so no server writes), the flushed
 /// sled files and every blob a file record references are copied and fsynced into `dest`; then
 /// the copy is opened and verified like `verify` would. Unreferenced blobs are left behind.
-pub fn backup(data_dir: &Path, dest: &Path) -> anyhow::Result<()> {
+pub async fn backup(data_dir: &Path, dest: &Path) -> anyhow::Result<()> {
     if dest.exists() && dest.read_dir()?.next().is_some() {
         bail!(
             "{} is not empty; back up into a new directory",
             dest.display()
         );
     }
-    let registry = open(data_dir)?;
+    let registry = open(data_dir).await?;
     registry.persist_blocking()?;
     let meta_files = copy_dir(&data_dir.join("meta"), &dest.join("meta"))?;
     let mut blobs = 0u64;

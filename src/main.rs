@@ -37,12 +37,10 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(server::serve(&cli.data_dir, args))
         }
-        Command::User(c) => admin::user(&cli.data_dir, c),
-        Command::Token(c) => admin::token(&cli.data_dir, c),
-        Command::Project(c) => admin::project(&cli.data_dir, c),
-        Command::Member(c) => admin::member(&cli.data_dir, c),
-        Command::Gc => admin::gc(&cli.data_dir),
-        Command::Verify => admin::verify(&cli.data_dir),
-        Command::Backup { dest } => admin::backup(&cli.data_dir, &dest),
+        command => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            // Admin commands write through the same durable path as the server.
+            .block_on(admin::run(&cli.data_dir, command)),
     }
 }

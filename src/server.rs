@@ -103,7 +103,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     warn_if_exposed(data_dir);
     let registry = open_registry(data_dir, limits, args.cache_mb)?;
     let root_token = args.root_token.as_ref().map(|s| s.0.as_str());
-    if let Some(secret) = registry.bootstrap_root(root_token)? {
+    if let Some(secret) = registry.bootstrap_root(root_token).await? {
         let path = data_dir.join("initial_root_token");
         write_secret_file(&path, &secret)?;
         println!(
@@ -113,7 +113,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(password) = &args.root_password {
         let root = registry.user_by_name("root")?;
-        registry.set_password(root.id, &password.0)?;
+        registry.set_password(root.id, &password.0).await?;
     }
     registry.persist_blocking()?;
 

@@ -22,11 +22,12 @@ struct Fixture {
     access: ProjectAccess,
 }
 
-fn fixture() -> Fixture {
+async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let registry = Arc::new(open_registry(dir.path(), Limits::default(), 8).unwrap());
     registry
         .bootstrap_root(Some("root-token-for-domain-tests"))
+        .await
         .unwrap();
     let root = Caller::from_user(registry.user_by_name("root").unwrap(), &[Scope::Api]);
     let project = registry
@@ -38,6 +39,7 @@ fn fixture() -> Fixture {
                 ..Default::default()
             },
         )
+        .await
         .unwrap();
     let access = registry
         .project_for_action(&root, &project.id.to_string(), Action::WriteRegistry)
@@ -60,7 +62,7 @@ fn body(data: &'static [u8]) -> IncomingFile {
     }
 }
 
-fn model(f: &Fixture, name: &str) -> u64 {
+async fn model(f: &Fixture, name: &str) -> u64 {
     f.registry
         .create_model(
             &f.root,
@@ -70,11 +72,12 @@ fn model(f: &Fixture, name: &str) -> u64 {
                 ..Default::default()
             },
         )
+        .await
         .unwrap()
         .id
 }
 
-fn version(f: &Fixture, model_id: u64, v: Option<&str>) -> Result<String, Error> {
+async fn version(f: &Fixture, model_id: u64, v: Option<&str>) -> Result<String, Error> {
     f.registry
         .create_version(
             &f.root,
@@ -85,31 +88,35 @@ fn version(f: &Fixture, model_id: u64, v: Option<&str>) -> Result<String, Error>
                 ..Default::default()
             },
         )
+        .await
         .map(|v| v.version)
 }
 
-#[test]
-fn versions_are_semver_unique_ordered_and_bumped() {
-    let f = fixture();
-    let m = model(&f, "fraud");
-    assert_eq!(version(&f, m, None).unwrap(), "1.0.0");
-    assert_eq!(version(&f, m, None).unwrap(), "1.0.1");
-    assert_eq!(version(&f, m, Some("1.9.0")).unwrap(), "1.9.0");
-    assert_eq!(version(&f, m, Some("1.10.0")).unwrap(), "1.10.0");
-    assert_eq!(version(&f, m, None).unwrap(), "1.10.1");
-    assert_eq!(version(&f, m, Some("2.0.0-rc.1")).unwrap(), "2.0.0-rc.1");
+#[tokio::test]
+async fn versions_are_semver_unique_ordered_and_bumped() {
+    let f = fixture().await;
+    let m = model(&f, "fraud").await;
+    assert_eq!(version(&f, m, None).await.unwrap(), "1.0.0");
+    assert_eq!(version(&f, m, None).await.unwrap(), "1.0.1");
+    assert_eq!(version(&f, m, Some("1.9.0")).await.unwrap(), "1.9.0");
+    assert_eq!(version(&f, m, Some("1.10.0")).await.unwrap(), "1.10.0");
+    assert_eq!(version(&f, m, None).await.unwrap(), "1.10.1");
     assert_eq!(
-        version(&f, m, None).unwrap(),
+        version(&f, m, Some("2.0.0-rc.1")).await.unwrap(),
+        "2.0.0-rc.1"
+    );
+    assert_eq!(
+        version(&f, m, None).await.unwrap(),
         "2.0.0",
         "a prerelease is followed by its release"
     );
     assert!(matches!(
-        version(&f, m, Some("1.9.0")),
+        version(&f, m, Some("1.9.0")).await,
         Err(Error::AlreadyExists(_))
     ));
     for bad in ["1", "1.2", "v1.2.3", "1.2.3.beta", "01.2.3"] {
         assert!(
-            matches!(version(&f, m, Some(bad)), Err(Error::BadRequest(_))),
+            matches!(version(&f, m, Some(bad)).await, Err(Error::BadRequest(_))),
             "{bad}"
         );
     }
@@ -139,8 +146,8 @@ fn versions_are_semver_unique_ordered_and_bumped() {
 
 #[tokio::test]
 async fn candidates_log_params_metrics_tags_and_promote() {
-    let f = fixture();
-    let m = model(&f, "churn");
+    let f = fixture().await;
+    let m = model(&f, "churn").await;
     let experiment = f
         .registry
         .experiment(f.registry.model(m).unwrap().experiment_id)
@@ -157,6 +164,7 @@ async fn candidates_log_params_metrics_tags_and_promote() {
                 ..Default::default()
             },
         )
+        .await
         .unwrap();
     assert_eq!(run.run_id.len(), 32);
     let kv = |k: &str, v: &str| KeyValue {
@@ -234,6 +242,7 @@ async fn candidates_log_params_metrics_tags_and_promote() {
     let promoted = f
         .registry
         .promote_candidate(&f.root, &f.access, run.id, Some("3.1.4".into()), None)
+        .await
         .unwrap();
     assert_eq!(promoted.candidate_id, run.id);
     let files = f.registry.version_files(&promoted).unwrap();
@@ -245,13 +254,18 @@ async fn candidates_log_params_metrics_tags_and_promote() {
     assert_eq!(files[0].file_name, "model/weights.bin");
     let again = f
         .registry
-        .promote_candidate(&f.root, &f.access, run.id, None, None);
+        .promote_candidate(&f.root, &f.access, run.id, None, None)
+        .await;
     assert!(matches!(again, Err(Error::BadRequest(_))));
-    let deleted = f.registry.delete_candidate(&f.root, &f.access, run.id);
+    let deleted = f
+        .registry
+        .delete_candidate(&f.root, &f.access, run.id)
+        .await;
     assert!(matches!(deleted, Err(Error::BadRequest(m)) if m.contains("model version")));
     let experiment_delete = f
         .registry
-        .delete_experiment(&f.root, &f.access, experiment.id);
+        .delete_experiment(&f.root, &f.access, experiment.id)
+        .await;
     assert!(
         matches!(experiment_delete, Err(Error::BadRequest(m)) if m.contains("associated to a model"))
     );
@@ -259,9 +273,9 @@ async fn candidates_log_params_metrics_tags_and_promote() {
 
 #[tokio::test]
 async fn deleting_a_model_takes_everything_it_owns_and_gc_frees_only_its_blobs() {
-    let f = fixture();
-    let doomed = model(&f, "doomed");
-    let kept = model(&f, "kept");
+    let f = fixture().await;
+    let doomed = model(&f, "doomed").await;
+    let kept = model(&f, "kept").await;
     let (dv, _) = f
         .registry
         .upload_version_file(
@@ -307,9 +321,13 @@ async fn deleting_a_model_takes_everything_it_owns_and_gc_frees_only_its_blobs()
                 value: "x".into(),
             }],
         )
+        .await
         .unwrap();
     let experiment_id = f.registry.model(doomed).unwrap().experiment_id;
-    f.registry.delete_model(&f.root, &f.access, doomed).unwrap();
+    f.registry
+        .delete_model(&f.root, &f.access, doomed)
+        .await
+        .unwrap();
     assert!(matches!(f.registry.model(doomed), Err(Error::NotFound(_))));
     assert!(matches!(f.registry.version(dv.id), Err(Error::NotFound(_))));
     assert!(matches!(

@@ -1033,6 +1033,7 @@ async fn metric_keys_latest_values_and_sampling_read_by_seeking() {
         modelyard::server::open_registry(dir.path(), Limits::default(), 8).expect("open");
     registry
         .bootstrap_root(Some("root-token-for-sampling"))
+        .await
         .expect("root");
     let root = Caller::from_user(registry.user_by_name("root").expect("root"), &[Scope::Api]);
     let project = registry
@@ -1043,15 +1044,18 @@ async fn metric_keys_latest_values_and_sampling_read_by_seeking() {
                 ..Default::default()
             },
         )
+        .await
         .expect("project");
     let access = registry
         .project_for_action(&root, &project.id.to_string(), Action::WriteRegistry)
         .expect("access");
     let experiment = registry
         .create_experiment(&root, &access, "e", &[])
+        .await
         .expect("experiment");
     let run = registry
         .create_candidate(&root, &access, experiment.id, NewCandidate::default())
+        .await
         .expect("run");
     let point = |key: &str, step: i64, timestamp: i64, value: f64| MetricPoint {
         key: key.into(),

@@ -65,7 +65,7 @@ fn today() -> NaiveDate {
 }
 
 impl Registry {
-    pub fn create_user(&self, new: NewUser<'_>) -> Result<User> {
+    pub async fn create_user(&self, new: NewUser<'_>) -> Result<User> {
         names::username(new.username)?;
         if let Some(password) = new.password {
             check_password_length(password)?;
@@ -84,7 +84,7 @@ impl Registry {
             admin: new.admin,
             created_at: now(),
         };
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             if schema::users::name_taken(tx, &user.username)? {
                 return abort(Error::AlreadyExists(
                     "Username has already been taken".into(),
@@ -92,7 +92,8 @@ impl Registry {
             }
             schema::put::<Users>(tx, &user)?;
             Ok(())
-        })?;
+        })
+        .await?;
         Ok(user)
     }
 
@@ -112,12 +113,13 @@ impl Registry {
         )?)
     }
 
-    pub fn set_password(&self, user_id: u64, password: &str) -> Result<()> {
+    pub async fn set_password(&self, user_id: u64, password: &str) -> Result<()> {
         check_password_length(password)?;
         let hash = hash_password(password)?;
         self.update_record::<Users>(user_id, "User", |user: &mut User| {
             user.password_hash = Some(hash.clone());
-        })?;
+        })
+        .await?;
         Ok(())
     }
 
@@ -134,7 +136,7 @@ impl Registry {
         Ok(user)
     }
 
-    pub fn create_token(
+    pub async fn create_token(
         &self,
         user_id: u64,
         name: &str,
@@ -142,10 +144,11 @@ impl Registry {
         expires_at: Option<NaiveDate>,
     ) -> Result<IssuedToken> {
         self.issue_token(user_id, name, scopes, expires_at, new_secret())
+            .await
     }
 
     /// Records a token whose secret the caller chose (the root bootstrap token).
-    pub fn issue_token(
+    pub async fn issue_token(
         &self,
         user_id: u64,
         name: &str,
@@ -172,7 +175,7 @@ impl Registry {
             revoked: false,
             created_at: now(),
         };
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             if schema::users::load(tx, user_id)?.is_none() {
                 return abort(Error::NotFound("User"));
             }
@@ -181,7 +184,8 @@ impl Registry {
             }
             schema::put::<Tokens>(tx, &token)?;
             Ok(())
-        })?;
+        })
+        .await?;
         Ok(IssuedToken { token, secret })
     }
 
@@ -203,10 +207,11 @@ impl Registry {
             .collect()
     }
 
-    pub fn revoke_token(&self, id: u64) -> Result<PersonalAccessToken> {
+    pub async fn revoke_token(&self, id: u64) -> Result<PersonalAccessToken> {
         self.update_record::<Tokens>(id, "Token", |token: &mut PersonalAccessToken| {
             token.revoked = true;
         })
+        .await
     }
 
     /// Who a presented secret belongs to. Unknown, revoked and expired tokens are `Unauthorized`.
@@ -221,7 +226,7 @@ impl Registry {
 
     /// Creates the `root` admin on first start and makes sure it has a usable token: the given
     /// one, or a generated one that is returned so that it can be shown once.
-    pub fn bootstrap_root(&self, root_token: Option<&str>) -> Result<Option<String>> {
+    pub async fn bootstrap_root(&self, root_token: Option<&str>) -> Result<Option<String>> {
         let root = match self.user_by_name("root") {
             Ok(user) => Some(user),
             Err(Error::NotFound(_)) => None,
@@ -230,13 +235,16 @@ impl Registry {
         let fresh = root.is_none();
         let root = match root {
             Some(user) => user,
-            None => self.create_user(NewUser {
-                username: "root",
-                name: "Administrator",
-                email: None,
-                password: None,
-                admin: true,
-            })?,
+            None => {
+                self.create_user(NewUser {
+                    username: "root",
+                    name: "Administrator",
+                    email: None,
+                    password: None,
+                    admin: true,
+                })
+                .await?
+            }
         };
         match root_token {
             Some(secret) => {
@@ -247,13 +255,15 @@ impl Registry {
                         &[Scope::Api],
                         None,
                         secret.to_string(),
-                    )?;
+                    )
+                    .await?;
                 }
                 Ok(None)
             }
             None if fresh => {
-                let issued =
-                    self.create_token(root.id, "initial root token", &[Scope::Api], None)?;
+                let issued = self
+                    .create_token(root.id, "initial root token", &[Scope::Api], None)
+                    .await?;
                 Ok(Some(issued.secret))
             }
             None => Ok(None),

@@ -115,7 +115,7 @@ impl Registry {
     }
 
     /// Deletes every file record at or below `path` in a package. Blobs stay until `gc`.
-    pub fn delete_files_under(
+    pub async fn delete_files_under(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -136,13 +136,14 @@ impl Registry {
             return Err(Error::NotFound("Artifact"));
         }
         let count = doomed.len();
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             if doomed.is_empty() {
                 return abort(Error::NotFound("Artifact"));
             }
             super::packages::remove_files_in(tx, &doomed)?;
             Ok(())
-        })?;
+        })
+        .await?;
         Ok(count)
     }
 }

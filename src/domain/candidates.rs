@@ -242,7 +242,7 @@ impl Registry {
         })
     }
 
-    pub fn create_candidate(
+    pub async fn create_candidate(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -262,7 +262,7 @@ impl Registry {
         }
         new.tags.iter().try_for_each(validate_tag)?;
         let id = self.new_id()?;
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             if schema::experiments::load(tx, experiment.id)?.is_none() {
                 return abort(Error::NotFound("Experiment"));
             }
@@ -272,6 +272,7 @@ impl Registry {
             schema::tags::set(tx, TagOwner::Candidate(candidate.id), &new.tags)?;
             Ok(candidate)
         })
+        .await
     }
 
     pub fn candidate(&self, id: u64) -> Result<Candidate> {
@@ -404,7 +405,7 @@ impl Registry {
         Ok(candidate)
     }
 
-    pub fn update_candidate(
+    pub async fn update_candidate(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -427,10 +428,11 @@ impl Registry {
                 candidate.end_time = Some(end_time);
             }
         })
+        .await
     }
 
     /// MLflow's soft delete and restore of a run.
-    pub fn set_candidate_lifecycle(
+    pub async fn set_candidate_lifecycle(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -447,10 +449,11 @@ impl Registry {
         self.update_record::<Candidates>(candidate_id, "Candidate", |c| {
             c.lifecycle = lifecycle;
         })
+        .await
     }
 
     /// Deletes a candidate with its params, metrics, tags and artifacts, in one transaction.
-    pub fn delete_candidate(
+    pub async fn delete_candidate(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -475,6 +478,7 @@ impl Registry {
                 Ok(())
             },
         )
+        .await
     }
 
     /// Logs params, metrics and tags to a candidate in one transaction, then one flush.
@@ -499,7 +503,7 @@ impl Registry {
             candidate_id,
             experiment_id: candidate.experiment_id,
         };
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             let Some(mut current) = schema::candidates::load(tx, candidate_id)? else {
                 return abort(Error::NotFound("Run"));
             };
@@ -522,8 +526,8 @@ impl Registry {
                 }
             }
             Ok(())
-        })?;
-        self.persist().await
+        })
+        .await
     }
 
     /// Params of a candidate, by key.
@@ -642,7 +646,7 @@ impl Registry {
     }
 
     /// Sets tags of an experiment, model or version (candidates go through [`Self::log_batch`]).
-    pub fn set_tags(
+    pub async fn set_tags(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -657,14 +661,15 @@ impl Registry {
                 "tags of candidate {id} are logged with log_batch"
             )));
         }
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             schema::tags::set(tx, owner, tags)?;
             Ok(())
         })
+        .await
     }
 
     /// Deletes one tag of anything that has tags; a `gitlab.CI_*` tag also clears its CI field.
-    pub fn delete_tag(
+    pub async fn delete_tag(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -673,7 +678,7 @@ impl Registry {
     ) -> Result<()> {
         access.check(caller, Action::WriteRegistry)?;
         self.check_tag_owner(access, owner)?;
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             if !schema::tags::delete(tx, owner, key)? {
                 return abort(Error::NotFound("Tag"));
             }
@@ -688,6 +693,7 @@ impl Registry {
             }
             Ok(())
         })
+        .await
     }
 
     fn check_tag_owner(&self, access: &ProjectAccess, owner: TagOwner) -> Result<()> {

@@ -72,7 +72,7 @@ pub(crate) fn remove_experiment_in(
 }
 
 impl Registry {
-    pub fn create_experiment(
+    pub async fn create_experiment(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -93,7 +93,7 @@ impl Registry {
         tags.iter().try_for_each(validate_tag)?;
         let id = self.new_id()?;
         let project_id = access.project.id;
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             if schema::experiments::name_taken(tx, project_id, name)? {
                 return abort(Error::AlreadyExists(format!(
                     "Experiment '{name}' already exists"
@@ -114,6 +114,7 @@ impl Registry {
             schema::tags::set(tx, TagOwner::Experiment(id), tags)?;
             Ok(experiment)
         })
+        .await
     }
 
     pub fn experiment(&self, id: u64) -> Result<Experiment> {
@@ -181,7 +182,7 @@ impl Registry {
         Ok(experiment)
     }
 
-    pub fn rename_experiment(
+    pub async fn rename_experiment(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -200,7 +201,7 @@ impl Registry {
             return Err(Error::bad("experiment name is invalid"));
         }
         check_len("experiment name", new_name, MAX_NAME)?;
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             if new_name != experiment.name
                 && schema::experiments::name_taken(tx, experiment.project_id, new_name)?
             {
@@ -219,10 +220,11 @@ impl Registry {
             schema::put::<Experiments>(tx, &renamed)?;
             Ok(renamed)
         })
+        .await
     }
 
     /// MLflow's soft delete and restore. A model's experiment cannot be deleted on its own.
-    pub fn set_experiment_lifecycle(
+    pub async fn set_experiment_lifecycle(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -240,6 +242,7 @@ impl Registry {
             e.lifecycle = lifecycle;
             e.updated_at = now();
         })
+        .await
     }
 
     /// Lists what an experiment owns, noting the parents whose children it read. `None` when
@@ -279,7 +282,7 @@ impl Registry {
 
     /// Deletes an experiment with all its candidates, their data and artifacts, in one
     /// transaction.
-    pub fn delete_experiment(
+    pub async fn delete_experiment(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -301,5 +304,6 @@ impl Registry {
                 Ok(())
             },
         )
+        .await
     }
 }

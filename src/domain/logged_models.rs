@@ -52,7 +52,7 @@ const STATUSES: [&str; 3] = [
 ];
 
 impl Registry {
-    pub fn create_logged_model(
+    pub async fn create_logged_model(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -87,11 +87,12 @@ impl Registry {
             created_ms: now,
             updated_ms: now,
         };
-        self.meta.transaction(|tx| -> Result<(), TxError<Error>> {
+        self.write(|tx| -> Result<(), TxError<Error>> {
             schema::put::<LoggedModels>(tx, &model)?;
             schema::tags::set(tx, TagOwner::LoggedModel(model.id), &new.tags)?;
             Ok(())
-        })?;
+        })
+        .await?;
         Ok(model)
     }
 
@@ -113,7 +114,7 @@ impl Registry {
     }
 
     /// Sets the status (`finalize`) of a logged model.
-    pub fn set_logged_model_status(
+    pub async fn set_logged_model_status(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -135,6 +136,7 @@ impl Registry {
             model.status = status.to_string();
             model.updated_ms = now_ms();
         })
+        .await
     }
 
     /// The package holding a logged model's artifacts:
@@ -158,7 +160,7 @@ impl Registry {
         self.find_package(model.project_id, &target)
     }
 
-    pub fn delete_logged_model(
+    pub async fn delete_logged_model(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -181,5 +183,6 @@ impl Registry {
                 Ok(())
             },
         )
+        .await
     }
 }

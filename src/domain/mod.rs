@@ -69,9 +69,9 @@ impl Registry {
         self.blobs.as_ref()
     }
 
-    /// Makes every committed change durable before the caller acknowledges it. Concurrent
-    /// callers share flushes (group commit).
-    pub async fn persist(&self) -> Result<()> {
+    /// Makes every committed change durable. Concurrent callers share flushes (group commit).
+    /// Writes call it through [`Registry::write`]; nothing outside the domain needs it.
+    pub(crate) async fn persist(&self) -> Result<()> {
         Ok(self.commits.durable().await?)
     }
 
@@ -90,9 +90,21 @@ impl Registry {
         crate::store::upgrade::schema_version(self.meta.as_ref()).is_ok()
     }
 
+    /// The one way the domain writes: runs `body` as one transaction and returns once its
+    /// changes are durable (concurrent writers share the flush: group commit). Handlers never
+    /// flush themselves.
+    pub(crate) async fn write<R>(
+        &self,
+        body: impl FnMut(&dyn crate::store::meta::Txn) -> Result<R, crate::store::meta::TxError<Error>>,
+    ) -> Result<R> {
+        let done = self.meta.transaction(body)?;
+        self.persist().await?;
+        Ok(done)
+    }
+
     /// Reads a record by id, lets `change` modify it, and writes it back with its indexes, in
-    /// one transaction.
-    pub(crate) fn update_record<S: schema::Schema>(
+    /// one durable transaction.
+    pub(crate) async fn update_record<S: schema::Schema>(
         &self,
         id: u64,
         what: &'static str,
@@ -100,7 +112,7 @@ impl Registry {
     ) -> Result<S::Record> {
         use crate::store::meta::abort;
         let key = schema::id_key(id);
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             let Some(mut record) = schema::load::<S>(tx, &key)? else {
                 return abort(Error::NotFound(what));
             };
@@ -108,13 +120,14 @@ impl Registry {
             schema::put::<S>(tx, &record)?;
             Ok(record)
         })
+        .await
     }
 
     /// Runs a change that must list what it touches before its transaction (sled transactions
     /// cannot scan): `list` gathers and notes the parents it read in a
     /// [`schema::revisions::ReadSet`]; `change` runs in one transaction that commits only if
     /// none of them changed meanwhile, and otherwise everything is listed again.
-    pub(crate) fn delete_listed<L, R>(
+    pub(crate) async fn delete_listed<L, R>(
         &self,
         mut list: impl FnMut(&mut schema::revisions::ReadSet) -> Result<L>,
         mut change: impl FnMut(
@@ -134,7 +147,10 @@ impl Registry {
                 change(tx, &listed)
             });
             match outcome {
-                Ok(done) => return Ok(done),
+                Ok(done) => {
+                    self.persist().await?;
+                    return Ok(done);
+                }
                 Err(Attempt::Stale) => continue,
                 Err(Attempt::Failed(error)) => return Err(error),
             }

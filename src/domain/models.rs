@@ -111,7 +111,7 @@ pub(crate) fn model_tag_checks(tags: &[KeyValue]) -> Result<()> {
 }
 
 impl Registry {
-    pub fn create_model(
+    pub async fn create_model(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -137,7 +137,7 @@ impl Registry {
         let experiment_id = self.new_id()?;
         let experiment_name = format!("{MODEL_EXPERIMENT_PREFIX}{}", new.name);
         let at = now();
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             if schema::models::name_taken(tx, project_id, &new.name)? {
                 return abort(Error::AlreadyExists(format!(
                     "Model '{}' already exists",
@@ -195,7 +195,7 @@ impl Registry {
             schema::put::<Models>(tx, &model)?;
             schema::tags::set(tx, TagOwner::Model(model_id), &new.tags)?;
             Ok(model)
-        })
+        }).await
     }
 
     /// The generic packages a new model of this name adopts, oldest first; refused when one
@@ -368,7 +368,7 @@ impl Registry {
         Ok(model)
     }
 
-    pub fn update_model_description(
+    pub async fn update_model_description(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -382,11 +382,12 @@ impl Registry {
             model.description = description.to_string();
             model.updated_at = now();
         })
+        .await
     }
 
     /// Deletes a model with its versions, experiment, candidates and packages, in one
     /// transaction. Blobs stay until `gc`.
-    pub fn delete_model(
+    pub async fn delete_model(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -422,10 +423,11 @@ impl Registry {
                 Ok(())
             },
         )
+        .await
     }
 
     /// Renames a model, its experiment and every package named after it, in one transaction.
-    pub fn rename_model(
+    pub async fn rename_model(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -513,6 +515,7 @@ impl Registry {
                 Ok(renamed)
             },
         )
+        .await
     }
 
     /// The `ml_model` packages named after a model: its versions', candidates' and logged

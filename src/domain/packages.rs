@@ -166,56 +166,58 @@ impl Registry {
         let new_package_id = self.new_id()?;
         let file_id = self.new_id()?;
         let at = now();
-        let result = self.meta.transaction(|tx| {
-            let existing = schema::packages::load_by_identity(
-                tx,
-                project.id,
-                &target.package_name,
-                &target.version,
-                target.package_type,
-            )?;
-            if existing.is_none()
-                && target.package_type == PackageType::Generic
-                && schema::models::name_taken(tx, project.id, &target.package_name)?
-            {
-                // A model of that name was created since the upload was routed.
-                return abort(name_owned_by_model(&target.package_name));
-            }
-            let mut package = existing.unwrap_or_else(|| Package {
-                id: new_package_id,
-                project_id: project.id,
-                name: target.package_name.clone(),
-                version: target.version.clone(),
-                package_type: target.package_type,
-                status: PackageStatus::Default,
-                creator_id: creator,
-                created_at: at,
-                updated_at: at,
-            });
-            if !duplicates_allowed && schema::files::path_taken(tx, package.id, &target.file_name)?
-            {
-                return abort(Error::DuplicateNotAllowed);
-            }
-            if let Some(status) = incoming.status {
-                package.status = status;
-            }
-            package.updated_at = at;
-            let file = PackageFile {
-                id: file_id,
-                package_id: package.id,
-                project_id: project.id,
-                file_name: target.file_name.clone(),
-                size: stored.size,
-                md5: stored.digests.md5.clone(),
-                sha1: stored.digests.sha1.clone(),
-                sha256: stored.digests.sha256.clone(),
-                created_at: at,
-            };
-            schema::put::<Packages>(tx, &package)?;
-            schema::put::<Files>(tx, &file)?;
-            Ok((package, file))
-        })?;
-        self.persist().await?;
+        let result = self
+            .write(|tx| {
+                let existing = schema::packages::load_by_identity(
+                    tx,
+                    project.id,
+                    &target.package_name,
+                    &target.version,
+                    target.package_type,
+                )?;
+                if existing.is_none()
+                    && target.package_type == PackageType::Generic
+                    && schema::models::name_taken(tx, project.id, &target.package_name)?
+                {
+                    // A model of that name was created since the upload was routed.
+                    return abort(name_owned_by_model(&target.package_name));
+                }
+                let mut package = existing.unwrap_or_else(|| Package {
+                    id: new_package_id,
+                    project_id: project.id,
+                    name: target.package_name.clone(),
+                    version: target.version.clone(),
+                    package_type: target.package_type,
+                    status: PackageStatus::Default,
+                    creator_id: creator,
+                    created_at: at,
+                    updated_at: at,
+                });
+                if !duplicates_allowed
+                    && schema::files::path_taken(tx, package.id, &target.file_name)?
+                {
+                    return abort(Error::DuplicateNotAllowed);
+                }
+                if let Some(status) = incoming.status {
+                    package.status = status;
+                }
+                package.updated_at = at;
+                let file = PackageFile {
+                    id: file_id,
+                    package_id: package.id,
+                    project_id: project.id,
+                    file_name: target.file_name.clone(),
+                    size: stored.size,
+                    md5: stored.digests.md5.clone(),
+                    sha1: stored.digests.sha1.clone(),
+                    sha256: stored.digests.sha256.clone(),
+                    created_at: at,
+                };
+                schema::put::<Packages>(tx, &package)?;
+                schema::put::<Files>(tx, &file)?;
+                Ok((package, file))
+            })
+            .await?;
         Ok(result)
     }
 
@@ -436,7 +438,7 @@ impl Registry {
         Ok(names)
     }
 
-    pub fn delete_package(
+    pub async fn delete_package(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -445,7 +447,7 @@ impl Registry {
         access.check(caller, Action::DeletePackages)?;
         let package = self.package(access.project.id, package_id)?;
         hide_refusal(access.check(caller, Action::delete_packages_of(package.package_type)))?;
-        self.remove_package(&package)
+        self.remove_package(&package).await
     }
 
     /// Lists a package's files, noting the package whose children they are.
@@ -460,7 +462,7 @@ impl Registry {
     }
 
     /// Removes a package and all its file records in one transaction. Blobs stay until `gc`.
-    pub(crate) fn remove_package(&self, package: &Package) -> Result<()> {
+    pub(crate) async fn remove_package(&self, package: &Package) -> Result<()> {
         self.delete_listed(
             |seen| match schema::packages::get(self.meta.as_ref(), package.id)? {
                 Some(p) => Ok(Some(self.package_contents(seen, p)?)),
@@ -473,9 +475,10 @@ impl Registry {
                 Ok(())
             },
         )
+        .await
     }
 
-    pub fn delete_package_file(
+    pub async fn delete_package_file(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -489,12 +492,13 @@ impl Registry {
         if file.package_id != package.id {
             return Err(Error::NotFound("Package file"));
         }
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             if schema::remove::<Files>(tx, &schema::id_key(file.id))?.is_none() {
                 return abort(Error::NotFound("Package file"));
             }
             Ok(())
         })
+        .await
     }
 }
 

@@ -47,7 +47,7 @@ impl ProjectAccess {
 
 impl Registry {
     /// Creates a project owned by its creator, in a namespace [`may_create_in_namespace`] allows.
-    pub fn create_project(&self, caller: &Caller, new: NewProject) -> Result<Project> {
+    pub async fn create_project(&self, caller: &Caller, new: NewProject) -> Result<Project> {
         let creator = caller.user().ok_or(Error::Unauthorized)?.clone();
         let name = new
             .name
@@ -96,7 +96,7 @@ impl Registry {
             created_at: now(),
             expires_at: None,
         };
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             if schema::projects::path_taken(tx, &project.path_with_namespace())? {
                 return abort(Error::AlreadyExists(
                     "Project path has already been taken".into(),
@@ -105,7 +105,8 @@ impl Registry {
             schema::put::<Projects>(tx, &project)?;
             schema::put::<Members>(tx, &owner)?;
             Ok(())
-        })?;
+        })
+        .await?;
         Ok(project)
     }
 
@@ -171,7 +172,7 @@ impl Registry {
         Ok(schema::projects::all(self.meta.as_ref()).collect::<Result<_, _>>()?)
     }
 
-    pub fn update_project(
+    pub async fn update_project(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -203,11 +204,12 @@ impl Registry {
                 project.generic_duplicates_allowed = allowed;
             }
         })
+        .await
     }
 
     /// Deletes a project with its members and packages, in one transaction. Blobs stay until
     /// `gc`.
-    pub fn delete_project(&self, caller: &Caller, access: &ProjectAccess) -> Result<()> {
+    pub async fn delete_project(&self, caller: &Caller, access: &ProjectAccess) -> Result<()> {
         access.check(caller, Action::DeleteProject)?;
         let project = &access.project;
         self.delete_listed(
@@ -236,6 +238,7 @@ impl Registry {
                 Ok(())
             },
         )
+        .await
     }
 
     pub fn members(&self, project_id: u64) -> Result<Vec<Member>> {
@@ -243,7 +246,7 @@ impl Registry {
     }
 
     /// Adds a member or changes an existing member's level, if [`decide_member_change`] allows it.
-    pub fn set_member(
+    pub async fn set_member(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -261,7 +264,7 @@ impl Registry {
             created_at: now(),
             expires_at: None,
         };
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             let existing = schema::members::load(tx, project_id, user_id)?;
             match (must_be_new, &existing) {
                 (Some(true), Some(_)) => {
@@ -287,10 +290,11 @@ impl Registry {
             schema::put::<Members>(tx, &member)?;
             Ok(member)
         })
+        .await
     }
 
     /// Removes a member, if [`decide_member_change`] allows it.
-    pub fn remove_member(
+    pub async fn remove_member(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -298,7 +302,7 @@ impl Registry {
     ) -> Result<()> {
         access.check(caller, Action::AdminProject)?;
         let project_id = access.project.id;
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             let Some(existing) = schema::members::load(tx, project_id, user_id)? else {
                 return abort(Error::NotFound("Member"));
             };
@@ -315,6 +319,7 @@ impl Registry {
             schema::remove::<Members>(tx, &schema::members::key_of(project_id, user_id))?;
             Ok(())
         })
+        .await
     }
 }
 

@@ -118,8 +118,8 @@ mod tests {
         (dir, registry)
     }
 
-    #[test]
-    fn sign_in_session_and_sign_out() {
+    #[tokio::test]
+    async fn sign_in_session_and_sign_out() {
         let (_dir, registry) = registry();
         registry
             .create_user(NewUser {
@@ -129,6 +129,7 @@ mod tests {
                 password: Some("correct horse"),
                 admin: false,
             })
+            .await
             .unwrap();
         assert!(matches!(
             registry.sign_in("alice", "wrong password"),
@@ -147,8 +148,8 @@ mod tests {
         assert!(registry.session(&opened.secret).unwrap().is_none());
     }
 
-    #[test]
-    fn expired_sessions_are_refused_and_removed() {
+    #[tokio::test]
+    async fn expired_sessions_are_refused_and_removed() {
         let (_dir, registry) = registry();
         registry
             .create_user(NewUser {
@@ -158,6 +159,7 @@ mod tests {
                 password: Some("long enough"),
                 admin: false,
             })
+            .await
             .unwrap();
         let opened = registry.sign_in("bob", "long enough").unwrap();
         let key = session_key(&opened.secret);

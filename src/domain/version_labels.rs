@@ -49,7 +49,7 @@ pub fn parse_stage(stage: &str) -> Result<&'static str> {
 }
 
 impl Registry {
-    pub fn set_alias(
+    pub async fn set_alias(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -65,7 +65,7 @@ impl Registry {
             key: alias.to_string(),
             value: version.id.to_string(),
         };
-        self.meta.transaction(|tx| -> Result<(), TxError<Error>> {
+        self.write(|tx| -> Result<(), TxError<Error>> {
             schema::tags::set(
                 tx,
                 TagOwner::ModelAlias(version.model_id),
@@ -73,9 +73,10 @@ impl Registry {
             )?;
             Ok(())
         })
+        .await
     }
 
-    pub fn delete_alias(
+    pub async fn delete_alias(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -83,7 +84,7 @@ impl Registry {
         alias: &str,
     ) -> Result<()> {
         access.check(caller, Action::WriteRegistry)?;
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             if !schema::tags::delete(tx, TagOwner::ModelAlias(model_id), alias)? {
                 return abort(Error::NotFoundMessage(format!(
                     "Registered model alias {alias} not found."
@@ -91,6 +92,7 @@ impl Registry {
             }
             Ok(())
         })
+        .await
     }
 
     /// Every explicit alias of a model with the version id it names.
@@ -122,7 +124,7 @@ impl Registry {
 
     /// MLflow's stage transition; with `archive_existing`, other versions in that stage are
     /// archived.
-    pub fn transition_stage(
+    pub async fn transition_stage(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -143,7 +145,7 @@ impl Registry {
                 Vec::new()
             };
         let at = now();
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             for other in &others {
                 let archived = ModelVersion {
                     stage: Some("Archived".into()),
@@ -163,6 +165,7 @@ impl Registry {
             schema::put::<Versions>(tx, &updated)?;
             Ok(updated)
         })
+        .await
     }
 }
 

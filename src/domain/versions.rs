@@ -242,7 +242,7 @@ impl Registry {
         })
     }
 
-    pub fn create_version(
+    pub async fn create_version(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -283,7 +283,7 @@ impl Registry {
             .map(|_| self.new_id())
             .collect::<Result<Vec<_>>>()?;
         let at = now();
-        self.meta.transaction(|tx| {
+        self.write(|tx| {
             let Some(mut current_model) = schema::models::load(tx, model.id)? else {
                 return abort(Error::NotFound("Model"));
             };
@@ -407,6 +407,7 @@ impl Registry {
             schema::tags::set(tx, TagOwner::Version(version_id), &new.tags)?;
             Ok(record)
         })
+        .await
     }
 
     fn inheritance_from(&self, candidate_id: u64) -> Result<Inheritance> {
@@ -439,7 +440,7 @@ impl Registry {
         Ok(candidate)
     }
 
-    pub fn update_version_description(
+    pub async fn update_version_description(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -453,6 +454,7 @@ impl Registry {
             version.description = description.to_string();
             version.updated_at = now();
         })
+        .await
     }
 
     /// Lists what a version owns, noting the parents whose children it read.
@@ -482,7 +484,7 @@ impl Registry {
 
     /// Deletes a version with its package, its candidate and their data, in one transaction.
     /// Blobs stay until `gc`.
-    pub fn delete_version(
+    pub async fn delete_version(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -528,10 +530,11 @@ impl Registry {
                 Ok(())
             },
         )
+        .await
     }
 
     /// Promotes a candidate of a model's experiment to a new version of that model.
-    pub fn promote_candidate(
+    pub async fn promote_candidate(
         &self,
         caller: &Caller,
         access: &ProjectAccess,
@@ -562,6 +565,7 @@ impl Registry {
                 ..NewVersion::default()
             },
         )
+        .await
     }
 
     /// The package and target a model file goes to, with the permission checked.
@@ -644,15 +648,17 @@ impl Registry {
         let record = match self.version_by_string(model.id, version) {
             Ok(v) => v,
             Err(Error::NotFound(_)) => {
-                let created = self.create_version(
-                    caller,
-                    access,
-                    model.id,
-                    NewVersion {
-                        version: Some(version.to_string()),
-                        ..NewVersion::default()
-                    },
-                );
+                let created = self
+                    .create_version(
+                        caller,
+                        access,
+                        model.id,
+                        NewVersion {
+                            version: Some(version.to_string()),
+                            ..NewVersion::default()
+                        },
+                    )
+                    .await;
                 match created {
                     Ok(v) => v,
                     // A concurrent upload created it first.

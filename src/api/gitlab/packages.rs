@@ -85,8 +85,8 @@ pub async fn delete(
         .project_for_action(&caller, &id, Action::DeletePackages)?;
     state
         .registry
-        .delete_package(&caller, &access, parse_id(&package_id, "Package")?)?;
-    state.registry.persist().await?;
+        .delete_package(&caller, &access, parse_id(&package_id, "Package")?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -124,12 +124,14 @@ pub async fn delete_file(
     let access = state
         .registry
         .project_for_action(&caller, &id, Action::DeletePackages)?;
-    state.registry.delete_package_file(
-        &caller,
-        &access,
-        parse_id(&package_id, "Package")?,
-        parse_id(&file_id, "Package file")?,
-    )?;
-    state.registry.persist().await?;
+    state
+        .registry
+        .delete_package_file(
+            &caller,
+            &access,
+            parse_id(&package_id, "Package")?,
+            parse_id(&file_id, "Package file")?,
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

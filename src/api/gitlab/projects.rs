@@ -98,19 +98,21 @@ pub async fn create(
         ),
         None => params.str("namespace_path")?.or(params.str("namespace")?),
     };
-    let project = state.registry.create_project(
-        &caller,
-        NewProject {
-            name: params.str("name")?,
-            path: params.str("path")?,
-            namespace,
-            description: params.str("description")?,
-            visibility: visibility(&params)?,
-            model_registry_access_level: registry_level(&params)?,
-            generic_duplicates_allowed: params.bool("generic_duplicates_allowed")?,
-        },
-    )?;
-    state.registry.persist().await?;
+    let project = state
+        .registry
+        .create_project(
+            &caller,
+            NewProject {
+                name: params.str("name")?,
+                path: params.str("path")?,
+                namespace,
+                description: params.str("description")?,
+                visibility: visibility(&params)?,
+                model_registry_access_level: registry_level(&params)?,
+                generic_duplicates_allowed: params.bool("generic_duplicates_allowed")?,
+            },
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(views::project(&project, &state.base_url(&headers))),
@@ -141,18 +143,20 @@ pub async fn update(
     let access = state
         .registry
         .project_for_action(&caller, &id, Action::AdminProject)?;
-    let project = state.registry.update_project(
-        &caller,
-        &access,
-        ProjectChanges {
-            name: params.str("name")?,
-            description: params.str("description")?,
-            visibility: visibility(&params)?,
-            model_registry_access_level: registry_level(&params)?,
-            generic_duplicates_allowed: params.bool("generic_duplicates_allowed")?,
-        },
-    )?;
-    state.registry.persist().await?;
+    let project = state
+        .registry
+        .update_project(
+            &caller,
+            &access,
+            ProjectChanges {
+                name: params.str("name")?,
+                description: params.str("description")?,
+                visibility: visibility(&params)?,
+                model_registry_access_level: registry_level(&params)?,
+                generic_duplicates_allowed: params.bool("generic_duplicates_allowed")?,
+            },
+        )
+        .await?;
     Ok(Json(views::project(&project, &state.base_url(&headers))))
 }
 
@@ -164,8 +168,7 @@ pub async fn delete(
     let access = state
         .registry
         .project_for_action(&caller, &id, Action::DeleteProject)?;
-    state.registry.delete_project(&caller, &access)?;
-    state.registry.persist().await?;
+    state.registry.delete_project(&caller, &access).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "message": "202 Accepted" })),
@@ -244,8 +247,8 @@ async fn save_member(
     let level = access_level(params)?;
     let member = state
         .registry
-        .set_member(caller, &access, user_id, level, Some(must_be_new))?;
-    state.registry.persist().await?;
+        .set_member(caller, &access, user_id, level, Some(must_be_new))
+        .await?;
     let user = state.registry.user(user_id)?;
     let status = if must_be_new {
         StatusCode::CREATED
@@ -298,7 +301,7 @@ pub async fn remove_member(
         .project_for_action(&caller, &id, Action::AdminProject)?;
     state
         .registry
-        .remove_member(&caller, &access, parse_user_id(&user_id)?)?;
-    state.registry.persist().await?;
+        .remove_member(&caller, &access, parse_user_id(&user_id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

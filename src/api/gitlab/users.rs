@@ -115,14 +115,16 @@ pub async fn create_user(
     let name = params.str("name")?.unwrap_or_default();
     let email = params.str("email")?;
     let password = params.str("password")?;
-    let user = state.registry.create_user(NewUser {
-        username: &username,
-        name: &name,
-        email: email.as_deref(),
-        password: password.as_deref(),
-        admin: params.bool("admin")?.unwrap_or(false),
-    })?;
-    state.registry.persist().await?;
+    let user = state
+        .registry
+        .create_user(NewUser {
+            username: &username,
+            name: &name,
+            email: email.as_deref(),
+            password: password.as_deref(),
+            admin: params.bool("admin")?.unwrap_or(false),
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(views::user(&user, &state.base_url(&headers), true)),
@@ -152,8 +154,8 @@ async fn issue(state: &AppState, user_id: u64, params: &Params) -> ApiResult<Res
     let (name, scopes, expires_at) = token_request(params)?;
     let issued = state
         .registry
-        .create_token(user_id, &name, &scopes, expires_at)?;
-    state.registry.persist().await?;
+        .create_token(user_id, &name, &scopes, expires_at)
+        .await?;
     let body = views::token(&issued.token, now().date_naive(), Some(&issued.secret));
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -260,7 +262,6 @@ pub async fn revoke_token(
     if token_id != "self" {
         writer(&caller)?;
     }
-    state.registry.revoke_token(token.id)?;
-    state.registry.persist().await?;
+    state.registry.revoke_token(token.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -226,11 +226,11 @@ pub async fn delete(
             package.id,
             &resolved.target.file_name,
         )
+        .await
         .map_err(|e| match e {
             Error::NotFound(_) => no_such(&path),
             other => other.into(),
         })?;
-    state.registry.persist().await?;
     Ok(empty())
 }
 

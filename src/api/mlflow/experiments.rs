@@ -17,18 +17,15 @@ pub const DEFAULT_EXPERIMENT: &str = "Default";
 
 /// The experiment an MLflow `experiment_id` names; "0" is the project's "Default" experiment,
 /// created on first use.
-pub fn by_mlflow_id(registry: &Registry, ctx: &Ctx, raw: &str) -> MlflowResult<Experiment> {
+pub async fn by_mlflow_id(registry: &Registry, ctx: &Ctx, raw: &str) -> MlflowResult<Experiment> {
     let missing = || MlflowError::not_found(format!("No Experiment with id={raw} exists"));
     let iid: u64 = raw.trim().parse().map_err(|_| missing())?;
     if iid == 0 {
         return match registry.experiment_by_name(ctx.access.project.id, DEFAULT_EXPERIMENT) {
             Ok(experiment) => Ok(experiment),
-            Err(Error::NotFound(_)) => Ok(registry.create_experiment(
-                &ctx.caller,
-                &ctx.access,
-                DEFAULT_EXPERIMENT,
-                &[],
-            )?),
+            Err(Error::NotFound(_)) => Ok(registry
+                .create_experiment(&ctx.caller, &ctx.access, DEFAULT_EXPERIMENT, &[])
+                .await?),
             Err(other) => Err(other.into()),
         };
     }
@@ -50,6 +47,7 @@ pub async fn create(
     let experiment = match state
         .registry
         .create_experiment(&ctx.caller, &ctx.access, &name, &tags)
+        .await
     {
         Err(Error::AlreadyExists(_)) => {
             return Err(MlflowError::already_exists(format!(
@@ -58,7 +56,6 @@ pub async fn create(
         }
         other => other?,
     };
-    state.registry.persist().await?;
     Ok(Json(json!({ "experiment_id": experiment.iid.to_string() })))
 }
 
@@ -67,7 +64,8 @@ pub async fn get(
     ctx: Ctx,
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
-    let experiment = by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?)?;
+    let experiment =
+        by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?).await?;
     Ok(Json(
         json!({ "experiment": views::experiment(&state.registry, &experiment)? }),
     ))
@@ -162,12 +160,13 @@ pub async fn update(
     ctx: Ctx,
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
-    let experiment = by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?)?;
+    let experiment =
+        by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?).await?;
     if let Some(new_name) = params.str("new_name")?.filter(|n| !n.is_empty()) {
         state
             .registry
-            .rename_experiment(&ctx.caller, &ctx.access, experiment.id, &new_name)?;
-        state.registry.persist().await?;
+            .rename_experiment(&ctx.caller, &ctx.access, experiment.id, &new_name)
+            .await?;
     }
     Ok(empty())
 }
@@ -178,11 +177,11 @@ async fn set_lifecycle(
     params: &MlflowParams,
     lifecycle: Lifecycle,
 ) -> MlflowResult<Json<Value>> {
-    let experiment = by_mlflow_id(&state.registry, ctx, &params.required("experiment_id")?)?;
+    let experiment = by_mlflow_id(&state.registry, ctx, &params.required("experiment_id")?).await?;
     state
         .registry
-        .set_experiment_lifecycle(&ctx.caller, &ctx.access, experiment.id, lifecycle)?;
-    state.registry.persist().await?;
+        .set_experiment_lifecycle(&ctx.caller, &ctx.access, experiment.id, lifecycle)
+        .await?;
     Ok(empty())
 }
 
@@ -207,15 +206,18 @@ pub async fn set_tag(
     ctx: Ctx,
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
-    let experiment = by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?)?;
+    let experiment =
+        by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?).await?;
     let tag = params.key_value()?;
-    state.registry.set_tags(
-        &ctx.caller,
-        &ctx.access,
-        TagOwner::Experiment(experiment.id),
-        &[tag],
-    )?;
-    state.registry.persist().await?;
+    state
+        .registry
+        .set_tags(
+            &ctx.caller,
+            &ctx.access,
+            TagOwner::Experiment(experiment.id),
+            &[tag],
+        )
+        .await?;
     Ok(empty())
 }
 
@@ -224,14 +226,17 @@ pub async fn delete_tag(
     ctx: Ctx,
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
-    let experiment = by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?)?;
+    let experiment =
+        by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?).await?;
     let key = params.required("key")?;
-    state.registry.delete_tag(
-        &ctx.caller,
-        &ctx.access,
-        TagOwner::Experiment(experiment.id),
-        &key,
-    )?;
-    state.registry.persist().await?;
+    state
+        .registry
+        .delete_tag(
+            &ctx.caller,
+            &ctx.access,
+            TagOwner::Experiment(experiment.id),
+            &key,
+        )
+        .await?;
     Ok(empty())
 }

@@ -31,7 +31,8 @@ pub async fn create(
     ctx: Ctx,
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
-    let experiment = by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?)?;
+    let experiment =
+        by_mlflow_id(&state.registry, &ctx, &params.required("experiment_id")?).await?;
     let new = NewLoggedModel {
         experiment_id: experiment.id,
         name: params
@@ -45,8 +46,8 @@ pub async fn create(
     };
     let model = state
         .registry
-        .create_logged_model(&ctx.caller, &ctx.access, new)?;
-    state.registry.persist().await?;
+        .create_logged_model(&ctx.caller, &ctx.access, new)
+        .await?;
     body(&state.registry, &model)
 }
 
@@ -68,11 +69,10 @@ pub async fn finalize(
 ) -> MlflowResult<Json<Value>> {
     let model = named(&state.registry, &ctx, &key)?;
     let status = params.required("status")?;
-    let updated =
-        state
-            .registry
-            .set_logged_model_status(&ctx.caller, &ctx.access, model.id, &status)?;
-    state.registry.persist().await?;
+    let updated = state
+        .registry
+        .set_logged_model_status(&ctx.caller, &ctx.access, model.id, &status)
+        .await?;
     body(&state.registry, &updated)
 }
 
@@ -84,8 +84,8 @@ pub async fn delete(
     let model = named(&state.registry, &ctx, &key)?;
     state
         .registry
-        .delete_logged_model(&ctx.caller, &ctx.access, model.id)?;
-    state.registry.persist().await?;
+        .delete_logged_model(&ctx.caller, &ctx.access, model.id)
+        .await?;
     Ok(empty())
 }
 
@@ -97,13 +97,15 @@ pub async fn set_tags(
 ) -> MlflowResult<Json<Value>> {
     let model = named(&state.registry, &ctx, &key)?;
     let tags = params.key_values("tags")?;
-    state.registry.set_tags(
-        &ctx.caller,
-        &ctx.access,
-        TagOwner::LoggedModel(model.id),
-        &tags,
-    )?;
-    state.registry.persist().await?;
+    state
+        .registry
+        .set_tags(
+            &ctx.caller,
+            &ctx.access,
+            TagOwner::LoggedModel(model.id),
+            &tags,
+        )
+        .await?;
     Ok(empty())
 }
 
@@ -121,8 +123,8 @@ pub async fn delete_tag(
             TagOwner::LoggedModel(model.id),
             &tag,
         )
+        .await
         .or_not_found(|| format!("No tag with key '{tag}' on logged model '{key}'"))?;
-    state.registry.persist().await?;
     Ok(empty())
 }
 
@@ -164,7 +166,7 @@ pub async fn search(
     let page = search::PageQuery::from_params(&params, 100, 10_000)?;
     let mut found = Vec::new();
     for raw_id in params.strings("experiment_ids")? {
-        let experiment = match by_mlflow_id(registry, &ctx, &raw_id) {
+        let experiment = match by_mlflow_id(registry, &ctx, &raw_id).await {
             Ok(e) => e,
             Err(MlflowError::Code {
                 code: "RESOURCE_DOES_NOT_EXIST",

@@ -80,7 +80,11 @@ pub async fn create_model(
     };
     // A name taken by generic packages answers RESOURCE_ALREADY_EXISTS with the domain's message,
     // which names the conflict (the error mapping does that).
-    let model = match state.registry.create_model(&ctx.caller, &ctx.access, new) {
+    let model = match state
+        .registry
+        .create_model(&ctx.caller, &ctx.access, new)
+        .await
+    {
         Err(Error::AlreadyExists(_)) => {
             return Err(MlflowError::already_exists(format!(
                 "Registered Model (name={name}) already exists."
@@ -88,7 +92,6 @@ pub async fn create_model(
         }
         other => other?,
     };
-    state.registry.persist().await?;
     model_body(&state.registry, &model)
 }
 
@@ -108,13 +111,10 @@ pub async fn update_model(
 ) -> MlflowResult<Json<Value>> {
     let model = model_of(&state.registry, &ctx, &params)?;
     let description = params.str("description")?.unwrap_or_default();
-    let updated = state.registry.update_model_description(
-        &ctx.caller,
-        &ctx.access,
-        model.id,
-        &description,
-    )?;
-    state.registry.persist().await?;
+    let updated = state
+        .registry
+        .update_model_description(&ctx.caller, &ctx.access, model.id, &description)
+        .await?;
     model_body(&state.registry, &updated)
 }
 
@@ -127,8 +127,8 @@ pub async fn rename_model(
     let new_name = params.required("new_name")?;
     let renamed = state
         .registry
-        .rename_model(&ctx.caller, &ctx.access, model.id, &new_name)?;
-    state.registry.persist().await?;
+        .rename_model(&ctx.caller, &ctx.access, model.id, &new_name)
+        .await?;
     model_body(&state.registry, &renamed)
 }
 
@@ -140,8 +140,8 @@ pub async fn delete_model(
     let model = model_of(&state.registry, &ctx, &params)?;
     state
         .registry
-        .delete_model(&ctx.caller, &ctx.access, model.id)?;
-    state.registry.persist().await?;
+        .delete_model(&ctx.caller, &ctx.access, model.id)
+        .await?;
     Ok(empty())
 }
 
@@ -275,8 +275,8 @@ pub async fn set_model_tag(
     let tag = params.key_value()?;
     state
         .registry
-        .set_tags(&ctx.caller, &ctx.access, TagOwner::Model(model.id), &[tag])?;
-    state.registry.persist().await?;
+        .set_tags(&ctx.caller, &ctx.access, TagOwner::Model(model.id), &[tag])
+        .await?;
     Ok(empty())
 }
 
@@ -290,8 +290,8 @@ pub async fn delete_model_tag(
     state
         .registry
         .delete_tag(&ctx.caller, &ctx.access, TagOwner::Model(model.id), &key)
+        .await
         .or_not_found(|| format!("Registered model tag {key} not found"))?;
-    state.registry.persist().await?;
     Ok(empty())
 }
 
@@ -304,8 +304,8 @@ pub async fn set_alias(
     let alias = params.required("alias")?;
     state
         .registry
-        .set_alias(&ctx.caller, &ctx.access, &version, &alias)?;
-    state.registry.persist().await?;
+        .set_alias(&ctx.caller, &ctx.access, &version, &alias)
+        .await?;
     Ok(empty())
 }
 
@@ -333,8 +333,8 @@ pub async fn delete_alias(
     let alias = params.required("alias")?;
     state
         .registry
-        .delete_alias(&ctx.caller, &ctx.access, model.id, &alias)?;
-    state.registry.persist().await?;
+        .delete_alias(&ctx.caller, &ctx.access, model.id, &alias)
+        .await?;
     Ok(empty())
 }
 
@@ -442,11 +442,11 @@ pub async fn create_version(
     };
     let version = registry
         .create_version(&ctx.caller, &ctx.access, model.id, new)
+        .await
         .map_err(|e| match e {
             Error::AlreadyExists(message) => MlflowError::invalid(message),
             other => other.into(),
         })?;
-    registry.persist().await?;
     version_body(registry, &model, &version)
 }
 
@@ -467,13 +467,10 @@ pub async fn update_version(
     let (model, version) = version_of(&state.registry, &ctx, &params)?;
     let updated = match params.str("description")? {
         Some(description) => {
-            let updated = state.registry.update_version_description(
-                &ctx.caller,
-                &ctx.access,
-                version.id,
-                &description,
-            )?;
-            state.registry.persist().await?;
+            let updated = state
+                .registry
+                .update_version_description(&ctx.caller, &ctx.access, version.id, &description)
+                .await?;
             updated
         }
         None => version,
@@ -489,8 +486,8 @@ pub async fn delete_version(
     let (_, version) = version_of(&state.registry, &ctx, &params)?;
     state
         .registry
-        .delete_version(&ctx.caller, &ctx.access, version.id)?;
-    state.registry.persist().await?;
+        .delete_version(&ctx.caller, &ctx.access, version.id)
+        .await?;
     Ok(empty())
 }
 
@@ -606,13 +603,15 @@ pub async fn set_version_tag(
 ) -> MlflowResult<Json<Value>> {
     let (_, version) = version_of(&state.registry, &ctx, &params)?;
     let tag = params.key_value()?;
-    state.registry.set_tags(
-        &ctx.caller,
-        &ctx.access,
-        TagOwner::Version(version.id),
-        &[tag],
-    )?;
-    state.registry.persist().await?;
+    state
+        .registry
+        .set_tags(
+            &ctx.caller,
+            &ctx.access,
+            TagOwner::Version(version.id),
+            &[tag],
+        )
+        .await?;
     Ok(empty())
 }
 
@@ -631,8 +630,8 @@ pub async fn delete_version_tag(
             TagOwner::Version(version.id),
             &key,
         )
+        .await
         .or_not_found(|| format!("Model version tag {key} not found"))?;
-    state.registry.persist().await?;
     Ok(empty())
 }
 
@@ -656,10 +655,9 @@ pub async fn transition_stage(
     let (model, version) = version_of(&state.registry, &ctx, &params)?;
     let stage = params.required("stage")?;
     let archive = params.bool("archive_existing_versions")?.unwrap_or(false);
-    let updated =
-        state
-            .registry
-            .transition_stage(&ctx.caller, &ctx.access, &version, &stage, archive)?;
-    state.registry.persist().await?;
+    let updated = state
+        .registry
+        .transition_stage(&ctx.caller, &ctx.access, &version, &stage, archive)
+        .await?;
     version_body(&state.registry, &model, &updated)
 }

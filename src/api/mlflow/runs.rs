@@ -37,17 +37,17 @@ pub async fn create(
         &state.registry,
         &ctx,
         &params.str("experiment_id")?.unwrap_or_else(|| "0".into()),
-    )?;
+    )
+    .await?;
     let new = NewCandidate {
         name: params.str("run_name")?,
         start_time: params.i64("start_time")?,
         tags: params.key_values("tags")?,
     };
-    let candidate =
-        state
-            .registry
-            .create_candidate(&ctx.caller, &ctx.access, experiment.id, new)?;
-    state.registry.persist().await?;
+    let candidate = state
+        .registry
+        .create_candidate(&ctx.caller, &ctx.access, experiment.id, new)
+        .await?;
     Ok(Json(
         json!({ "run": views::run(&state.registry, &candidate)? }),
     ))
@@ -83,11 +83,10 @@ pub async fn update(
         status,
         end_time: params.i64("end_time")?,
     };
-    let updated =
-        state
-            .registry
-            .update_candidate(&ctx.caller, &ctx.access, candidate.id, changes)?;
-    state.registry.persist().await?;
+    let updated = state
+        .registry
+        .update_candidate(&ctx.caller, &ctx.access, candidate.id, changes)
+        .await?;
     Ok(Json(
         json!({ "run_info": views::run_info(&state.registry, &updated)? }),
     ))
@@ -102,8 +101,8 @@ async fn set_lifecycle(
     let candidate = run_of(&state.registry, ctx, params)?;
     state
         .registry
-        .set_candidate_lifecycle(&ctx.caller, &ctx.access, candidate.id, lifecycle)?;
-    state.registry.persist().await?;
+        .set_candidate_lifecycle(&ctx.caller, &ctx.access, candidate.id, lifecycle)
+        .await?;
     Ok(empty())
 }
 
@@ -225,13 +224,13 @@ pub async fn delete_tag(
             TagOwner::Candidate(candidate.id),
             &key,
         )
+        .await
         .or_not_found(|| {
             format!(
                 "No tag with name: {key} in run with id {}",
                 candidate.run_id
             )
         })?;
-    state.registry.persist().await?;
     Ok(empty())
 }
 
@@ -493,7 +492,7 @@ pub async fn search(
     };
     let mut experiments = Vec::new();
     for raw_id in params.strings("experiment_ids")? {
-        experiments.push(by_mlflow_id(registry, &ctx, &raw_id)?.id);
+        experiments.push(by_mlflow_id(registry, &ctx, &raw_id).await?.id);
     }
     let token = parse_token(params.str("page_token")?.as_deref())?;
     let mut found = Vec::new();

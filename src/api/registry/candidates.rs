@@ -115,22 +115,25 @@ pub async fn create(
     };
     // Bad input is refused before the run exists.
     validate_batch(&batch)?;
-    let candidate = registry.create_candidate(
-        &caller,
-        &access,
-        experiment.id,
-        NewCandidate {
-            name: body.name,
-            ..NewCandidate::default()
-        },
-    )?;
+    let candidate = registry
+        .create_candidate(
+            &caller,
+            &access,
+            experiment.id,
+            NewCandidate {
+                name: body.name,
+                ..NewCandidate::default()
+            },
+        )
+        .await?;
     if let Err(error) = registry
         .log_batch(&caller, &access, candidate.id, batch)
         .await
     {
         // A storage failure half way: the run goes again rather than stay half-made.
-        registry.delete_candidate(&caller, &access, candidate.id)?;
-        registry.persist().await?;
+        registry
+            .delete_candidate(&caller, &access, candidate.id)
+            .await?;
         return Err(error.into());
     }
     let candidate = registry.candidate(candidate.id)?;
@@ -225,8 +228,9 @@ pub async fn delete(
     let access = registry.project_for_action(&caller, path.project(), Action::WriteRegistry)?;
     let candidate =
         registry.candidate_by_iid(access.project.id, path.number("iid", "Candidate")?)?;
-    registry.delete_candidate(&caller, &access, candidate.id)?;
-    registry.persist().await?;
+    registry
+        .delete_candidate(&caller, &access, candidate.id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -249,14 +253,15 @@ pub async fn promote(
     let access = registry.project_for_action(&caller, path.project(), Action::WriteRegistry)?;
     let candidate =
         registry.candidate_by_iid(access.project.id, path.number("iid", "Candidate")?)?;
-    let version = registry.promote_candidate(
-        &caller,
-        &access,
-        candidate.id,
-        body.version,
-        body.description,
-    )?;
-    registry.persist().await?;
+    let version = registry
+        .promote_candidate(
+            &caller,
+            &access,
+            candidate.id,
+            body.version,
+            body.description,
+        )
+        .await?;
     let model = registry.model(version.model_id)?;
     Ok((
         StatusCode::CREATED,

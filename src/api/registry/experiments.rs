@@ -73,7 +73,8 @@ pub async fn delete(
     let access = registry.project_for_action(&caller, path.project(), Action::WriteRegistry)?;
     let experiment =
         registry.experiment_by_iid(access.project.id, path.number("iid", "Experiment")?)?;
-    registry.delete_experiment(&caller, &access, experiment.id)?;
-    registry.persist().await?;
+    registry
+        .delete_experiment(&caller, &access, experiment.id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -152,17 +152,18 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let registry = &state.registry;
     let access = registry.project_for_action(&caller, path.project(), Action::WriteRegistry)?;
-    let model = registry.create_model(
-        &caller,
-        &access,
-        NewModel {
-            name: body.name,
-            description: body.description,
-            tags: key_values(body.metadata),
-            adopt_generic_packages: body.adopt_generic_packages,
-        },
-    )?;
-    registry.persist().await?;
+    let model = registry
+        .create_model(
+            &caller,
+            &access,
+            NewModel {
+                name: body.name,
+                description: body.description,
+                tags: key_values(body.metadata),
+                adopt_generic_packages: body.adopt_generic_packages,
+            },
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(views::model(registry, &model)?)).into_response())
 }
 
@@ -201,8 +202,9 @@ pub async fn update(
     let registry = &state.registry;
     let access = registry.project_for_action(&caller, path.project(), Action::WriteRegistry)?;
     let model = registry.find_model(access.project.id, path.get("model"))?;
-    let model = registry.update_model_description(&caller, &access, model.id, &body.description)?;
-    registry.persist().await?;
+    let model = registry
+        .update_model_description(&caller, &access, model.id, &body.description)
+        .await?;
     Ok(Json(views::model(registry, &model)?))
 }
 
@@ -220,7 +222,6 @@ pub async fn delete(
     let registry = &state.registry;
     let access = registry.project_for_action(&caller, path.project(), Action::WriteRegistry)?;
     let model = registry.find_model(access.project.id, path.get("model"))?;
-    registry.delete_model(&caller, &access, model.id)?;
-    registry.persist().await?;
+    registry.delete_model(&caller, &access, model.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

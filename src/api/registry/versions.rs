@@ -121,20 +121,21 @@ pub async fn create(
         (None, Some(run_id)) => Some(registry.candidate_by_run_id(project_id, run_id)?.id),
         (None, None) => None,
     };
-    let version = registry.create_version(
-        &caller,
-        &access,
-        model.id,
-        NewVersion {
-            version: body.version,
-            description: body.description,
-            tags: key_values(body.metadata),
-            candidate_id,
-            ci: body.ci_job.map(CiJob::from).filter(|ci| !ci.is_empty()),
-            ..NewVersion::default()
-        },
-    )?;
-    registry.persist().await?;
+    let version = registry
+        .create_version(
+            &caller,
+            &access,
+            model.id,
+            NewVersion {
+                version: body.version,
+                description: body.description,
+                tags: key_values(body.metadata),
+                candidate_id,
+                ci: body.ci_job.map(CiJob::from).filter(|ci| !ci.is_empty()),
+                ..NewVersion::default()
+            },
+        )
+        .await?;
     let view = views::version(registry, &model, &version)?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -195,9 +196,9 @@ pub async fn update(
     let registry = &state.registry;
     let (access, model) = model_of(registry, &caller, &path, Action::WriteRegistry)?;
     let version = version_of(registry, &model, path.get("version"))?;
-    let version =
-        registry.update_version_description(&caller, &access, version.id, &body.description)?;
-    registry.persist().await?;
+    let version = registry
+        .update_version_description(&caller, &access, version.id, &body.description)
+        .await?;
     Ok(Json(views::version(registry, &model, &version)?))
 }
 
@@ -216,7 +217,8 @@ pub async fn delete(
     let registry = &state.registry;
     let (access, model) = model_of(registry, &caller, &path, Action::WriteRegistry)?;
     let version = version_of(registry, &model, path.get("version"))?;
-    registry.delete_version(&caller, &access, version.id)?;
-    registry.persist().await?;
+    registry
+        .delete_version(&caller, &access, version.id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -120,7 +120,6 @@ async fn sign_in(state: &AppState, request: Request) -> WebResult<Response> {
     };
     match attempt {
         Ok(opened) => {
-            state.registry.persist().await?;
             let mut response = see_other(&return_to);
             let headers = response.headers_mut();
             headers.append(
@@ -159,7 +158,6 @@ pub async fn sign_out(State(state): State<AppState>, request: Request) -> Respon
         crate::web::form::read(&visitor, request).await?;
         if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
             state.registry.sign_out(&secret)?;
-            state.registry.persist().await?;
         }
         let mut response = see_other("/");
         response.headers_mut().append(

@@ -155,20 +155,21 @@ pub async fn promote(ctx: &Ctx<'_>, iid: u64, request: Request) -> WebResult<Res
             render(ctx, &candidate, ("", Some(&problem)))?,
         ));
     }
-    match ctx.registry().promote_candidate(
-        &ctx.visitor.caller,
-        &ctx.access,
-        candidate.id,
-        Some(typed.clone()),
-        form.text("description"),
-    ) {
-        Ok(version) => {
-            ctx.registry().persist().await?;
-            Ok(see_other(&ctx.ml(&format!(
-                "models/{}/versions/{}",
-                version.model_id, version.id
-            ))))
-        }
+    match ctx
+        .registry()
+        .promote_candidate(
+            &ctx.visitor.caller,
+            &ctx.access,
+            candidate.id,
+            Some(typed.clone()),
+            form.text("description"),
+        )
+        .await
+    {
+        Ok(version) => Ok(see_other(&ctx.ml(&format!(
+            "models/{}/versions/{}",
+            version.model_id, version.id
+        )))),
         Err(error) if is_input_error(&error) => Ok(layout::respond(
             StatusCode::BAD_REQUEST,
             render(ctx, &candidate, (&typed, Some(&error.to_string())))?,
@@ -182,8 +183,9 @@ pub async fn delete(ctx: &Ctx<'_>, iid: u64, request: Request) -> WebResult<Resp
     let registry = ctx.registry();
     let candidate = registry.candidate_by_iid(ctx.access.project.id, iid)?;
     let experiment = registry.experiment(candidate.experiment_id)?;
-    registry.delete_candidate(&ctx.visitor.caller, &ctx.access, candidate.id)?;
-    registry.persist().await?;
+    registry
+        .delete_candidate(&ctx.visitor.caller, &ctx.access, candidate.id)
+        .await?;
     Ok(see_other(
         &ctx.ml(&format!("experiments/{}", experiment.iid)),
     ))

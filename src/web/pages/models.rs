@@ -252,21 +252,21 @@ pub async fn create(ctx: &Ctx<'_>, request: Request) -> WebResult<Response> {
     ctx.require_write()?;
     let name = form.text("name").unwrap_or_default();
     let description = form.get("description").unwrap_or_default().to_string();
-    let created = ctx.registry().create_model(
-        &ctx.visitor.caller,
-        &ctx.access,
-        NewModel {
-            name: name.clone(),
-            description: Some(description.clone()),
-            tags: Vec::new(),
-            adopt_generic_packages: false,
-        },
-    );
+    let created = ctx
+        .registry()
+        .create_model(
+            &ctx.visitor.caller,
+            &ctx.access,
+            NewModel {
+                name: name.clone(),
+                description: Some(description.clone()),
+                tags: Vec::new(),
+                adopt_generic_packages: false,
+            },
+        )
+        .await;
     match created {
-        Ok(model) => {
-            ctx.registry().persist().await?;
-            Ok(see_other(&ctx.ml(&format!("models/{}", model.id))))
-        }
+        Ok(model) => Ok(see_other(&ctx.ml(&format!("models/{}", model.id)))),
         Err(error) if is_input_error(&error) => Ok(layout::respond(
             input_error_status(&error),
             new_model_page(ctx, &name, &description, Some(&error.to_string())),
@@ -472,16 +472,12 @@ pub async fn update(ctx: &Ctx<'_>, model_id: u64, request: Request) -> WebResult
     let model = ctx.model(model_id)?;
     ctx.require_write()?;
     let description = form.get("description").unwrap_or_default().to_string();
-    match ctx.registry().update_model_description(
-        &ctx.visitor.caller,
-        &ctx.access,
-        model.id,
-        &description,
-    ) {
-        Ok(model) => {
-            ctx.registry().persist().await?;
-            Ok(see_other(&ctx.ml(&format!("models/{}", model.id))))
-        }
+    match ctx
+        .registry()
+        .update_model_description(&ctx.visitor.caller, &ctx.access, model.id, &description)
+        .await
+    {
+        Ok(model) => Ok(see_other(&ctx.ml(&format!("models/{}", model.id)))),
         Err(error) if is_input_error(&error) => Ok(layout::respond(
             StatusCode::BAD_REQUEST,
             edit_page(ctx, &model, &description, Some(&error.to_string())),
@@ -494,7 +490,7 @@ pub async fn delete(ctx: &Ctx<'_>, model_id: u64, request: Request) -> WebResult
     form::read(&ctx.visitor, request).await?;
     let model = ctx.model(model_id)?;
     ctx.registry()
-        .delete_model(&ctx.visitor.caller, &ctx.access, model.id)?;
-    ctx.registry().persist().await?;
+        .delete_model(&ctx.visitor.caller, &ctx.access, model.id)
+        .await?;
     Ok(see_other(&ctx.ml("models")))
 }

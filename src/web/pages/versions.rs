@@ -112,23 +112,30 @@ fn bad_multipart(error: multer::Error) -> WebError {
 }
 
 /// Creates the version named by the form, once, before any file is stored.
-fn create_from_form(ctx: &Ctx, model: &Model, form: &VersionForm) -> WebResult<ModelVersion> {
+async fn create_from_form(
+    ctx: &Ctx<'_>,
+    model: &Model,
+    form: &VersionForm,
+) -> WebResult<ModelVersion> {
     ctx.visitor.check_csrf(form.csrf.as_deref())?;
     ctx.require_write()?;
     let version = form.version.trim();
     if version.is_empty() {
         return Err(Error::missing("version").into());
     }
-    Ok(ctx.registry().create_version(
-        &ctx.visitor.caller,
-        &ctx.access,
-        model.id,
-        NewVersion {
-            version: Some(version.to_string()),
-            description: Some(form.description.clone()),
-            ..NewVersion::default()
-        },
-    )?)
+    Ok(ctx
+        .registry()
+        .create_version(
+            &ctx.visitor.caller,
+            &ctx.access,
+            model.id,
+            NewVersion {
+                version: Some(version.to_string()),
+                description: Some(form.description.clone()),
+                ..NewVersion::default()
+            },
+        )
+        .await?)
 }
 
 /// Reads the multipart form field by field: the text fields first (a browser sends fields in
@@ -175,21 +182,22 @@ async fn create_with_upload(
         }
         let version = match created.take() {
             Some(version) => version,
-            None => create_from_form(ctx, model, form)?,
+            None => create_from_form(ctx, model, form).await?,
         };
         let stored = store_file(ctx, &version, form, &file_name, field).await;
         if let Err(error) = stored {
             // Nothing half-made stays: the version goes again with whatever was stored.
             let _ = ctx
                 .registry()
-                .delete_version(&ctx.visitor.caller, &ctx.access, version.id);
+                .delete_version(&ctx.visitor.caller, &ctx.access, version.id)
+                .await;
             return Err(error);
         }
         created = Some(version);
     }
     match created {
         Some(version) => Ok(version),
-        None => create_from_form(ctx, model, form),
+        None => create_from_form(ctx, model, form).await,
     }
 }
 
@@ -233,10 +241,7 @@ pub async fn create(ctx: &Ctx<'_>, model_id: u64, request: Request) -> WebResult
     let model = ctx.model(model_id)?;
     let mut form = VersionForm::default();
     match create_with_upload(ctx, &model, request, &mut form).await {
-        Ok(version) => {
-            ctx.registry().persist().await?;
-            Ok(see_other(&version_url(ctx, &model, &version)))
-        }
+        Ok(version) => Ok(see_other(&version_url(ctx, &model, &version))),
         Err(WebError::Domain(error)) if is_input_error(&error) => Ok(layout::respond(
             StatusCode::BAD_REQUEST,
             new_version_page(ctx, &model, &form, Some(&error.to_string()))?,
@@ -330,8 +335,8 @@ pub async fn delete(
     let model = ctx.model(model_id)?;
     let version = model_version(ctx, &model, version_id)?;
     ctx.registry()
-        .delete_version(&ctx.visitor.caller, &ctx.access, version.id)?;
-    ctx.registry().persist().await?;
+        .delete_version(&ctx.visitor.caller, &ctx.access, version.id)
+        .await?;
     Ok(see_other(&format!(
         "{}?tab=versions",
         ctx.ml(&format!("models/{}", model.id))
