@@ -928,7 +928,7 @@ fn a_sigterm_right_after_start_is_a_clean_shutdown() {
     let expected = expected();
     let copy = fixture_copy();
     let dir = copy.path().join("data");
-    for round in 0..5 {
+    for round in 0..20 {
         let mut server = start(&dir, &expected);
         let status = server.stop();
         assert!(status.success(), "round {round}: {status:?}");
