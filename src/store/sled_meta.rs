@@ -35,8 +35,10 @@ impl SledMeta {
             .iter()
             .map(|table| db.open_tree(table.name()).map_err(engine))
             .collect::<Result<Vec<_>, _>>()?;
-        let files = SledFiles::open(dir)
-            .map_err(|e| StoreError::Engine(format!("syncing the metadata files: {e}")))?;
+        let files = SledFiles::open(dir).map_err(|source| StoreError::Io {
+            action: "syncing the metadata files",
+            source,
+        })?;
         Ok(SledMeta { db, trees, files })
     }
 
@@ -45,8 +47,15 @@ impl SledMeta {
     }
 }
 
+/// sled's errors carry no `source()`; an I/O error inside one becomes the cause itself.
 fn engine(error: sled::Error) -> StoreError {
-    StoreError::Engine(error.to_string())
+    match error {
+        sled::Error::Io(source) => StoreError::Io {
+            action: "sled",
+            source,
+        },
+        other => StoreError::engine(other),
+    }
 }
 
 fn entries(
@@ -120,7 +129,7 @@ impl MetaStore for SledMeta {
                         match any.downcast::<UnabortableTransactionError>() {
                             Ok(error) => Err((*error).into()),
                             Err(_) => Err(ConflictableTransactionError::Abort(Some(
-                                StoreError::Engine("foreign transaction failure".into()),
+                                StoreError::Invariant("foreign transaction failure"),
                             ))),
                         }
                     }
@@ -141,9 +150,10 @@ impl MetaStore for SledMeta {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(engine)?;
-        self.files
-            .sync()
-            .map_err(|e| StoreError::Engine(format!("syncing the metadata files: {e}")))
+        self.files.sync().map_err(|source| StoreError::Io {
+            action: "syncing the metadata files",
+            source,
+        })
     }
 }
 
