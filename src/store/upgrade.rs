@@ -121,8 +121,13 @@ pub fn run(meta: &dyn MetaStore, steps: &[Step]) -> Result<Upgraded, UpgradeErro
             // A v0.1 store and a build with no steps: record the version so later builds know it.
             record_schema_version(meta, known)?;
             meta.flush()?;
+            tracing::info!(
+                schema_version = known,
+                "metadata written by v0.1: its schema version is now recorded"
+            );
+        } else {
+            tracing::debug!(schema_version = known, "metadata schema is current");
         }
-        tracing::debug!(schema_version = known, "metadata schema is current");
         return Ok(Upgraded {
             from: found,
             to: known,
