@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+command -v strace >/dev/null || { apt-get update -q && apt-get install -y -q strace; }  # tests/durable_metadata.rs
 cargo build --release --locked
 cargo test --release --locked -- --test-threads 2
 scripts/e2e.sh

@@ -934,9 +934,55 @@ fn a_sigterm_right_after_start_is_a_clean_shutdown() {
     let expected = expected();
     let copy = fixture_copy();
     let dir = copy.path().join("data");
-    for round in 0..5 {
+    for round in 0..20 {
         let mut server = start(&dir, &expected);
         let status = server.stop();
         assert!(status.success(), "round {round}: {status:?}");
     }
+}
+
+/// Starts the server on `dir` at log level info, stops it with SIGTERM once it listens, and
+/// returns what it logged.
+fn serve_once(dir: &Path, expected: &Value) -> String {
+    use std::io::{BufRead, BufReader};
+    let log = dir.with_extension("log");
+    let mut child = std::process::Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--root-token"])
+        .arg(root_token(expected))
+        .arg("--data-dir")
+        .arg(dir)
+        .env("MODELYARD_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn modelyard");
+    let stdout = child.stdout.take().expect("stdout");
+    for line in BufReader::new(stdout).lines() {
+        if line.expect("stdout").starts_with("modelyard listening on ") {
+            break;
+        }
+    }
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    assert!(child.wait().expect("wait").success());
+    std::fs::read_to_string(&log).expect("the log")
+}
+
+#[test]
+fn the_first_start_on_v0_1_data_logs_the_upgrade_and_the_next_one_does_not() {
+    let expected = expected();
+    let copy = fixture_copy();
+    let dir = copy.path().join("data");
+    let first = serve_once(&dir, &expected);
+    assert!(
+        first.contains("schema"),
+        "the first start says what it did to the v0.1 metadata:\n{first}"
+    );
+    let second = serve_once(&dir, &expected);
+    assert!(
+        !second.contains("schema") && !second.contains("upgrad"),
+        "a second start has nothing to upgrade:\n{second}"
+    );
 }

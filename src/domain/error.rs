@@ -41,10 +41,11 @@ pub enum Error {
     StorageFull,
     #[error("the request body ended before it was complete")]
     BodyInterrupted,
-    #[error(transparent)]
+    /// The server's storage failed: the source says how (log it with [`chain`]).
+    #[error("storage failed")]
     Store(#[from] StoreError),
-    #[error("blob store: {0}")]
-    Blob(BlobError),
+    #[error("storage failed")]
+    Blob(#[source] BlobError),
 }
 
 impl From<BlobError> for Error {
@@ -95,3 +96,71 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes, outermost first, `": "`-separated: what a log line of a 500 says.
+/// A cause whose text its parent already shows (some errors print their source) is not repeated.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut last = text.clone();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let next = error.to_string();
+        if !last.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        last = next;
+        cause = error.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn a_store_error_wrapped_twice_logs_its_whole_chain() {
+        let io = io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "Permission denied (os error 13)",
+        );
+        let store = StoreError::Io {
+            action: "syncing the metadata files",
+            source: io,
+        };
+        let shared = StoreError::Flush(std::sync::Arc::new(store));
+        let error = Error::from(shared);
+        assert_eq!(
+            chain(&error),
+            "storage failed: the shared metadata flush failed: metadata store I/O: syncing the \
+             metadata files: Permission denied (os error 13)"
+        );
+        assert!(error.is_internal());
+        // Each layer is the source of the one above it.
+        let store = std::error::Error::source(&error).expect("the store error");
+        assert!(store.to_string().contains("shared metadata flush"));
+    }
+
+    #[test]
+    fn json_and_blob_causes_are_kept_and_not_repeated() {
+        let json = serde_json::from_slice::<u64>(b"{").unwrap_err();
+        let json_text = json.to_string();
+        let error = Error::from(StoreError::Json {
+            table: "models",
+            source: json,
+        });
+        assert_eq!(
+            chain(&error),
+            format!("storage failed: metadata record in models is not decodable: {json_text}")
+        );
+        let blob = Error::from(BlobError::Io(io::Error::other("disk on fire")));
+        assert_eq!(chain(&blob), "storage failed: blob store I/O: disk on fire");
+        // A message that already quotes its cause is not followed by it again.
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Quoting(#[source] io::Error);
+        assert_eq!(chain(&Quoting(io::Error::other("inner"))), "outer: inner");
+    }
+}

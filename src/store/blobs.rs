@@ -35,7 +35,7 @@ pub enum BlobError {
     StorageFull,
     #[error("blob {0} does not exist")]
     Missing(String),
-    #[error("blob store I/O: {0}")]
+    #[error("blob store I/O")]
     Io(#[from] io::Error),
 }
 

@@ -9,7 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::meta::{MetaStore, StoreError};
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+/// Every waiter of one flush gets its outcome; a failure is shared, cause and all.
+type Waiter = oneshot::Sender<Result<(), Arc<StoreError>>>;
 
 pub struct GroupCommit {
     meta: Arc<dyn MetaStore>,
@@ -46,7 +47,7 @@ impl GroupCommit {
             return self.flush_now();
         }
         match rx.await {
-            Ok(result) => result.map_err(StoreError::Engine),
+            Ok(result) => result.map_err(StoreError::Flush),
             Err(_) => self.flush_now(),
         }
     }
@@ -72,8 +73,8 @@ async fn run(
         flushes.fetch_add(1, Ordering::Relaxed);
         let result = match tokio::task::spawn_blocking(move || store.flush()).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(Err(e)) => Err(Arc::new(e)),
+            Err(e) => Err(Arc::new(StoreError::engine(e))),
         };
         for waiter in waiters {
             let _ = waiter.send(result.clone());

@@ -176,13 +176,42 @@ impl Table {
 /// Trees of earlier layouts that the upgrade removes.
 pub const RETIRED_TABLES: [&str; 1] = ["models_by_project"];
 
-/// A failure of the storage engine itself (I/O, corruption, undecodable record).
+/// A failure of the storage engine itself (I/O, corruption, undecodable record). Each variant
+/// keeps its cause as `source()`, so the log line of a 500 can print the whole chain.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("metadata store: {0}")]
-    Engine(String),
+    /// The engine failed; the source says how.
+    #[error("metadata store engine failed")]
+    Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// I/O on the metadata files.
+    #[error("metadata store I/O: {action}")]
+    Io {
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record that is not the JSON its table holds, or a value that cannot be encoded.
+    #[error("metadata record in {table} is not decodable")]
+    Json {
+        table: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A record that breaks its table's rules otherwise.
     #[error("metadata record in {table} is not decodable: {reason}")]
     Decode { table: &'static str, reason: String },
+    /// A flush that several requests waited for (the group commit) failed.
+    #[error("the shared metadata flush failed")]
+    Flush(#[source] std::sync::Arc<StoreError>),
+    /// The store broke one of its own invariants.
+    #[error("metadata store: {0}")]
+    Invariant(&'static str),
+}
+
+impl StoreError {
+    pub fn engine(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Engine(Box::new(error))
+    }
 }
 
 /// Why a transaction body stopped: the engine wants a retry or failed (opaque, must be
@@ -287,8 +316,8 @@ impl dyn MetaStore {
         });
         match result {
             Ok(()) | Err(TransactError::Aborted) => outcome.unwrap_or_else(|| {
-                Err(E::from(StoreError::Engine(
-                    "transaction ended without an outcome".into(),
+                Err(E::from(StoreError::Invariant(
+                    "transaction ended without an outcome",
                 )))
             }),
             Err(TransactError::Store(error)) => Err(E::from(error)),
@@ -337,10 +366,10 @@ pub trait TxnExt: Txn {
     }
 
     fn put_json<T: Serialize>(&self, table: Table, key: &[u8], value: &T) -> Result<(), TxFail> {
-        let bytes = serde_json::to_vec(value).map_err(|e| {
-            TxFail(TxFailKind::Decode(StoreError::Decode {
+        let bytes = serde_json::to_vec(value).map_err(|source| {
+            TxFail(TxFailKind::Decode(StoreError::Json {
                 table: table.name(),
-                reason: e.to_string(),
+                source,
             }))
         })?;
         self.put(table, key, &bytes)
@@ -354,8 +383,8 @@ pub trait TxnExt: Txn {
 impl<T: Txn + ?Sized> TxnExt for T {}
 
 pub fn decode<T: DeserializeOwned>(table: Table, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Decode {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Json {
         table: table.name(),
-        reason: e.to_string(),
+        source,
     })
 }

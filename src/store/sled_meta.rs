@@ -1,7 +1,12 @@
 //! The embedded metadata store: one sled tree per [`Table`].
 
 use std::cell::RefCell;
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
@@ -13,6 +18,7 @@ use super::meta::{KvIter, MetaStore, StoreError, Table, TransactError, TxFail, T
 pub struct SledMeta {
     db: sled::Db,
     trees: Vec<sled::Tree>,
+    files: SledFiles,
 }
 
 impl SledMeta {
@@ -29,7 +35,11 @@ impl SledMeta {
             .iter()
             .map(|table| db.open_tree(table.name()).map_err(engine))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(SledMeta { db, trees })
+        let files = SledFiles::open(dir).map_err(|source| StoreError::Io {
+            action: "syncing the metadata files",
+            source,
+        })?;
+        Ok(SledMeta { db, trees, files })
     }
 
     fn tree(&self, table: Table) -> &sled::Tree {
@@ -37,8 +47,15 @@ impl SledMeta {
     }
 }
 
+/// sled's errors carry no `source()`; an I/O error inside one becomes the cause itself.
 fn engine(error: sled::Error) -> StoreError {
-    StoreError::Engine(error.to_string())
+    match error {
+        sled::Error::Io(source) => StoreError::Io {
+            action: "sled",
+            source,
+        },
+        other => StoreError::engine(other),
+    }
 }
 
 fn entries(
@@ -180,7 +197,7 @@ impl MetaStore for SledMeta {
                         match any.downcast::<UnabortableTransactionError>() {
                             Ok(error) => Err((*error).into()),
                             Err(_) => Err(ConflictableTransactionError::Abort(Some(
-                                StoreError::Engine("foreign transaction failure".into()),
+                                StoreError::Invariant("foreign transaction failure"),
                             ))),
                         }
                     }
@@ -200,6 +217,94 @@ impl MetaStore for SledMeta {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(engine)
+        self.db.flush().map_err(engine)?;
+        self.files.sync().map_err(|source| StoreError::Io {
+            action: "syncing the metadata files",
+            source,
+        })
     }
+}
+
+/// fsync-grade durability for what sled writes. sled 0.34's `flush()` writes its log (`db`) with
+/// `sync_file_range` on Linux (`pagecache/iobuf.rs`), which neither persists the file's size and
+/// other metadata nor flushes the drive's write cache: an acknowledged write survives `kill -9`
+/// but can be lost on power failure. It also never syncs the files it writes for pages too large
+/// for the log (`blobs/<lsn>`), nor the directories in which it creates files (`conf`, `db`,
+/// `blobs/`, `snap.*`). So after every `db.flush()`, [`SledFiles::sync`] `fdatasync`s the log,
+/// syncs blob files that appeared since the last time, and syncs each directory whose entries
+/// changed.
+struct SledFiles {
+    dir: PathBuf,
+    /// `db`, the log, kept open: sled never replaces it.
+    log: File,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Entries of the metadata dir (`conf`, `db`, `blobs`, `snap.*`) as of the last sync.
+    entries: BTreeSet<OsString>,
+    /// Files in `blobs/` as of the last sync.
+    blobs: BTreeSet<OsString>,
+}
+
+impl SledFiles {
+    /// Syncs everything sled may have just created: the files, the metadata dir, and the dir
+    /// above it (the data dir, which holds `meta/`).
+    fn open(dir: &Path) -> io::Result<SledFiles> {
+        let log = File::open(dir.join("db"))?;
+        log.sync_all()?;
+        File::open(dir.join("conf"))?.sync_all()?;
+        let files = SledFiles {
+            dir: dir.to_path_buf(),
+            log,
+            seen: Mutex::new(Seen::default()),
+        };
+        files.sync()?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+        Ok(files)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let blobs_dir = self.dir.join("blobs");
+        let blobs = names(&blobs_dir)?;
+        if blobs != seen.blobs {
+            for name in blobs.difference(&seen.blobs) {
+                match File::open(blobs_dir.join(name)) {
+                    Ok(blob) => blob.sync_data()?,
+                    // Already collected by sled.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            sync_dir(&blobs_dir)?;
+            seen.blobs = blobs;
+        }
+        let entries = names(&self.dir)?;
+        if entries != seen.entries {
+            sync_dir(&self.dir)?;
+            seen.entries = entries;
+        }
+        Ok(())
+    }
+}
+
+/// The names in a directory; none when it does not exist (yet).
+fn names(dir: &Path) -> io::Result<BTreeSet<OsString>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.map(|e| e.map(|e| e.file_name())).collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }

@@ -118,8 +118,13 @@ pub fn run(meta: &dyn MetaStore, steps: &[Step]) -> Result<Upgraded, UpgradeErro
             // A v0.1 store and a build with no steps: record the version so later builds know it.
             record_schema_version(meta, known)?;
             meta.flush()?;
+            tracing::info!(
+                schema_version = known,
+                "metadata written by v0.1: its schema version is now recorded"
+            );
+        } else {
+            tracing::debug!(schema_version = known, "metadata schema is current");
         }
-        tracing::debug!(schema_version = known, "metadata schema is current");
         return Ok(Upgraded {
             from: found,
             to: known,
@@ -329,14 +334,19 @@ mod tests {
     fn a_failing_step_names_itself_and_keeps_the_cause() {
         const FAILING: &[Step] = &[Step {
             name: "broken index",
-            run: |_, _| Err(StoreError::Engine("disk on fire".into())),
+            run: |_, _| {
+                Err(StoreError::Io {
+                    action: "reading",
+                    source: std::io::Error::other("disk on fire"),
+                })
+            },
         }];
         let (_dir, meta) = store();
         put(&meta, Table::Users, b"a user", b"{}");
         let error = run(&meta, FAILING).unwrap_err();
-        assert!(error.to_string().contains("broken index"), "{error}");
-        let cause = std::error::Error::source(&error).map(|e| e.to_string());
-        assert!(cause.is_some_and(|c| c.contains("disk on fire")));
+        let chain = crate::domain::error::chain(&error);
+        assert!(chain.contains("broken index"), "{chain}");
+        assert!(chain.ends_with("reading: disk on fire"), "{chain}");
         assert_eq!(schema_version(&meta).unwrap(), 1, "not recorded");
     }
 }

@@ -58,7 +58,10 @@ impl WebError {
                 Error::NameTaken(message) => (StatusCode::CONFLICT, message.clone()),
                 Error::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, error.to_string()),
                 Error::Store(_) | Error::Blob(_) => {
-                    tracing::error!(%error, "web page failed");
+                    tracing::error!(
+                        error = %crate::domain::error::chain(error),
+                        "web page failed"
+                    );
                     (
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "Something went wrong on our side; the error is in the server log.".into(),

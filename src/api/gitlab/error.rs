@@ -71,7 +71,7 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.0.is_internal() || matches!(self.0, Error::StorageFull) {
-            tracing::error!(error = %self.0, "request failed");
+            tracing::error!(error = %crate::domain::error::chain(&self.0), "request failed");
         }
         let (status, body) = status_and_body(&self.0);
         (status, Json(body)).into_response()

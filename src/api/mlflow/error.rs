@@ -157,7 +157,10 @@ impl IntoResponse for MlflowError {
         let (status, code, message) = match self {
             MlflowError::Domain(error) => {
                 if error.is_internal() || matches!(error, Error::StorageFull) {
-                    tracing::error!(%error, "MLflow request failed");
+                    tracing::error!(
+                        error = %crate::domain::error::chain(&error),
+                        "MLflow request failed"
+                    );
                 }
                 domain_shape(&error)
             }
