@@ -19,6 +19,7 @@ pub mod paging;
 pub mod projects;
 pub mod records;
 pub mod schema;
+pub mod search_syntax;
 pub mod semver_rules;
 pub mod sessions;
 pub mod version_labels;
