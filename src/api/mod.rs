@@ -7,6 +7,7 @@ pub mod gitlab;
 pub mod mlflow;
 pub mod ops;
 pub mod registry;
+pub mod unread_body;
 
 use std::time::Instant;
 
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(middleware::from_fn(unread_body::close_if_unread))
         .with_state(state)
 }
 
