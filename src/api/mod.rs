@@ -2,8 +2,10 @@
 
 pub mod auth;
 pub mod body_guard;
+pub mod body_limit;
 pub mod download;
 pub mod gitlab;
+pub mod loose;
 pub mod mlflow;
 pub mod ops;
 pub mod registry;

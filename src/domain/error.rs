@@ -31,6 +31,9 @@ pub enum Error {
     StorageFull,
     #[error("the request body ended before it was complete")]
     BodyInterrupted,
+    /// A request body (not an uploaded file) larger than its route accepts.
+    #[error("the request body is larger than the {limit} bytes this route accepts")]
+    RequestTooLarge { limit: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("blob store: {0}")]

@@ -53,7 +53,9 @@ impl WebError {
                     StatusCode::FORBIDDEN,
                     "You are not allowed to do this in this project.".into(),
                 ),
-                Error::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, error.to_string()),
+                Error::TooLarge | Error::RequestTooLarge { .. } => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+                }
                 Error::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, error.to_string()),
                 Error::Store(_) | Error::Blob(_) => {
                     tracing::error!(%error, "web page failed");

@@ -48,6 +48,10 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
         | Error::TooLarge
         | Error::DuplicateNotAllowed
         | Error::BodyInterrupted => (StatusCode::BAD_REQUEST, bad(&error.to_string())),
+        Error::RequestTooLarge { .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({ "message": format!("413 Request Entity Too Large - {error}") }),
+        ),
         Error::StorageFull => (
             StatusCode::INSUFFICIENT_STORAGE,
             json!({ "message": "507 Insufficient Storage - no space left on the server's storage" }),

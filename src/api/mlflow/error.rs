@@ -133,6 +133,13 @@ fn domain_shape(error: &Error) -> (StatusCode, &'static str, String) {
             "INVALID_PARAMETER_VALUE",
             error.to_string(),
         ),
+        // MLflow itself answers an oversized log-batch with 400 INVALID_PARAMETER_VALUE; the
+        // status here says what happened, the code stays the one MLflow clients know.
+        Error::RequestTooLarge { .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "INVALID_PARAMETER_VALUE",
+            error.to_string(),
+        ),
         Error::StorageFull => (
             StatusCode::INSUFFICIENT_STORAGE,
             "RESOURCE_EXHAUSTED",

@@ -249,15 +249,11 @@ pub async fn log_outputs(
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
     run_of(&state.registry, &ctx, &params)?;
-    if let Some(Value::Array(models)) = params.0.get("models") {
-        for model in models {
-            if let Some(id) = model.get("model_id").and_then(Value::as_str) {
-                state
-                    .registry
-                    .logged_model_by_key(ctx.access.project.id, id)
-                    .or_not_found(|| format!("Logged model with ID '{id}' not found"))?;
-            }
-        }
+    for id in params.model_ids("models") {
+        state
+            .registry
+            .logged_model_by_key(ctx.access.project.id, &id)
+            .or_not_found(|| format!("Logged model with ID '{id}' not found"))?;
     }
     Ok(empty())
 }
