@@ -247,6 +247,28 @@ fn blast(
     text.split_whitespace().nth(1).and_then(|s| s.parse().ok())
 }
 
+/// One request sent as curl sends a large body (`Expect: 100-continue`), whatever its size,
+/// so that a refusal before the body is read arrives intact.
+fn send_expecting(server: &TestServer, method: &str, path: &str, body: &[u8]) -> Reply {
+    let host = host(server);
+    let mut stream = TcpStream::connect(&host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nPRIVATE-TOKEN: {ROOT_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut first = read_one(&mut stream).expect("an answer to the request head");
+    if first.status == 100 {
+        stream.write_all(body).unwrap();
+        first = read_one(&mut stream).expect("an answer to the request");
+    }
+    first
+}
+
 /// `{"x":[0,0,0,…]}` of about `len` bytes: the cheapest body to send, the costliest to parse
 /// into a tree of values.
 fn zeros_body(len: usize) -> Vec<u8> {
@@ -267,7 +289,10 @@ fn eight_concurrent_16_mib_json_bodies_leave_the_server_responsive() {
     let server = TestServer::start();
     let project_id = project(&server, "json-flood", "private");
     let host = host(&server);
-    let body = std::sync::Arc::new(zeros_body(16 << 20));
+    // Just under 16 MiB, what the MLflow routes used to accept.
+    let body = std::sync::Arc::new(zeros_body((16 << 20) - 64));
+    let statuses = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = statuses.clone();
     let mlflow = format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0/mlflow");
     let targets = [
         format!("{mlflow}/runs/log-batch"),
@@ -289,6 +314,7 @@ fn eight_concurrent_16_mib_json_bodies_leave_the_server_responsive() {
                 .map(|path| {
                     let body = body.clone();
                     let host = host.clone();
+                    let seen = seen.clone();
                     std::thread::spawn(move || {
                         let status = blast(
                             &host,
@@ -301,10 +327,7 @@ fn eight_concurrent_16_mib_json_bodies_leave_the_server_responsive() {
                             &body,
                             chunked,
                         );
-                        assert!(
-                            status.is_none_or(|s| s == 413),
-                            "{path} (chunked: {chunked}) answered {status:?} to a 16 MiB body"
-                        );
+                        seen.lock().unwrap().push((path, chunked, status));
                     })
                 })
                 .collect();
@@ -330,6 +353,12 @@ fn eight_concurrent_16_mib_json_bodies_leave_the_server_responsive() {
         "/-/health took {:?} during the flood",
         observed.slowest_health
     );
+    for (path, chunked, status) in statuses.lock().unwrap().iter() {
+        assert!(
+            status.is_none_or(|s| s == 413),
+            "{path} (chunked: {chunked}) answered {status:?} to a 16 MiB body"
+        );
+    }
 }
 
 #[test]
@@ -342,12 +371,25 @@ fn oversized_json_bodies_are_413_in_each_surfaces_error_shape() {
 
     // MLflow: log-batch takes MLflow's own maximum (1,000,000 bytes), other routes 1 MiB.
     let just_over_batch = zeros_body(1_000_100);
-    let refused = api.send("POST", &format!("{mlflow}/runs/log-batch"), &json, &just_over_batch);
+    let refused = send_expecting(
+        &server,
+        "POST",
+        &format!("{mlflow}/runs/log-batch"),
+        &just_over_batch,
+    );
     assert_eq!(refused.status, 413, "{}", refused.text());
     assert_eq!(refused.json()["error_code"], "INVALID_PARAMETER_VALUE");
-    assert!(refused.json()["message"].as_str().unwrap().contains("1000000"));
+    assert!(refused.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("1000000"));
     let two_mib = zeros_body(2 << 20);
-    let refused = api.send("POST", &format!("{mlflow}/experiments/create"), &json, &two_mib);
+    let refused = send_expecting(
+        &server,
+        "POST",
+        &format!("{mlflow}/experiments/create"),
+        &two_mib,
+    );
     assert_eq!(refused.status, 413, "{}", refused.text());
     assert_eq!(refused.json()["error_code"], "INVALID_PARAMETER_VALUE");
 
@@ -357,7 +399,7 @@ fn oversized_json_bodies_are_413_in_each_surfaces_error_shape() {
         format!("/api/v4/projects/{project_id}/ml/models"),
         format!("/api/v4/projects/{project_id}/members"),
     ] {
-        let refused = api.send("POST", &path, &json, &two_mib);
+        let refused = send_expecting(&server, "POST", &path, &two_mib);
         assert_eq!(refused.status, 413, "{path}: {}", refused.text());
         assert!(
             refused.json()["message"]
@@ -373,7 +415,12 @@ fn oversized_json_bodies_are_413_in_each_surfaces_error_shape() {
     let mut experiment = zeros_body(900 << 10);
     experiment.truncate(experiment.len() - 1);
     experiment.extend_from_slice(br#","name":"big-but-fine"}"#);
-    let created = api.send("POST", &format!("{mlflow}/experiments/create"), &json, &experiment);
+    let created = api.send(
+        "POST",
+        &format!("{mlflow}/experiments/create"),
+        &json,
+        &experiment,
+    );
     assert_eq!(created.status, 200, "{}", created.text());
 
     // A full log-batch as the MLflow client sends it (1000 metrics, 100 params, 100 long
@@ -396,9 +443,14 @@ fn oversized_json_bodies_are_413_in_each_surfaces_error_shape() {
     let tags: Vec<_> = (0..100)
         .map(|i| serde_json::json!({"key": format!("tag_{i}"), "value": "t".repeat(7000)}))
         .collect();
-    let batch = serde_json::json!({"run_id": run_id, "metrics": metrics, "params": params, "tags": tags});
+    let batch =
+        serde_json::json!({"run_id": run_id, "metrics": metrics, "params": params, "tags": tags});
     let batch = serde_json::to_vec(&batch).unwrap();
-    assert!(batch.len() > 800_000 && batch.len() < 1_000_000, "{}", batch.len());
+    assert!(
+        batch.len() > 800_000 && batch.len() < 1_000_000,
+        "{}",
+        batch.len()
+    );
     let logged = api.send("POST", &format!("{mlflow}/runs/log-batch"), &json, &batch);
     assert_eq!(logged.status, 200, "{}", logged.text());
 }

@@ -62,7 +62,11 @@ where
     }
     tokio::task::spawn_blocking(move || decode(&bytes))
         .await
-        .map_err(|e| E::from(Error::bad(format!("decoding the body was interrupted: {e}"))))?
+        .map_err(|e| {
+            E::from(Error::bad(format!(
+                "decoding the body was interrupted: {e}"
+            )))
+        })?
 }
 
 /// Decodes a JSON document into `T` (unknown fields are skipped without being kept).

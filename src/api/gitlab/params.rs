@@ -94,9 +94,9 @@ impl Params {
         match self.0.get(key) {
             None => Ok(Loose::Null),
             Some(Param::Text(s)) => Ok(Loose::Str(s.clone())),
-            Some(Param::List(items)) => Ok(Loose::List(
-                items.iter().cloned().map(Loose::Str).collect(),
-            )),
+            Some(Param::List(items)) => {
+                Ok(Loose::List(items.iter().cloned().map(Loose::Str).collect()))
+            }
             Some(Param::Json(raw)) => {
                 serde_json::from_str(raw.get()).map_err(|_| Error::invalid(key))
             }

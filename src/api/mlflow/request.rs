@@ -338,7 +338,8 @@ impl MlflowParams {
 
     /// The `model_id`s of a list of `{model_id}` objects; anything else in it is ignored.
     pub fn model_ids(&self, key: &str) -> Vec<String> {
-        let Ok(Some(Some(Capped(models)))) = self.typed::<Option<Capped<Option<ModelRef>>>>(key, "")
+        let Ok(Some(Some(Capped(models)))) =
+            self.typed::<Option<Capped<Option<ModelRef>>>>(key, "")
         else {
             return Vec::new();
         };
