@@ -454,3 +454,340 @@ fn oversized_json_bodies_are_413_in_each_surfaces_error_shape() {
     let logged = api.send("POST", &format!("{mlflow}/runs/log-batch"), &json, &batch);
     assert_eq!(logged.status, 200, "{}", logged.text());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Web UI sessions, for the form tests.
+
+const PASSWORD: &str = "correct horse battery";
+
+/// The value of `name="authenticity_token"` in a page.
+fn csrf_token(html: &str) -> String {
+    let marker = "name=\"authenticity_token\" value=\"";
+    let start = html.find(marker).expect("a CSRF field") + marker.len();
+    let end = start + html[start..].find('"').expect("end of value");
+    html[start..end].to_string()
+}
+
+/// The cookie `name` a response sets.
+fn set_cookie(reply: &Reply, name: &str) -> Option<String> {
+    reply
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.split(';').next())
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v.to_string())
+}
+
+/// Signs `username` in through the sign-in form; returns the session's Cookie header value.
+fn signed_in(server: &TestServer, username: &str) -> String {
+    let form = raw(&server.base, "GET", "/users/sign_in", &[], b"");
+    let csrf_cookie = set_cookie(&form, "modelyard_sign_in_csrf").expect("a sign-in cookie");
+    let token = csrf_token(&form.text());
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("authenticity_token", token.as_str()),
+            ("username", username),
+            ("password", PASSWORD),
+        ])
+        .finish();
+    let cookie = format!("modelyard_sign_in_csrf={csrf_cookie}");
+    let reply = raw(
+        &server.base,
+        "POST",
+        "/users/sign_in",
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 303, "{}", reply.text());
+    let session = set_cookie(&reply, "modelyard_session").expect("a session cookie");
+    format!("modelyard_session={session}")
+}
+
+/// The CSRF token of the session whose cookie is `cookie`, from a page with a form.
+fn session_token(server: &TestServer, cookie: &str, page: &str) -> String {
+    let reply = raw(&server.base, "GET", page, &[("Cookie", cookie)], b"");
+    assert_eq!(reply.status, 200, "{page}: {}", reply.text());
+    csrf_token(&reply.text())
+}
+
+/// Request body bytes the server has received, from `/metrics`.
+fn bytes_received(server: &TestServer) -> u64 {
+    let metrics = raw(&server.base, "GET", "/metrics", &[], b"").text();
+    metrics
+        .lines()
+        .find(|l| l.starts_with("modelyard_http_received_bytes_total "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .expect("the received bytes counter")
+}
+
+/// One part of a multipart form; `big` parts are `size` bytes generated as they are sent.
+enum Part<'a> {
+    Text(&'a str, &'a str),
+    File {
+        name: &'a str,
+        file_name: &'a str,
+        size: usize,
+    },
+}
+
+/// Posts a multipart form, streaming it with a declared length, and stops sending when the
+/// server stops reading. Returns the answer (if any), how long it took and how much was sent.
+fn post_multipart_stream(
+    server: &TestServer,
+    path: &str,
+    cookie: Option<&str>,
+    parts: &[Part],
+) -> (Option<Reply>, Duration, usize) {
+    let boundary = "----modelyardAttackBoundary0123456789";
+    let mut pieces: Vec<(Vec<u8>, usize)> = Vec::new(); // (bytes, then that many filler bytes)
+    for part in parts {
+        match part {
+            Part::Text(name, value) => pieces.push((
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .into_bytes(),
+                0,
+            )),
+            Part::File {
+                name,
+                file_name,
+                size,
+            } => {
+                pieces.push((
+                    format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                        .into_bytes(),
+                    *size,
+                ));
+                pieces.push((b"\r\n".to_vec(), 0));
+            }
+        }
+    }
+    pieces.push((format!("--{boundary}--\r\n").into_bytes(), 0));
+    let total: usize = pieces.iter().map(|(b, n)| b.len() + n).sum();
+    let host = host(server);
+    let mut stream = TcpStream::connect(&host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{cookie}Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {total}\r\n\r\n"
+    );
+    let started = Instant::now();
+    let mut sent = 0;
+    let filler = vec![b'A'; 64 << 10];
+    let mut send = |bytes: &[u8]| -> bool {
+        if stream.write_all(bytes).is_err() {
+            return false;
+        }
+        sent += bytes.len();
+        true
+    };
+    'sending: {
+        if !send(head.as_bytes()) {
+            break 'sending;
+        }
+        for (bytes, mut filler_len) in pieces {
+            if !send(&bytes) {
+                break 'sending;
+            }
+            while filler_len > 0 {
+                let n = filler_len.min(filler.len());
+                if !send(&filler[..n]) {
+                    break 'sending;
+                }
+                filler_len -= n;
+            }
+        }
+    }
+    let reply = read_one(&mut stream);
+    (reply, started.elapsed(), sent)
+}
+
+/// A public project with model `fraud` (id returned), and a Maintainer `alice` signed in.
+fn model_form_setup(server: &TestServer, name: &str) -> (String, String, String) {
+    let project_id = project(server, name, "public");
+    let (alice, _) = user_with_token(server, "alice", "api");
+    add_member(server, project_id, alice, 40);
+    let model = Api::root(server).post_json(
+        &format!("/api/v4/projects/{project_id}/ml/models"),
+        serde_json::json!({ "name": "fraud" }),
+    );
+    assert_eq!(model.status, 201, "{}", model.text());
+    let model_id = model.json()["id"].as_u64().unwrap();
+    let page = format!("/root/{name}/-/ml/models/{model_id}");
+    let cookie = signed_in(server, "alice");
+    let token = session_token(server, &cookie, &format!("{page}/versions/new"));
+    (format!("{page}/versions"), cookie, token)
+}
+
+const HUGE: usize = 300 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Item 5: multipart forms are checked before any file part is read, and every text part is
+// capped.
+
+#[test]
+fn a_300_mb_unknown_form_field_is_refused_quickly_and_unread() {
+    let server = TestServer::start();
+    let (action, cookie, token) = model_form_setup(&server, "multi-unknown");
+    let before = bytes_received(&server);
+    let (reply, took, sent) = post_multipart_stream(
+        &server,
+        &action,
+        Some(&cookie),
+        &[
+            Part::Text("authenticity_token", &token),
+            Part::Text("version", "1.0.0"),
+            Part::File {
+                name: "padding",
+                file_name: "",
+                size: HUGE,
+            },
+        ],
+    );
+    let received = bytes_received(&server) - before;
+    let rss = server.rss_bytes();
+    let reply = reply.expect("an answer");
+    assert!(
+        (400..500).contains(&reply.status),
+        "{}: {}",
+        reply.status,
+        reply.text()
+    );
+    assert!(took < Duration::from_secs(5), "refused after {took:?}");
+    assert!(
+        received < 32 << 20,
+        "the server read {} MiB of the unknown field (client sent {} MiB)",
+        received >> 20,
+        sent >> 20
+    );
+    assert!(rss < 128 << 20, "RSS {} MiB", rss >> 20);
+    // A text field a few KiB long is refused too.
+    let (reply, _, _) = post_multipart_stream(
+        &server,
+        &action,
+        Some(&cookie),
+        &[
+            Part::Text("authenticity_token", &token),
+            Part::Text("version", &"1".repeat(64 << 10)),
+        ],
+    );
+    let reply = reply.expect("an answer");
+    assert!((400..500).contains(&reply.status), "{}", reply.status);
+    let versions =
+        Api::root(&server).get("/api/v4/projects/root%2Fmulti-unknown/ml/models/fraud/versions");
+    assert_eq!(
+        versions.json(),
+        serde_json::json!([]),
+        "nothing was created"
+    );
+}
+
+#[test]
+fn a_300_mb_file_before_the_csrf_token_is_refused_quickly_and_unread() {
+    let server = TestServer::start();
+    let (action, cookie, token) = model_form_setup(&server, "multi-order");
+    for name in ["file", "upload"] {
+        let before = bytes_received(&server);
+        let (reply, took, sent) = post_multipart_stream(
+            &server,
+            &action,
+            Some(&cookie),
+            &[
+                Part::Text("version", "1.0.0"),
+                Part::File {
+                    name,
+                    file_name: "model.bin",
+                    size: HUGE,
+                },
+                Part::Text("authenticity_token", &token),
+            ],
+        );
+        let received = bytes_received(&server) - before;
+        let rss = server.rss_bytes();
+        let reply = reply.expect("an answer");
+        assert!(
+            (400..500).contains(&reply.status),
+            "{name}: {}: {}",
+            reply.status,
+            reply.text()
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "{name}: refused after {took:?}"
+        );
+        assert!(
+            received < 32 << 20,
+            "{name}: the server read {} MiB of a file sent before the token (client sent {} MiB)",
+            received >> 20,
+            sent >> 20
+        );
+        assert!(rss < 128 << 20, "{name}: RSS {} MiB", rss >> 20);
+    }
+    // The token in a header lets the file come first.
+    let (reply, _, _) = post_multipart_stream(
+        &server,
+        &format!("{action}?authenticity_token={token}"),
+        Some(&cookie),
+        &[
+            Part::Text("version", "1.0.0"),
+            Part::File {
+                name: "file",
+                file_name: "model.bin",
+                size: 1000,
+            },
+        ],
+    );
+    assert_eq!(reply.map(|r| r.status), Some(303));
+}
+
+#[test]
+fn an_anonymous_visitor_of_a_public_project_cannot_make_the_server_read_a_file_part() {
+    let server = TestServer::start();
+    let (action, _cookie, token) = model_form_setup(&server, "multi-anon");
+    for name in ["file", "model"] {
+        let before = bytes_received(&server);
+        let (reply, took, sent) = post_multipart_stream(
+            &server,
+            &action,
+            None,
+            &[
+                Part::Text("authenticity_token", &token),
+                Part::Text("version", "1.0.0"),
+                Part::File {
+                    name,
+                    file_name: "model.bin",
+                    size: HUGE,
+                },
+            ],
+        );
+        let received = bytes_received(&server) - before;
+        let rss = server.rss_bytes();
+        let reply = reply.expect("an answer");
+        assert!(
+            matches!(reply.status, 303 | 401 | 403 | 404),
+            "{name}: {}: {}",
+            reply.status,
+            reply.text()
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "{name}: answered after {took:?}"
+        );
+        assert!(
+            received < 32 << 20,
+            "{name}: the server read {} MiB from an anonymous visitor (who sent {} MiB)",
+            received >> 20,
+            sent >> 20
+        );
+        assert!(rss < 128 << 20, "{name}: RSS {} MiB", rss >> 20);
+    }
+}
