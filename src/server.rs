@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 use crate::api::body_guard::BodyPace;
 use crate::config::ServeArgs;
@@ -19,6 +21,7 @@ use crate::domain::{Limits, Registry};
 use crate::state::{AppState, Settings};
 use crate::store::local_blobs::LocalBlobs;
 use crate::store::sled_meta::SledMeta;
+use crate::web::sign_in_guard::SignInPolicy;
 
 /// Opens the embedded stores under `data_dir`, creating it on first use, and clears staging
 /// leftovers of a previous run.
@@ -85,7 +88,15 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         idle_timeout: std::time::Duration::from_secs(args.body_idle_timeout.max(1)),
         min_bytes_per_second: args.body_min_rate,
     };
-    let settings = Settings::new(args.external_url.clone()).with_body_pace(pace);
+    let sign_in = SignInPolicy {
+        per_minute: args.sign_in_rate,
+        lockout_failures: args.sign_in_lockout,
+        lockout: Duration::from_secs(args.sign_in_lockout_seconds.max(1)),
+        ..SignInPolicy::default()
+    };
+    let settings = Settings::new(args.external_url.clone())
+        .with_body_pace(pace)
+        .with_sign_in(sign_in);
     let state = AppState::new(Arc::new(registry), settings);
     println!("modelyard listening on http://{address}");
     std::io::stdout().flush()?;
@@ -128,9 +139,9 @@ async fn serve_connections(
         drop(stop_rx);
     });
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) if is_connection_error(&error) => continue,
                 Err(error) => {
                     // Out of file descriptors, say: wait for some to be closed.
@@ -141,7 +152,13 @@ async fn serve_connections(
             },
             _ = stop_tx.closed() => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers that care (the sign-in throttle) find the client's address here.
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        ));
         let stop = stop_tx.clone();
         let done = done_rx.clone();
         tokio::spawn(async move {

@@ -791,3 +791,205 @@ fn an_anonymous_visitor_of_a_public_project_cannot_make_the_server_read_a_file_p
         assert!(rss < 128 << 20, "{name}: RSS {} MiB", rss >> 20);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 4: sign-in floods, throttles, lockout, and the time unknown usernames take.
+
+/// One sign-in attempt as an attacker sends it: the double-submit CSRF token is theirs to pick.
+fn sign_in_attempt(base: &str, username: &str, password: &str) -> std::io::Result<Reply> {
+    let token = "attacker-chosen-token";
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("authenticity_token", token),
+            ("username", username),
+            ("password", password),
+        ])
+        .finish();
+    let cookie = format!("modelyard_sign_in_csrf={token}");
+    try_raw(
+        base,
+        "POST",
+        "/users/sign_in",
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+fn retry_after(reply: &Reply) -> u64 {
+    reply
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("a 429 without Retry-After: {:?}", reply.headers))
+}
+
+#[test]
+fn a_sign_in_flood_keeps_health_answering_and_rss_bounded() {
+    // No address or username throttle: what bounds the flood here is the number of password
+    // checks allowed at once.
+    let server = TestServer::start_with(&["--sign-in-rate", "0", "--sign-in-lockout", "0"]);
+    user_with_token(&server, "alice", "api");
+    let base = server.base.clone();
+    let answers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = answers.clone();
+    let observed = observe_during(&server, move || {
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let workers: Vec<_> = (0..64)
+            .map(|_| {
+                let (base, next, seen) = (base.clone(), next.clone(), seen.clone());
+                std::thread::spawn(move || loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if i >= 200 {
+                        break;
+                    }
+                    let username = if i % 2 == 0 {
+                        "alice".to_string()
+                    } else {
+                        format!("nobody{i}")
+                    };
+                    let reply = sign_in_attempt(&base, &username, "wrong password!");
+                    seen.lock().unwrap().push(reply.map(|r| {
+                        let retry = (r.status == 429).then(|| retry_after(&r));
+                        (r.status, retry)
+                    }));
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("attacker");
+        }
+    });
+    eprintln!(
+        "sign-in flood: {} probes, health median {:?}, slowest {:?}, peak RSS {} MiB",
+        observed.probes,
+        observed.median_health,
+        observed.slowest_health,
+        observed.peak_rss >> 20
+    );
+    assert!(
+        observed.peak_rss < 256 << 20,
+        "RSS reached {} MiB",
+        observed.peak_rss >> 20
+    );
+    assert!(
+        observed.slowest_health < Duration::from_secs(1),
+        "/-/health took {:?} during the flood",
+        observed.slowest_health
+    );
+    let answers = answers.lock().unwrap();
+    assert_eq!(answers.len(), 200);
+    for answer in answers.iter() {
+        match answer {
+            Ok((401, None)) => {}
+            Ok((429, Some(seconds))) => assert!(*seconds >= 1),
+            other => panic!("a sign-in attempt got {other:?}"),
+        }
+    }
+    // Afterwards the real user still gets in.
+    let ok = sign_in_attempt(&server.base, "alice", PASSWORD).unwrap();
+    assert_eq!(ok.status, 303, "{}", ok.text());
+}
+
+#[test]
+fn sign_ins_from_one_address_are_throttled_with_429_and_retry_after() {
+    let server = TestServer::start();
+    user_with_token(&server, "alice", "api");
+    // The default allows 10 attempts a minute from one address.
+    for i in 0..10 {
+        let reply = sign_in_attempt(&server.base, &format!("guess{i}"), "wrong password!").unwrap();
+        assert_eq!(reply.status, 401, "attempt {i}: {}", reply.text());
+    }
+    let throttled = sign_in_attempt(&server.base, "alice", PASSWORD).unwrap();
+    assert_eq!(throttled.status, 429, "{}", throttled.text());
+    let seconds = retry_after(&throttled);
+    assert!((1..=60).contains(&seconds), "Retry-After: {seconds}");
+    assert!(throttled.text().contains("Too many sign-in attempts"));
+    assert_eq!(Api::root(&server).get("/-/health").status, 200);
+}
+
+#[test]
+fn repeated_failures_lock_a_username_known_or_not() {
+    let server = TestServer::start_with(&[
+        "--sign-in-rate",
+        "1000",
+        "--sign-in-lockout",
+        "3",
+        "--sign-in-lockout-seconds",
+        "3",
+    ]);
+    user_with_token(&server, "alice", "api");
+    user_with_token(&server, "bob", "api");
+    for name in ["alice", "nobody"] {
+        for i in 0..3 {
+            let reply = sign_in_attempt(&server.base, name, "wrong password!").unwrap();
+            assert_eq!(reply.status, 401, "{name} attempt {i}: {}", reply.text());
+        }
+        // Locked: even the right password is not checked.
+        let locked = sign_in_attempt(&server.base, name, PASSWORD).unwrap();
+        assert_eq!(locked.status, 429, "{name}: {}", locked.text());
+        assert!((1..=3).contains(&retry_after(&locked)));
+        assert!(locked.text().contains("locked"), "{}", locked.text());
+    }
+    // Others are unaffected, and the lock ends.
+    assert_eq!(
+        sign_in_attempt(&server.base, "bob", PASSWORD)
+            .unwrap()
+            .status,
+        303
+    );
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(
+        sign_in_attempt(&server.base, "alice", PASSWORD)
+            .unwrap()
+            .status,
+        303
+    );
+}
+
+#[test]
+fn unknown_usernames_take_as_long_as_known_ones() {
+    let server = TestServer::start_with(&["--sign-in-rate", "0", "--sign-in-lockout", "0"]);
+    user_with_token(&server, "alice", "api");
+    let reply = Api::root(&server).post_json(
+        "/api/v4/users",
+        serde_json::json!({ "username": "nopass", "name": "No Password", "email": "np@example.com" }),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let time = |username: &str| {
+        let started = Instant::now();
+        let reply = sign_in_attempt(&server.base, username, "wrong password!").unwrap();
+        assert_eq!(reply.status, 401);
+        started.elapsed()
+    };
+    // Warm up (the dummy hash is made on first use), then interleave.
+    time("nobody-warmup");
+    time("alice");
+    let (mut known, mut unknown, mut no_password) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..9 {
+        known.push(time("alice"));
+        unknown.push(time(&format!("nobody{i}")));
+        no_password.push(time("nopass"));
+    }
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (known, unknown, no_password) = (
+        median(&mut known),
+        median(&mut unknown),
+        median(&mut no_password),
+    );
+    eprintln!("sign-in medians: known {known:?}, unknown {unknown:?}, no password {no_password:?}");
+    for (what, other) in [
+        ("an unknown user", unknown),
+        ("a user without password", no_password),
+    ] {
+        let ratio = other.as_secs_f64() / known.as_secs_f64();
+        assert!(
+            (0.5..2.0).contains(&ratio),
+            "{what} took {other:?}, a known one {known:?}: the time tells them apart"
+        );
+    }
+}
