@@ -35,9 +35,18 @@ pub enum Error {
     #[error("the request body is larger than the {limit} bytes this route accepts")]
     RequestTooLarge { limit: u64 },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error("blob store: {0}")]
     Blob(BlobError),
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Full => Error::StorageFull,
+            other => Error::Store(other),
+        }
+    }
 }
 
 impl From<BlobError> for Error {

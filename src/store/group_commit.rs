@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::meta::{MetaStore, StoreError};
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+type Waiter = oneshot::Sender<Result<(), StoreError>>;
 
 pub struct GroupCommit {
     meta: Arc<dyn MetaStore>,
@@ -46,7 +46,7 @@ impl GroupCommit {
             return self.flush_now();
         }
         match rx.await {
-            Ok(result) => result.map_err(StoreError::Engine),
+            Ok(result) => result,
             Err(_) => self.flush_now(),
         }
     }
@@ -71,9 +71,8 @@ async fn run(
         let store = meta.clone();
         flushes.fetch_add(1, Ordering::Relaxed);
         let result = match tokio::task::spawn_blocking(move || store.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(result) => result,
+            Err(e) => Err(StoreError::Engine(e.to_string())),
         };
         for waiter in waiters {
             let _ = waiter.send(result.clone());

@@ -131,10 +131,13 @@ impl Table {
 }
 
 /// A failure of the storage engine itself (I/O, corruption, undecodable record).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("metadata store: {0}")]
     Engine(String),
+    /// The disk holding the metadata is full.
+    #[error("metadata store: no space left on the storage device")]
+    Full,
     #[error("metadata record in {table} is not decodable: {reason}")]
     Decode { table: &'static str, reason: String },
 }

@@ -19,7 +19,7 @@ impl From<Error> for ApiError {
 
 impl From<crate::store::meta::StoreError> for ApiError {
     fn from(error: crate::store::meta::StoreError) -> Self {
-        ApiError(Error::Store(error))
+        ApiError(Error::from(error))
     }
 }
 

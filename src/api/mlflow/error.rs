@@ -28,7 +28,7 @@ impl From<Error> for MlflowError {
 
 impl From<crate::store::meta::StoreError> for MlflowError {
     fn from(error: crate::store::meta::StoreError) -> Self {
-        MlflowError::Domain(Error::Store(error))
+        MlflowError::Domain(Error::from(error))
     }
 }
 
