@@ -17,6 +17,7 @@ use tower::ServiceExt;
 
 use crate::api::body_guard::BodyPace;
 use crate::config::ServeArgs;
+use crate::connections::{default_cap, open_file_limit, BusyBody, Connections};
 use crate::domain::{Limits, Registry};
 use crate::state::{AppState, Settings};
 use crate::store::local_blobs::LocalBlobs;
@@ -104,10 +105,16 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 
     let settings = state.settings.clone();
     let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
+    let cap = match args.max_connections {
+        0 => default_cap(open_file_limit()),
+        n => n,
+    };
+    tracing::info!(max_connections = cap, "connection cap");
     serve_connections(
         listener,
         crate::app(state.clone()),
         header_timeout,
+        Connections::new(cap),
         async move {
             shutdown_signal().await;
             settings.stop_accepting();
@@ -124,11 +131,13 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 /// request it is on; returns when all have closed. This is `axum::serve` with graceful shutdown,
 /// plus a timer for hyper, so that a client slow to send its request headers (or a keep-alive
 /// connection idle between requests) is disconnected after `header_timeout`. Request bodies are
-/// paced separately (`api::body_guard`).
+/// paced separately (`api::body_guard`). At most `connections.cap()` connections are open: at
+/// the cap a new one sheds the connection idle the longest (see [`crate::connections`]).
 async fn serve_connections(
     listener: TcpListener,
     app: Router,
     header_timeout: Duration,
+    connections: Arc<Connections>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     // `stop_rx` is dropped when shutdown begins; every connection holds a clone of `done_rx`.
@@ -152,13 +161,29 @@ async fn serve_connections(
             },
             _ = stop_tx.closed() => break,
         };
-        // Handlers that care (the sign-in throttle) find the client's address here.
-        let service = TowerToHyperService::new(app.clone().map_request(
-            move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            },
-        ));
+        let Some(admitted) = connections.admit() else {
+            drop(stream); // every connection is busy: refuse this one
+            continue;
+        };
+        let admitted = Arc::new(admitted);
+        let service = {
+            let (app, admitted) = (app.clone(), admitted.clone());
+            tower::service_fn(
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    // Handlers that care (the sign-in throttle) find the client's address here.
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let busy = admitted.request();
+                    let app = app.clone();
+                    async move {
+                        let response = app.oneshot(request).await?;
+                        Ok::<_, std::convert::Infallible>(
+                            response.map(|inner| axum::body::Body::new(BusyBody { inner, busy })),
+                        )
+                    }
+                },
+            )
+        };
+        let service = TowerToHyperService::new(service);
         let stop = stop_tx.clone();
         let done = done_rx.clone();
         tokio::spawn(async move {
@@ -182,7 +207,15 @@ async fn serve_connections(
                         tracing::debug!(%error, "connection ended with an error");
                     }
                 }
+                // Shed at the cap: it was idle, so nothing in flight is lost.
+                _ = admitted.shed.notified() => {
+                    connection.as_mut().graceful_shutdown();
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                }
             }
+            drop(admitted);
             drop(done);
         });
     }

@@ -993,3 +993,68 @@ fn unknown_usernames_take_as_long_as_known_ones() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 9: idle connections are capped; the longest idle are shed first.
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn idle_connections_beyond_the_cap_are_shed_oldest_first_and_health_answers() {
+    let server = TestServer::start_with(&["--max-connections", "200"]);
+    let host = host(&server);
+    let baseline = open_fds(server.pid());
+    // A kept-alive connection that has served a request, then 400 that never send a byte.
+    let mut kept = TcpStream::connect(&host).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(kept, "GET /-/health HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    assert_eq!(read_one(&mut kept).map(|r| r.status), Some(200));
+    let mut idle: Vec<TcpStream> = (0..400)
+        .map(|i| TcpStream::connect(&host).unwrap_or_else(|e| panic!("connection {i}: {e}")))
+        .collect();
+    // Health on a fresh connection is answered promptly, at the cap.
+    for _ in 0..5 {
+        let started = Instant::now();
+        let health = try_raw(&server.base, "GET", "/-/health", &[], b"");
+        assert!(health.as_ref().is_ok_and(|r| r.status == 200), "{health:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let fds = open_fds(server.pid());
+    assert!(
+        fds < baseline + 200 + 20,
+        "the server holds {fds} descriptors (from {baseline}) with a cap of 200 connections"
+    );
+    // The oldest idle connections were the ones closed: the kept-alive one and the first
+    // idle ones read end-of-file, the newest are still open.
+    let closed = |stream: &mut TcpStream| {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        match stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    };
+    assert!(closed(&mut kept), "the oldest idle connection was kept");
+    assert!(closed(&mut idle[0]), "the first idle connection was kept");
+    let newest = idle.last_mut().unwrap();
+    write!(newest, "GET /-/health HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    newest
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        read_one(newest).map(|r| r.status),
+        Some(200),
+        "the newest connection was shed"
+    );
+}
