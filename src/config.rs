@@ -107,6 +107,20 @@ pub struct ServeArgs {
     /// ready for them, so an idle keep-alive connection is closed after this long too).
     #[arg(long, env = "MODELYARD_HEADER_READ_TIMEOUT", default_value_t = 30)]
     pub header_read_timeout: u64,
+    /// Most connections open at once; at the cap a new one closes the one idle the longest
+    /// (0: half the open-file limit, at most 10,000).
+    #[arg(long, env = "MODELYARD_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+    /// Sign-in attempts per minute allowed from one client address, and for one username
+    /// (0: no limit).
+    #[arg(long, env = "MODELYARD_SIGN_IN_RATE", default_value_t = 10)]
+    pub sign_in_rate: u32,
+    /// Failed sign-ins in a row after which a username is locked (0: never).
+    #[arg(long, env = "MODELYARD_SIGN_IN_LOCKOUT", default_value_t = 10)]
+    pub sign_in_lockout: u32,
+    /// How long a locked username stays locked, in seconds.
+    #[arg(long, env = "MODELYARD_SIGN_IN_LOCKOUT_SECONDS", default_value_t = 600)]
+    pub sign_in_lockout_seconds: u64,
     /// Log format: text or json.
     #[arg(long, env = "MODELYARD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

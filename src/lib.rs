@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod server;
 pub mod state;

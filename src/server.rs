@@ -7,19 +7,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 use crate::api::body_guard::BodyPace;
 use crate::config::ServeArgs;
+use crate::connections::{default_cap, open_file_limit, BusyBody, Connections};
 use crate::domain::{Limits, Registry};
 use crate::state::{AppState, Settings};
 use crate::store::local_blobs::LocalBlobs;
 use crate::store::sled_meta::SledMeta;
 use crate::store::upgrade;
+use crate::web::sign_in_guard::SignInPolicy;
 
 /// Opens the embedded stores under `data_dir`, creating it on first use, brings the metadata to
 /// this build's schema version (`store::upgrade`), and clears staging leftovers of a previous run.
@@ -133,10 +137,23 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         idle_timeout: std::time::Duration::from_secs(args.body_idle_timeout.max(1)),
         min_bytes_per_second: args.body_min_rate,
     };
-    let settings = Settings::new(args.external_url.clone()).with_body_pace(pace);
+    let sign_in = SignInPolicy {
+        per_minute: args.sign_in_rate,
+        lockout_failures: args.sign_in_lockout,
+        lockout: Duration::from_secs(args.sign_in_lockout_seconds.max(1)),
+        ..SignInPolicy::default()
+    };
+    let settings = Settings::new(args.external_url.clone())
+        .with_body_pace(pace)
+        .with_sign_in(sign_in);
     let state = AppState::new(Arc::new(registry), settings);
     let signalled = shutdown_signal()?;
     let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
+    let cap = match args.max_connections {
+        0 => default_cap(open_file_limit()),
+        n => n,
+    };
+    tracing::info!(max_connections = cap, "connection cap");
     // Set once shutdown begins, for the metrics address to stop with the main one.
     let (stopping_tx, stopping_rx) = watch::channel(false);
     let metrics_server = match metrics_listener {
@@ -150,6 +167,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
                 metrics_listener,
                 app,
                 header_timeout,
+                Connections::new(cap),
                 async move {
                     // An error means the sender is gone: stop as well.
                     let _ = stopping.wait_for(|stop| *stop).await;
@@ -167,6 +185,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         listener,
         crate::app(state.clone()),
         header_timeout,
+        Connections::new(cap),
         async move {
             signalled.await;
             settings.stop_accepting();
@@ -189,11 +208,13 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 /// request it is on; returns when all have closed. This is `axum::serve` with graceful shutdown,
 /// plus a timer for hyper, so that a client slow to send its request headers (or a keep-alive
 /// connection idle between requests) is disconnected after `header_timeout`. Request bodies are
-/// paced separately (`api::body_guard`).
+/// paced separately (`api::body_guard`). At most `connections.cap()` connections are open: at
+/// the cap a new one sheds the connection idle the longest (see [`crate::connections`]).
 async fn serve_connections(
     listener: TcpListener,
     app: Router,
     header_timeout: Duration,
+    connections: Arc<Connections>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     // `stop_rx` is dropped when shutdown begins; every connection holds a clone of `done_rx`.
@@ -204,9 +225,9 @@ async fn serve_connections(
         drop(stop_rx);
     });
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) if is_connection_error(&error) => continue,
                 Err(error) => {
                     // Out of file descriptors, say: wait for some to be closed.
@@ -217,7 +238,29 @@ async fn serve_connections(
             },
             _ = stop_tx.closed() => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        let Some(admitted) = connections.admit() else {
+            drop(stream); // every connection is busy: refuse this one
+            continue;
+        };
+        let admitted = Arc::new(admitted);
+        let service = {
+            let (app, admitted) = (app.clone(), admitted.clone());
+            tower::service_fn(
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    // Handlers that care (the sign-in throttle) find the client's address here.
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let busy = admitted.request();
+                    let app = app.clone();
+                    async move {
+                        let response = app.oneshot(request).await?;
+                        Ok::<_, std::convert::Infallible>(
+                            response.map(|inner| axum::body::Body::new(BusyBody { inner, busy })),
+                        )
+                    }
+                },
+            )
+        };
+        let service = TowerToHyperService::new(service);
         let stop = stop_tx.clone();
         let done = done_rx.clone();
         tokio::spawn(async move {
@@ -241,7 +284,15 @@ async fn serve_connections(
                         tracing::debug!(%error, "connection ended with an error");
                     }
                 }
+                // Shed at the cap: it was idle, so nothing in flight is lost.
+                _ = admitted.shed.notified() => {
+                    connection.as_mut().graceful_shutdown();
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                }
             }
+            drop(admitted);
             drop(done);
         });
     }

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use crate::api::body_guard::BodyPace;
 use crate::domain::Registry;
 use crate::telemetry::Telemetry;
+use crate::web::sign_in_guard::{SignInGuard, SignInPolicy};
 
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub telemetry: Arc<Telemetry>,
     pub settings: Arc<Settings>,
+    /// Throttles and locks of the sign-in form.
+    pub sign_in: Arc<SignInGuard>,
 }
 
 #[derive(Debug, Default)]
@@ -22,6 +25,8 @@ pub struct Settings {
     pub ready: AtomicBool,
     /// How fast request bodies must arrive.
     pub body_pace: BodyPace,
+    /// How many sign-in attempts are let through to a password check.
+    pub sign_in: SignInPolicy,
 }
 
 impl Settings {
@@ -30,11 +35,16 @@ impl Settings {
             external_url: external_url.map(|u| u.trim_end_matches('/').to_string()),
             ready: AtomicBool::new(true),
             body_pace: BodyPace::default(),
+            sign_in: SignInPolicy::default(),
         }
     }
 
     pub fn with_body_pace(self, body_pace: BodyPace) -> Self {
         Settings { body_pace, ..self }
+    }
+
+    pub fn with_sign_in(self, sign_in: SignInPolicy) -> Self {
+        Settings { sign_in, ..self }
     }
 
     pub fn is_ready(&self) -> bool {
@@ -51,6 +61,7 @@ impl AppState {
         AppState {
             registry,
             telemetry: Arc::new(Telemetry::default()),
+            sign_in: Arc::new(SignInGuard::new(settings.sign_in)),
             settings: Arc::new(settings),
         }
     }

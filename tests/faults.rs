@@ -214,3 +214,86 @@ fn a_thousand_idle_connections_do_not_stop_the_server() {
     );
     drop(idle);
 }
+
+/// Writes zeros to `path` until the disk refuses more.
+fn fill_disk(path: &std::path::Path) {
+    let mut filler = std::fs::File::create(path).expect("create the filler");
+    let block = vec![0u8; 1 << 20];
+    while filler.write_all(&block).is_ok() {}
+    let _ = filler.sync_all();
+}
+
+#[test]
+fn writes_recover_by_themselves_once_a_full_disk_is_freed() {
+    let disk = SmallDisk::mount(48);
+    let data = disk.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = TestServer::start_from(&data);
+    let project_id = project(&server, "refill", "private");
+    let api = Api::root(&server);
+    let path =
+        |name: &str| format!("/api/v4/projects/{project_id}/packages/generic/refill/1.0.0/{name}");
+    let kept = random_bytes(1 << 20, 5);
+    assert_eq!(api.put_bytes(&path("kept.bin"), &kept).status, 201);
+    assert_eq!(api.get("/-/readiness").status, 200);
+
+    // Something else fills the disk: uploads and metadata writes fail, readiness says so.
+    let filler = disk.path().join("filler");
+    fill_disk(&filler);
+    let small = random_bytes(256 << 10, 6);
+    let refused = api.put_bytes(&path("while-full.bin"), &small);
+    assert_eq!(refused.status, 507, "{}", refused.text());
+    // The refused upload gave its staged bytes back: fill those too.
+    let filler_too = disk.path().join("filler-too");
+    fill_disk(&filler_too);
+    // Metadata writes go into space the store already has, until it needs more.
+    let description = "d".repeat(9000);
+    let refused = (0..2000)
+        .map(|i| {
+            api.post_json(
+                &format!("/api/v4/projects/{project_id}/ml/models"),
+                serde_json::json!({ "name": format!("model-{i}"), "description": description }),
+            )
+        })
+        .find(|reply| reply.status != 201)
+        .expect("metadata writes kept succeeding on a full disk");
+    assert_eq!(refused.status, 507, "{}", refused.text());
+    assert!(refused.json()["message"].is_string(), "{}", refused.text());
+    std::thread::sleep(Duration::from_millis(1100)); // past the cached readiness answer
+    let readiness = api.get("/-/readiness");
+    assert_eq!(readiness.status, 503, "{}", readiness.text());
+    assert_eq!(readiness.json()["status"], "failed");
+    assert!(
+        readiness.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot write")),
+        "{}",
+        readiness.text()
+    );
+    // Reads go on.
+    assert_eq!(api.get(&path("kept.bin")).body, kept);
+    assert_eq!(api.get("/-/health").status, 200);
+
+    // Space comes back: writes recover without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    std::fs::remove_file(&filler_too).unwrap();
+    let started = Instant::now();
+    let stored = loop {
+        let reply = api.put_bytes(&path("after.bin"), &small);
+        if reply.status == 201 || started.elapsed() > Duration::from_secs(10) {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(stored.status, 201, "after freeing space: {}", stored.text());
+    let created = api.post_json(
+        "/api/v4/projects",
+        serde_json::json!({ "name": "after-full", "visibility": "private" }),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(api.get("/-/readiness").status, 200);
+    assert_eq!(api.get(&path("after.bin")).body, small);
+    assert_eq!(api.get(&path("kept.bin")).body, kept);
+    drop(server);
+}

@@ -396,6 +396,53 @@ fn run_searches_order_and_filter_by_latest_metrics() {
     };
     assert!(!expected.is_empty());
     assert_eq!(filtered, expected);
+    // A param equality walks the runs with that value, newest first, page by page.
+    let mut walked = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = json!({
+            "experiment_ids": [experiment_id],
+            "max_results": 3,
+            "filter": "params.lr = '0.1'",
+        });
+        if let Some(t) = &token {
+            body["page_token"] = json!(t);
+        }
+        let (ids, next) = search(body);
+        walked.extend(ids);
+        match next {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = runs
+        .iter()
+        .rev()
+        .filter(|r| r.1 % 3 == 0)
+        .map(|r| r.0.clone())
+        .collect();
+    assert_eq!(walked, expected);
+    let (none, _) = search(json!({
+        "experiment_ids": [experiment_id],
+        "filter": "params.lr = '0.5'",
+    }));
+    assert!(none.is_empty());
+    // A bounded metric walk with an offset-free descending page.
+    let (top, _) = search(json!({
+        "experiment_ids": [experiment_id],
+        "filter": "metrics.auc >= 0.5 and metrics.auc < 0.7",
+        "order_by": ["metrics.auc DESC"],
+    }));
+    let mut in_range: Vec<&(String, i64, Option<f64>)> = runs
+        .iter()
+        .filter(|r| r.2.is_some_and(|v| (0.5..0.7).contains(&v)))
+        .collect();
+    in_range.sort_by(|a, b| b.2.partial_cmp(&a.2).unwrap());
+    assert_eq!(
+        top.len(),
+        in_range.len(),
+        "{top:?} vs {in_range:?}"
+    );
     // The stale step-0 value (5.0) matches nothing: search reads the latest values only.
     let (stale, _) =
         search(json!({ "experiment_ids": [experiment_id], "filter": "metrics.auc > 1" }));

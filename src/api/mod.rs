@@ -2,11 +2,14 @@
 
 pub mod auth;
 pub mod body_guard;
+pub mod body_limit;
 pub mod download;
 pub mod gitlab;
+pub mod loose;
 pub mod mlflow;
 pub mod ops;
 pub mod registry;
+pub mod unread_body;
 
 use std::any::Any;
 use std::time::Instant;
@@ -57,6 +60,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(middleware::from_fn(unread_body::close_if_unread))
         .with_state(state)
 }
 

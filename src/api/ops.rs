@@ -31,17 +31,29 @@ async fn health() -> impl IntoResponse {
     (StatusCode::OK, "GitLab OK")
 }
 
+/// 200 when the server takes requests and its stores take writes; 503 with the reason when
+/// shutting down or when a write probe of the blob store or the metadata store fails (a full
+/// disk, say).
 async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
-    if state.settings.is_ready() && state.registry.storage_ok() {
-        (
-            StatusCode::OK,
-            Json(json!({ "status": "ok", "master_check": [{ "status": "ok" }] })),
-        )
-    } else {
+    let failed = |reason: String| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "failed" })),
+            Json(
+                json!({ "status": "failed", "message": reason, "master_check": [{ "status": "failed", "message": reason }] }),
+            ),
         )
+    };
+    if !state.settings.is_ready() {
+        return failed("the server is shutting down".into());
+    }
+    let registry = state.registry.clone();
+    match tokio::task::spawn_blocking(move || registry.storage_writable()).await {
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ok", "master_check": [{ "status": "ok" }] })),
+        ),
+        Ok(Err(reason)) => failed(reason),
+        Err(error) => failed(format!("the storage check was interrupted: {error}")),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Users, passwords and personal access tokens.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use chrono::NaiveDate;
 use rand::distributions::Alphanumeric;
@@ -49,6 +49,56 @@ pub fn hash_password(password: &str) -> Result<String> {
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
         .map_err(|e| Error::bad(format!("password could not be hashed: {e}")))
+}
+
+/// Whether `password` matches `hash` (argon2, PHC string). The algorithm's memory (19 MiB with
+/// the default parameters) is kept by the calling thread and reused by its next check, rather
+/// than allocated and freed each time: freed blocks that large stay in the allocator's
+/// per-thread arenas, so checks spread over many threads would grow the process for good.
+fn verify_password(password: &[u8], hash: &PasswordHash<'_>) -> bool {
+    thread_local! {
+        static MEMORY: std::cell::RefCell<Vec<argon2::Block>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let Ok(params) = argon2::Params::try_from(hash) else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let version = match hash.version {
+        Some(v) => match argon2::Version::try_from(v) {
+            Ok(version) => version,
+            Err(_) => return false,
+        },
+        None => argon2::Version::default(),
+    };
+    let mut salt_buffer = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buffer) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon = Argon2::new(algorithm, version, params);
+    let mut computed = vec![0u8; expected.len()];
+    let hashed = MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, argon2::Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, &mut computed, &mut memory[..blocks])
+    });
+    // `Output` compares in constant time.
+    hashed.is_ok()
+        && argon2::password_hash::Output::new(&computed).is_ok_and(|output| output == *expected)
+}
+
+/// A hash no password matches in practice, made with the same parameters as real ones.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&new_secret()).unwrap_or_default())
 }
 
 fn check_password_length(password: &str) -> Result<()> {
@@ -123,17 +173,32 @@ impl Registry {
         Ok(())
     }
 
-    /// The user whose password this is, or `Unauthorized`.
+    /// The user whose password this is, or `Unauthorized`. An unknown username, or a user
+    /// without a password, costs the same argon2 verification as a wrong password (against a
+    /// dummy hash), so that the time taken does not tell which usernames exist.
     pub fn check_password(&self, username: &str, password: &str) -> Result<User> {
-        let user = self
-            .user_by_name(username)
-            .map_err(|_| Error::Unauthorized)?;
-        let stored = user.password_hash.as_deref().ok_or(Error::Unauthorized)?;
-        let parsed = PasswordHash::new(stored).map_err(|_| Error::Unauthorized)?;
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .map_err(|_| Error::Unauthorized)?;
-        Ok(user)
+        let user = match self.user_by_name(username) {
+            Ok(user) => Some(user),
+            Err(Error::NotFound(_)) => None,
+            Err(other) => return Err(other),
+        };
+        let stored = user
+            .as_ref()
+            .and_then(|u| u.password_hash.as_deref())
+            .and_then(|hash| PasswordHash::new(hash).ok());
+        let verified = match &stored {
+            Some(hash) => verify_password(password.as_bytes(), hash),
+            None => {
+                if let Ok(hash) = PasswordHash::new(dummy_hash()) {
+                    verify_password(password.as_bytes(), &hash);
+                }
+                false
+            }
+        };
+        match user {
+            Some(user) if verified => Ok(user),
+            _ => Err(Error::Unauthorized),
+        }
     }
 
     pub async fn create_token(

@@ -114,15 +114,24 @@ pub(crate) fn candidate_record(
     }
 }
 
+/// Where a candidate's params are indexed: its experiment, by its start time.
+pub(crate) fn param_run(candidate: &Candidate) -> schema::params::Run {
+    schema::params::Run {
+        candidate_id: candidate.id,
+        experiment_id: candidate.experiment_id,
+        start_time: candidate.start_time,
+    }
+}
+
 /// Records params; a key logged before must keep its value.
 pub(crate) fn put_params<E: From<Error>>(
     tx: &dyn Txn,
-    candidate_id: u64,
-    run_id: &str,
+    candidate: &Candidate,
     params: &[KeyValue],
 ) -> Result<(), TxError<E>> {
+    let run_id = &candidate.run_id;
     for param in params {
-        match schema::params::load(tx, candidate_id, &param.key)? {
+        match schema::params::load(tx, candidate.id, &param.key)? {
             Some(old) if old != param.value.as_bytes() => {
                 return abort(E::from(Error::bad(format!(
                     "Changing param values is not allowed. Param with key='{}' was already logged with value='{}' for run ID='{run_id}'. Attempted logging new value '{}'.",
@@ -132,7 +141,7 @@ pub(crate) fn put_params<E: From<Error>>(
                 ))));
             }
             Some(_) => {}
-            None => schema::params::insert(tx, candidate_id, param)?,
+            None => schema::params::insert(tx, param_run(candidate), param)?,
         }
     }
     Ok(())
@@ -141,7 +150,7 @@ pub(crate) fn put_params<E: From<Error>>(
 /// Everything a candidate owns, listed before the transaction that removes it.
 pub(crate) struct CandidateContents {
     pub candidate: Candidate,
-    params: Vec<String>,
+    params: Vec<KeyValue>,
     metrics: schema::metrics::Owned,
     tags: Vec<String>,
     package: Option<PackageContents>,
@@ -157,7 +166,7 @@ pub(crate) fn remove_candidate_in(
         candidate_id: candidate.id,
         experiment_id: candidate.experiment_id,
     };
-    schema::params::purge(tx, candidate.id, &contents.params)?;
+    schema::params::purge(tx, param_run(candidate), &contents.params)?;
     schema::metrics::purge(tx, run, &contents.metrics)?;
     schema::tags::purge(tx, TagOwner::Candidate(candidate.id), &contents.tags)?;
     if let Some(package) = &contents.package {
@@ -197,11 +206,7 @@ impl Registry {
         with_package: bool,
     ) -> Result<CandidateContents> {
         seen.note(self.meta.as_ref(), Parent::Candidate(candidate.id))?;
-        let params = self
-            .params(candidate.id)?
-            .into_iter()
-            .map(|kv| kv.key)
-            .collect();
+        let params = self.params(candidate.id)?;
         let metrics = schema::metrics::owned(self.meta.as_ref(), candidate.id)?;
         let tags = schema::tags::names(self.meta.as_ref(), TagOwner::Candidate(candidate.id))?;
         let package = if with_package {
@@ -358,38 +363,70 @@ impl Registry {
         })
     }
 
-    /// Candidates of an experiment by their latest value of a metric, with the index key of
-    /// each; runs without the metric are not in this stream. `after` is a key of this stream
-    /// for any of the experiments searched together (its order part is what counts).
+    /// Candidates of an experiment by their latest value of a metric, within `range`, with the
+    /// index key of each; runs without the metric are not in this stream. `after` is a key of
+    /// this stream for any of the experiments searched together.
     pub fn candidates_by_metric<'a>(
         &'a self,
         experiment_id: u64,
         metric: &str,
         descending: bool,
         after: Option<&[u8]>,
+        range: schema::metrics::ValueRange,
     ) -> impl Iterator<Item = Result<(Vec<u8>, Candidate)>> + 'a {
-        let from = after.map(|a| {
-            let mut k = schema::id_key(experiment_id);
-            k.extend_from_slice(a.get(8..).unwrap_or_default());
-            k
-        });
-        schema::metrics::runs_by_value(
+        let entries = schema::metrics::runs_by_value(
             self.meta.as_ref(),
             experiment_id,
             metric,
             descending,
-            from.as_deref(),
-        )
-        .filter_map(move |entry| {
+            after,
+            range,
+        );
+        self.candidates_of_entries(entries)
+    }
+
+    /// Candidates of an experiment whose param `key` is `value`, by start time, with the index
+    /// key of each.
+    pub fn candidates_with_param<'a>(
+        &'a self,
+        experiment_id: u64,
+        key: &str,
+        value: &str,
+        descending: bool,
+        after: Option<&[u8]>,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Candidate)>> + 'a {
+        let entries = schema::params::runs_with_value(
+            self.meta.as_ref(),
+            experiment_id,
+            key,
+            value,
+            descending,
+            after,
+        );
+        self.candidates_of_entries(entries)
+    }
+
+    /// The candidates index entries name (their keys end with the candidate id), with the keys.
+    fn candidates_of_entries<'a>(
+        &'a self,
+        entries: impl Iterator<Item = std::result::Result<schema::IndexEntry, crate::store::meta::StoreError>>
+            + 'a,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Candidate)>> + 'a {
+        entries.filter_map(move |entry| {
             let found = (|| {
-                let entry = entry?;
-                let Some(id) = schema::metrics::run_of(&entry) else {
+                let (key, _) = entry?;
+                let Some(id) = schema::trailing_id(&key) else {
                     return Ok(None);
                 };
-                Ok(schema::candidates::get(self.meta.as_ref(), id)?.map(|c| (entry.0, c)))
+                Ok(schema::candidates::get(self.meta.as_ref(), id)?.map(|c| (key, c)))
             })();
             found.transpose()
         })
+    }
+
+    /// The offset at which keys of [`Self::candidates_with_param`] start ordering.
+    pub fn param_stream_prefix_len(key: &str, value: &str) -> usize {
+        schema::params::by_value_prefix_len(key, value)
     }
 
     /// The offset at which keys of [`Self::candidates_by_metric`] start ordering (for merges).
@@ -498,7 +535,6 @@ impl Registry {
             )));
         }
         validate_batch(&batch)?;
-        let run_id = candidate.run_id.clone();
         let run = schema::metrics::Run {
             candidate_id,
             experiment_id: candidate.experiment_id,
@@ -507,7 +543,7 @@ impl Registry {
             let Some(mut current) = schema::candidates::load(tx, candidate_id)? else {
                 return abort(Error::NotFound("Run"));
             };
-            put_params(tx, candidate_id, &run_id, &batch.params)?;
+            put_params(tx, &current, &batch.params)?;
             schema::metrics::log(tx, run, &batch.metrics)?;
             if !batch.tags.is_empty() {
                 schema::tags::set(tx, TagOwner::Candidate(candidate_id), &batch.tags)?;

@@ -41,11 +41,24 @@ pub enum Error {
     StorageFull,
     #[error("the request body ended before it was complete")]
     BodyInterrupted,
+    /// A request body (not an uploaded file) larger than its route accepts.
+    #[error("the request body is larger than the {limit} bytes this route accepts")]
+    RequestTooLarge { limit: u64 },
     /// The server's storage failed: the source says how (log it with [`chain`]).
     #[error("storage failed")]
-    Store(#[from] StoreError),
+    Store(#[source] StoreError),
     #[error("storage failed")]
     Blob(#[source] BlobError),
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        if error.is_full() {
+            Error::StorageFull
+        } else {
+            Error::Store(error)
+        }
+    }
 }
 
 impl From<BlobError> for Error {

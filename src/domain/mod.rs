@@ -18,6 +18,7 @@ pub mod packages;
 pub mod paging;
 pub mod projects;
 pub mod records;
+pub mod run_search;
 pub mod schema;
 pub mod search_syntax;
 pub mod semver_rules;
@@ -54,6 +55,8 @@ pub struct Registry {
     pub(crate) blobs: Arc<dyn BlobStore>,
     commits: GroupCommit,
     pub limits: Limits,
+    /// The last answer of [`Registry::storage_writable`], and when it was found.
+    readiness: std::sync::Mutex<Option<(std::time::Instant, std::result::Result<(), String>)>>,
 }
 
 impl Registry {
@@ -63,6 +66,7 @@ impl Registry {
             meta,
             blobs,
             limits,
+            readiness: std::sync::Mutex::new(None),
         }
     }
 
@@ -86,9 +90,35 @@ impl Registry {
         self.commits.flush_count()
     }
 
-    /// Whether the metadata store answers reads.
-    pub fn storage_ok(&self) -> bool {
-        crate::store::upgrade::schema_version(self.meta.as_ref()).is_ok()
+    /// Whether the stores take writes: a small file written and synced where uploads are
+    /// staged, and a metadata write made durable. The answer is kept for a second, so that
+    /// readiness probes cannot turn into a stream of syncs. `Err` says what cannot write.
+    pub fn storage_writable(&self) -> std::result::Result<(), String> {
+        let mut last = self.readiness.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, answer)) = last.as_ref() {
+            if at.elapsed() < std::time::Duration::from_secs(1) {
+                return answer.clone();
+            }
+        }
+        let answer = self.probe_writes();
+        *last = Some((std::time::Instant::now(), answer.clone()));
+        answer
+    }
+
+    fn probe_writes(&self) -> std::result::Result<(), String> {
+        self.blobs
+            .probe_write()
+            .map_err(|e| format!("the blob store cannot write: {e}"))?;
+        let stamp = records::now().to_rfc3339();
+        self.meta
+            .transaction(|tx| {
+                schema::counters::stamp_readiness(tx, &stamp)?;
+                Ok::<_, crate::store::meta::TxError<Error>>(())
+            })
+            .map_err(|e| format!("the metadata store cannot write: {e}"))?;
+        self.meta
+            .flush()
+            .map_err(|e| format!("the metadata store cannot write: {e}"))
     }
 
     /// The one way the domain writes: runs `body` as one transaction and returns once its

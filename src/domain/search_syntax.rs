@@ -279,9 +279,7 @@ pub fn parse_order_by(items: &[String]) -> Result<Vec<OrderBy>, Error> {
             };
             let mut lexer = Lexer { rest: spec };
             let Some(Token::Ident(ident)) = lexer.next()? else {
-                return Err(Error::bad(format!(
-                    "Invalid order_by clause '{item}'"
-                )));
+                return Err(Error::bad(format!("Invalid order_by clause '{item}'")));
             };
             let field = field(ident, &mut lexer)?;
             Ok(OrderBy { field, descending })

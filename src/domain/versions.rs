@@ -335,7 +335,7 @@ impl Registry {
                 experiment_id: candidate.experiment_id,
             };
             if let Some(source) = &inherited {
-                put_params(tx, candidate.id, &candidate.run_id, &source.params)?;
+                put_params(tx, &candidate, &source.params)?;
                 schema::metrics::log(tx, run, &source.metrics)?;
                 candidate.ci = ci::merge(candidate.ci.take(), source.ci.clone());
             }

@@ -66,4 +66,9 @@ pub trait BlobStore: Send + Sync + 'static {
     fn rehash(&self, sha256: &str) -> Result<String, BlobError>;
     /// Removes staging leftovers of an earlier run; returns how many.
     fn clean_staging(&self) -> Result<usize, BlobError>;
+    /// Whether the store takes a write right now (a small file written, synced and removed
+    /// where uploads are staged).
+    fn probe_write(&self) -> Result<(), BlobError> {
+        Ok(())
+    }
 }

@@ -337,6 +337,18 @@ impl BlobStore for LocalBlobs {
         Ok(hex::encode(hasher.finalize()))
     }
 
+    fn probe_write(&self) -> Result<(), BlobError> {
+        use std::io::Write;
+        let path = self.staging_path();
+        let written = (|| {
+            let mut file = File::create(&path)?;
+            file.write_all(&[0u8; 4096])?;
+            file.sync_all()
+        })();
+        let removed = fs::remove_file(&path);
+        written.and(removed).map_err(BlobError::from_io)
+    }
+
     fn clean_staging(&self) -> Result<usize, BlobError> {
         let mut removed = 0;
         for entry in fs::read_dir(&self.tmp)? {

@@ -49,6 +49,7 @@ pub enum Table {
     CandidatesByStart,
     CandidatesByName,
     Params,
+    ParamsByValue,
     Metrics,
     LatestMetrics,
     MetricsByValue,
@@ -62,7 +63,7 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 49] = [
+    pub const ALL: [Table; 50] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -102,6 +103,7 @@ impl Table {
         Table::CandidatesByStart,
         Table::CandidatesByName,
         Table::Params,
+        Table::ParamsByValue,
         Table::Metrics,
         Table::LatestMetrics,
         Table::MetricsByValue,
@@ -155,6 +157,7 @@ impl Table {
             Table::CandidatesByStart => "candidates_by_start",
             Table::CandidatesByName => "candidates_by_name",
             Table::Params => "params",
+            Table::ParamsByValue => "params_by_value",
             Table::Metrics => "metrics",
             Table::LatestMetrics => "latest_metrics",
             Table::MetricsByValue => "metrics_by_value",
@@ -197,6 +200,9 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The disk holding the metadata is full.
+    #[error("metadata store: no space left on the storage device")]
+    Full,
     /// A record that breaks its table's rules otherwise.
     #[error("metadata record in {table} is not decodable: {reason}")]
     Decode { table: &'static str, reason: String },
@@ -212,6 +218,21 @@ impl StoreError {
     pub fn engine(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
         StoreError::Engine(Box::new(error))
     }
+
+    /// Whether the store failed because its disk is full (also when a shared flush did).
+    pub fn is_full(&self) -> bool {
+        match self {
+            StoreError::Full => true,
+            StoreError::Flush(inner) => inner.is_full(),
+            StoreError::Io { source, .. } => is_disk_full(source),
+            _ => false,
+        }
+    }
+}
+
+/// ENOSPC, whatever the platform calls it.
+pub fn is_disk_full(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::StorageFull || error.raw_os_error() == Some(28)
 }
 
 /// Why a transaction body stopped: the engine wants a retry or failed (opaque, must be

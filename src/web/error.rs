@@ -54,7 +54,9 @@ impl WebError {
                     "You are not allowed to do this in this project.".into(),
                 ),
                 Error::Denied(reason) => (StatusCode::FORBIDDEN, reason.clone()),
-                Error::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, error.to_string()),
+                Error::TooLarge | Error::RequestTooLarge { .. } => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+                }
                 Error::NameTaken(message) => (StatusCode::CONFLICT, message.clone()),
                 Error::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, error.to_string()),
                 Error::Store(_) | Error::Blob(_) => {

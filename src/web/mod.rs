@@ -10,6 +10,7 @@ mod layout;
 mod markdown;
 mod pages;
 mod session;
+pub mod sign_in_guard;
 
 use axum::extract::{Request, State};
 use axum::http::Method;

@@ -19,7 +19,7 @@ impl From<Error> for ApiError {
 
 impl From<crate::store::meta::StoreError> for ApiError {
     fn from(error: crate::store::meta::StoreError) -> Self {
-        ApiError(Error::Store(error))
+        ApiError(Error::from(error))
     }
 }
 
@@ -56,6 +56,10 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
         Error::KeysetUnsupported => (
             StatusCode::METHOD_NOT_ALLOWED,
             json!({ "message": "405 Method Not Allowed - Keyset pagination is not yet available for this type of request" }),
+        ),
+        Error::RequestTooLarge { .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({ "message": format!("413 Request Entity Too Large - {error}") }),
         ),
         Error::StorageFull => (
             StatusCode::INSUFFICIENT_STORAGE,

@@ -1,34 +1,47 @@
 //! Request parameters as GitLab takes them: from the query string and from a JSON or
 //! form-encoded body, with lenient types (`"30"` and `30` are the same access level).
 
+use std::collections::HashMap;
+
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
 use chrono::NaiveDate;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 use super::error::ApiError;
+use crate::api::body_limit;
+use crate::api::loose::Loose;
 use crate::domain::Error;
 
-/// Bodies of parameter requests are small; anything larger is refused.
-const MAX_PARAMS_BODY: usize = 1 << 20;
+/// Bodies of parameter requests are small; anything larger is refused (413).
+const MAX_PARAMS_BODY: usize = body_limit::DEFAULT_LIMIT;
+
+/// One parameter: text from a query string or form, a `key[]` list, or the JSON text of one
+/// field of a JSON body (decoded only when read).
+#[derive(Debug, Clone)]
+enum Param {
+    Text(String),
+    List(Vec<String>),
+    Json(Box<RawValue>),
+}
 
 #[derive(Debug, Default, Clone)]
-pub struct Params(pub Map<String, Value>);
+pub struct Params(HashMap<String, Param>);
 
-fn merge_pairs(map: &mut Map<String, Value>, pairs: url::form_urlencoded::Parse<'_>) {
+fn merge_pairs(map: &mut HashMap<String, Param>, pairs: url::form_urlencoded::Parse<'_>) {
     for (key, value) in pairs {
-        let value = Value::String(value.into_owned());
+        let value = value.into_owned();
         if let Some(list_key) = key.strip_suffix("[]") {
             match map
                 .entry(list_key.to_string())
-                .or_insert_with(|| Value::Array(vec![]))
+                .or_insert_with(|| Param::List(vec![]))
             {
-                Value::Array(items) => items.push(value),
-                slot => *slot = Value::Array(vec![value]),
+                Param::List(items) => items.push(value),
+                slot => *slot = Param::List(vec![value]),
             }
         } else {
-            map.insert(key.into_owned(), value);
+            map.insert(key.into_owned(), Param::Text(value));
         }
     }
 }
@@ -37,7 +50,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request(request: Request<Body>, _state: &S) -> Result<Self, Self::Rejection> {
-        let mut map = Map::new();
+        let mut map = HashMap::new();
         if let Some(query) = request.uri().query() {
             merge_pairs(&mut map, url::form_urlencoded::parse(query.as_bytes()));
         }
@@ -47,43 +60,60 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_PARAMS_BODY)
-            .await
-            .map_err(|_| Error::bad("request body is too large or unreadable"))?;
-        if !bytes.is_empty() {
-            if content_type.starts_with("application/x-www-form-urlencoded") {
-                merge_pairs(&mut map, url::form_urlencoded::parse(&bytes));
-            } else if content_type.starts_with("application/json") || bytes.starts_with(b"{") {
-                match serde_json::from_slice::<Value>(&bytes) {
-                    Ok(Value::Object(body)) => map.extend(body),
-                    _ => return Err(Error::bad("the body is not a JSON object").into()),
-                }
-            }
+        let (parts, body) = request.into_parts();
+        let bytes = body_limit::read(&parts.headers, body, MAX_PARAMS_BODY).await?;
+        if bytes.is_empty() {
+            return Ok(Params(map));
         }
+        let map = body_limit::decode_with(bytes, move |bytes| {
+            if content_type.starts_with("application/x-www-form-urlencoded") {
+                merge_pairs(&mut map, url::form_urlencoded::parse(bytes));
+            } else if content_type.starts_with("application/json") || bytes.starts_with(b"{") {
+                let body = serde_json::from_slice::<HashMap<String, Box<RawValue>>>(bytes)
+                    .map_err(|_| Error::bad("the body is not a JSON object"))?;
+                map.extend(body.into_iter().map(|(k, v)| (k, Param::Json(v))));
+            }
+            Ok::<_, ApiError>(map)
+        })
+        .await?;
         Ok(Params(map))
     }
 }
 
 impl Params {
     pub fn from_query(query: Option<&str>) -> Params {
-        let mut map = Map::new();
+        let mut map = HashMap::new();
         if let Some(query) = query {
             merge_pairs(&mut map, url::form_urlencoded::parse(query.as_bytes()));
         }
         Params(map)
     }
 
+    /// The parameter `key` as a loosely typed value; `Null` when absent.
+    fn value(&self, key: &str) -> Result<Loose, Error> {
+        match self.0.get(key) {
+            None => Ok(Loose::Null),
+            Some(Param::Text(s)) => Ok(Loose::Str(s.clone())),
+            Some(Param::List(items)) => {
+                Ok(Loose::List(items.iter().cloned().map(Loose::Str).collect()))
+            }
+            Some(Param::Json(raw)) => {
+                serde_json::from_str(raw.get()).map_err(|_| Error::invalid(key))
+            }
+        }
+    }
+
     pub fn has(&self, key: &str) -> bool {
-        self.0.get(key).is_some_and(|v| !v.is_null())
+        self.value(key).is_ok_and(|v| v != Loose::Null)
     }
 
     pub fn str(&self, key: &str) -> Result<Option<String>, Error> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(_) => Err(Error::invalid(key)),
+        match self.value(key)? {
+            Loose::Null => Ok(None),
+            Loose::Str(s) => Ok(Some(s)),
+            Loose::Num(n) => Ok(Some(n.to_string())),
+            Loose::Bool(b) => Ok(Some(b.to_string())),
+            _ => Err(Error::invalid(key)),
         }
     }
 
@@ -94,11 +124,11 @@ impl Params {
     }
 
     pub fn u64(&self, key: &str) -> Result<Option<u64>, Error> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| Error::invalid(key)),
-            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| Error::invalid(key)),
-            Some(_) => Err(Error::invalid(key)),
+        match self.value(key)? {
+            Loose::Null => Ok(None),
+            Loose::Num(n) => n.as_u64().map(Some).ok_or_else(|| Error::invalid(key)),
+            Loose::Str(s) => s.trim().parse().map(Some).map_err(|_| Error::invalid(key)),
+            _ => Err(Error::invalid(key)),
         }
     }
 
@@ -107,38 +137,38 @@ impl Params {
     }
 
     pub fn bool(&self, key: &str) -> Result<Option<bool>, Error> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) => match s.as_str() {
+        match self.value(key)? {
+            Loose::Null => Ok(None),
+            Loose::Bool(b) => Ok(Some(b)),
+            Loose::Str(s) => match s.as_str() {
                 "true" | "1" | "yes" => Ok(Some(true)),
                 "false" | "0" | "no" => Ok(Some(false)),
                 _ => Err(Error::invalid(key)),
             },
-            Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
-            Some(_) => Err(Error::invalid(key)),
+            Loose::Num(n) => Ok(Some(n.as_i64() != Some(0))),
+            _ => Err(Error::invalid(key)),
         }
     }
 
     /// A list given as a JSON array, `key[]=a&key[]=b`, or `a,b`.
     pub fn list(&self, key: &str) -> Result<Option<Vec<String>>, Error> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Array(items)) => items
-                .iter()
+        match self.value(key)? {
+            Loose::Null => Ok(None),
+            Loose::List(items) => items
+                .into_iter()
                 .map(|v| match v {
-                    Value::String(s) => Ok(s.clone()),
+                    Loose::Str(s) => Ok(s),
                     _ => Err(Error::invalid(key)),
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
-            Some(Value::String(s)) => Ok(Some(
+            Loose::Str(s) => Ok(Some(
                 s.split(',')
                     .map(|p| p.trim().to_string())
                     .filter(|p| !p.is_empty())
                     .collect(),
             )),
-            Some(_) => Err(Error::invalid(key)),
+            _ => Err(Error::invalid(key)),
         }
     }
 

@@ -28,7 +28,7 @@ impl From<Error> for MlflowError {
 
 impl From<crate::store::meta::StoreError> for MlflowError {
     fn from(error: crate::store::meta::StoreError) -> Self {
-        MlflowError::Domain(Error::Store(error))
+        MlflowError::Domain(Error::from(error))
     }
 }
 
@@ -136,6 +136,13 @@ fn domain_shape(error: &Error) -> (StatusCode, &'static str, String) {
         | Error::KeysetUnsupported
         | Error::BodyInterrupted => (
             StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            error.to_string(),
+        ),
+        // MLflow itself answers an oversized log-batch with 400 INVALID_PARAMETER_VALUE; the
+        // status here says what happened, the code stays the one MLflow clients know.
+        Error::RequestTooLarge { .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
             "INVALID_PARAMETER_VALUE",
             error.to_string(),
         ),

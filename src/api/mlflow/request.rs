@@ -1,29 +1,52 @@
 //! MLflow requests: GET parameters in the query string, everything else as a JSON body (DELETE
 //! included). Accessors are lenient about types the client varies (`"1"` and `1`).
 
+use std::collections::HashMap;
+
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::error::MlflowError;
+use crate::api::body_limit;
+use crate::api::loose::{Capped, Loose};
 use crate::domain::ml_records::{KeyValue, MetricPoint};
 
-const MAX_BODY: usize = 16 << 20;
+/// `runs/log-batch`: MLflow's own limit (`MAX_BATCH_LOG_REQUEST_SIZE` in
+/// `mlflow/utils/validation.py`).
+pub const LOG_BATCH_LIMIT: usize = 1_000_000;
+/// `runs/log-inputs`: datasets carry schemas of up to 1 MiB each (they are not kept).
+pub const LOG_INPUTS_LIMIT: usize = 4 << 20;
+/// The body limit of the MLflow route at `path`.
+pub fn body_limit(path: &str) -> usize {
+    if path.ends_with("/runs/log-batch") {
+        LOG_BATCH_LIMIT
+    } else if path.ends_with("/runs/log-inputs") {
+        LOG_INPUTS_LIMIT
+    } else {
+        body_limit::DEFAULT_LIMIT
+    }
+}
 
-#[derive(Debug, Default, Clone)]
-pub struct MlflowParams(pub Map<String, Value>);
+/// The parameters of a request, each kept as the JSON text it arrived as and decoded into
+/// the type asked for only when a handler reads it: a body is never turned into a tree of
+/// `serde_json::Value`s, and fields nobody reads cost nothing but their bytes.
+#[derive(Debug, Default)]
+pub struct MlflowParams(HashMap<String, Box<RawValue>>);
 
 impl<S: Send + Sync> FromRequest<S> for MlflowParams {
     type Rejection = MlflowError;
 
     async fn from_request(request: Request<Body>, _state: &S) -> Result<Self, Self::Rejection> {
         let query = request.uri().query().map(str::to_owned);
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
-            .await
-            .map_err(|_| {
-                MlflowError::malformed("The request body is unreadable or larger than 16 MiB")
-            })?;
-        MlflowParams::decode(query.as_deref(), &bytes)
+        let limit = body_limit(request.uri().path());
+        let (parts, body) = request.into_parts();
+        let bytes = body_limit::read(&parts.headers, body, limit).await?;
+        body_limit::decode_with(bytes, move |bytes| {
+            MlflowParams::decode(query.as_deref(), bytes)
+        })
+        .await
     }
 }
 
@@ -31,23 +54,28 @@ impl MlflowParams {
     /// The parameters of a request: its query string (a repeated key becomes a list), then its
     /// JSON object body on top.
     pub fn decode(query: Option<&str>, body: &[u8]) -> Result<MlflowParams, MlflowError> {
-        let mut map = Map::new();
+        let mut map = HashMap::new();
         if let Some(query) = query {
+            let mut pairs: Vec<(String, Vec<String>)> = Vec::new();
             for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-                let value = Value::String(value.into_owned());
-                match map.get_mut(key.as_ref()) {
-                    Some(Value::Array(items)) => items.push(value),
-                    Some(existing) => *existing = Value::Array(vec![existing.clone(), value]),
-                    None => {
-                        map.insert(key.into_owned(), value);
-                    }
+                match pairs.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, values)) => values.push(value.into_owned()),
+                    None => pairs.push((key.into_owned(), vec![value.into_owned()])),
                 }
+            }
+            for (key, values) in pairs {
+                let raw = match values.as_slice() {
+                    [one] => serde_json::value::to_raw_value(one),
+                    many => serde_json::value::to_raw_value(many),
+                }
+                .map_err(|e| MlflowError::malformed(format!("The query is unreadable: {e}")))?;
+                map.insert(key, raw);
             }
         }
         if !body.iter().all(u8::is_ascii_whitespace) {
-            match serde_json::from_slice::<Value>(body) {
-                Ok(Value::Object(body)) => map.extend(body),
-                Ok(_) => {
+            match serde_json::from_slice::<HashMap<String, Box<RawValue>>>(body) {
+                Ok(fields) => map.extend(fields),
+                Err(e) if e.is_data() => {
                     return Err(MlflowError::malformed(
                         "The request body must be a JSON object",
                     ))
@@ -61,13 +89,182 @@ impl MlflowParams {
         }
         Ok(MlflowParams(map))
     }
+
+    /// The JSON text of every parameter together.
+    pub fn len(&self) -> usize {
+        self.0.values().map(|raw| raw.get().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The parameter `key` decoded as a `T`; `None` when absent.
+    fn typed<T: for<'de> Deserialize<'de>>(
+        &self,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<T>, MlflowError> {
+        match self.0.get(key) {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str(raw.get())
+                .map(Some)
+                .map_err(|_| invalid(key, what)),
+        }
+    }
+
+    fn loose(&self, key: &str) -> Result<Loose, MlflowError> {
+        Ok(self
+            .typed::<Loose>(key, "has too many items")?
+            .unwrap_or(Loose::Null))
+    }
 }
 
 fn invalid(key: &str, what: &str) -> MlflowError {
     MlflowError::invalid(format!("Invalid value for parameter '{key}': {what}"))
 }
 
+/// One `{key, value}` of a list of tags or params (other fields are skipped).
+#[derive(Debug, Deserialize)]
+struct KeyValueItem {
+    #[serde(default)]
+    key: Option<Loose>,
+    #[serde(default)]
+    value: Option<Loose>,
+}
+
+/// One metric of `log-batch`.
+#[derive(Debug, Deserialize)]
+struct MetricItem {
+    #[serde(default)]
+    key: Option<Loose>,
+    #[serde(default)]
+    value: Option<Loose>,
+    #[serde(default)]
+    timestamp: Option<Loose>,
+    #[serde(default)]
+    step: Option<Loose>,
+}
+
+/// One `{model_id}` of `runs/outputs`.
+#[derive(Debug, Deserialize)]
+struct ModelRef {
+    #[serde(default)]
+    model_id: Option<Loose>,
+}
+
+/// How one loosely typed value reads as each type; `key` names it in errors.
+struct Field<'a> {
+    key: &'a str,
+    value: &'a Loose,
+}
+
+impl Field<'_> {
+    fn str(&self) -> Result<Option<String>, MlflowError> {
+        match self.value {
+            Loose::Null => Ok(None),
+            Loose::Str(s) => Ok(Some(s.clone())),
+            Loose::Num(n) => Ok(Some(n.to_string())),
+            Loose::Bool(b) => Ok(Some(b.to_string())),
+            Loose::List(items) if items.len() == 1 => match &items[0] {
+                Loose::Str(s) => Ok(Some(s.clone())),
+                _ => Err(invalid(self.key, "expected a string")),
+            },
+            _ => Err(invalid(self.key, "expected a string")),
+        }
+    }
+
+    fn required(&self) -> Result<String, MlflowError> {
+        self.str()?.filter(|s| !s.is_empty()).ok_or_else(|| {
+            MlflowError::invalid(format!(
+                "Missing value for required parameter '{}'.",
+                self.key
+            ))
+        })
+    }
+
+    fn i64(&self) -> Result<Option<i64>, MlflowError> {
+        let key = self.key;
+        match self.value {
+            Loose::Null => Ok(None),
+            Loose::Num(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                .map(Some)
+                .ok_or_else(|| invalid(key, "expected an integer")),
+            Loose::Str(s) if s.is_empty() => Ok(None),
+            Loose::Str(s) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| invalid(key, "expected an integer")),
+            _ => Err(invalid(key, "expected an integer")),
+        }
+    }
+
+    fn bool(&self) -> Result<Option<bool>, MlflowError> {
+        match self.value {
+            Loose::Null => Ok(None),
+            Loose::Bool(b) => Ok(Some(*b)),
+            Loose::Str(s) => match s.to_ascii_lowercase().as_str() {
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                _ => Err(invalid(self.key, "expected true or false")),
+            },
+            _ => Err(invalid(self.key, "expected true or false")),
+        }
+    }
+
+    /// A metric value: a JSON number, or the strings MLflow uses for non-finite values.
+    fn metric_value(&self) -> Result<f64, MlflowError> {
+        let key = self.key;
+        match self.value {
+            Loose::Num(n) => n.as_f64().ok_or_else(|| invalid(key, "expected a number")),
+            Loose::Str(s) => parse_float(s).ok_or_else(|| invalid(key, "expected a number")),
+            Loose::Null => Err(MlflowError::invalid(format!(
+                "Missing value for required parameter '{key}'."
+            ))),
+            _ => Err(invalid(key, "expected a number")),
+        }
+    }
+}
+
+fn field<'a>(key: &'a str, value: &'a Option<Loose>) -> Field<'a> {
+    const NULL: &Loose = &Loose::Null;
+    Field {
+        key,
+        value: value.as_ref().unwrap_or(NULL),
+    }
+}
+
+fn key_value_of(item: &KeyValueItem) -> Result<KeyValue, MlflowError> {
+    Ok(KeyValue {
+        key: field("key", &item.key).required()?,
+        value: field("value", &item.value).str()?.unwrap_or_default(),
+    })
+}
+
+fn metric_of(item: &MetricItem) -> Result<MetricPoint, MlflowError> {
+    Ok(MetricPoint {
+        key: field("key", &item.key).required()?,
+        value: field("value", &item.value).metric_value()?,
+        timestamp: field("timestamp", &item.timestamp)
+            .i64()?
+            .unwrap_or_else(crate::domain::experiments::now_ms),
+        step: field("step", &item.step).i64()?.unwrap_or(0),
+    })
+}
+
 impl MlflowParams {
+    fn field<T>(
+        &self,
+        key: &str,
+        read: impl FnOnce(&Field<'_>) -> Result<T, MlflowError>,
+    ) -> Result<T, MlflowError> {
+        let value = self.loose(key)?;
+        read(&Field { key, value: &value })
+    }
+
     /// The `key` and `value` of a tag or param (a missing value is empty).
     pub fn key_value(&self) -> Result<KeyValue, MlflowError> {
         Ok(KeyValue {
@@ -77,24 +274,12 @@ impl MlflowParams {
     }
 
     pub fn str(&self, key: &str) -> Result<Option<String>, MlflowError> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(Value::Array(items)) if items.len() == 1 => match &items[0] {
-                Value::String(s) => Ok(Some(s.clone())),
-                _ => Err(invalid(key, "expected a string")),
-            },
-            Some(_) => Err(invalid(key, "expected a string")),
-        }
+        self.field(key, |f| f.str())
     }
 
     /// A required string; missing or empty is MLflow's "Missing value for required parameter".
     pub fn required(&self, key: &str) -> Result<String, MlflowError> {
-        self.str(key)?.filter(|s| !s.is_empty()).ok_or_else(|| {
-            MlflowError::invalid(format!("Missing value for required parameter '{key}'."))
-        })
+        self.field(key, |f| f.required())
     }
 
     /// `run_id`, falling back to the older `run_uuid`.
@@ -106,88 +291,71 @@ impl MlflowParams {
     }
 
     pub fn i64(&self, key: &str) -> Result<Option<i64>, MlflowError> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
-                .map(Some)
-                .ok_or_else(|| invalid(key, "expected an integer")),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| invalid(key, "expected an integer")),
-            Some(_) => Err(invalid(key, "expected an integer")),
-        }
+        self.field(key, |f| f.i64())
     }
 
     pub fn bool(&self, key: &str) -> Result<Option<bool>, MlflowError> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-                "true" => Ok(Some(true)),
-                "false" => Ok(Some(false)),
-                _ => Err(invalid(key, "expected true or false")),
-            },
-            Some(_) => Err(invalid(key, "expected true or false")),
-        }
+        self.field(key, |f| f.bool())
     }
 
     /// A list of strings given as a JSON array or repeated query parameters.
     pub fn strings(&self, key: &str) -> Result<Vec<String>, MlflowError> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::String(s)) => Ok(vec![s.clone()]),
-            Some(Value::Array(items)) => items
-                .iter()
+        match self.loose(key)? {
+            Loose::Null => Ok(Vec::new()),
+            Loose::Str(s) => Ok(vec![s]),
+            Loose::List(items) => items
+                .into_iter()
                 .map(|v| match v {
-                    Value::String(s) => Ok(s.clone()),
-                    Value::Number(n) => Ok(n.to_string()),
+                    Loose::Str(s) => Ok(s),
+                    Loose::Num(n) => Ok(n.to_string()),
                     _ => Err(invalid(key, "expected a list of strings")),
                 })
                 .collect(),
-            Some(_) => Err(invalid(key, "expected a list of strings")),
+            _ => Err(invalid(key, "expected a list of strings")),
         }
     }
 
     /// `[{"key": ..., "value": ...}]`.
     pub fn key_values(&self, key: &str) -> Result<Vec<KeyValue>, MlflowError> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => items.iter().map(|item| key_value(item, key)).collect(),
-            Some(_) => Err(invalid(key, "expected a list of {key, value} objects")),
-        }
+        let items = self.typed::<Option<Capped<KeyValueItem>>>(
+            key,
+            "expected a list of {key, value} objects",
+        )?;
+        items
+            .flatten()
+            .map(|Capped(items)| items.iter().map(key_value_of).collect())
+            .unwrap_or_else(|| Ok(Vec::new()))
     }
 
     pub fn metrics(&self, key: &str) -> Result<Vec<MetricPoint>, MlflowError> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|item| match item {
-                    Value::Object(fields) => metric(&MlflowParams(fields.clone())),
-                    _ => Err(invalid(key, "expected a list of metric objects")),
-                })
-                .collect(),
-            Some(_) => Err(invalid(key, "expected a list of metric objects")),
-        }
+        let items =
+            self.typed::<Option<Capped<MetricItem>>>(key, "expected a list of metric objects")?;
+        items
+            .flatten()
+            .map(|Capped(items)| items.iter().map(metric_of).collect())
+            .unwrap_or_else(|| Ok(Vec::new()))
+    }
+
+    /// The `model_id`s of a list of `{model_id}` objects; anything else in it is ignored.
+    pub fn model_ids(&self, key: &str) -> Vec<String> {
+        let Ok(Some(Some(Capped(models)))) =
+            self.typed::<Option<Capped<Option<ModelRef>>>>(key, "")
+        else {
+            return Vec::new();
+        };
+        models
+            .into_iter()
+            .flatten()
+            .filter_map(|m| match m.model_id {
+                Some(Loose::Str(id)) => Some(id),
+                _ => None,
+            })
+            .collect()
     }
 
     /// A metric value: a JSON number, or the strings MLflow uses for non-finite values.
     pub fn metric_value(&self, key: &str) -> Result<f64, MlflowError> {
-        match self.0.get(key) {
-            Some(Value::Number(n)) => n.as_f64().ok_or_else(|| invalid(key, "expected a number")),
-            Some(Value::String(s)) => {
-                parse_float(s).ok_or_else(|| invalid(key, "expected a number"))
-            }
-            None | Some(Value::Null) => Err(MlflowError::invalid(format!(
-                "Missing value for required parameter '{key}'."
-            ))),
-            Some(_) => Err(invalid(key, "expected a number")),
-        }
+        self.field(key, |f| f.metric_value())
     }
 }
 
@@ -200,14 +368,7 @@ pub fn parse_float(s: &str) -> Option<f64> {
     }
 }
 
-fn key_value(item: &Value, list: &str) -> Result<KeyValue, MlflowError> {
-    let Value::Object(fields) = item else {
-        return Err(invalid(list, "expected a list of {key, value} objects"));
-    };
-    MlflowParams(fields.clone()).key_value()
-}
-
-/// One metric of `log-metric` or `log-batch`; a missing timestamp is now, a missing step 0.
+/// One metric of `log-metric`; a missing timestamp is now, a missing step 0.
 pub fn metric(params: &MlflowParams) -> Result<MetricPoint, MlflowError> {
     Ok(MetricPoint {
         key: params.required("key")?,
@@ -222,10 +383,10 @@ pub fn metric(params: &MlflowParams) -> Result<MetricPoint, MlflowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn params(v: Value) -> MlflowParams {
-        MlflowParams(v.as_object().unwrap().clone())
+        MlflowParams::decode(None, v.to_string().as_bytes()).unwrap()
     }
 
     #[test]

@@ -89,4 +89,3 @@ pub fn listing(key: &str, items: Vec<Value>, next: Option<String>) -> Json<Value
     }
     Json(Value::Object(body))
 }
-

@@ -167,26 +167,26 @@ impl Segments {
     }
 }
 
-/// Request bodies here are small JSON objects.
-const MAX_BODY: usize = 1 << 20;
+/// Request bodies here are small JSON objects (413 above this).
+const MAX_BODY: usize = crate::api::body_limit::DEFAULT_LIMIT;
 
 /// A JSON request body; an empty body is `{}`. Whatever the Content-Type (`curl -d` sends a
 /// form type), the bytes must be JSON; a bad one is a GitLab-shaped 400 naming the problem.
 pub struct Body<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned + Send + 'static, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
-            .await
-            .map_err(|_| ApiError(Error::bad("the body is unreadable or larger than 1 MiB")))?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
+        let (parts, body) = request.into_parts();
+        let bytes = crate::api::body_limit::read(&parts.headers, body, MAX_BODY).await?;
+        let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+            axum::body::Bytes::from_static(b"{}")
         } else {
-            &bytes
+            bytes
         };
-        serde_json::from_slice(text)
+        crate::api::body_limit::json(bytes)
+            .await
             .map(Body)
             .map_err(|e| ApiError(Error::bad(format!("invalid JSON body: {e}"))))
     }

@@ -31,3 +31,9 @@ pub fn next(tx: &dyn Txn, project_id: u64, sequence: Sequence) -> Result<u64, Tx
     tx.put(Table::Counters, &k, &super::id_key(next))?;
     Ok(next)
 }
+
+/// Writes the time of a readiness probe (a write that proves the store takes writes).
+pub fn stamp_readiness(tx: &dyn Txn, stamp: &str) -> Result<(), TxFail> {
+    use crate::store::meta::TxnExt;
+    tx.put_json(Table::Counters, b"readiness", &stamp)
+}

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use super::revisions::{self, Parent};
 use super::{id_key, key, sortable_f64, sortable_i64, IndexEntry, Seek};
 use crate::domain::ml_records::MetricPoint;
-use crate::store::meta::{KvIter, MetaStore, StoreError, Table, TxFail, Txn};
+use crate::store::meta::{MetaStore, StoreError, Table, TxFail, Txn};
 
 /// The run a metric belongs to.
 #[derive(Debug, Clone, Copy)]
@@ -285,21 +285,55 @@ pub fn latest(
         .and_then(|v| decode(name.to_string(), &v)))
 }
 
+/// Bounds on a metric's value that a search knows every match lies within (inclusive; the
+/// search still tests each run).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ValueRange {
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+}
+
 /// The runs of an experiment by their latest value of a metric (ascending, or descending),
-/// as `(index key, candidate id)`; runs without the metric are not in it.
+/// as `(index key, ())` entries whose keys end with the candidate id; runs without the metric
+/// are not in it. The walk starts at the range's first bound (or after `after`, a key of this
+/// stream for any experiment searched together) and stops past its other bound.
 pub fn runs_by_value<'a>(
     meta: &'a dyn MetaStore,
     experiment_id: u64,
     name: &str,
     descending: bool,
     after: Option<&[u8]>,
-) -> KvIter<'a> {
+    range: ValueRange,
+) -> Box<dyn Iterator<Item = Result<IndexEntry, StoreError>> + 'a> {
     let prefix = value_prefix(experiment_id, name);
-    match after {
-        Some(after) => meta.scan_after(Table::MetricsByValue, &prefix, after, descending),
-        None if descending => meta.scan_rev(Table::MetricsByValue, &prefix),
-        None => meta.scan(Table::MetricsByValue, &prefix),
-    }
+    let bound = |v: f64, fill: u8| {
+        let mut k = prefix.clone();
+        k.extend_from_slice(&sortable_f64(v));
+        k.extend_from_slice(&[fill; 8]);
+        k
+    };
+    let lo = range.lo.map(|v| bound(v, 0));
+    let hi = range.hi.map(|v| bound(v, u8::MAX));
+    let iter = match (after, descending) {
+        (Some(after), _) => {
+            let mut from = id_key(experiment_id);
+            from.extend_from_slice(after.get(8..).unwrap_or_default());
+            meta.scan_after(Table::MetricsByValue, &prefix, &from, descending)
+        }
+        (None, false) => match &lo {
+            Some(lo) => meta.scan_from(Table::MetricsByValue, &prefix, lo),
+            None => meta.scan(Table::MetricsByValue, &prefix),
+        },
+        (None, true) => match &hi {
+            Some(hi) => meta.scan_after(Table::MetricsByValue, &prefix, hi, true),
+            None => meta.scan_rev(Table::MetricsByValue, &prefix),
+        },
+    };
+    Box::new(iter.take_while(move |entry| match entry {
+        Ok((k, _)) if descending => lo.as_ref().is_none_or(|lo| k >= lo),
+        Ok((k, _)) => hi.as_ref().is_none_or(|hi| k <= hi),
+        Err(_) => true,
+    }))
 }
 
 /// The length of the prefix of [`runs_by_value`] keys (what a merge orders after).

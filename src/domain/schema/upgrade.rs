@@ -29,7 +29,7 @@ pub const STEPS: &[Step] = &[Step {
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 33] = [
+const DERIVED: [Table; 34] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -59,6 +59,7 @@ const DERIVED: [Table; 33] = [
     Table::CandidatesByName,
     Table::LatestMetrics,
     Table::MetricsByValue,
+    Table::ParamsByValue,
     Table::Counts,
     Table::Revisions,
     Table::LoggedModelsByKey,
@@ -141,6 +142,7 @@ fn rebuild(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     records += rebuild_kind::<Candidates>(meta)?;
     records += rebuild_kind::<LoggedModels>(meta)?;
     records += rebuild_latest_metrics(meta)?;
+    records += rebuild_params_by_value(meta)?;
     Ok(records)
 }
 
@@ -174,6 +176,50 @@ fn rebuild_models(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     }
     tracing::info!(records = models.len(), "models' latest versions recorded");
     Ok(models.len())
+}
+
+/// Every param in its experiment's by-value index.
+fn rebuild_params_by_value(meta: &dyn MetaStore) -> Result<usize, StoreError> {
+    let mut runs: HashMap<u64, Option<super::params::Run>> = HashMap::new();
+    let mut pending = Vec::with_capacity(BATCH);
+    let mut done = 0;
+    let write = |pending: &mut Vec<(super::params::Run, crate::domain::ml_records::KeyValue)>| {
+        let result = transact(meta, |tx| {
+            for (run, param) in pending.iter() {
+                super::params::reindex(tx, *run, param)?;
+            }
+            Ok(())
+        });
+        pending.clear();
+        result
+    };
+    for row in super::params::all_rows(meta) {
+        let (candidate_id, param) = row?;
+        let run = match runs.get(&candidate_id) {
+            Some(run) => *run,
+            None => {
+                let run = super::get::<Candidates>(meta, &super::id_key(candidate_id))?.map(
+                    |c: Candidate| super::params::Run {
+                        candidate_id,
+                        experiment_id: c.experiment_id,
+                        start_time: c.start_time,
+                    },
+                );
+                runs.insert(candidate_id, run);
+                run
+            }
+        };
+        if let Some(run) = run {
+            pending.push((run, param));
+            done += 1;
+            if pending.len() == BATCH {
+                write(&mut pending)?;
+            }
+        }
+    }
+    write(&mut pending)?;
+    tracing::info!(params = done, "params indexed by value");
+    Ok(done)
 }
 
 /// The latest value of every metric of every run, from the histories (whose key order puts

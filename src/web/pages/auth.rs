@@ -1,7 +1,9 @@
 //! Signing in with username and password, and signing out.
 
-use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -16,6 +18,7 @@ use crate::web::layout;
 use crate::web::session::{
     cookie, set_cookie, Visitor, CSRF_FIELD, SESSION_COOKIE, SIGN_IN_CSRF_COOKIE,
 };
+use crate::web::sign_in_guard::Refusal;
 
 #[derive(Debug, Deserialize)]
 pub struct SignInQuery {
@@ -98,6 +101,10 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
 
 async fn sign_in(state: &AppState, request: Request) -> WebResult<Response> {
     let headers = request.headers().clone();
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
     let visitor = Visitor::from_headers(state, &headers)?;
     let bytes = axum::body::to_bytes(request.into_body(), 64 * 1024)
         .await
@@ -111,13 +118,43 @@ async fn sign_in(state: &AppState, request: Request) -> WebResult<Response> {
     let return_to = safe_return(form.get("return_to"));
     let username = form.text("username").unwrap_or_default();
     let password = form.get("password").unwrap_or_default().to_string();
+    let refused = |refusal: Refusal| {
+        let mut response = layout::respond(
+            StatusCode::TOO_MANY_REQUESTS,
+            sign_in_page(
+                &visitor,
+                &expected,
+                &return_to,
+                &username,
+                Some(refusal.message()),
+            ),
+        );
+        let seconds = refusal.retry_after().as_secs_f64().ceil().max(1.0) as u64;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response
+    };
+    if let Err(refusal) = state.sign_in.admit(address, &username) {
+        return Ok(refused(refusal));
+    }
     let registry = state.registry.clone();
     let attempt = {
         let username = username.clone();
-        tokio::task::spawn_blocking(move || registry.sign_in(&username, &password))
-            .await
-            .map_err(|e| Error::bad(format!("sign-in was interrupted: {e}")))?
+        let checked = state
+            .sign_in
+            .run_check(move || registry.sign_in(&username, &password))
+            .await;
+        match checked {
+            Ok(attempt) => attempt,
+            Err(refusal) => return Ok(refused(refusal)),
+        }
     };
+    match &attempt {
+        Ok(_) => state.sign_in.succeeded(&username),
+        Err(Error::Unauthorized) => state.sign_in.failed(&username, address),
+        Err(_) => {}
+    }
     match attempt {
         Ok(opened) => {
             let mut response = see_other(&return_to);

@@ -19,8 +19,16 @@ use crate::web::layout::{self, Crumb};
 use crate::web::markdown;
 use crate::web::session::CSRF_FIELD;
 
-/// Text fields of the version form are small; the file field is limited by the blob store.
-const MAX_TEXT_FIELD: u64 = 64 * 1024;
+/// The fields the version form has; any other part is refused unread.
+const FORM_FIELDS: [&str; 5] = [CSRF_FIELD, "version", "description", "subfolder", "file"];
+/// Text fields are a few KiB (the token, a version, a folder) …
+const MAX_TEXT_FIELD: u64 = 4 * 1024;
+/// … but a description (at most 10,000 characters, up to 4 bytes each).
+const MAX_DESCRIPTION_FIELD: u64 = 4 * MAX_DESCRIPTION as u64 + 1024;
+/// A browser sends each field once; a form with more parts than this is refused.
+const MAX_PARTS: usize = 16;
+/// The query parameter or header that may carry the CSRF token instead of the first part.
+const CSRF_HEADER: &str = "x-csrf-token";
 
 /// What the version form holds, to show it again when something is wrong.
 #[derive(Default)]
@@ -108,7 +116,13 @@ pub fn new_form(ctx: &Ctx, model_id: u64) -> WebResult<Response> {
 }
 
 fn bad_multipart(error: multer::Error) -> WebError {
-    WebError::BadForm(format!("The form could not be read: {error}"))
+    match error {
+        multer::Error::FieldSizeExceeded { limit, .. }
+        | multer::Error::StreamSizeExceeded { limit } => {
+            WebError::Domain(Error::RequestTooLarge { limit })
+        }
+        other => WebError::BadForm(format!("The form could not be read: {other}")),
+    }
 }
 
 /// Creates the version named by the form, once, before any file is stored.
@@ -138,14 +152,36 @@ async fn create_from_form(
         .await?)
 }
 
-/// Reads the multipart form field by field: the text fields first (a browser sends fields in
-/// page order), then the file, streamed into the blob store as it arrives.
+/// The CSRF token a request carries outside its body: the `X-CSRF-Token` header or the
+/// `authenticity_token` query parameter.
+fn token_outside_body(request: &Request) -> Option<String> {
+    if let Some(value) = request.headers().get(CSRF_HEADER) {
+        return value.to_str().ok().map(str::to_string);
+    }
+    url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+        .find(|(key, _)| key == CSRF_FIELD)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// Reads the multipart form part by part, after the visitor's right to write was checked and
+/// before any file part is read: the CSRF token must come first (in the header, the query or
+/// the first parts; a file part before it is refused unread), text parts are capped at a few
+/// KiB, parts the form does not have are refused, and the file is streamed into the blob store
+/// as it arrives.
 async fn create_with_upload(
     ctx: &Ctx<'_>,
     model: &Model,
     request: Request,
     form: &mut VersionForm,
 ) -> WebResult<ModelVersion> {
+    // Nothing of the body is read for a visitor who may not write here.
+    ctx.require_write()?;
+    let mut token_checked = false;
+    if let Some(token) = token_outside_body(&request) {
+        ctx.visitor.check_csrf(Some(&token))?;
+        form.csrf = Some(token);
+        token_checked = true;
+    }
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -153,28 +189,53 @@ async fn create_with_upload(
         .unwrap_or("");
     let boundary = multer::parse_boundary(content_type).map_err(bad_multipart)?;
     let limits = multer::SizeLimit::new()
-        .for_field(CSRF_FIELD, MAX_TEXT_FIELD)
-        .for_field("version", MAX_TEXT_FIELD)
-        .for_field("description", MAX_TEXT_FIELD)
-        .for_field("subfolder", MAX_TEXT_FIELD);
+        .per_field(MAX_TEXT_FIELD)
+        .for_field("description", MAX_DESCRIPTION_FIELD)
+        .for_field(
+            "file",
+            ctx.registry().limits.model_file_bytes.saturating_add(1),
+        )
+        .whole_stream(
+            ctx.registry()
+                .limits
+                .model_file_bytes
+                .saturating_add(MAX_DESCRIPTION_FIELD + 64 * 1024),
+        );
     let mut multipart = multer::Multipart::with_constraints(
         request.into_body().into_data_stream(),
         boundary,
-        multer::Constraints::new().size_limit(limits),
+        multer::Constraints::new()
+            .allowed_fields(FORM_FIELDS.to_vec())
+            .size_limit(limits),
     );
     let mut created: Option<ModelVersion> = None;
+    let mut parts = 0;
     while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(WebError::BadForm(format!(
+                "The form has more than {MAX_PARTS} parts."
+            )));
+        }
         let name = field.name().unwrap_or("").to_string();
         if name != "file" {
             let value = field.text().await.map_err(bad_multipart)?;
             match name.as_str() {
-                CSRF_FIELD => form.csrf = Some(value),
+                CSRF_FIELD => {
+                    ctx.visitor.check_csrf(Some(&value))?;
+                    token_checked = true;
+                    form.csrf = Some(value);
+                }
                 "version" => form.version = value,
                 "description" => form.description = value,
                 "subfolder" => form.subfolder = value.trim().trim_matches('/').to_string(),
                 _ => {}
             }
             continue;
+        }
+        if !token_checked {
+            // A file before the token: refused before a byte of it is read.
+            return Err(WebError::Csrf);
         }
         let file_name = field.file_name().unwrap_or("").to_string();
         if file_name.is_empty() {
