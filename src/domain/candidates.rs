@@ -535,6 +535,7 @@ impl Registry {
             )));
         }
         validate_batch(&batch)?;
+        let chunk_id = self.new_id()?;
         let run = schema::metrics::Run {
             candidate_id,
             experiment_id: candidate.experiment_id,
@@ -544,7 +545,7 @@ impl Registry {
                 return abort(Error::NotFound("Run"));
             };
             put_params(tx, &current, &batch.params)?;
-            schema::metrics::log(tx, run, &batch.metrics)?;
+            schema::metrics::log(tx, run, &batch.metrics, chunk_id)?;
             if !batch.tags.is_empty() {
                 schema::tags::set(tx, TagOwner::Candidate(candidate_id), &batch.tags)?;
                 let mut ci = current.ci.clone().unwrap_or_default();
@@ -595,7 +596,7 @@ impl Registry {
         page: PageRequest,
     ) -> Result<(Vec<MetricPoint>, Option<Vec<u8>>)> {
         if let Some(cursor) = page.cursor() {
-            if !schema::metrics::history_cursor_fits(candidate_id, key, cursor) {
+            if !schema::metrics::history_cursor_fits(cursor) {
                 return Err(Error::invalid("page_token"));
             }
         }

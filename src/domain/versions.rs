@@ -279,6 +279,7 @@ impl Registry {
         let version_id = self.new_id()?;
         let fresh_candidate_id = self.new_id()?;
         let fresh_package_id = self.new_id()?;
+        let metrics_chunk_id = self.new_id()?;
         let file_ids = (0..new.files.len())
             .map(|_| self.new_id())
             .collect::<Result<Vec<_>>>()?;
@@ -336,7 +337,7 @@ impl Registry {
             };
             if let Some(source) = &inherited {
                 put_params(tx, &candidate, &source.params)?;
-                schema::metrics::log(tx, run, &source.metrics)?;
+                schema::metrics::log(tx, run, &source.metrics, metrics_chunk_id)?;
                 candidate.ci = ci::merge(candidate.ci.take(), source.ci.clone());
             }
             candidate.ci = ci::merge(candidate.ci.take(), new.ci.clone());

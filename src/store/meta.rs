@@ -51,6 +51,7 @@ pub enum Table {
     Params,
     ParamsByValue,
     Metrics,
+    MetricChunks,
     LatestMetrics,
     MetricsByValue,
     Tags,
@@ -63,7 +64,7 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 50] = [
+    pub const ALL: [Table; 51] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -105,6 +106,7 @@ impl Table {
         Table::Params,
         Table::ParamsByValue,
         Table::Metrics,
+        Table::MetricChunks,
         Table::LatestMetrics,
         Table::MetricsByValue,
         Table::Tags,
@@ -159,6 +161,7 @@ impl Table {
             Table::Params => "params",
             Table::ParamsByValue => "params_by_value",
             Table::Metrics => "metrics",
+            Table::MetricChunks => "metric_chunks",
             Table::LatestMetrics => "latest_metrics",
             Table::MetricsByValue => "metrics_by_value",
             Table::Tags => "tags",

@@ -1,6 +1,6 @@
-//! Metrics of candidates. Three tables:
-//! - history: `(candidate, key, step, timestamp, value bits) → point`, so a history scans in step
-//!   order and logging the same point twice keeps it once (MLflow's rule);
+//! Metrics of candidates. Three kinds of rows:
+//! - history: chunks of points ([`super::metric_history`]), one per metric per call (or a call's
+//!   points appended to the metric's last chunk while it is small and they come after it);
 //! - latest: `(candidate, key) → point`, the point with the highest step, then timestamp
 //!   (MLflow's `latest_metrics`), kept on write so that nothing reads a history to show a run;
 //! - by value: `(experiment, key, value, candidate)`, every run's latest value in number order, so
@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 
+use super::metric_history;
 use super::revisions::{self, Parent};
-use super::{id_key, key, sortable_f64, sortable_i64, IndexEntry, Seek};
+use super::{id_key, key, sortable_f64, IndexEntry, Seek};
 use crate::domain::ml_records::MetricPoint;
 use crate::store::meta::{MetaStore, StoreError, Table, TxFail, Txn};
 
@@ -18,16 +19,6 @@ use crate::store::meta::{MetaStore, StoreError, Table, TxFail, Txn};
 pub struct Run {
     pub candidate_id: u64,
     pub experiment_id: u64,
-}
-
-fn history_key(candidate_id: u64, point: &MetricPoint) -> Vec<u8> {
-    key()
-        .id(candidate_id)
-        .str(&point.key)
-        .raw(&sortable_i64(point.step))
-        .raw(&sortable_i64(point.timestamp))
-        .raw(&point.value.to_bits().to_be_bytes())
-        .build()
 }
 
 fn count_key(candidate_id: u64, name: &str) -> Vec<u8> {
@@ -90,66 +81,140 @@ fn decode_row(k: &[u8], value: &[u8]) -> Result<MetricPoint, StoreError> {
         })
 }
 
-/// A history row as a point (the upgrade reads histories whole).
-pub fn decode_history_row(k: &[u8], value: &[u8]) -> Result<MetricPoint, StoreError> {
-    decode_row(k, value)
-}
-
 /// Which of two points of one metric is the latest: higher step, then later timestamp, then
 /// the order of the history (value bits).
 fn order_of(point: &MetricPoint) -> (i64, i64, u64) {
     (point.step, point.timestamp, point.value.to_bits())
 }
 
-/// Records points; keeps each metric's latest point and its place in the by-value index.
-pub fn log(tx: &dyn Txn, run: Run, points: &[MetricPoint]) -> Result<(), TxFail> {
+/// How many points a call may append to a metric's last chunk (larger calls, and calls whose
+/// points come before the chunk's last, start a chunk of their own).
+const APPEND_UP_TO: usize = 1024;
+
+/// A metric's row in the latest table: its latest point and where its history ends (the last
+/// chunk, to append small calls to).
+struct Latest {
+    point: Option<MetricPoint>,
+    tail: Option<Tail>,
+}
+
+#[derive(Clone, Copy)]
+struct Tail {
+    first_step: i64,
+    chunk_id: u64,
+    count: u32,
+    last: metric_history::Pos,
+}
+
+fn decode_latest(name: &str, bytes: &[u8]) -> Latest {
+    let point = decode(name.to_string(), bytes);
+    let tail = (|| {
+        let field =
+            |r: std::ops::Range<usize>| -> Option<[u8; 8]> { bytes.get(r)?.try_into().ok() };
+        Some(Tail {
+            first_step: i64::from_be_bytes(field(24..32)?),
+            chunk_id: u64::from_be_bytes(field(32..40)?),
+            count: u32::from_be_bytes(bytes.get(40..44)?.try_into().ok()?),
+            last: (
+                i64::from_be_bytes(field(44..52)?),
+                i64::from_be_bytes(field(52..60)?),
+                u64::from_be_bytes(field(60..68)?),
+            ),
+        })
+    })();
+    Latest { point, tail }
+}
+
+fn encode_latest(point: &MetricPoint, tail: &Tail) -> Vec<u8> {
+    let mut out = Vec::with_capacity(68);
+    out.extend_from_slice(&encode(point));
+    out.extend_from_slice(&tail.first_step.to_be_bytes());
+    out.extend_from_slice(&tail.chunk_id.to_be_bytes());
+    out.extend_from_slice(&tail.count.to_be_bytes());
+    out.extend_from_slice(&tail.last.0.to_be_bytes());
+    out.extend_from_slice(&tail.last.1.to_be_bytes());
+    out.extend_from_slice(&tail.last.2.to_be_bytes());
+    out
+}
+
+/// Records points: per metric a chunk of history (or an append to its last chunk), its count,
+/// its latest point and its place in the by-value index. A handful of writes per metric, however
+/// many points. `chunk_id` is a fresh id (from the store's id sequence) that names this call's
+/// chunks.
+pub fn log(tx: &dyn Txn, run: Run, points: &[MetricPoint], chunk_id: u64) -> Result<(), TxFail> {
     if points.is_empty() {
         return Ok(());
     }
-    let mut newest: HashMap<&str, &MetricPoint> = HashMap::new();
-    let mut added: HashMap<&str, i64> = HashMap::new();
+    let mut by_name: HashMap<&str, Vec<&MetricPoint>> = HashMap::new();
     for point in points {
-        let row = history_key(run.candidate_id, point);
-        // The same point twice is kept once (MLflow's rule) and counted once.
-        if tx.get(Table::Metrics, &row)?.is_none() {
-            tx.put(Table::Metrics, &row, &encode(point))?;
-            *added.entry(point.key.as_str()).or_default() += 1;
-        }
-        newest
-            .entry(point.key.as_str())
-            .and_modify(|best| {
-                if order_of(point) > order_of(best) {
-                    *best = point;
-                }
-            })
-            .or_insert(point);
+        by_name.entry(point.key.as_str()).or_default().push(point);
     }
-    for (name, n) in added {
-        super::add_to_count(tx, &count_key(run.candidate_id, name), n)?;
-    }
-    for (name, point) in newest {
-        let latest = latest_key(run.candidate_id, name);
-        let previous = match tx.get(Table::LatestMetrics, &latest)? {
-            Some(bytes) => decode(name.to_string(), &bytes),
-            None => None,
+    for (name, points) in by_name {
+        let latest_row = latest_key(run.candidate_id, name);
+        let current = match tx.get(Table::LatestMetrics, &latest_row)? {
+            Some(bytes) => decode_latest(name, &bytes),
+            None => Latest {
+                point: None,
+                tail: None,
+            },
         };
-        if previous
-            .as_ref()
-            .is_some_and(|p| order_of(p) >= order_of(point))
-        {
+        let mut sorted: Vec<&MetricPoint> = points;
+        sorted.sort_by_key(|p| order_of(p));
+        sorted.dedup_by_key(|p| order_of(p));
+        let (Some(first), Some(last)) = (sorted.first().copied(), sorted.last().copied()) else {
             continue;
-        }
-        if let Some(previous) = &previous {
-            tx.delete(
-                Table::MetricsByValue,
-                &value_key(run.experiment_id, name, previous.value, run.candidate_id),
-            )?;
-        }
-        tx.put(Table::LatestMetrics, &latest, &encode(point))?;
+        };
+        let appendable = current.tail.filter(|tail| {
+            order_of(first) > tail.last && tail.count as usize + sorted.len() <= APPEND_UP_TO
+        });
+        let tail = match appendable {
+            Some(tail) => {
+                let added = metric_history::extend(
+                    tx,
+                    run.candidate_id,
+                    name,
+                    tail.first_step,
+                    tail.chunk_id,
+                    &sorted,
+                )?;
+                Tail {
+                    count: tail.count + added as u32,
+                    last: order_of(last),
+                    ..tail
+                }
+            }
+            None => {
+                let added = metric_history::append(tx, run.candidate_id, name, chunk_id, &sorted)?;
+                Tail {
+                    first_step: first.step,
+                    chunk_id,
+                    count: added as u32,
+                    last: order_of(last),
+                }
+            }
+        };
+        super::add_to_count(tx, &count_key(run.candidate_id, name), sorted.len() as i64)?;
+        let newest = match &current.point {
+            Some(p) if order_of(p) >= order_of(last) => p.clone(),
+            previous => {
+                if let Some(previous) = previous {
+                    tx.delete(
+                        Table::MetricsByValue,
+                        &value_key(run.experiment_id, name, previous.value, run.candidate_id),
+                    )?;
+                }
+                tx.put(
+                    Table::MetricsByValue,
+                    &value_key(run.experiment_id, name, last.value, run.candidate_id),
+                    &[],
+                )?;
+                last.clone()
+            }
+        };
         tx.put(
-            Table::MetricsByValue,
-            &value_key(run.experiment_id, name, point.value, run.candidate_id),
-            &[],
+            Table::LatestMetrics,
+            &latest_row,
+            &encode_latest(&newest, &tail),
         )?;
     }
     revisions::bump(tx, Parent::Candidate(run.candidate_id))
@@ -162,19 +227,23 @@ pub fn history(
     candidate_id: u64,
     name: Option<&str>,
 ) -> Result<Vec<MetricPoint>, StoreError> {
-    let prefix = match name {
-        Some(name) => latest_key(candidate_id, name),
-        None => id_key(candidate_id),
+    let names: Vec<String> = match name {
+        Some(name) => vec![name.to_string()],
+        None => latest_all(meta, candidate_id)?
+            .into_iter()
+            .map(|p| p.key)
+            .collect(),
     };
-    meta.scan(Table::Metrics, &prefix)
-        .map(|entry| {
-            let (k, v) = entry?;
-            decode_row(&k, &v)
-        })
-        .collect()
+    let mut out = Vec::new();
+    for name in names {
+        for p in metric_history::Merge::new(meta, candidate_id, &name, None) {
+            out.push(metric_history::point(&name, p?));
+        }
+    }
+    Ok(out)
 }
 
-/// A page of one metric's history in step order, and the cursor after it.
+/// A page of one metric's history in step order, and the cursor after it (a point's place).
 pub fn history_page(
     meta: &dyn MetaStore,
     candidate_id: u64,
@@ -182,17 +251,24 @@ pub fn history_page(
     seek: &Seek,
     take: usize,
 ) -> Result<(Vec<MetricPoint>, Option<Vec<u8>>), StoreError> {
-    let prefix = latest_key(candidate_id, name);
-    let page = super::page(meta, Table::Metrics, &prefix, false, seek, take)?;
-    let points = page
-        .entries
-        .iter()
-        .map(|(k, v)| decode_row(k, v))
-        .collect::<Result<_, _>>()?;
-    Ok((points, page.next))
+    let (after, skip) = match seek {
+        Seek::After(cursor) => (metric_history::pos_of_cursor(cursor), 0),
+        Seek::Offset(n) => (None, *n),
+    };
+    let mut merge = metric_history::Merge::new(meta, candidate_id, name, after).skip(skip);
+    let mut points = Vec::with_capacity(take.min(4096));
+    let mut last = None;
+    for p in merge.by_ref().take(take) {
+        let p = p?;
+        points.push(metric_history::point(name, p));
+        last = Some(p);
+    }
+    let more = merge.next().transpose()?.is_some();
+    Ok((points, last.filter(|_| more).map(metric_history::cursor_of)))
 }
 
-/// How many points of one metric are recorded (a kept count).
+/// How many points of one metric are recorded (a kept count; a point logged again in a later
+/// call is counted again, though histories show it once).
 pub fn count_of(meta: &dyn MetaStore, candidate_id: u64, name: &str) -> Result<usize, StoreError> {
     super::count(meta, &count_key(candidate_id, name))
 }
@@ -208,60 +284,20 @@ pub fn head(
     Ok((points, next.is_some()))
 }
 
-/// About `max_points` points of one metric spread evenly over its history by position in the
-/// step order, always with the first and the last: what a chart draws. The kept count says how
-/// many points there are; each sample is one seek, so a long history is not read.
+/// About `max_points` points of one metric spread over its steps, first and last included:
+/// what a chart draws, reading only the chunks that hold the sampled steps.
 pub fn sample(
     meta: &dyn MetaStore,
     candidate_id: u64,
     name: &str,
     max_points: usize,
 ) -> Result<Vec<MetricPoint>, StoreError> {
-    let max_points = max_points.max(2);
-    let total = count_of(meta, candidate_id, name)?;
-    let prefix = latest_key(candidate_id, name);
-    if total <= max_points {
-        return history(meta, candidate_id, Some(name));
-    }
-    // Positions are by step then timestamp: sample the step/timestamp range evenly.
-    let first = meta.scan(Table::Metrics, &prefix).next().transpose()?;
-    let last = meta.scan_rev(Table::Metrics, &prefix).next().transpose()?;
-    let (Some((first_key, first_value)), Some((last_key, last_value))) = (first, last) else {
-        return Ok(Vec::new());
-    };
-    let position = |k: &[u8]| -> u128 {
-        let mut bytes = [0u8; 16];
-        if let Some(order) = k.get(prefix.len()..prefix.len() + 16) {
-            bytes.copy_from_slice(order);
-        }
-        u128::from_be_bytes(bytes)
-    };
-    let start = position(&first_key);
-    let span = position(&last_key).saturating_sub(start);
-    let parts = (max_points - 1) as u128;
-    let mut out = vec![decode_row(&first_key, &first_value)?];
-    let mut previous = first_key.clone();
-    for i in 1..parts {
-        let target = start + span / parts * i + span % parts * i / parts;
-        let mut from = prefix.clone();
-        from.extend_from_slice(&target.to_be_bytes());
-        let Some(entry) = meta.scan_from(Table::Metrics, &prefix, &from).next() else {
-            break;
-        };
-        let (k, v) = entry?;
-        if k == previous || k >= last_key {
-            continue;
-        }
-        out.push(decode_row(&k, &v)?);
-        previous = k;
-    }
-    out.push(decode_row(&last_key, &last_value)?);
-    Ok(out)
+    metric_history::sample(meta, candidate_id, name, max_points)
 }
 
-/// Whether a cursor is a key of one metric's history.
-pub fn history_cursor_fits(candidate_id: u64, name: &str, cursor: &[u8]) -> bool {
-    cursor.starts_with(&latest_key(candidate_id, name))
+/// Whether a cursor is a place in a history.
+pub fn history_cursor_fits(cursor: &[u8]) -> bool {
+    metric_history::pos_of_cursor(cursor).is_some()
 }
 
 /// The latest point of each of a candidate's metrics, by metric name.
@@ -348,36 +384,22 @@ pub fn run_of(entry: &IndexEntry) -> Option<u64> {
 
 /// What a candidate's metrics occupy, read before the transaction that removes them.
 pub struct Owned {
-    history: Vec<Vec<u8>>,
+    chunks: Vec<Vec<u8>>,
     latest: Vec<MetricPoint>,
 }
 
-impl Owned {
-    /// The names of the metrics (their counts go with them).
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.latest.iter().map(|p| p.key.as_str())
-    }
-}
-
 pub fn owned(meta: &dyn MetaStore, candidate_id: u64) -> Result<Owned, StoreError> {
-    let history = meta
-        .scan_keys(Table::Metrics, &id_key(candidate_id))
-        .collect::<Result<_, _>>()?;
     Ok(Owned {
-        history,
+        chunks: metric_history::chunk_keys_of(meta, candidate_id)?,
         latest: latest_all(meta, candidate_id)?,
     })
 }
 
 /// Removes everything [`owned`] listed.
 pub fn purge(tx: &dyn Txn, run: Run, owned: &Owned) -> Result<(), TxFail> {
-    for k in &owned.history {
-        tx.delete(Table::Metrics, k)?;
-    }
-    for name in owned.names() {
-        tx.delete(Table::Counts, &count_key(run.candidate_id, name))?;
-    }
+    metric_history::purge(tx, &owned.chunks)?;
     for point in &owned.latest {
+        tx.delete(Table::Counts, &count_key(run.candidate_id, &point.key))?;
         tx.delete(
             Table::LatestMetrics,
             &latest_key(run.candidate_id, &point.key),
@@ -390,12 +412,36 @@ pub fn purge(tx: &dyn Txn, run: Run, owned: &Owned) -> Result<(), TxFail> {
     Ok(())
 }
 
+/// Records a metric's count and latest row from its history (the upgrade's rebuild).
+pub fn reindex(
+    tx: &dyn Txn,
+    run: Run,
+    name: &str,
+    count: usize,
+    latest: &MetricPoint,
+) -> Result<(), TxFail> {
+    super::add_to_count(tx, &count_key(run.candidate_id, name), count as i64)?;
+    // No tail: the next call starts a chunk of its own.
+    let mut row = encode(latest).to_vec();
+    row.truncate(24);
+    tx.put(
+        Table::LatestMetrics,
+        &latest_key(run.candidate_id, name),
+        &row,
+    )?;
+    tx.put(
+        Table::MetricsByValue,
+        &value_key(run.experiment_id, name, latest.value, run.candidate_id),
+        &[],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn rows_round_trip_non_finite_values() {
+    fn latest_rows_round_trip_non_finite_values_and_tails() {
         for value in [1.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0] {
             let point = MetricPoint {
                 key: "loss".into(),
@@ -403,11 +449,22 @@ mod tests {
                 timestamp: 1_700_000_000_000,
                 step: -3,
             };
-            let k = history_key(9, &point);
-            let back = decode_row(&k, &encode(&point)).unwrap();
-            assert_eq!(back.key, "loss");
-            assert_eq!(back.value.to_bits(), value.to_bits());
-            assert_eq!((back.timestamp, back.step), (point.timestamp, point.step));
+            let tail = Tail {
+                first_step: -9,
+                chunk_id: 77,
+                count: 12,
+                last: (5, 6, 7),
+            };
+            let back = decode_latest("loss", &encode_latest(&point, &tail));
+            let p = back.point.unwrap();
+            assert_eq!(p.value.to_bits(), value.to_bits());
+            assert_eq!((p.timestamp, p.step), (point.timestamp, point.step));
+            let t = back.tail.unwrap();
+            assert_eq!(
+                (t.first_step, t.chunk_id, t.count, t.last),
+                (-9, 77, 12, (5, 6, 7))
+            );
+            assert!(decode_latest("loss", &encode(&point)).tail.is_none());
         }
     }
 }

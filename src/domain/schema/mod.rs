@@ -15,6 +15,7 @@ pub mod experiments;
 pub mod files;
 pub mod logged_models;
 pub mod members;
+pub mod metric_history;
 pub mod metrics;
 pub mod models;
 pub mod packages;

@@ -141,6 +141,7 @@ fn rebuild(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     records += rebuild_kind::<Experiments>(meta)?;
     records += rebuild_kind::<Candidates>(meta)?;
     records += rebuild_kind::<LoggedModels>(meta)?;
+    records += convert_metric_rows(meta)?;
     records += rebuild_latest_metrics(meta)?;
     records += rebuild_params_by_value(meta)?;
     Ok(records)
@@ -222,76 +223,68 @@ fn rebuild_params_by_value(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     Ok(done)
 }
 
-/// The latest value of every metric of every run, from the histories (whose key order puts
-/// each metric's latest point last).
+/// The first release kept one row per metric point: those become chunks (a transaction per
+/// chunk, each removing the rows it converts, so an interrupted upgrade resumes).
+fn convert_metric_rows(meta: &dyn MetaStore) -> Result<usize, StoreError> {
+    let moved = super::metric_history::convert_point_rows(
+        meta,
+        1000,
+        |body| transact(meta, body),
+        || meta.next_id(),
+    )?;
+    if moved > 0 {
+        tracing::info!(points = moved, "metric histories stored in chunks");
+    }
+    Ok(moved)
+}
+
+/// The latest value, the count and the by-value entry of every metric of every run, from the
+/// histories' chunks.
 fn rebuild_latest_metrics(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     let mut experiments: HashMap<u64, Option<u64>> = HashMap::new();
-    let mut pending: Vec<(super::metrics::Run, crate::domain::ml_records::MetricPoint)> =
-        Vec::new();
-    let mut last: Option<(u64, String, crate::domain::ml_records::MetricPoint)> = None;
-    let mut groups = 0;
-    let write = |pending: &mut Vec<(super::metrics::Run, _)>| -> Result<(), StoreError> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        transact(meta, |tx| {
-            for (run, point) in pending.iter() {
-                super::metrics::log(tx, *run, std::slice::from_ref(point))?;
+    let metrics = super::metric_history::all_metrics(meta)?;
+    let mut pending = Vec::with_capacity(BATCH);
+    let write = |pending: &mut Vec<(
+        super::metrics::Run,
+        String,
+        usize,
+        crate::domain::ml_records::MetricPoint,
+    )>| {
+        let result = transact(meta, |tx| {
+            for (run, name, count, latest) in pending.iter() {
+                super::metrics::reindex(tx, *run, name, *count, latest)?;
             }
             Ok(())
-        })?;
+        });
         pending.clear();
-        Ok(())
+        result
     };
-    let mut finish = |candidate_id: u64,
-                      point: crate::domain::ml_records::MetricPoint,
-                      pending: &mut Vec<(super::metrics::Run, _)>|
-     -> Result<(), StoreError> {
-        let experiment_id = match experiments.get(&candidate_id) {
+    for (candidate_id, name) in &metrics {
+        let experiment_id = match experiments.get(candidate_id) {
             Some(known) => *known,
             None => {
-                let found = super::get::<Candidates>(meta, &super::id_key(candidate_id))?
+                let found = super::get::<Candidates>(meta, &super::id_key(*candidate_id))?
                     .map(|c: Candidate| c.experiment_id);
-                experiments.insert(candidate_id, found);
+                experiments.insert(*candidate_id, found);
                 found
             }
         };
-        if let Some(experiment_id) = experiment_id {
-            pending.push((
-                super::metrics::Run {
-                    candidate_id,
-                    experiment_id,
-                },
-                point,
-            ));
-        }
-        Ok(())
-    };
-    for entry in meta.scan(Table::Metrics, &[]) {
-        let (key, value) = entry?;
-        let Some(candidate_id) = crate::store::keys::id_at(&key, 0) else {
+        let Some(experiment_id) = experiment_id else {
             continue;
         };
-        let point = super::metrics::decode_history_row(&key, &value)?;
-        let same_group = last
-            .as_ref()
-            .is_some_and(|(c, name, _)| *c == candidate_id && *name == point.key);
-        if !same_group {
-            if let Some((c, _, p)) = last.take() {
-                finish(c, p, &mut pending)?;
-                groups += 1;
-                if pending.len() >= BATCH {
-                    write(&mut pending)?;
-                }
+        let (latest, count) = super::metric_history::last_and_count(meta, *candidate_id, name)?;
+        if let Some(latest) = latest {
+            let run = super::metrics::Run {
+                candidate_id: *candidate_id,
+                experiment_id,
+            };
+            pending.push((run, name.clone(), count, latest));
+            if pending.len() == BATCH {
+                write(&mut pending)?;
             }
         }
-        last = Some((candidate_id, point.key.clone(), point));
-    }
-    if let Some((c, _, p)) = last.take() {
-        finish(c, p, &mut pending)?;
-        groups += 1;
     }
     write(&mut pending)?;
-    tracing::info!(metrics = groups, "latest metric values recorded");
-    Ok(groups)
+    tracing::info!(metrics = metrics.len(), "latest metric values recorded");
+    Ok(metrics.len())
 }
