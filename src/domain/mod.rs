@@ -13,6 +13,9 @@ pub mod maintenance;
 pub mod ml_records;
 pub mod models;
 pub mod names;
+pub mod oci;
+pub mod oci_manifest;
+pub mod oci_records;
 pub mod package_paths;
 pub mod packages;
 pub mod paging;
@@ -53,6 +56,8 @@ pub struct Registry {
     pub(crate) blobs: Arc<dyn BlobStore>,
     commits: GroupCommit,
     pub limits: Limits,
+    /// OCI upload sessions receive one chunk at a time.
+    pub(crate) oci_uploads: oci::UploadLocks,
 }
 
 impl Registry {
@@ -62,6 +67,7 @@ impl Registry {
             meta,
             blobs,
             limits,
+            oci_uploads: oci::UploadLocks::default(),
         }
     }
 
