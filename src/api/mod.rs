@@ -5,6 +5,7 @@ pub mod body_guard;
 pub mod download;
 pub mod gitlab;
 pub mod mlflow;
+pub mod oci;
 pub mod ops;
 pub mod registry;
 
@@ -35,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .merge(gitlab::router())
         .merge(mlflow::router())
         .merge(registry::router())
+        .merge(oci::router())
         .merge(ops::router())
         .merge(crate::web::router())
         .fallback(fallback)
