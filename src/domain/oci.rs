@@ -80,7 +80,11 @@ impl Repository {
     }
 
     pub fn full_name(&self) -> String {
-        format!("{}/{}", self.access.project.path_with_namespace(), self.name)
+        format!(
+            "{}/{}",
+            self.access.project.path_with_namespace(),
+            self.name
+        )
     }
 }
 
@@ -141,7 +145,10 @@ fn floating_requirement(tag: &str) -> Option<String> {
     }
     let parts: Vec<&str> = tag.split('.').collect();
     let numeric = |p: &&str| {
-        !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok()
+        !p.is_empty()
+            && p.len() <= 20
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u64>().is_ok()
     };
     match parts.as_slice() {
         [_] | [_, _] if parts.iter().all(numeric) => Some(format!("~{tag}")),
@@ -268,14 +275,19 @@ impl Registry {
         }
     }
 
-    fn generate_for(&self, repo: &Repository, version: &ModelVersion) -> Result<(manifest::Generated, Vec<PackageFile>)> {
+    fn generate_for(
+        &self,
+        repo: &Repository,
+        version: &ModelVersion,
+    ) -> Result<(manifest::Generated, Vec<PackageFile>)> {
         let files = self.version_files(version)?;
         let metadata = self.tags(TagOwner::Version(version.id))?;
         let author = match version.author_id {
             Some(id) => self.user(id).ok().map(|u| u.username),
             None => None,
         };
-        let generated = manifest::generate(&repo.name, version, &metadata, author.as_deref(), &files);
+        let generated =
+            manifest::generate(&repo.name, version, &metadata, author.as_deref(), &files);
         Ok((generated, files))
     }
 
@@ -322,7 +334,8 @@ impl Registry {
     }
 
     fn read_pushed(&self, pushed: &OciManifest) -> Result<ManifestBody> {
-        let crate::store::blobs::BlobLocation::LocalFile(path) = self.blobs.locate(&pushed.digest)?;
+        let crate::store::blobs::BlobLocation::LocalFile(path) =
+            self.blobs.locate(&pushed.digest)?;
         let bytes = std::fs::read(path).map_err(BlobError::Io)?;
         Ok(ManifestBody {
             bytes,
@@ -359,7 +372,11 @@ impl Registry {
     }
 
     /// `GET /v2/<name>/manifests/<reference>`.
-    pub async fn oci_manifest(&self, repo: &Repository, reference: &Reference) -> Result<ManifestBody> {
+    pub async fn oci_manifest(
+        &self,
+        repo: &Repository,
+        reference: &Reference,
+    ) -> Result<ManifestBody> {
         match reference {
             Reference::Tag(tag) => {
                 let version = self.oci_tag_version(repo, tag)?;
@@ -409,10 +426,14 @@ impl Registry {
     /// when it is stored: a blob pushed to it, or a file of one of its versions.
     fn stored_blob(&self, repo: &Repository, sha256: &str) -> Result<Option<OciBlob>> {
         let project_id = repo.project_id();
-        if let Some(blob) = schema::oci_blobs::get(self.meta.as_ref(), project_id, &repo.name, sha256)? {
+        if let Some(blob) =
+            schema::oci_blobs::get(self.meta.as_ref(), project_id, &repo.name, sha256)?
+        {
             return Ok(Some(blob));
         }
-        for (file_id, package_id) in schema::files::with_sha256(self.meta.as_ref(), project_id, sha256, 64)? {
+        for (file_id, package_id) in
+            schema::files::with_sha256(self.meta.as_ref(), project_id, sha256, 64)?
+        {
             let Some(package) = schema::packages::get(self.meta.as_ref(), package_id)? else {
                 continue;
             };
@@ -474,7 +495,12 @@ impl Registry {
     }
 
     /// `GET /v2/<name>/tags/list`: the versions' tags in byte order, `n` at most, after `last`.
-    pub fn oci_tags(&self, repo: &Repository, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
+    pub fn oci_tags(
+        &self,
+        repo: &Repository,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<(Vec<String>, bool)> {
         let model = repo.model()?;
         let after = last.map(manifest::version_of_tag);
         let (versions, more) =
@@ -500,11 +526,16 @@ impl Registry {
         )?;
         let mut out = Vec::new();
         for digest in digests {
-            let Some(m) = schema::oci_manifests::get(self.meta.as_ref(), project_id, &repo.name, &digest)? else {
+            let Some(m) =
+                schema::oci_manifests::get(self.meta.as_ref(), project_id, &repo.name, &digest)?
+            else {
                 continue;
             };
             // The spec: an artifact's type, else its config's media type.
-            let kind = m.artifact_type.clone().or_else(|| m.config_media_type.clone());
+            let kind = m
+                .artifact_type
+                .clone()
+                .or_else(|| m.config_media_type.clone());
             if artifact_type.is_some_and(|wanted| kind.as_deref() != Some(wanted)) {
                 continue;
             }
@@ -527,7 +558,11 @@ impl Registry {
     // ---- pushing ------------------------------------------------------------------------
 
     /// `POST /v2/<name>/blobs/uploads/`: a new upload session.
-    pub async fn oci_start_upload(&self, caller: &Caller, repo: &Repository) -> Result<UploadSession> {
+    pub async fn oci_start_upload(
+        &self,
+        caller: &Caller,
+        repo: &Repository,
+    ) -> Result<UploadSession> {
         let session = UploadSession {
             id: hex::encode(rand::random::<[u8; 16]>()),
             project_id: repo.project_id(),
@@ -560,7 +595,9 @@ impl Registry {
         self.session_of(repo, id)?;
         let lock = self.oci_uploads.of(id);
         let _held = lock.lock().await;
-        self.blobs.upload_size(id)?.ok_or_else(|| upload_unknown(id))
+        self.blobs
+            .upload_size(id)?
+            .ok_or_else(|| upload_unknown(id))
     }
 
     /// `PATCH /v2/<name>/blobs/uploads/<id>`: appends a chunk that starts at `start` (when the
@@ -581,7 +618,10 @@ impl Registry {
                 "another chunk of this upload is being received",
             ));
         };
-        let size = self.blobs.upload_size(id)?.ok_or_else(|| upload_unknown(id))?;
+        let size = self
+            .blobs
+            .upload_size(id)?
+            .ok_or_else(|| upload_unknown(id))?;
         if start.is_some_and(|start| start != size) {
             return Err(Error::oci(
                 OciCode::RangeInvalid,
@@ -611,7 +651,10 @@ impl Registry {
                 "a chunk of this upload is being received",
             ));
         };
-        let held = self.blobs.upload_size(id)?.ok_or_else(|| upload_unknown(id))?;
+        let held = self
+            .blobs
+            .upload_size(id)?
+            .ok_or_else(|| upload_unknown(id))?;
         let stored = match body {
             // The whole blob in this one request: hashed as it streams, like every upload.
             Some(body) if held == 0 => {
@@ -651,12 +694,22 @@ impl Registry {
     }
 
     /// `POST /v2/<name>/blobs/uploads/?digest=` with the whole blob.
-    pub async fn oci_put_blob(&self, repo: &Repository, sha256: &str, body: ByteStream) -> Result<OciBlob> {
+    pub async fn oci_put_blob(
+        &self,
+        repo: &Repository,
+        sha256: &str,
+        body: ByteStream,
+    ) -> Result<OciBlob> {
         let stored = self.blobs.put(body, self.limits.model_file_bytes).await?;
         self.record_blob(repo, stored, sha256).await
     }
 
-    async fn record_blob(&self, repo: &Repository, stored: StoredBlob, sha256: &str) -> Result<OciBlob> {
+    async fn record_blob(
+        &self,
+        repo: &Repository,
+        stored: StoredBlob,
+        sha256: &str,
+    ) -> Result<OciBlob> {
         if stored.digests.sha256 != sha256 {
             // The bytes are stored under their own digest; gc reclaims them.
             return Err(Error::oci(
@@ -682,7 +735,9 @@ impl Registry {
 
     async fn put_blob_record(&self, blob: &OciBlob) -> Result<()> {
         self.write(|tx| {
-            if schema::oci_blobs::load(tx, blob.project_id, &blob.repository, &blob.sha256)?.is_none() {
+            if schema::oci_blobs::load(tx, blob.project_id, &blob.repository, &blob.sha256)?
+                .is_none()
+            {
                 schema::put::<OciBlobs>(tx, blob)?;
             }
             Ok(())
@@ -766,7 +821,10 @@ impl Registry {
             {
                 return Err(Error::oci(
                     OciCode::ManifestUnknown,
-                    format!("manifest sha256:{} of the index is not in this repository", child.sha256),
+                    format!(
+                        "manifest sha256:{} of the index is not in this repository",
+                        child.sha256
+                    ),
                 ));
             }
         }
@@ -775,7 +833,10 @@ impl Registry {
             Reference::Digest(_) => None,
         };
         // The bytes are kept exactly as pushed, content-addressed like everything else.
-        let stored = self.blobs.put(one_chunk(bytes), manifest::MAX_MANIFEST_BYTES as u64).await?;
+        let stored = self
+            .blobs
+            .put(one_chunk(bytes), manifest::MAX_MANIFEST_BYTES as u64)
+            .await?;
         let mut record = OciManifest {
             project_id: repo.project_id(),
             repository: repo.name.clone(),
@@ -887,12 +948,15 @@ impl Registry {
                     .await;
                 match created {
                     Ok(model) => model,
-                    Err(Error::AlreadyExists(_)) => self.model_by_name(repo.project_id(), &repo.name)?,
+                    Err(Error::AlreadyExists(_)) => {
+                        self.model_by_name(repo.project_id(), &repo.name)?
+                    }
                     Err(other) => return Err(other),
                 }
             }
         };
-        let by_sha: HashMap<&str, &OciBlob> = blobs.iter().map(|b| (b.sha256.as_str(), b)).collect();
+        let by_sha: HashMap<&str, &OciBlob> =
+            blobs.iter().map(|b| (b.sha256.as_str(), b)).collect();
         let mut files = Vec::with_capacity(parsed.layers.len());
         for layer in &parsed.layers {
             let Some(blob) = by_sha.get(layer.sha256.as_str()) else {
@@ -933,7 +997,9 @@ impl Registry {
                     .await;
                 match created {
                     Ok(v) => return Ok(v),
-                    Err(Error::AlreadyExists(_)) => Some(self.version_by_string(model.id, version)?),
+                    Err(Error::AlreadyExists(_)) => {
+                        Some(self.version_by_string(model.id, version)?)
+                    }
                     Err(other) => return Err(other),
                 }
             }
@@ -951,7 +1017,9 @@ impl Registry {
                     .any(|c| c.file_name == f.file_name && c.sha256 == f.sha256)
             })
             .collect();
-        let ids = (0..new.len()).map(|_| self.new_id()).collect::<Result<Vec<_>>>()?;
+        let ids = (0..new.len())
+            .map(|_| self.new_id())
+            .collect::<Result<Vec<_>>>()?;
         let package_id = version.package_id;
         self.write(|tx| {
             if schema::versions::load(tx, version.id)?.is_none() {
@@ -993,12 +1061,19 @@ impl Registry {
                     ));
                 }
                 let version = self.oci_tag_version(repo, tag)?;
-                let pushed = schema::oci_manifests::by_tag(self.meta.as_ref(), project_id, &repo.name, &version.version)?;
+                let pushed = schema::oci_manifests::by_tag(
+                    self.meta.as_ref(),
+                    project_id,
+                    &repo.name,
+                    &version.version,
+                )?;
                 (Some(version), pushed)
             }
             Reference::Digest(digest) => {
                 let shown = format!("sha256:{digest}");
-                if let Some(pushed) = schema::oci_manifests::get(self.meta.as_ref(), project_id, &repo.name, digest)? {
+                if let Some(pushed) =
+                    schema::oci_manifests::get(self.meta.as_ref(), project_id, &repo.name, digest)?
+                {
                     let version = match (&pushed.tag, &repo.model) {
                         (Some(tag), Some(model)) => match self.version_by_string(model.id, tag) {
                             Ok(v) => Some(v),
@@ -1009,9 +1084,14 @@ impl Registry {
                     };
                     (version, Some(pushed))
                 } else {
-                    let generated = schema::oci_generated::get(self.meta.as_ref(), project_id, &repo.name, digest)?
-                        .filter(|g| g.role == GeneratedRole::Manifest)
-                        .ok_or_else(|| manifest_unknown(&shown))?;
+                    let generated = schema::oci_generated::get(
+                        self.meta.as_ref(),
+                        project_id,
+                        &repo.name,
+                        digest,
+                    )?
+                    .filter(|g| g.role == GeneratedRole::Manifest)
+                    .ok_or_else(|| manifest_unknown(&shown))?;
                     let version = self.generated_version(repo, &generated, &shown)?;
                     let current = self.oci_version_manifest(repo, &version).await?;
                     if current.digest != *digest {
@@ -1022,7 +1102,8 @@ impl Registry {
             }
         };
         if let Some(version) = &version {
-            self.delete_version(caller, &repo.access, version.id).await?;
+            self.delete_version(caller, &repo.access, version.id)
+                .await?;
         }
         if let Some(pushed) = pushed {
             self.write(|tx| {
@@ -1036,11 +1117,18 @@ impl Registry {
 
     /// `DELETE /v2/<name>/blobs/<digest>`: a blob pushed to the repository and not (or no
     /// longer) needed by a manifest; the files of versions go with their versions.
-    pub async fn oci_delete_blob(&self, caller: &Caller, repo: &Repository, sha256: &str) -> Result<()> {
+    pub async fn oci_delete_blob(
+        &self,
+        caller: &Caller,
+        repo: &Repository,
+        sha256: &str,
+    ) -> Result<()> {
         repo.access.check(caller, Action::WriteRegistry)?;
         let project_id = repo.project_id();
         let removed = self
-            .write(|tx| Ok(schema::oci_blobs::remove(tx, project_id, &repo.name, sha256)?.is_some()))
+            .write(|tx| {
+                Ok(schema::oci_blobs::remove(tx, project_id, &repo.name, sha256)?.is_some())
+            })
             .await?;
         if removed {
             return Ok(());
@@ -1084,7 +1172,12 @@ impl Registry {
 /// A layer title as a version's file path: segments that do not climb, a file name the ML
 /// model files API accepts.
 fn check_file_path(title: &str) -> Result<()> {
-    let invalid = |e: Error| Error::oci(OciCode::ManifestInvalid, format!("layer title '{title}': {e}"));
+    let invalid = |e: Error| {
+        Error::oci(
+            OciCode::ManifestInvalid,
+            format!("layer title '{title}': {e}"),
+        )
+    };
     let (dir, name) = match title.rsplit_once('/') {
         Some((dir, name)) => (Some(dir), name),
         None => (None, title),
@@ -1111,9 +1204,18 @@ mod tests {
         assert_eq!(exact_version_of("1.2.3_b.1").as_deref(), Some("1.2.3+b.1"));
         assert_eq!(exact_version_of("1.2"), None);
         assert_eq!(exact_version_of("01.2.3"), None);
-        assert_eq!(Reference::parse("1.2").unwrap(), Reference::Tag("1.2".into()));
-        assert!(matches!(Reference::parse("a b"), Err(Error::Oci(OciCode::TagInvalid, _))));
-        assert!(matches!(Reference::parse("md5:00"), Err(Error::Oci(OciCode::Unsupported, _))));
+        assert_eq!(
+            Reference::parse("1.2").unwrap(),
+            Reference::Tag("1.2".into())
+        );
+        assert!(matches!(
+            Reference::parse("a b"),
+            Err(Error::Oci(OciCode::TagInvalid, _))
+        ));
+        assert!(matches!(
+            Reference::parse("md5:00"),
+            Err(Error::Oci(OciCode::Unsupported, _))
+        ));
     }
 
     #[test]

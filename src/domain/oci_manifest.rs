@@ -75,7 +75,9 @@ pub fn layer_media_type(path: &str) -> &'static str {
         "requirements.txt",
     ];
     const DOCS: &[&str] = &["md", "rst", "pdf", "html"];
-    const CODES: &[&str] = &["py", "ipynb", "sh", "js", "ts", "go", "rs", "java", "r", "jl"];
+    const CODES: &[&str] = &[
+        "py", "ipynb", "sh", "js", "ts", "go", "rs", "java", "r", "jl",
+    ];
     const DATA: &[&str] = &["csv", "tsv", "parquet", "jsonl", "arrow", "avro", "orc"];
     if WEIGHT_CONFIGS.contains(&name.as_str()) {
         WEIGHT_CONFIG
@@ -101,7 +103,10 @@ pub fn digest_of(bytes: &[u8]) -> String {
 /// algorithms are refused as unsupported; anything else is not a digest.
 pub fn parse_digest(raw: &str) -> Result<String> {
     let Some((algorithm, hex)) = raw.split_once(':') else {
-        return Err(Error::oci(OciCode::DigestInvalid, format!("'{raw}' is not a digest")));
+        return Err(Error::oci(
+            OciCode::DigestInvalid,
+            format!("'{raw}' is not a digest"),
+        ));
     };
     if algorithm != "sha256" {
         return Err(Error::oci(
@@ -109,9 +114,15 @@ pub fn parse_digest(raw: &str) -> Result<String> {
             format!("digest algorithm '{algorithm}' is not supported: use sha256"),
         ));
     }
-    let valid = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let valid = hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !valid {
-        return Err(Error::oci(OciCode::DigestInvalid, format!("'{raw}' is not a sha256 digest")));
+        return Err(Error::oci(
+            OciCode::DigestInvalid,
+            format!("'{raw}' is not a sha256 digest"),
+        ));
     }
     Ok(hex.to_string())
 }
@@ -386,8 +397,16 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed> {
             .get("artifactType")
             .and_then(Value::as_str)
             .map(str::to_string),
-        layers: if is_index { Vec::new() } else { list("layers")? },
-        manifests: if is_index { list("manifests")? } else { Vec::new() },
+        layers: if is_index {
+            Vec::new()
+        } else {
+            list("layers")?
+        },
+        manifests: if is_index {
+            list("manifests")?
+        } else {
+            Vec::new()
+        },
         config,
         subject,
         annotations: string_map(value.get("annotations")),
@@ -458,27 +477,62 @@ mod tests {
         let parsed = parse(&one.manifest, None).unwrap();
         assert_eq!(parsed.artifact_type.as_deref(), Some(MODEL_ARTIFACT));
         assert_eq!(parsed.config.unwrap().sha256, one.config_digest);
-        let types: Vec<&str> = parsed.layers.iter().map(|l| l.media_type.as_str()).collect();
+        let types: Vec<&str> = parsed
+            .layers
+            .iter()
+            .map(|l| l.media_type.as_str())
+            .collect();
         assert_eq!(types, [WEIGHT, DOC, GENERIC_LAYER]);
         assert_eq!(parsed.layers[2].annotations[TITLE], "data/x.bin2");
-        let described = generate("fraud", &ModelVersion { description: "other".into(), ..v }, &[], None, &files);
+        let described = generate(
+            "fraud",
+            &ModelVersion {
+                description: "other".into(),
+                ..v
+            },
+            &[],
+            None,
+            &files,
+        );
         assert_ne!(described.manifest_digest, one.manifest_digest);
     }
 
     #[test]
     fn digests_tags_and_bad_manifests() {
         assert!(parse_digest(&format!("sha256:{}", "a".repeat(64))).is_ok());
-        assert!(matches!(parse_digest("sha512:abc"), Err(Error::Oci(OciCode::Unsupported, _))));
-        assert!(matches!(parse_digest("sha256:ABC"), Err(Error::Oci(OciCode::DigestInvalid, _))));
-        assert!(matches!(parse_digest("latest"), Err(Error::Oci(OciCode::DigestInvalid, _))));
+        assert!(matches!(
+            parse_digest("sha512:abc"),
+            Err(Error::Oci(OciCode::Unsupported, _))
+        ));
+        assert!(matches!(
+            parse_digest("sha256:ABC"),
+            Err(Error::Oci(OciCode::DigestInvalid, _))
+        ));
+        assert!(matches!(
+            parse_digest("latest"),
+            Err(Error::Oci(OciCode::DigestInvalid, _))
+        ));
         assert_eq!(tag_of("1.2.3+build.5"), "1.2.3_build.5");
         assert_eq!(version_of_tag("1.2.3_build.5"), "1.2.3+build.5");
         assert!(is_tag("1.2.3-rc.1") && is_tag("latest") && !is_tag("-x") && !is_tag("a+b"));
-        for bad in [&b"{"[..], b"{\"schemaVersion\": 1}", b"{\"schemaVersion\": 2, \"layers\": []}"] {
-            assert!(matches!(parse(bad, None), Err(Error::Oci(OciCode::ManifestInvalid, _))), "{bad:?}");
+        for bad in [
+            &b"{"[..],
+            b"{\"schemaVersion\": 1}",
+            b"{\"schemaVersion\": 2, \"layers\": []}",
+        ] {
+            assert!(
+                matches!(
+                    parse(bad, None),
+                    Err(Error::Oci(OciCode::ManifestInvalid, _))
+                ),
+                "{bad:?}"
+            );
         }
         assert!(matches!(
-            parse(b"{\"schemaVersion\": 2}", Some("application/vnd.oci.image.config.v1+json")),
+            parse(
+                b"{\"schemaVersion\": 2}",
+                Some("application/vnd.oci.image.config.v1+json")
+            ),
             Err(Error::Oci(OciCode::Unsupported, _))
         ));
     }

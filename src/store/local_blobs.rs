@@ -425,20 +425,18 @@ impl BlobStore for LocalBlobs {
         let hasher = ParallelHasher::start(QUEUE_DEPTH);
         let (chunks, mut received) = mpsc::channel::<io::Result<Bytes>>(QUEUE_DEPTH);
         let pool = self.chunks.clone();
-        let reader = tokio::task::spawn_blocking(move || {
-            loop {
-                let mut chunk = pool.take();
-                match chunk.read_from(&mut file) {
-                    Ok(_) if chunk.is_empty() => return,
-                    Ok(_) => {
-                        if chunks.blocking_send(Ok(chunk.freeze())).is_err() {
-                            return;
-                        }
-                    }
-                    Err(error) => {
-                        let _ = chunks.blocking_send(Err(error));
+        let reader = tokio::task::spawn_blocking(move || loop {
+            let mut chunk = pool.take();
+            match chunk.read_from(&mut file) {
+                Ok(_) if chunk.is_empty() => return,
+                Ok(_) => {
+                    if chunks.blocking_send(Ok(chunk.freeze())).is_err() {
                         return;
                     }
+                }
+                Err(error) => {
+                    let _ = chunks.blocking_send(Err(error));
+                    return;
                 }
             }
         });

@@ -166,9 +166,8 @@ async fn token_form(State(state): State<AppState>, request: Request) -> Response
         Ok(bytes) => bytes,
         Err(_) => return token_refused(),
     };
-    let fields: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&bytes)
-        .into_owned()
-        .collect();
+    let fields: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(&bytes).into_owned().collect();
     match fields.get("password").filter(|p| !p.is_empty()) {
         None => token_answer(ANONYMOUS_TOKEN),
         Some(secret) => match state.registry.authenticate(secret) {
@@ -367,16 +366,16 @@ async fn route(
         (Target::Referrers(_, digest), Method::GET) => {
             let subject = manifest::parse_digest(digest)?;
             let artifact_type = query_param(&request, "artifactType");
-            let descriptors =
-                registry.oci_referrers(&repo, &subject, artifact_type.as_deref())?;
+            let descriptors = registry.oci_referrers(&repo, &subject, artifact_type.as_deref())?;
             let mut response = Response::new(Body::from(manifest::referrers_index(&descriptors)));
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(IMAGE_INDEX));
             if artifact_type.is_some() {
-                response
-                    .headers_mut()
-                    .insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+                response.headers_mut().insert(
+                    "oci-filters-applied",
+                    HeaderValue::from_static("artifactType"),
+                );
             }
             Ok(response)
         }
@@ -538,7 +537,11 @@ fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, Error> {
     let text = value
         .to_str()
         .ok()
-        .map(|v| v.trim().trim_start_matches("bytes").trim_start_matches(['=', ' ']))
+        .map(|v| {
+            v.trim()
+                .trim_start_matches("bytes")
+                .trim_start_matches(['=', ' '])
+        })
         .ok_or_else(|| Error::oci(OciCode::RangeInvalid, "Content-Range is not readable"))?;
     let start = text
         .split_once('-')
@@ -606,7 +609,9 @@ fn list_tags(state: &AppState, repo: &Repository, request: &Request) -> OciResul
                 repo.full_name(),
                 url::form_urlencoded::byte_serialize(last.as_bytes()).collect::<String>()
             );
-            response.headers_mut().insert(header::LINK, header_value(&link));
+            response
+                .headers_mut()
+                .insert(header::LINK, header_value(&link));
         }
     }
     Ok(response)
@@ -638,7 +643,10 @@ mod tests {
             target("ml/fraud/scorer/blobs/sha256:00"),
             Some(Target::Blob("ml/fraud/scorer", "sha256:00"))
         );
-        assert_eq!(target("ml/fraud/scorer/tags/list"), Some(Target::Tags("ml/fraud/scorer")));
+        assert_eq!(
+            target("ml/fraud/scorer/tags/list"),
+            Some(Target::Tags("ml/fraud/scorer"))
+        );
         assert_eq!(
             target("ml/fraud/scorer/referrers/sha256:00"),
             Some(Target::Referrers("ml/fraud/scorer", "sha256:00"))

@@ -35,5 +35,8 @@ pub fn exists(
     repository: &str,
     digest: &str,
 ) -> Result<bool, TxFail> {
-    Ok(super::load::<OciGeneratedDigests>(tx, &digest_key(project_id, repository, digest))?.is_some())
+    Ok(
+        super::load::<OciGeneratedDigests>(tx, &digest_key(project_id, repository, digest))?
+            .is_some(),
+    )
 }

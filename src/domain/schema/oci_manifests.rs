@@ -96,7 +96,10 @@ pub fn by_tag(
     repository: &str,
     tag: &str,
 ) -> Result<Option<OciManifest>, StoreError> {
-    match meta.get(Table::OciManifestsByTag, &tag_key(project_id, repository, tag))? {
+    match meta.get(
+        Table::OciManifestsByTag,
+        &tag_key(project_id, repository, tag),
+    )? {
         Some(digest) => get(
             meta,
             project_id,
@@ -114,8 +117,16 @@ pub fn load_by_tag(
     repository: &str,
     tag: &str,
 ) -> Result<Option<OciManifest>, TxFail> {
-    match tx.get(Table::OciManifestsByTag, &tag_key(project_id, repository, tag))? {
-        Some(digest) => load(tx, project_id, repository, &String::from_utf8_lossy(&digest)),
+    match tx.get(
+        Table::OciManifestsByTag,
+        &tag_key(project_id, repository, tag),
+    )? {
+        Some(digest) => load(
+            tx,
+            project_id,
+            repository,
+            &String::from_utf8_lossy(&digest),
+        ),
         None => Ok(None),
     }
 }
@@ -140,7 +151,9 @@ pub fn referrers(
         .entries
         .iter()
         .map(|(k, _)| {
-            let rest = k.get(prefix.len()..k.len().saturating_sub(1)).unwrap_or_default();
+            let rest = k
+                .get(prefix.len()..k.len().saturating_sub(1))
+                .unwrap_or_default();
             String::from_utf8_lossy(rest).into_owned()
         })
         .collect();
