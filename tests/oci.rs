@@ -329,7 +329,7 @@ fn unknown_repositories_tags_and_digests_are_404s_in_the_specs_shape() {
         let reply = oci(&server, "GET", &path, Some(&auth), &[], b"");
         assert_eq!(reply.status, 404, "{path}: {}", reply.text());
         assert_eq!(code_of(&reply), code, "{path}");
-        assert_eq!(reply.json()["errors"][0]["message"].is_string(), true);
+        assert!(reply.json()["errors"][0]["message"].is_string());
     }
     let head = oci(
         &server,
