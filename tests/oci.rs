@@ -1196,6 +1196,6 @@ fn hostile_input_is_a_clear_4xx() {
         &[],
         &huge,
     );
-    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.status, 413, "{}", reply.text());
     assert_eq!(code_of(&reply), "SIZE_INVALID");
 }

@@ -432,17 +432,12 @@ async fn put_manifest(
         Ok(collected) => collected.to_bytes().to_vec(),
         Err(error) => {
             return Err(if error.is::<http_body_util::LengthLimitError>() {
-                Error::oci(
-                    OciCode::SizeInvalid,
-                    format!(
-                        "a manifest may have {} bytes at most",
-                        manifest::MAX_MANIFEST_BYTES
-                    ),
-                )
+                // 413, as the spec asks of a manifest over the registry's limit.
+                Error::TooLarge
             } else {
                 Error::BodyInterrupted
             }
-            .into())
+            .into());
         }
     };
     let pushed = state
