@@ -472,6 +472,18 @@ fn check_version_files(server: &TestServer, expected: &Value) {
             path_encode(path)
         );
         assert_bytes(&root.get(&by_id), file, &by_id);
+        // The OCI surface finds the blob by digest in its repository: the upgrade indexed every
+        // file by sha256 (schema version 3).
+        let project_path = list(expected, "projects")
+            .iter()
+            .find(|p| n(p, "id") == project)
+            .map(|p| s(p, "path"))
+            .expect("the file's project");
+        let layer = format!(
+            "/v2/{project_path}/{model}/blobs/sha256:{}",
+            s(file, "sha256")
+        );
+        assert_bytes(&root.get(&layer), file, &layer);
         if !path.contains(' ') {
             // (The generic API refuses names with spaces, and so does the download_path of
             // such a file, in v0.1 as now: only the ML model files API serves them.)

@@ -35,10 +35,6 @@ fn read_buffers() -> Arc<ChunkPool> {
         .clone()
 }
 
-fn etag_of(file: &PackageFile) -> String {
-    format!("\"{}\"", file.sha256)
-}
-
 /// Whether `If-None-Match` names this entity (or `*`).
 fn not_modified(request: &Request, etag: &str) -> bool {
     request
@@ -164,7 +160,27 @@ pub async fn serve(
     file: &PackageFile,
     request: Request,
 ) -> Result<Response, Error> {
-    let etag = etag_of(file);
+    let mut response = serve_blob(registry, &file.sha256, request).await?;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition(file.base_name()),
+    );
+    headers.insert(
+        "x-checksum-sha256",
+        HeaderValue::from_str(&file.sha256).unwrap_or(HeaderValue::from_static("")),
+    );
+    Ok(response)
+}
+
+/// Answers `request` with the bytes of the blob `sha256` (`ETag`, `Range`, `HEAD` and
+/// conditional requests included): the one download path of every surface.
+pub async fn serve_blob(
+    registry: &Registry,
+    sha256: &str,
+    request: Request,
+) -> Result<Response, Error> {
+    let etag = format!("\"{sha256}\"");
     if not_modified(&request, &etag) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         if let Ok(value) = HeaderValue::from_str(&etag) {
@@ -172,7 +188,7 @@ pub async fn serve(
         }
         return Ok(response);
     }
-    let BlobLocation::LocalFile(path) = registry.blobs().locate(&file.sha256)?;
+    let BlobLocation::LocalFile(path) = registry.blobs().locate(sha256)?;
     let mut response = if whole_file_get(&request) {
         stream_whole_file(path).await?
     } else {
@@ -189,16 +205,8 @@ pub async fn serve(
         headers.insert(header::ETAG, value);
     }
     headers.insert(
-        header::CONTENT_DISPOSITION,
-        content_disposition(file.base_name()),
-    );
-    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
-    );
-    headers.insert(
-        "x-checksum-sha256",
-        HeaderValue::from_str(&file.sha256).unwrap_or(HeaderValue::from_static("")),
     );
     Ok(response)
 }

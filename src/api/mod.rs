@@ -7,6 +7,7 @@ pub mod download;
 pub mod gitlab;
 pub mod loose;
 pub mod mlflow;
+pub mod oci;
 pub mod ops;
 pub mod registry;
 pub mod unread_body;
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .merge(gitlab::router())
         .merge(mlflow::router())
         .merge(registry::router())
+        .merge(oci::router())
         .merge(ops::router())
         .merge(crate::web::router())
         .fallback(fallback)

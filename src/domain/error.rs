@@ -49,6 +49,10 @@ pub enum Error {
     Store(#[source] StoreError),
     #[error("storage failed")]
     Blob(#[source] BlobError),
+    /// A refusal of the OCI distribution surface, in the spec's terms (its code decides the
+    /// status there; other surfaces answer 404 for unknown things, 400 otherwise).
+    #[error("{1}")]
+    Oci(crate::domain::oci_manifest::OciCode, String),
 }
 
 impl From<StoreError> for Error {
@@ -100,6 +104,10 @@ impl Error {
 
     pub fn bad(message: impl Into<String>) -> Error {
         Error::BadRequest(message.into())
+    }
+
+    pub fn oci(code: crate::domain::oci_manifest::OciCode, message: impl Into<String>) -> Error {
+        Error::Oci(code, message.into())
     }
 
     /// Whether this is the server's fault rather than the client's.

@@ -36,7 +36,11 @@ impl Registry {
 
     /// Every sha256 some file record points at.
     pub fn referenced_blobs(&self) -> Result<HashSet<String>> {
-        Ok(self.all_files()?.into_iter().map(|f| f.sha256).collect())
+        let mut referenced: HashSet<String> =
+            self.all_files()?.into_iter().map(|f| f.sha256).collect();
+        // Blobs and manifests pushed over OCI that no file records (yet).
+        referenced.extend(self.oci_referenced_blobs()?);
+        Ok(referenced)
     }
 
     /// Deletes blobs no file record references. Run on a stopped server: an upload in flight
@@ -44,6 +48,9 @@ impl Registry {
     pub fn gc(&self) -> Result<GcReport> {
         let referenced = self.referenced_blobs()?;
         let mut report = GcReport::default();
+        for upload in self.oci_orphan_uploads()? {
+            self.blobs.discard_upload(&upload)?;
+        }
         for sha256 in self.blobs.list()? {
             if referenced.contains(&sha256) {
                 report.kept += 1;

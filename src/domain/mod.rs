@@ -13,6 +13,9 @@ pub mod maintenance;
 pub mod ml_records;
 pub mod models;
 pub mod names;
+pub mod oci;
+pub mod oci_manifest;
+pub mod oci_records;
 pub mod package_paths;
 pub mod packages;
 pub mod paging;
@@ -57,6 +60,8 @@ pub struct Registry {
     pub limits: Limits,
     /// The last answer of [`Registry::storage_writable`], and when it was found.
     readiness: std::sync::Mutex<Option<(std::time::Instant, std::result::Result<(), String>)>>,
+    /// OCI upload sessions receive one chunk at a time.
+    pub(crate) oci_uploads: oci::UploadLocks,
 }
 
 impl Registry {
@@ -67,6 +72,7 @@ impl Registry {
             blobs,
             limits,
             readiness: std::sync::Mutex::new(None),
+            oci_uploads: oci::UploadLocks::default(),
         }
     }
 

@@ -71,4 +71,28 @@ pub trait BlobStore: Send + Sync + 'static {
     fn probe_write(&self) -> Result<(), BlobError> {
         Ok(())
     }
+
+    /// Starts an upload received over several requests (OCI chunked uploads), named by `id`
+    /// (32 lower-case hex digits). Its bytes survive restarts until finished or discarded.
+    fn start_upload(&self, id: &str) -> Result<(), BlobError>;
+    /// Appends a body to an upload and makes it durable; returns the upload's size. A body
+    /// that breaks off keeps what arrived: [`BlobStore::upload_size`] says how much.
+    async fn append_upload(&self, id: &str, body: ByteStream, limit: u64)
+        -> Result<u64, BlobError>;
+    /// How many bytes an upload holds; `None` when there is no such upload.
+    fn upload_size(&self, id: &str) -> Result<Option<u64>, BlobError>;
+    /// Hashes a complete upload and moves it to its address, like [`BlobStore::put`].
+    async fn finish_upload(&self, id: &str) -> Result<StoredBlob, BlobError>;
+    /// Removes an upload's bytes (absent ones too).
+    fn discard_upload(&self, id: &str) -> Result<(), BlobError>;
+    /// The ids of every upload on disk, for gc.
+    fn list_uploads(&self) -> Result<Vec<String>, BlobError>;
+}
+
+/// Whether `id` names an upload: 32 lower-case hex digits.
+pub fn is_upload_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

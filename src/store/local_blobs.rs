@@ -29,6 +29,7 @@ const WRITEBACK_WINDOW: u64 = 8 << 20;
 pub struct LocalBlobs {
     blobs: PathBuf,
     tmp: PathBuf,
+    uploads: PathBuf,
     chunks: Arc<ChunkPool>,
 }
 
@@ -60,11 +61,14 @@ impl LocalBlobs {
     pub fn open(root: &Path) -> io::Result<Self> {
         let blobs = root.join("blobs");
         let tmp = root.join("tmp");
+        let uploads = root.join("uploads");
         fs::create_dir_all(&blobs)?;
         fs::create_dir_all(&tmp)?;
+        fs::create_dir_all(&uploads)?;
         Ok(LocalBlobs {
             blobs,
             tmp,
+            uploads,
             chunks: ChunkPool::new(CHUNK, KEEP_CHUNKS),
         })
     }
@@ -78,6 +82,23 @@ impl LocalBlobs {
             .join(&sha256[0..2])
             .join(&sha256[2..4])
             .join(sha256))
+    }
+
+    /// A second handle on the same directories (for blocking tasks).
+    fn handle(&self) -> LocalBlobs {
+        LocalBlobs {
+            blobs: self.blobs.clone(),
+            tmp: self.tmp.clone(),
+            uploads: self.uploads.clone(),
+            chunks: self.chunks.clone(),
+        }
+    }
+
+    fn upload_path(&self, id: &str) -> Result<PathBuf, BlobError> {
+        if !super::blobs::is_upload_id(id) {
+            return Err(BlobError::Missing(id.to_string()));
+        }
+        Ok(self.uploads.join(id))
     }
 
     fn staging_path(&self) -> PathBuf {
@@ -263,11 +284,7 @@ impl BlobStore for LocalBlobs {
 
         let sha256 = digests.sha256.clone();
         let staged = path.clone();
-        let store = LocalBlobs {
-            blobs: self.blobs.clone(),
-            tmp: self.tmp.clone(),
-            chunks: self.chunks.clone(),
-        };
+        let store = self.handle();
         tokio::task::spawn_blocking(move || store.install(&staged, &sha256))
             .await
             .map_err(io::Error::other)??;
@@ -359,6 +376,127 @@ impl BlobStore for LocalBlobs {
             }
         }
         Ok(removed)
+    }
+
+    fn start_upload(&self, id: &str) -> Result<(), BlobError> {
+        let path = self.upload_path(id)?;
+        File::create(&path).map_err(BlobError::from_io)?;
+        sync_dir(&self.uploads)?;
+        Ok(())
+    }
+
+    async fn append_upload(
+        &self,
+        id: &str,
+        mut body: ByteStream,
+        limit: u64,
+    ) -> Result<u64, BlobError> {
+        let path = self.upload_path(id)?;
+        let file = fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|_| BlobError::Missing(id.to_string()))?;
+        let mut size = file.metadata()?.len();
+        let (writer, writer_task) = spawn_writer(file);
+        let streamed: Result<(), BlobError> = async {
+            while let Some(next) = body.next().await {
+                let data = next.map_err(|e| BlobError::BodyInterrupted(e.to_string()))?;
+                size += data.len() as u64;
+                if size > limit {
+                    return Err(BlobError::TooLarge { limit });
+                }
+                if writer.send(data).await.is_err() {
+                    return Err(BlobError::Io(io::Error::other("upload writer stopped")));
+                }
+            }
+            Ok(())
+        }
+        .await;
+        drop(writer);
+        // What arrived is written and synced whether or not the body completed.
+        writer_task
+            .await
+            .map_err(io::Error::other)?
+            .map_err(BlobError::from_io)?;
+        streamed?;
+        Ok(size)
+    }
+
+    fn upload_size(&self, id: &str) -> Result<Option<u64>, BlobError> {
+        let path = self.upload_path(id)?;
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BlobError::Io(e)),
+        }
+    }
+
+    async fn finish_upload(&self, id: &str) -> Result<StoredBlob, BlobError> {
+        let path = self.upload_path(id)?;
+        let mut file = File::open(&path).map_err(|_| BlobError::Missing(id.to_string()))?;
+        let hasher = ParallelHasher::start(QUEUE_DEPTH);
+        let (chunks, mut received) = mpsc::channel::<io::Result<Bytes>>(QUEUE_DEPTH);
+        let pool = self.chunks.clone();
+        let reader = tokio::task::spawn_blocking(move || loop {
+            let mut chunk = pool.take();
+            match chunk.read_from(&mut file) {
+                Ok(_) if chunk.is_empty() => return,
+                Ok(_) => {
+                    if chunks.blocking_send(Ok(chunk.freeze())).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    let _ = chunks.blocking_send(Err(error));
+                    return;
+                }
+            }
+        });
+        let mut size = 0u64;
+        let mut failed = None;
+        while let Some(chunk) = received.recv().await {
+            match chunk {
+                Ok(chunk) => {
+                    size += chunk.len() as u64;
+                    hasher.feed(&chunk).await;
+                }
+                Err(error) => failed = Some(error),
+            }
+        }
+        reader.await.map_err(io::Error::other)?;
+        let digests = hasher.finish().await?;
+        if let Some(error) = failed {
+            return Err(BlobError::Io(error));
+        }
+        let sha256 = digests.sha256.clone();
+        let store = self.handle();
+        tokio::task::spawn_blocking(move || store.install(&path, &sha256))
+            .await
+            .map_err(io::Error::other)??;
+        sync_dir(&self.uploads)?;
+        Ok(StoredBlob { size, digests })
+    }
+
+    fn discard_upload(&self, id: &str) -> Result<(), BlobError> {
+        let path = self.upload_path(id)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BlobError::Io(e)),
+        }
+    }
+
+    fn list_uploads(&self) -> Result<Vec<String>, BlobError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.uploads)? {
+            if let Some(name) = entry?.file_name().to_str() {
+                if super::blobs::is_upload_id(name) {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 }
 

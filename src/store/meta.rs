@@ -61,10 +61,17 @@ pub enum Table {
     LoggedModels,
     LoggedModelsByKey,
     LoggedModelsByExperiment,
+    FilesBySha256,
+    OciBlobs,
+    OciManifests,
+    OciManifestsByTag,
+    OciReferrers,
+    OciDigests,
+    OciUploads,
 }
 
 impl Table {
-    pub const ALL: [Table; 51] = [
+    pub const ALL: [Table; 58] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -116,6 +123,13 @@ impl Table {
         Table::LoggedModels,
         Table::LoggedModelsByKey,
         Table::LoggedModelsByExperiment,
+        Table::FilesBySha256,
+        Table::OciBlobs,
+        Table::OciManifests,
+        Table::OciManifestsByTag,
+        Table::OciReferrers,
+        Table::OciDigests,
+        Table::OciUploads,
     ];
 
     pub fn name(self) -> &'static str {
@@ -171,6 +185,13 @@ impl Table {
             Table::LoggedModels => "logged_models",
             Table::LoggedModelsByKey => "logged_models_by_key",
             Table::LoggedModelsByExperiment => "logged_models_by_experiment",
+            Table::FilesBySha256 => "files_by_sha256",
+            Table::OciBlobs => "oci_blobs",
+            Table::OciManifests => "oci_manifests",
+            Table::OciManifestsByTag => "oci_manifests_by_tag",
+            Table::OciReferrers => "oci_referrers",
+            Table::OciDigests => "oci_digests",
+            Table::OciUploads => "oci_uploads",
         }
     }
 

@@ -65,6 +65,10 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
             StatusCode::INSUFFICIENT_STORAGE,
             json!({ "message": "507 Insufficient Storage - no space left on the server's storage" }),
         ),
+        Error::Oci(code, message) if code.is_unknown() => {
+            (StatusCode::NOT_FOUND, json!({ "message": message }))
+        }
+        Error::Oci(_, message) => (StatusCode::BAD_REQUEST, bad(message)),
         Error::Store(_) | Error::Blob(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({ "message": "500 Internal Server Error" }),

@@ -151,6 +151,16 @@ fn domain_shape(error: &Error) -> (StatusCode, &'static str, String) {
             "RESOURCE_EXHAUSTED",
             error.to_string(),
         ),
+        Error::Oci(code, message) if code.is_unknown() => (
+            StatusCode::NOT_FOUND,
+            "RESOURCE_DOES_NOT_EXIST",
+            message.clone(),
+        ),
+        Error::Oci(_, message) => (
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            message.clone(),
+        ),
         Error::Store(_) | Error::Blob(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL_ERROR",

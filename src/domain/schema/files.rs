@@ -17,10 +17,26 @@ fn entry_by_package(f: &PackageFile) -> Option<IndexEntry> {
     Some((key().id(f.package_id).id(f.id).build(), Vec::new()))
 }
 
-const INDEXES: &[Index<PackageFile>] = &[Index {
-    table: Table::FilesByPackage,
-    entry: entry_by_package,
-}];
+/// Where a content lives in a project: `(project, sha256, file)` → package id, so that a
+/// registry surface that names blobs by digest (OCI) finds the files, and so the packages and
+/// repositories, a blob belongs to.
+pub(crate) fn entry_by_sha256(f: &PackageFile) -> Option<IndexEntry> {
+    Some((
+        key().id(f.project_id).str(&f.sha256).id(f.id).build(),
+        id_key(f.package_id),
+    ))
+}
+
+const INDEXES: &[Index<PackageFile>] = &[
+    Index {
+        table: Table::FilesByPackage,
+        entry: entry_by_package,
+    },
+    Index {
+        table: Table::FilesBySha256,
+        entry: entry_by_sha256,
+    },
+];
 
 fn count_key(package_id: u64) -> Vec<u8> {
     key().str("files").id(package_id).build()
@@ -199,4 +215,33 @@ pub fn ids_of(meta: &dyn MetaStore, package_id: u64) -> Result<Vec<u64>, StoreEr
 /// Every file record of the store, for gc and verify.
 pub fn all(meta: &dyn MetaStore) -> impl Iterator<Item = Result<PackageFile, StoreError>> + '_ {
     meta.scan_json(Table::PackageFiles, &[])
+}
+
+/// The files of a project with this content, as `(file id, package id)`, oldest first: at most
+/// `take` of them (identical content is rarely recorded many times in one project).
+pub fn with_sha256(
+    meta: &dyn MetaStore,
+    project_id: u64,
+    sha256: &str,
+    take: usize,
+) -> Result<Vec<(u64, u64)>, StoreError> {
+    let prefix = key().id(project_id).str(sha256).build();
+    meta.scan(Table::FilesBySha256, &prefix)
+        .take(take)
+        .map(|entry| {
+            let (k, package) = entry?;
+            Ok((
+                super::trailing_id(&k).unwrap_or(0),
+                super::trailing_id(&package).unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
+/// Writes the by-sha256 index entry of a file (the upgrade that adds that index).
+pub(crate) fn put_sha256_entry(tx: &dyn Txn, f: &PackageFile) -> Result<(), TxFail> {
+    if let Some((k, v)) = entry_by_sha256(f) {
+        tx.put(Table::FilesBySha256, &k, &v)?;
+    }
+    Ok(())
 }

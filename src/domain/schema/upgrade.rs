@@ -20,16 +20,22 @@ use crate::store::meta::{
 use crate::store::upgrade::{Progress, Step};
 
 /// The steps from the first release's layout to this one's, run by `store::upgrade::run`.
-pub const STEPS: &[Step] = &[Step {
-    name: "ordered indexes, kept counts, latest metric values and models' latest versions",
-    run: rebuild_step,
-}];
+pub const STEPS: &[Step] = &[
+    Step {
+        name: "ordered indexes, kept counts, latest metric values and models' latest versions",
+        run: rebuild_step,
+    },
+    Step {
+        name: "files by content digest (for the OCI surface)",
+        run: files_by_sha256_step,
+    },
+];
 
 /// How many records one upgrade transaction rebuilds.
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 34] = [
+const DERIVED: [Table; 37] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -64,6 +70,9 @@ const DERIVED: [Table; 34] = [
     Table::Revisions,
     Table::LoggedModelsByKey,
     Table::LoggedModelsByExperiment,
+    Table::FilesBySha256,
+    Table::OciManifestsByTag,
+    Table::OciReferrers,
 ];
 
 fn transact(
@@ -77,6 +86,40 @@ fn transact(
             Err(StoreError::Engine("upgrade transaction aborted".into()))
         }
     }
+}
+
+/// Version 3 indexes every file by `(project, sha256)`: the OCI surface finds a repository's
+/// blobs through it. Idempotent: it clears the index first.
+fn files_by_sha256_step(meta: &dyn MetaStore, progress: &mut Progress) -> Result<(), StoreError> {
+    meta.clear(Table::FilesBySha256)?;
+    let mut batch: Vec<crate::domain::records::PackageFile> = Vec::with_capacity(BATCH);
+    let mut done = 0u64;
+    let write = |batch: &mut Vec<crate::domain::records::PackageFile>| {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let result = transact(meta, |tx| {
+            for file in batch.iter() {
+                super::files::put_sha256_entry(tx, file)?;
+            }
+            Ok(())
+        });
+        batch.clear();
+        result
+    };
+    for file in meta.scan_json(Table::PackageFiles, &[]) {
+        batch.push(file?);
+        done += 1;
+        if batch.len() == BATCH {
+            write(&mut batch)?;
+            progress.advance(BATCH as u64);
+        }
+    }
+    let rest = batch.len() as u64;
+    write(&mut batch)?;
+    progress.advance(rest);
+    tracing::info!(files = done, "files indexed by sha256");
+    Ok(())
 }
 
 fn rebuild_step(meta: &dyn MetaStore, progress: &mut Progress) -> Result<(), StoreError> {
@@ -142,6 +185,7 @@ fn rebuild(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     records += rebuild_kind::<Candidates>(meta)?;
     records += rebuild_kind::<LoggedModels>(meta)?;
     records += convert_metric_rows(meta)?;
+    records += rebuild_kind::<super::oci_manifests::OciManifests>(meta)?;
     records += rebuild_latest_metrics(meta)?;
     records += rebuild_params_by_value(meta)?;
     Ok(records)

@@ -341,3 +341,30 @@ pub fn resolve(
     }
     Ok(None)
 }
+
+/// A model's version strings in byte order, after `after` when given: at most `take`, read from
+/// the keys of the by-string index alone (the OCI tag list); and whether more follow.
+pub fn strings_after(
+    meta: &dyn MetaStore,
+    model_id: u64,
+    after: Option<&str>,
+    take: usize,
+) -> Result<(Vec<String>, bool), StoreError> {
+    let prefix = id_key(model_id);
+    let seek = match after {
+        Some(version) => Seek::After(string_key(model_id, version)),
+        None => Seek::Offset(0),
+    };
+    let page = super::page(meta, Table::VersionsByModel, &prefix, false, &seek, take)?;
+    let strings = page
+        .entries
+        .iter()
+        .map(|(k, _)| {
+            let rest = k
+                .get(prefix.len()..k.len().saturating_sub(1))
+                .unwrap_or_default();
+            String::from_utf8_lossy(rest).into_owned()
+        })
+        .collect();
+    Ok((strings, page.next.is_some()))
+}
