@@ -341,3 +341,58 @@ pub fn resolve(
     }
     Ok(None)
 }
+
+/// A page of the versions matching `requirement`, highest first: a seek to the requirement's
+/// upper bound in the precedence index, a walk down that stops below its lower bound (or after
+/// [`RESOLVE_WALK_LIMIT`] entries), skipping the first `skip` matches. Whether more follow.
+pub fn ids_matching(
+    meta: &dyn MetaStore,
+    model_id: u64,
+    requirement: &Requirement,
+    skip: usize,
+    take: usize,
+) -> Result<(Vec<ModelVersion>, bool), StoreError> {
+    let prefix = id_key(model_id);
+    let (lower, upper) = requirement.bounds();
+    let table = order_table(!requirement.admits_prereleases());
+    let iter = match &upper {
+        Some(bound) => {
+            let mut after = prefix.clone();
+            after.extend_from_slice(&triple_floor(bound.0, bound.1, bound.2));
+            meta.scan_after(table, &prefix, &after, true)
+        }
+        None => meta.scan_rev(table, &prefix),
+    };
+    let floor = lower.map(|(major, minor, patch)| {
+        let mut k = prefix.clone();
+        k.extend_from_slice(&triple_floor(major, minor, patch));
+        k
+    });
+    let mut matched = 0;
+    let mut found = Vec::new();
+    for entry in iter.take(RESOLVE_WALK_LIMIT) {
+        let (k, id) = entry?;
+        if floor.as_ref().is_some_and(|floor| &k < floor) {
+            break;
+        }
+        let Some(version) = super::trailing_id(&id)
+            .map(|id| get(meta, id))
+            .transpose()?
+            .flatten()
+        else {
+            continue;
+        };
+        if !Version::parse(&version.version).is_ok_and(|v| requirement.matches(&v)) {
+            continue;
+        }
+        matched += 1;
+        if matched <= skip {
+            continue;
+        }
+        if found.len() == take {
+            return Ok((found, true));
+        }
+        found.push(version);
+    }
+    Ok((found, false))
+}
