@@ -438,11 +438,7 @@ fn run_searches_order_and_filter_by_latest_metrics() {
         .filter(|r| r.2.is_some_and(|v| (0.5..0.7).contains(&v)))
         .collect();
     in_range.sort_by(|a, b| b.2.partial_cmp(&a.2).unwrap());
-    assert_eq!(
-        top.len(),
-        in_range.len(),
-        "{top:?} vs {in_range:?}"
-    );
+    assert_eq!(top.len(), in_range.len(), "{top:?} vs {in_range:?}");
     // The stale step-0 value (5.0) matches nothing: search reads the latest values only.
     let (stale, _) =
         search(json!({ "experiment_ids": [experiment_id], "filter": "metrics.auc > 1" }));

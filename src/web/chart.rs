@@ -199,9 +199,7 @@ pub fn chart(key: &str, series: &[Series], options: ChartOptions) -> Markup {
     let x_end = max_x.max(min_x + 1.0);
     let x_ticks: Vec<f64> = ticks(min_x, x_end, 5)
         .into_iter()
-        .filter(|t| {
-            (options.axis == Axis::Time || t.fract() == 0.0) && *t >= min_x && *t <= x_end
-        })
+        .filter(|t| (options.axis == Axis::Time || t.fract() == 0.0) && *t >= min_x && *t <= x_end)
         .collect();
     let single = lines.len() == 1 && series.len() == 1;
     let summary = if single {

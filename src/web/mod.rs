@@ -33,10 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/sign_out", post(auth::sign_out))
         .route("/-/static/{file}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
-        .route(
-            tokens::PATH,
-            get(tokens::index).post(tokens::create),
-        )
+        .route(tokens::PATH, get(tokens::index).post(tokens::create))
         .route(
             &format!("{}/{{id}}/revoke", tokens::PATH),
             post(tokens::revoke),
@@ -149,7 +146,9 @@ async fn route(state: &AppState, request: Request) -> WebResult<Response> {
                     versions::download(&ctx, number(id)?, number(vid)?, &path.join("/"), request)
                         .await
                 }
-                ["models", id, "versions", vid, "preview", path @ ..] if get && !path.is_empty() => {
+                ["models", id, "versions", vid, "preview", path @ ..]
+                    if get && !path.is_empty() =>
+                {
                     versions::preview(&ctx, number(id)?, number(vid)?, &path.join("/")).await
                 }
                 ["models", id, "versions", vid, "raw", path @ ..] if get && !path.is_empty() => {

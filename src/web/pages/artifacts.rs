@@ -297,7 +297,10 @@ pub async fn raw_image(ctx: &Ctx<'_>, file: &PackageFile, request: Request) -> W
     let mut response = crate::api::download::serve(ctx.registry(), file, request).await?;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline"),
+    );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; sandbox"),
@@ -321,7 +324,10 @@ mod tests {
     #[test]
     fn csv_with_quotes() {
         let rows = csv_rows("a,b\n1,\"x, \"\"y\"\"\"\n2,z", ',', 10, false);
-        assert_eq!(rows, vec![vec!["a", "b"], vec!["1", "x, \"y\""], vec!["2", "z"]]);
+        assert_eq!(
+            rows,
+            vec![vec!["a", "b"], vec!["1", "x, \"y\""], vec!["2", "z"]]
+        );
         let cut = csv_rows("a,b\n1,2\n3,", ',', 10, true);
         assert_eq!(cut.len(), 2, "a cut last line is left out");
         assert_eq!(csv_rows("a\n1\n2\n3\n", ',', 2, false).len(), 2);

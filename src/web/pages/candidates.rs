@@ -68,11 +68,7 @@ fn render(
         .iter()
         .filter_map(|(key, label)| tag(key).map(|v| (*label, v)))
         .collect();
-    let shown_tags: Vec<KeyValue> = tags
-        .iter()
-        .filter(|t| t.key != NOTE_TAG)
-        .cloned()
-        .collect();
+    let shown_tags: Vec<KeyValue> = tags.iter().filter(|t| t.key != NOTE_TAG).cloned().collect();
     let links = FileLinks {
         page: url.clone(),
         api: format!(

@@ -99,13 +99,29 @@ fn side_by_side(
     }
 }
 
-fn page_body(ctx: &Ctx, title: &str, columns: &[Compared], page_url: &str, query: Option<&str>, extra: Markup) -> WebResult<Markup> {
+fn page_body(
+    ctx: &Ctx,
+    title: &str,
+    columns: &[Compared],
+    page_url: &str,
+    query: Option<&str>,
+    extra: Markup,
+) -> WebResult<Markup> {
     let registry = ctx.registry();
-    let params: BTreeSet<String> = columns.iter().flat_map(|c| c.params.keys().cloned()).collect();
-    let metrics: BTreeSet<String> = columns.iter().flat_map(|c| c.metrics.keys().cloned()).collect();
+    let params: BTreeSet<String> = columns
+        .iter()
+        .flat_map(|c| c.params.keys().cloned())
+        .collect();
+    let metrics: BTreeSet<String> = columns
+        .iter()
+        .flat_map(|c| c.metrics.keys().cloned())
+        .collect();
     let mut histories = Vec::with_capacity(columns.len());
     for c in columns {
-        histories.push((c.label.clone(), registry.metric_series(c.candidate.id, CHART_POINTS)?));
+        histories.push((
+            c.label.clone(),
+            registry.metric_series(c.candidate.id, CHART_POINTS)?,
+        ));
     }
     let differing = params
         .iter()
@@ -142,7 +158,10 @@ fn too_few(ctx: &Ctx, title: &str, crumbs: &[Crumb], problem: &str) -> Response 
         div.page-head { div { h1 { (title) } } }
         div.alert.error role="alert" { (problem) }
     };
-    layout::respond(StatusCode::BAD_REQUEST, layout::page(title, &ctx.visitor, crumbs, body))
+    layout::respond(
+        StatusCode::BAD_REQUEST,
+        layout::page(title, &ctx.visitor, crumbs, body),
+    )
 }
 
 pub fn runs(ctx: &Ctx, experiment_iid: u64, query: Option<&str>) -> WebResult<Response> {
@@ -156,7 +175,12 @@ pub fn runs(ctx: &Ctx, experiment_iid: u64, query: Option<&str>) -> WebResult<Re
     crumbs.push(Crumb::new("Compare", page_url.clone()));
     let wanted = listed(query, "runs");
     if wanted.len() < 2 || wanted.len() > MAX_COMPARED {
-        return Ok(too_few(ctx, "Compare runs", &crumbs, &format!("Choose between 2 and {MAX_COMPARED} runs to compare.")));
+        return Ok(too_few(
+            ctx,
+            "Compare runs",
+            &crumbs,
+            &format!("Choose between 2 and {MAX_COMPARED} runs to compare."),
+        ));
     }
     let mut columns = Vec::with_capacity(wanted.len());
     for iid in &wanted {
@@ -165,14 +189,25 @@ pub fn runs(ctx: &Ctx, experiment_iid: u64, query: Option<&str>) -> WebResult<Re
             .ok()
             .and_then(|iid| registry.candidate_by_iid(project_id, iid).ok());
         let Some(candidate) = candidate else {
-            return Ok(too_few(ctx, "Compare runs", &crumbs, &format!("There is no run {iid} in this project.")));
+            return Ok(too_few(
+                ctx,
+                "Compare runs",
+                &crumbs,
+                &format!("There is no run {iid} in this project."),
+            ));
         };
         let label = run_title(&candidate);
-        let header = html! { a href=(ctx.ml(&format!("candidates/{}", candidate.iid))) { (label) } };
+        let header =
+            html! { a href=(ctx.ml(&format!("candidates/{}", candidate.iid))) { (label) } };
         columns.push(compared(ctx, header, label, candidate)?);
     }
     let body = page_body(ctx, "Compare runs", &columns, &page_url, query, html! {})?;
-    Ok(layout::ok(layout::page("Compare runs", &ctx.visitor, &crumbs, body)))
+    Ok(layout::ok(layout::page(
+        "Compare runs",
+        &ctx.visitor,
+        &crumbs,
+        body,
+    )))
 }
 
 pub fn versions(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Response> {
@@ -186,14 +221,24 @@ pub fn versions(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Resp
     let title = format!("Compare versions of {}", model.name);
     let wanted = listed(query, "versions");
     if wanted.len() < 2 || wanted.len() > MAX_COMPARED {
-        return Ok(too_few(ctx, &title, &crumbs, &format!("Choose between 2 and {MAX_COMPARED} versions to compare.")));
+        return Ok(too_few(
+            ctx,
+            &title,
+            &crumbs,
+            &format!("Choose between 2 and {MAX_COMPARED} versions to compare."),
+        ));
     }
     let mut versions: Vec<ModelVersion> = Vec::with_capacity(wanted.len());
     for wanted in &wanted {
         match registry.version_by_string(model.id, wanted) {
             Ok(version) => versions.push(version),
             Err(Error::NotFound(_)) => {
-                return Ok(too_few(ctx, &title, &crumbs, &format!("Model {} has no version {wanted}.", model.name)));
+                return Ok(too_few(
+                    ctx,
+                    &title,
+                    &crumbs,
+                    &format!("Model {} has no version {wanted}.", model.name),
+                ));
             }
             Err(other) => return Err(other.into()),
         }
@@ -244,7 +289,12 @@ pub fn versions(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Resp
         }
     };
     let body = page_body(ctx, &title, &columns, &page_url, query, files_table)?;
-    Ok(layout::ok(layout::page(&title, &ctx.visitor, &crumbs, body)))
+    Ok(layout::ok(layout::page(
+        &title,
+        &ctx.visitor,
+        &crumbs,
+        body,
+    )))
 }
 
 #[cfg(test)]
@@ -253,8 +303,14 @@ mod tests {
 
     #[test]
     fn lists_in_either_spelling() {
-        assert_eq!(listed(Some("runs=3,1&runs=2&runs=3"), "runs"), ["3", "1", "2"]);
-        assert_eq!(listed(Some("versions=1.2.0%2C1.3.0"), "versions"), ["1.2.0", "1.3.0"]);
+        assert_eq!(
+            listed(Some("runs=3,1&runs=2&runs=3"), "runs"),
+            ["3", "1", "2"]
+        );
+        assert_eq!(
+            listed(Some("versions=1.2.0%2C1.3.0"), "versions"),
+            ["1.2.0", "1.3.0"]
+        );
         assert!(listed(None, "runs").is_empty());
     }
 }

@@ -100,11 +100,7 @@ fn tree_rows(files: &[PackageFile]) -> Vec<TreeRow<'_>> {
     for file in sorted {
         let parts: Vec<&str> = file.file_name.split('/').collect();
         let dirs = &parts[..parts.len() - 1];
-        let common = open
-            .iter()
-            .zip(dirs)
-            .take_while(|(a, b)| a == b)
-            .count();
+        let common = open.iter().zip(dirs).take_while(|(a, b)| a == b).count();
         for (depth, name) in dirs.iter().enumerate().skip(common) {
             rows.push(TreeRow::Dir {
                 depth: depth.min(MAX_DEPTH),
@@ -122,7 +118,8 @@ fn tree_rows(files: &[PackageFile]) -> Vec<TreeRow<'_>> {
 
 /// Files before directories at each level, then by name: a directory's rows stay together.
 fn tree_order(a: &str, b: &str) -> std::cmp::Ordering {
-    let (a_parts, b_parts): (Vec<&str>, Vec<&str>) = (a.split('/').collect(), b.split('/').collect());
+    let (a_parts, b_parts): (Vec<&str>, Vec<&str>) =
+        (a.split('/').collect(), b.split('/').collect());
     for (i, (x, y)) in a_parts.iter().zip(&b_parts).enumerate() {
         let x_dir = i + 1 < a_parts.len();
         let y_dir = i + 1 < b_parts.len();

@@ -322,12 +322,7 @@ fn model_version(ctx: &Ctx, model: &Model, version_id: u64) -> WebResult<ModelVe
     Ok(version)
 }
 
-pub fn show(
-    ctx: &Ctx,
-    model_id: u64,
-    version_id: u64,
-    query: Option<&str>,
-) -> WebResult<Response> {
+pub fn show(ctx: &Ctx, model_id: u64, version_id: u64, query: Option<&str>) -> WebResult<Response> {
     let model = ctx.model(model_id)?;
     let version = model_version(ctx, &model, version_id)?;
     Ok(layout::ok(render(ctx, &model, &version, query, None)?))
@@ -367,7 +362,11 @@ fn render(
         .source_run_id
         .as_deref()
         .filter(|run| *run != candidate.run_id)
-        .and_then(|run| registry.candidate_by_run_id(ctx.access.project.id, run).ok());
+        .and_then(|run| {
+            registry
+                .candidate_by_run_id(ctx.access.project.id, run)
+                .ok()
+        });
     let links = FileLinks {
         page: url.clone(),
         api: format!(
@@ -495,12 +494,7 @@ fn render(
 }
 
 /// Answers a failed form of the version page: the page again with the problem, or the error.
-fn again(
-    ctx: &Ctx,
-    model: &Model,
-    version: &ModelVersion,
-    error: Error,
-) -> WebResult<Response> {
+fn again(ctx: &Ctx, model: &Model, version: &ModelVersion, error: Error) -> WebResult<Response> {
     if is_input_error(&error) || matches!(error, Error::NotFoundMessage(_)) {
         return Ok(layout::respond(
             StatusCode::BAD_REQUEST,
@@ -581,7 +575,10 @@ pub async fn tags(
     let model = ctx.model(model_id)?;
     let version = model_version(ctx, &model, version_id)?;
     match super::models::apply_tag_form(ctx, TagOwner::Version(version.id), &form).await {
-        Ok(()) => Ok(see_other(&format!("{}#metadata", version_url(ctx, &model, &version)))),
+        Ok(()) => Ok(see_other(&format!(
+            "{}#metadata",
+            version_url(ctx, &model, &version)
+        ))),
         Err(error) => again(ctx, &model, &version, error),
     }
 }
@@ -600,7 +597,12 @@ pub async fn delete_file(
         .and_then(|id| id.parse::<u64>().ok())
         .ok_or_else(|| Error::missing("file_id"))?;
     ctx.registry()
-        .delete_package_file(&ctx.visitor.caller, &ctx.access, version.package_id, file_id)
+        .delete_package_file(
+            &ctx.visitor.caller,
+            &ctx.access,
+            version.package_id,
+            file_id,
+        )
         .await?;
     Ok(see_other(&version_url(ctx, &model, &version)))
 }
