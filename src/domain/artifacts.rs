@@ -148,19 +148,6 @@ impl Registry {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn below_only_matches_whole_segments() {
-        assert_eq!(below("folder/a.txt", "folder"), Some("a.txt"));
-        assert_eq!(below("folder2/a.txt", "folder"), None);
-        assert_eq!(below("a.txt", ""), Some("a.txt"));
-        assert_eq!(normalize_prefix("/x/y/"), "x/y");
-    }
-}
-
 impl Registry {
     /// The first `max` bytes of a stored file (fewer when it is shorter): what a preview shows.
     pub async fn file_head(&self, file: &PackageFile, max: usize) -> Result<Vec<u8>> {
@@ -177,5 +164,18 @@ impl Registry {
             .await
             .map_err(crate::store::blobs::BlobError::from_io)?;
         Ok(head)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn below_only_matches_whole_segments() {
+        assert_eq!(below("folder/a.txt", "folder"), Some("a.txt"));
+        assert_eq!(below("folder2/a.txt", "folder"), None);
+        assert_eq!(below("a.txt", ""), Some("a.txt"));
+        assert_eq!(normalize_prefix("/x/y/"), "x/y");
     }
 }

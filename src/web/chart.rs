@@ -125,6 +125,9 @@ fn thin(points: Vec<(f64, Point)>, max: usize) -> Vec<(f64, Point)> {
     kept
 }
 
+/// A line as drawn: its index (its colour), its series, and its points with their x values.
+type Line<'a> = (usize, &'a Series, Vec<(f64, Point)>);
+
 /// One chart of a metric with a line per series (runs compared), axes, tick values, a legend
 /// when there is more than one line, and hover values.
 pub fn chart(key: &str, series: &[Series], options: ChartOptions) -> Markup {
@@ -140,7 +143,7 @@ pub fn chart(key: &str, series: &[Series], options: ChartOptions) -> Markup {
     let y_of = |v: f64| if options.log { v.log10() } else { v };
     let mut logged = 0;
     // (x, point) per line, sorted by x, thinned.
-    let lines: Vec<(usize, &Series, Vec<(f64, Point)>)> = series
+    let lines: Vec<Line> = series
         .iter()
         .enumerate()
         .map(|(i, s)| {
@@ -361,6 +364,57 @@ mod tests {
         )
         .into_string();
         assert!(!svg.contains("<script>"));
+    }
+
+    #[test]
+    fn runs_overlay_with_a_legend_log_scale_and_bounded_hover_points() {
+        let series: Vec<Series> = (0..3)
+            .map(|run| Series {
+                label: format!("run-{run}"),
+                points: (0..2000)
+                    .map(|step| Point {
+                        step,
+                        timestamp: 1_000_000 + step * 10,
+                        value: (run as f64 + 1.0) * (step as f64 + 1.0),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let svg = chart("auc", &series, ChartOptions::default()).into_string();
+        assert_eq!(svg.matches("<polyline").count(), 3);
+        assert_eq!(svg.matches("<li>").count(), 3, "a legend");
+        let hover = svg.matches("class=\"pt ").count();
+        assert!(hover <= 3 * (HOVER_POINTS + 1), "{hover}");
+        let log = chart(
+            "loss",
+            &series,
+            ChartOptions {
+                axis: Axis::Time,
+                log: true,
+            },
+        )
+        .into_string();
+        assert!(
+            log.contains("data-scale=\"log\"") && log.contains("seconds since the first value")
+        );
+        assert!(log.contains(">1000<"), "powers of ten on a log axis: {log}");
+        let negative = chart(
+            "x",
+            &[Series {
+                label: "x".into(),
+                points: vec![Point {
+                    step: 0,
+                    timestamp: 0,
+                    value: -1.0,
+                }],
+            }],
+            ChartOptions {
+                axis: Axis::Step,
+                log: true,
+            },
+        )
+        .into_string();
+        assert!(negative.contains("No positive values"));
     }
 
     #[test]

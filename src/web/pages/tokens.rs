@@ -50,7 +50,7 @@ fn page(
         return Err(Error::Unauthorized.into());
     };
     let mut tokens = state.registry.tokens_of(user.id)?;
-    tokens.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    tokens.sort_by_key(|t| std::cmp::Reverse(t.created_at));
     let origin = state.base_url(headers);
     let body = html! {
         div.page-head {
