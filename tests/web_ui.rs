@@ -543,3 +543,577 @@ fn cookies_are_secure_behind_https() {
         .expect("a session cookie");
     assert!(session.contains("Secure") && session.contains("SameSite=Lax"));
 }
+
+/// Posts `multipart/form-data`: text fields, then several `file` parts.
+fn multipart_files(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----modelyardTestBoundaryFiles0123456789";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (file_name, bytes) in files {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A public project `runs` with an experiment of runs logged through MLflow's REST API; returns
+/// the project id and the experiment's iid.
+fn experiment_of_runs(server: &TestServer) -> (u64, String) {
+    let project_id = project(server, "runs", "public");
+    let root = Api::root(server);
+    let mlflow = |path: &str, body: serde_json::Value| {
+        let reply = root.post_json(
+            &format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0/mlflow/{path}"),
+            body,
+        );
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        reply.json()
+    };
+    let experiment = mlflow("experiments/create", json!({ "name": "tuning" }))["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut parent = String::new();
+    for i in 0..6 {
+        let mut tags =
+            vec![json!({ "key": "team", "value": if i < 3 { "risk" } else { "growth" } })];
+        if i == 5 {
+            tags.push(json!({ "key": "mlflow.parentRunId", "value": parent }));
+        }
+        let run = mlflow(
+            "runs/create",
+            json!({ "experiment_id": experiment, "run_name": format!("run-{i}"),
+                    "start_time": 1_700_000_000_000i64 + i * 60_000, "tags": tags }),
+        );
+        let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+        mlflow(
+            "runs/log-batch",
+            json!({ "run_id": run_id,
+                    "params": [{"key": "lr", "value": if i % 2 == 0 { "0.01" } else { "0.1" }}, {"key": "depth", "value": i.to_string()}],
+                    "metrics": [{"key": "auc", "value": 0.7 + i as f64 * 0.05, "step": 0, "timestamp": 1_700_000_000_000i64},
+                                {"key": "auc", "value": 0.71 + i as f64 * 0.05, "step": 1, "timestamp": 1_700_000_001_000i64}] }),
+        );
+        mlflow(
+            "runs/update",
+            json!({ "run_id": run_id, "status": "FINISHED", "end_time": 1_700_000_000_000i64 + i * 60_000 + 90_000 }),
+        );
+        if i == 4 {
+            parent = run_id.clone();
+        }
+        if i == 3 {
+            mlflow("runs/delete", json!({ "run_id": run_id }));
+        }
+    }
+    (project_id, experiment)
+}
+
+/// The run names of the runs table, in order.
+fn run_names(page: &str) -> Vec<String> {
+    page.split("<td class=\"run\">")
+        .skip(1)
+        .filter_map(|cell| {
+            let link = cell.split("</a>").next()?;
+            Some(link.rsplit('>').next()?.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_runs_table_sorts_filters_picks_columns_and_pages() {
+    let server = TestServer::start();
+    let (_, experiment) = experiment_of_runs(&server);
+    let page_of = |query: &str| {
+        Browser::new(&server).get(&format!("/root/runs/-/ml/experiments/{experiment}{query}"))
+    };
+    let all = page_of("");
+    assert_eq!(all.status, 200);
+    let names = run_names(&all.text());
+    assert_eq!(
+        names,
+        ["run-4", "run-5", "run-2", "run-1", "run-0"],
+        "newest first, the child under its parent, the deleted run hidden"
+    );
+    assert!(all.text().contains("<tr class=\"child\""));
+    assert!(all.text().contains("1m 30s"), "durations");
+    let by_auc = page_of("?order_by=metrics.auc+ASC");
+    assert_eq!(
+        run_names(&by_auc.text()),
+        ["run-0", "run-1", "run-2", "run-4", "run-5"]
+    );
+    assert!(by_auc.text().contains("aria-sort=\"ascending\""));
+    let by_param = page_of("?order_by=params.depth+DESC");
+    assert_eq!(
+        run_names(&by_param.text()),
+        ["run-4", "run-5", "run-2", "run-1", "run-0"],
+        "by depth, the child still under its parent"
+    );
+    let filtered = page_of("?filter=metrics.auc+%3E+0.75+and+params.lr+%3D+%270.01%27");
+    assert_eq!(run_names(&filtered.text()), ["run-4", "run-2"]);
+    let bad = page_of("?filter=metrics.auc+%3E");
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("id=\"search-error\"") && bad.text().contains("Invalid filter"));
+    let deleted = page_of("?deleted=1");
+    assert!(run_names(&deleted.text()).contains(&"run-3".to_string()));
+    // Columns: the default has params and metrics; a tag when picked.
+    assert!(!all.text().contains("data-order=\"tags.team\""));
+    let picked = page_of("?pick=1&col=tags.team&col=metrics.auc").text();
+    assert!(picked.contains("data-order=\"tags.team\"") && picked.contains(">growth<"));
+    assert!(!picked.contains("data-order=\"params.lr\""));
+    // Pages with the search's tokens.
+    let first = page_of("?per_page=2").text();
+    assert_eq!(run_names(&first).len(), 2);
+    let marker = "rel=\"next\" href=\"";
+    let start = first.find(marker).expect("a next page") + marker.len();
+    let next = first[start..first[start..].find('"').unwrap() + start].replace("&amp;", "&");
+    let second = Browser::new(&server).get(&next);
+    assert_eq!(second.status, 200);
+    assert_eq!(run_names(&second.text()), ["run-2", "run-1"]);
+    assert_eq!(
+        page_of("?page_token=zzz").status,
+        400,
+        "a bad token is explained"
+    );
+}
+
+#[test]
+fn runs_and_versions_compare_side_by_side() {
+    let server = TestServer::start();
+    let (project_id, experiment) = experiment_of_runs(&server);
+    let mut browser = Browser::new(&server);
+    let compare = browser
+        .get(&format!(
+            "/root/runs/-/ml/experiments/{experiment}/compare?runs=1,2&runs=3"
+        ))
+        .text();
+    assert!(compare.contains("id=\"compare-params\""));
+    assert!(compare.contains("<tr class=\"diff\" data-key=\"depth\">"));
+    assert!(compare.contains("id=\"compare-charts\""));
+    assert_eq!(
+        compare.matches("<polyline class=\"line").count(),
+        3,
+        "one line per run"
+    );
+    let one = browser.get(&format!(
+        "/root/runs/-/ml/experiments/{experiment}/compare?runs=1"
+    ));
+    assert_eq!(one.status, 400);
+    assert_eq!(
+        browser
+            .get(&format!(
+                "/root/runs/-/ml/experiments/{experiment}/compare?runs=1,999"
+            ))
+            .status,
+        400
+    );
+
+    let root = Api::root(&server);
+    let model = root
+        .post_json(
+            &format!("/api/v4/projects/{project_id}/ml/models"),
+            json!({ "name": "m" }),
+        )
+        .json();
+    for (version, weights) in [("1.0.0", "a"), ("1.1.0", "b")] {
+        for (file, body) in [("weights.bin", weights), ("config.json", "{}")] {
+            let put = root.put_bytes(
+                &format!("/api/v4/projects/{project_id}/packages/generic/m/{version}/{file}"),
+                body.as_bytes(),
+            );
+            assert_eq!(put.status, 201, "{}", put.text());
+        }
+    }
+    let page = browser
+        .get(&format!(
+            "/root/runs/-/ml/models/{}/compare?versions=1.0.0,1.1.0",
+            model["id"]
+        ))
+        .text();
+    assert!(page.contains("<tr class=\"diff\" data-file=\"weights.bin\">"));
+    assert!(page.contains("<tr class=\"same\" data-file=\"config.json\">"));
+    let missing = browser.get(&format!(
+        "/root/runs/-/ml/models/{}/compare?versions=1.0.0,9.9.9",
+        model["id"]
+    ));
+    assert_eq!(missing.status, 400);
+    assert!(missing.text().contains("has no version 9.9.9"));
+}
+
+#[test]
+fn aliases_tags_files_and_descriptions_from_the_version_page() {
+    let server = TestServer::start();
+    let project_id = project(&server, "trust", "private");
+    let (reporter, _) = user_with_token(&server, "rita", "api");
+    add_member(&server, project_id, reporter, 20);
+    let root = Api::root(&server);
+    let model = root
+        .post_json(
+            &format!("/api/v4/projects/{project_id}/ml/models"),
+            json!({ "name": "m" }),
+        )
+        .json();
+    let mut ids = Vec::new();
+    for version in ["1.0.0", "1.1.0", "2.0.0-rc.1"] {
+        let made = root.post_json(
+            &format!("/api/v4/projects/{project_id}/ml/models/m/versions"),
+            json!({ "version": version }),
+        );
+        assert_eq!(made.status, 201, "{}", made.text());
+        ids.push(made.json()["id"].as_u64().unwrap());
+    }
+    let model_url = format!("/root/trust/-/ml/models/{}", model["id"]);
+    let v = |i: usize| format!("{model_url}/versions/{}", ids[i]);
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in("rita", PASSWORD).status, 303);
+    let token = csrf_token(&browser.get(&v(0)).text());
+
+    // A Reporter moves an alias from one version to another.
+    for i in [0, 1] {
+        let set = browser.post_form(
+            &format!("{}/aliases", v(i)),
+            &[("authenticity_token", &token), ("alias", "champion")],
+        );
+        assert_eq!(set.status, 303, "{}", set.text());
+    }
+    let page = browser.get(&v(1)).text();
+    assert!(page.contains("models:/m@champion"));
+    assert!(!browser.get(&v(0)).text().contains("models:/m@champion"));
+    let card = browser.get(&model_url).text();
+    assert!(card.contains("id=\"model-aliases\"") && card.contains("@champion"));
+    assert!(browser
+        .get("/root/trust/-/ml/models")
+        .text()
+        .contains("@champion"));
+    let bad = browser.post_form(
+        &format!("{}/aliases", v(0)),
+        &[("authenticity_token", &token), ("alias", "latest")],
+    );
+    assert_eq!(bad.status, 400);
+    let removed = browser.post_form(
+        &format!("{}/aliases/delete", v(1)),
+        &[("authenticity_token", &token), ("alias", "champion")],
+    );
+    assert_eq!(removed.status, 303);
+    assert!(!browser.get(&v(1)).text().contains("models:/m@champion"));
+
+    // "latest" is the highest release, not the prerelease above it.
+    let versions = browser.get(&format!("{model_url}?tab=versions")).text();
+    let latest_row = versions.find("data-version=\"1.1.0\"").unwrap();
+    assert!(versions[latest_row..]
+        .split("</tr>")
+        .next()
+        .unwrap()
+        .contains("latest"));
+    let rc_row = versions.find("data-version=\"2.0.0-rc.1\"").unwrap();
+    assert!(!versions[rc_row..]
+        .split("</tr>")
+        .next()
+        .unwrap()
+        .contains(">latest<"));
+    let matching = browser
+        .get(&format!("{model_url}?tab=versions&search=~1.0"))
+        .text();
+    assert!(
+        matching.contains("data-version=\"1.0.0\"") && !matching.contains("data-version=\"1.1.0\"")
+    );
+    let wildcard = browser
+        .get(&format!("{model_url}?tab=versions&search=1.*"))
+        .text();
+    assert!(
+        wildcard.contains("data-version=\"1.0.0\"") && wildcard.contains("data-version=\"1.1.0\"")
+    );
+    let nonsense = browser.get(&format!("{model_url}?tab=versions&search=%5E%5E"));
+    assert!(nonsense.text().contains("not a SemVer requirement"));
+
+    // Tags of versions and models, set and deleted.
+    for (action, fields) in [
+        (
+            format!("{}/tags", v(0)),
+            vec![("key", "dataset"), ("value", "march")],
+        ),
+        (
+            format!("{model_url}/tags"),
+            vec![("key", "owner"), ("value", "risk-team")],
+        ),
+    ] {
+        let mut all = vec![("authenticity_token", token.as_str())];
+        all.extend(fields);
+        assert_eq!(browser.post_form(&action, &all).status, 303);
+    }
+    assert!(browser.get(&v(0)).text().contains(">march<"));
+    assert!(browser.get(&model_url).text().contains(">risk-team<"));
+    let deleted = browser.post_form(
+        &format!("{}/tags", v(0)),
+        &[("authenticity_token", &token), ("delete", "dataset")],
+    );
+    assert_eq!(deleted.status, 303);
+    assert!(!browser.get(&v(0)).text().contains(">march<"));
+
+    // The description, then several files at once added to the existing version.
+    let described = browser.post_form(
+        &format!("{}/edit", v(0)),
+        &[
+            ("authenticity_token", &token),
+            ("description", "Retrained **in March**."),
+        ],
+    );
+    assert_eq!(described.status, 303);
+    assert!(browser
+        .get(&v(0))
+        .text()
+        .contains("<strong>in March</strong>"));
+    let (content_type, body) = multipart_files(
+        &[("authenticity_token", &token), ("subfolder", "eval")],
+        &[("scores.csv", b"a,b\n1,2\n"), ("notes.txt", b"hello")],
+    );
+    let added = browser.send(
+        "POST",
+        &format!("{}/files", v(0)),
+        &[("Content-Type", &content_type)],
+        &body,
+    );
+    assert_eq!(added.status, 303, "{}", added.text());
+    let files = root.get(&format!(
+        "/api/v4/projects/{project_id}/packages/generic/m/1.0.0/eval/notes.txt"
+    ));
+    assert_eq!(files.body, b"hello");
+    let (content_type, body) = multipart_files(&[], &[("x.txt", b"x")]);
+    let forged = browser.send(
+        "POST",
+        &format!("{}/files", v(0)),
+        &[("Content-Type", &content_type)],
+        &body,
+    );
+    assert_eq!(forged.status, 403, "no CSRF token, no file");
+
+    // A Reporter does not delete files (Maintainers do): no button, and a 403.
+    let page = browser.get(&v(0)).text();
+    assert!(!page.contains("/files/delete"));
+    let file_id = root
+        .get(&format!(
+            "/api/v4/projects/{project_id}/packages?package_name=m"
+        ))
+        .json()
+        .as_array()
+        .and_then(|packages| packages.iter().find(|p| p["version"] == "1.0.0").cloned())
+        .map(|p| p["id"].as_u64().unwrap())
+        .map(|package| {
+            root.get(&format!(
+                "/api/v4/projects/{project_id}/packages/{package}/package_files"
+            ))
+            .json()[0]["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .unwrap();
+    let refused = browser.post_form(
+        &format!("{}/files/delete", v(0)),
+        &[
+            ("authenticity_token", &token),
+            ("file_id", &file_id.to_string()),
+        ],
+    );
+    assert_eq!(refused.status, 403);
+}
+
+#[test]
+fn previews_of_csv_mlmodel_images_and_the_candidate_curl() {
+    let server = TestServer::start();
+    let project_id = project(&server, "files", "public");
+    let root = Api::root(&server);
+    let model = root
+        .post_json(
+            &format!("/api/v4/projects/{project_id}/ml/models"),
+            json!({ "name": "m" }),
+        )
+        .json();
+    let files: [(&str, &[u8]); 5] = [
+        ("data/rows.csv", b"id,name\n1,\"a, b\"\n2,c\n"),
+        ("MLmodel", b"flavors: {}\nsignature:\n  inputs: '[{\"type\": \"double\", \"name\": \"amount\"}]'\n  outputs: '[{\"type\": \"long\"}]'\n"),
+        ("plot.png", b"\x89PNG\r\n\x1a\nnot really"),
+        ("page.html", b"<script>alert(1)</script>"),
+        ("weights.bin", b"\x00\x01\x02"),
+    ];
+    for (name, body) in files {
+        let put = root.put_bytes(
+            &format!("/api/v4/projects/{project_id}/packages/generic/m/1.0.0/{name}"),
+            body,
+        );
+        assert_eq!(put.status, 201, "{}", put.text());
+    }
+    let version = root
+        .get(&format!(
+            "/api/v4/projects/{project_id}/ml/models/m/versions/1.0.0"
+        ))
+        .json();
+    let base = format!(
+        "/root/files/-/ml/models/{}/versions/{}",
+        model["id"], version["id"]
+    );
+    let browser = || Browser::new(&server);
+    let csv = browser()
+        .get(&format!("{base}/preview/data/rows.csv"))
+        .text();
+    assert!(
+        csv.contains("id=\"csv-preview\"")
+            && csv.contains("<th>name</th>")
+            && csv.contains("<td>a, b</td>")
+    );
+    let mlmodel = browser().get(&format!("{base}/preview/MLmodel")).text();
+    assert!(mlmodel.contains("data-part=\"inputs\"") && mlmodel.contains(">amount<"));
+    let html = browser().get(&format!("{base}/preview/page.html")).text();
+    assert!(html.contains("&lt;script&gt;") && !html.contains("<script>alert"));
+    assert!(browser()
+        .get(&format!("{base}/preview/weights.bin"))
+        .text()
+        .contains("binary file"));
+    let image = browser().get(&format!("{base}/raw/plot.png"));
+    assert_eq!(image.status, 200);
+    assert_eq!(image.header("content-type"), Some("image/png"));
+    assert_eq!(
+        browser().get(&format!("{base}/raw/page.html")).status,
+        404,
+        "only images are served inline"
+    );
+    assert_eq!(
+        browser().get(&format!("{base}/preview/nothing.txt")).status,
+        404
+    );
+
+    // A candidate's curl commands name the ML model files API, which serves them.
+    let experiment = model["experiment_iid"].as_u64().unwrap();
+    let candidate = root
+        .post_json(
+            &format!("/api/v4/projects/{project_id}/ml/experiments/{experiment}/candidates"),
+            json!({ "name": "run", "metadata": [{"key": "mlflow.note.content", "value": "Tried **dropout**."}] }),
+        )
+        .json();
+    let iid = candidate["iid"].as_u64().unwrap();
+    let api_file = format!(
+        "/api/v4/projects/{project_id}/packages/ml_models/candidate:{iid}/files/out/model.pkl"
+    );
+    assert_eq!(root.put_bytes(&api_file, b"pickle").status, 201);
+    let page = browser()
+        .get(&format!("/root/files/-/ml/candidates/{iid}"))
+        .text();
+    assert!(
+        page.contains(&format!("{}{api_file}", server.base)),
+        "curl URL: {page}"
+    );
+    assert!(
+        page.contains("<strong>dropout</strong>"),
+        "the run's description"
+    );
+    assert_eq!(root.get(&api_file).body, b"pickle");
+    assert!(
+        browser()
+            .get(&format!(
+                "/root/files/-/ml/candidates/{iid}/preview/out/model.pkl"
+            ))
+            .status
+            == 200
+    );
+}
+
+#[test]
+fn tokens_page_404_navigation_favicon_and_markdown() {
+    let server = TestServer::start();
+    let project_id = project(&server, "home", "private");
+    let (alice, _) = user_with_token(&server, "alice", "api");
+    let (bob, _) = user_with_token(&server, "bob", "api");
+    add_member(&server, project_id, alice, 30);
+    let mut anonymous = Browser::new(&server);
+    let tokens = "/-/user_settings/personal_access_tokens";
+    let away = anonymous.get(tokens);
+    assert_eq!(away.status, 303);
+    assert!(location(&away).starts_with("/users/sign_in?return_to="));
+
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in("alice", PASSWORD).status, 303);
+    let form = browser.get(tokens);
+    assert_eq!(form.status, 200);
+    let token = csrf_token(&form.text());
+    let created = browser.post_form(
+        tokens,
+        &[
+            ("authenticity_token", &token),
+            ("name", "laptop"),
+            ("scopes", "read_api"),
+        ],
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let page = created.text();
+    let marker = "id=\"new-token\"";
+    let at = page.find(marker).unwrap();
+    let code = &page[at..];
+    let secret = code[code.find("<code>").unwrap() + 6..code.find("</code>").unwrap()].to_string();
+    let me = Api::with_token(&server, &secret).get("/api/v4/user");
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["username"], "alice");
+    let unnamed = browser.post_form(tokens, &[("authenticity_token", &token), ("scopes", "api")]);
+    assert_eq!(unnamed.status, 400);
+    let listed = browser.get(tokens).text();
+    assert!(!listed.contains(&secret), "the secret is shown once");
+    // Bob's token is not Alice's to revoke.
+    let bobs = Api::root(&server).post_json(
+        &format!("/api/v4/users/{bob}/personal_access_tokens"),
+        json!({ "name": "bobs", "scopes": ["api"] }),
+    );
+    assert_eq!(bobs.status, 201, "{}", bobs.text());
+    let bobs_id = bobs.json()["id"].as_u64().unwrap();
+    let refused = browser.post_form(
+        &format!("{tokens}/{bobs_id}/revoke"),
+        &[("authenticity_token", &token)],
+    );
+    assert_eq!(refused.status, 404);
+    let mine = listed
+        .split("data-token=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let revoked = browser.post_form(
+        &format!("{tokens}/{mine}/revoke"),
+        &[("authenticity_token", &token)],
+    );
+    assert_eq!(revoked.status, 303);
+    assert_eq!(
+        Api::with_token(&server, &secret).get("/api/v4/user").status,
+        401
+    );
+
+    let missing = browser.get("/root/home/-/ml/models/424242");
+    assert_eq!(missing.status, 404);
+    assert!(missing.text().contains("class=\"error-nav\"") && missing.text().contains("skip-link"));
+    let icon = browser.get("/favicon.ico");
+    assert_eq!(icon.status, 200);
+    assert_eq!(icon.header("content-type"), Some("image/svg+xml"));
+    let mut bobs_browser = Browser::new(&server);
+    assert_eq!(bobs_browser.sign_in("bob", PASSWORD).status, 303);
+    let empty = bobs_browser.get("/").text();
+    assert!(
+        empty.contains(&format!("{}/api/v4/projects", server.base)),
+        "the fresh-install empty state names this server: {empty}"
+    );
+
+    let model = Api::root(&server).post_json(
+        &format!("/api/v4/projects/{project_id}/ml/models"),
+        json!({ "name": "m", "description": "- [x] trained\n- [ ] shipped\n\nAs noted.[^n]\n\n[^n]: A footnote." }),
+    );
+    let card = browser
+        .get(&format!("/root/home/-/ml/models/{}", model.json()["id"]))
+        .text();
+    assert!(card.contains("type=\"checkbox\"") && card.contains("class=\"footnote\""));
+    assert!(card.contains("aria-current=\"page\""), "the current tab");
+}

@@ -148,6 +148,25 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The first `max` bytes of a stored file (fewer when it is shorter): what a preview shows.
+    pub async fn file_head(&self, file: &PackageFile, max: usize) -> Result<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        let crate::store::blobs::BlobLocation::LocalFile(path) =
+            self.blobs().locate(&file.sha256)?;
+        let opened = tokio::fs::File::open(&path)
+            .await
+            .map_err(crate::store::blobs::BlobError::from_io)?;
+        let mut head = Vec::with_capacity(max.min(file.size as usize));
+        opened
+            .take(max as u64)
+            .read_to_end(&mut head)
+            .await
+            .map_err(crate::store::blobs::BlobError::from_io)?;
+        Ok(head)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

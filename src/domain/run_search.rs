@@ -310,6 +310,7 @@ impl Registry {
                     Token::Start => 0,
                     _ => return Err(Error::bad("Invalid page token for this order_by")),
                 };
+                // Each run's sort values are read once, not at every comparison.
                 let mut all = Vec::new();
                 for entry in
                     self.candidates_stream(experiments, lifecycles, RunOrder::StartTime, true, None)
@@ -317,18 +318,18 @@ impl Registry {
                     let (_, candidate) = entry?;
                     let fields = RunFields::new(self, candidate);
                     if fields.matches(clauses) {
-                        all.push(fields);
+                        let keys: Vec<Option<FieldValue>> =
+                            query.order.iter().map(|o| fields.field(&o.field)).collect();
+                        all.push((keys, fields));
                     }
                 }
-                all.sort_by(|a, b| {
+                all.sort_by(|(a_keys, a), (b_keys, b)| {
                     query
                         .order
                         .iter()
-                        .map(|o| {
-                            let ord = search_syntax::compare(
-                                a.field(&o.field).as_ref(),
-                                b.field(&o.field).as_ref(),
-                            );
+                        .zip(a_keys.iter().zip(b_keys))
+                        .map(|(o, (x, y))| {
+                            let ord = search_syntax::compare(x.as_ref(), y.as_ref());
                             if o.descending {
                                 ord.reverse()
                             } else {
@@ -344,7 +345,7 @@ impl Registry {
                     .into_iter()
                     .skip(start)
                     .take(max)
-                    .map(|f| f.candidate)
+                    .map(|(_, f)| f.candidate)
                     .collect();
                 next
             }

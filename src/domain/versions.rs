@@ -209,6 +209,27 @@ impl Registry {
         Ok(Page::keyed(items, total, page, next))
     }
 
+    /// A page of the versions matching a SemVer requirement (`^2.2`, `~2.2`, `2.*`), highest
+    /// first (the UI's version filter). The total counts the pages read so far and one more
+    /// when another follows.
+    pub fn versions_matching(
+        &self,
+        model: &Model,
+        requirement: &str,
+        page: PageRequest,
+    ) -> Result<Page<ModelVersion>> {
+        let parsed = semver_rules::parse_requirement(requirement)?;
+        let (items, more) = schema::versions::ids_matching(
+            self.meta.as_ref(),
+            model.id,
+            &parsed,
+            page.offset(),
+            page.per_page,
+        )?;
+        let total = page.offset() + items.len() + usize::from(more);
+        Ok(Page::keyed(items, total, page, None))
+    }
+
     /// How many versions a model has (a kept count).
     pub fn version_count(&self, model: &Model) -> Result<usize> {
         Ok(schema::versions::count_of(self.meta.as_ref(), model.id)?)

@@ -94,7 +94,13 @@ impl IntoResponse for WebError {
             section.error-page {
                 h1 { (status.as_u16()) " · " (title) }
                 p { (message) }
-                p { a href="/" { "Go to the projects list" } }
+                nav.error-nav aria-label="Where to go" {
+                    a.button href="/" { "Go to the projects list" }
+                    @if status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN {
+                        a.button href="/users/sign_in" { "Sign in" }
+                    }
+                    a.button href="/" data-back="1" { "Back" }
+                }
             }
         };
         layout::respond(status, layout::bare_page(title, body))

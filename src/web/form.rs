@@ -32,6 +32,19 @@ impl Form {
             .map(|(_, value)| value.as_str())
     }
 
+    /// Every field, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Every value of `name`, in order (checkboxes, repeated query parameters).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     /// The value of `name`, trimmed, `None` when absent or blank.
     pub fn text(&self, name: &str) -> Option<String> {
         self.get(name)

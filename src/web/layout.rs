@@ -29,6 +29,7 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · modelyard" }
+            link rel="icon" type="image/svg+xml" href=(assets::FAVICON);
             link rel="stylesheet" href=(assets::STYLESHEET);
             script src=(assets::SCRIPT) defer {}
         }
@@ -46,11 +47,13 @@ pub fn page(title: &str, visitor: &Visitor, crumbs: &[Crumb], body: Markup) -> M
         html lang="en" {
             (head(title))
             body {
+                a.skip-link href="#main" { "Skip to content" }
                 header.topbar {
                     (brand())
-                    nav.topnav { a href="/" { "Projects" } }
+                    nav.topnav aria-label="Main" { a href="/" { "Projects" } }
                     div.account {
                         @if let Some(user) = visitor.user() {
+                            a.tokens-link href="/-/user_settings/personal_access_tokens" { "Access tokens" }
                             span.who { (user.name) " " span.muted { "@" (user.username) } }
                             form.inline method="post" action="/users/sign_out" {
                                 (csrf_input(visitor))
@@ -61,7 +64,7 @@ pub fn page(title: &str, visitor: &Visitor, crumbs: &[Crumb], body: Markup) -> M
                         }
                     }
                 }
-                main.content {
+                main.content #main tabindex="-1" {
                     @if !crumbs.is_empty() {
                         nav.crumbs aria-label="Breadcrumb" {
                             @for (i, crumb) in crumbs.iter().enumerate() {
@@ -84,10 +87,13 @@ pub fn bare_page(title: &str, body: Markup) -> Markup {
         html lang="en" {
             (head(title))
             body {
+                a.skip-link href="#main" { "Skip to content" }
                 header.topbar {
                     (brand())
+                    nav.topnav aria-label="Main" { a href="/" { "Projects" } }
+                    div.account { a.button.small href="/users/sign_in" { "Sign in" } }
                 }
-                main.content { (body) }
+                main.content #main tabindex="-1" { (body) }
             }
         }
     }

@@ -20,7 +20,7 @@ use axum::Router;
 use percent_encoding::percent_decode_str;
 
 pub use error::{WebError, WebResult};
-use pages::{auth, candidates, experiments, models, projects, versions, Ctx};
+use pages::{auth, candidates, compare, experiments, models, projects, tokens, versions, Ctx};
 use session::Visitor;
 
 use crate::domain::Error;
@@ -32,6 +32,12 @@ pub fn router() -> Router<AppState> {
         .route("/users/sign_in", get(auth::form).post(auth::submit))
         .route("/users/sign_out", post(auth::sign_out))
         .route("/-/static/{file}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
+        .route(tokens::PATH, get(tokens::index).post(tokens::create))
+        .route(
+            &format!("{}/{{id}}/revoke", tokens::PATH),
+            post(tokens::revoke),
+        )
 }
 
 /// A page path split at GitLab's `/-/` marker: the project's path and the segments after it.
@@ -94,35 +100,61 @@ async fn route(state: &AppState, request: Request) -> WebResult<Response> {
     let get = matches!(*request.method(), Method::GET | Method::HEAD);
     let post = *request.method() == Method::POST;
     let segments: Vec<&str> = page.segments.iter().map(String::as_str).collect();
+    let query_string = request.uri().query().map(str::to_string);
+    let query = query_string.as_deref();
     match segments.as_slice() {
         [] if get => projects::show(&ctx),
         ["ml", rest @ ..] => {
             ctx.can_read_registry()?;
             match rest {
-                ["models"] if get => models::index(&ctx, request.uri().query()),
+                ["models"] if get => models::index(&ctx, query),
                 ["models"] if post => models::create(&ctx, request).await,
                 ["models", "new"] if get => models::new_form(&ctx),
-                ["models", id] if get => models::show(&ctx, number(id)?, request.uri().query()),
+                ["models", id] if get => models::show(&ctx, number(id)?, query),
                 ["models", id, "edit"] if get => models::edit_form(&ctx, number(id)?),
                 ["models", id, "edit"] if post => models::update(&ctx, number(id)?, request).await,
                 ["models", id, "delete"] if post => {
                     models::delete(&ctx, number(id)?, request).await
                 }
+                ["models", id, "tags"] if post => models::tags(&ctx, number(id)?, request).await,
+                ["models", id, "compare"] if get => compare::versions(&ctx, number(id)?, query),
                 ["models", id, "versions", "new"] if get => versions::new_form(&ctx, number(id)?),
                 ["models", id, "versions"] if post => {
                     versions::create(&ctx, number(id)?, request).await
                 }
                 ["models", id, "versions", vid] if get => {
-                    versions::show(&ctx, number(id)?, number(vid)?)
+                    versions::show(&ctx, number(id)?, number(vid)?, query)
                 }
-                ["models", id, "versions", vid, "delete"] if post => {
-                    versions::delete(&ctx, number(id)?, number(vid)?, request).await
+                ["models", id, "versions", vid, action] if post => {
+                    let (id, vid) = (number(id)?, number(vid)?);
+                    match *action {
+                        "delete" => versions::delete(&ctx, id, vid, request).await,
+                        "edit" => versions::update(&ctx, id, vid, request).await,
+                        "aliases" => versions::set_alias(&ctx, id, vid, request).await,
+                        "tags" => versions::tags(&ctx, id, vid, request).await,
+                        "files" => versions::add_files(&ctx, id, vid, request).await,
+                        _ => Err(Error::NotFound("Page").into()),
+                    }
+                }
+                ["models", id, "versions", vid, "aliases", "delete"] if post => {
+                    versions::delete_alias(&ctx, number(id)?, number(vid)?, request).await
+                }
+                ["models", id, "versions", vid, "files", "delete"] if post => {
+                    versions::delete_file(&ctx, number(id)?, number(vid)?, request).await
                 }
                 ["models", id, "versions", vid, "files", path @ ..] if get && !path.is_empty() => {
                     versions::download(&ctx, number(id)?, number(vid)?, &path.join("/"), request)
                         .await
                 }
-                ["candidates", iid] if get => candidates::show(&ctx, number(iid)?),
+                ["models", id, "versions", vid, "preview", path @ ..]
+                    if get && !path.is_empty() =>
+                {
+                    versions::preview(&ctx, number(id)?, number(vid)?, &path.join("/")).await
+                }
+                ["models", id, "versions", vid, "raw", path @ ..] if get && !path.is_empty() => {
+                    versions::raw(&ctx, number(id)?, number(vid)?, &path.join("/"), request).await
+                }
+                ["candidates", iid] if get => candidates::show(&ctx, number(iid)?, query),
                 ["candidates", iid, "promote"] if post => {
                     candidates::promote(&ctx, number(iid)?, request).await
                 }
@@ -132,8 +164,15 @@ async fn route(state: &AppState, request: Request) -> WebResult<Response> {
                 ["candidates", iid, "files", path @ ..] if get && !path.is_empty() => {
                     candidates::download(&ctx, number(iid)?, &path.join("/"), request).await
                 }
+                ["candidates", iid, "preview", path @ ..] if get && !path.is_empty() => {
+                    candidates::preview(&ctx, number(iid)?, &path.join("/")).await
+                }
+                ["candidates", iid, "raw", path @ ..] if get && !path.is_empty() => {
+                    candidates::raw(&ctx, number(iid)?, &path.join("/"), request).await
+                }
                 ["experiments"] if get => experiments::index(&ctx),
-                ["experiments", iid] if get => experiments::show(&ctx, number(iid)?),
+                ["experiments", iid] if get => experiments::show(&ctx, number(iid)?, query),
+                ["experiments", iid, "compare"] if get => compare::runs(&ctx, number(iid)?, query),
                 _ => Err(Error::NotFound("Page").into()),
             }
         }

@@ -2,7 +2,7 @@
 //! creation order, by start time and by name, each split by lifecycle so that deleted runs are a
 //! different prefix; counted per experiment and lifecycle.
 
-use super::revisions::{self, Parent};
+use super::revisions::Parent;
 use super::{count, id_key, key, merge_streams, Index, IndexEntry, Schema};
 use crate::domain::ml_records::{Candidate, Lifecycle};
 use crate::store::meta::{KvIter, MetaStore, StoreError, Table, TxFail, Txn};
@@ -117,18 +117,8 @@ impl Schema for Candidates {
         vec![count_key(c.experiment_id, c.lifecycle)]
     }
 
-    fn updated(
-        tx: &dyn Txn,
-        old: Option<&Candidate>,
-        new: Option<&Candidate>,
-    ) -> Result<(), TxFail> {
-        super::keep_indexes(tx, INDEXES, old, new)?;
-        super::keep_counts_of::<Candidates>(tx, old, new)?;
-        if old.is_none() || new.is_none() {
-            let c = old.or(new).map(|c| c.experiment_id).unwrap_or(0);
-            revisions::bump(tx, Parent::Experiment(c))?;
-        }
-        Ok(())
+    fn parent(c: &Candidate) -> Option<Parent> {
+        Some(Parent::Experiment(c.experiment_id))
     }
 }
 
@@ -162,9 +152,12 @@ pub fn count_in(
 
 /// Every candidate id of an experiment, oldest first.
 pub fn ids_of(meta: &dyn MetaStore, experiment_id: u64) -> Result<Vec<u64>, StoreError> {
-    meta.scan(Table::CandidatesByExperiment, &id_key(experiment_id))
-        .map(|entry| entry.map(|(k, _)| super::trailing_id(&k).unwrap_or(0)))
-        .collect()
+    super::all_ids(
+        meta,
+        Table::CandidatesByExperiment,
+        &id_key(experiment_id),
+        super::IdIn::Key,
+    )
 }
 
 /// The candidates of some experiments and lifecycles in one order, merged, as index entries

@@ -96,25 +96,23 @@ pub fn page(
     seek: &Seek,
     take: usize,
 ) -> Result<(Vec<u64>, Option<Vec<u8>>), StoreError> {
-    let page = super::page(
+    super::page_ids(
         meta,
         Table::ExperimentsByProject,
         &id_key(project_id),
         descending,
         seek,
         take,
-    )?;
-    let ids = page
-        .entries
-        .iter()
-        .filter_map(|(_, v)| super::trailing_id(v))
-        .collect();
-    Ok((ids, page.next))
+        super::IdIn::Value,
+    )
 }
 
 /// Every experiment id of a project by iid.
 pub fn ids_of(meta: &dyn MetaStore, project_id: u64) -> Result<Vec<u64>, StoreError> {
-    meta.scan(Table::ExperimentsByProject, &id_key(project_id))
-        .map(|entry| entry.map(|(_, v)| super::trailing_id(&v).unwrap_or(0)))
-        .collect()
+    super::all_ids(
+        meta,
+        Table::ExperimentsByProject,
+        &id_key(project_id),
+        super::IdIn::Value,
+    )
 }

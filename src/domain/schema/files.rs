@@ -2,7 +2,7 @@
 //! file recorded under that path (GitLab's duplicates), oldest first, so that the newest (what a
 //! download serves) and the one before it (what a delete falls back to) are one read away.
 
-use super::revisions::{self, Parent};
+use super::revisions::Parent;
 use super::{count, id_key, key, Index, IndexEntry, Schema, Seek};
 use crate::domain::records::PackageFile;
 use crate::store::meta::{MetaStore, StoreError, Table, TxFail, Txn};
@@ -69,6 +69,10 @@ impl Schema for Files {
         vec![count_key(f.package_id)]
     }
 
+    fn parent(f: &PackageFile) -> Option<Parent> {
+        Some(Parent::Package(f.package_id))
+    }
+
     fn updated(
         tx: &dyn Txn,
         old: Option<&PackageFile>,
@@ -80,9 +84,7 @@ impl Schema for Files {
             (Some(a), Some(b)) => a.package_id == b.package_id && a.file_name == b.file_name,
             _ => false,
         };
-        if let (None, Some(f)) | (Some(f), None) = (old, new) {
-            revisions::bump(tx, Parent::Package(f.package_id))?;
-        }
+        super::bump_parent::<Files>(tx, old, new)?;
         if same_path {
             return Ok(());
         }
@@ -189,27 +191,25 @@ pub fn page(
     seek: &Seek,
     take: usize,
 ) -> Result<(Vec<u64>, Option<Vec<u8>>), StoreError> {
-    let page = super::page(
+    super::page_ids(
         meta,
         Table::FilesByPackage,
         &id_key(package_id),
         false,
         seek,
         take,
-    )?;
-    let ids = page
-        .entries
-        .iter()
-        .filter_map(|(k, _)| super::trailing_id(k))
-        .collect();
-    Ok((ids, page.next))
+        super::IdIn::Key,
+    )
 }
 
 /// Every file id of a package, oldest first.
 pub fn ids_of(meta: &dyn MetaStore, package_id: u64) -> Result<Vec<u64>, StoreError> {
-    meta.scan(Table::FilesByPackage, &id_key(package_id))
-        .map(|entry| entry.map(|(k, _)| super::trailing_id(&k).unwrap_or(0)))
-        .collect()
+    super::all_ids(
+        meta,
+        Table::FilesByPackage,
+        &id_key(package_id),
+        super::IdIn::Key,
+    )
 }
 
 /// Every file record of the store, for gc and verify.

@@ -1,9 +1,9 @@
 //! MLflow 3 logged models: found by `(project, model key)`; listed per experiment.
 
-use super::revisions::{self, Parent};
+use super::revisions::Parent;
 use super::{id_key, key, Index, IndexEntry, Schema};
 use crate::domain::logged_models::LoggedModel;
-use crate::store::meta::{MetaStore, StoreError, Table, TxFail, Txn};
+use crate::store::meta::{MetaStore, StoreError, Table};
 
 pub struct LoggedModels;
 
@@ -42,16 +42,8 @@ impl Schema for LoggedModels {
         INDEXES
     }
 
-    fn updated(
-        tx: &dyn Txn,
-        old: Option<&LoggedModel>,
-        new: Option<&LoggedModel>,
-    ) -> Result<(), TxFail> {
-        super::keep_indexes(tx, INDEXES, old, new)?;
-        if let (None, Some(m)) | (Some(m), None) = (old, new) {
-            revisions::bump(tx, Parent::Experiment(m.experiment_id))?;
-        }
-        Ok(())
+    fn parent(m: &LoggedModel) -> Option<Parent> {
+        Some(Parent::Experiment(m.experiment_id))
     }
 }
 
@@ -73,7 +65,10 @@ pub fn by_key(
 
 /// Every logged model id of an experiment, oldest first.
 pub fn ids_of(meta: &dyn MetaStore, experiment_id: u64) -> Result<Vec<u64>, StoreError> {
-    meta.scan(Table::LoggedModelsByExperiment, &id_key(experiment_id))
-        .map(|entry| entry.map(|(k, _)| super::trailing_id(&k).unwrap_or(0)))
-        .collect()
+    super::all_ids(
+        meta,
+        Table::LoggedModelsByExperiment,
+        &id_key(experiment_id),
+        super::IdIn::Key,
+    )
 }

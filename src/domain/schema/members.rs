@@ -1,6 +1,6 @@
 //! Project members: `(project, user)`; listed per project and per user.
 
-use super::revisions::{self, Parent};
+use super::revisions::Parent;
 use super::{id_key, key, Index, IndexEntry, Schema};
 use crate::domain::records::{AccessLevel, Member};
 use crate::store::meta::{MetaStore, StoreError, Table, TxFail, Txn};
@@ -40,13 +40,8 @@ impl Schema for Members {
         }
     }
 
-    fn updated(tx: &dyn Txn, old: Option<&Member>, new: Option<&Member>) -> Result<(), TxFail> {
-        super::keep_indexes(tx, INDEXES, old, new)?;
-        super::keep_counts_of::<Members>(tx, old, new)?;
-        if let (None, Some(m)) | (Some(m), None) = (old, new) {
-            revisions::bump(tx, Parent::Project(m.project_id))?;
-        }
-        Ok(())
+    fn parent(m: &Member) -> Option<Parent> {
+        Some(Parent::Project(m.project_id))
     }
 }
 

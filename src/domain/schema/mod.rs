@@ -58,6 +58,12 @@ pub trait Schema {
         Vec::new()
     }
 
+    /// The parent whose children a record is (see [`revisions`]): its revision is bumped when
+    /// such a record is added or removed.
+    fn parent(_record: &Self::Record) -> Option<revisions::Parent> {
+        None
+    }
+
     /// Called inside the writing transaction with the record before and after the change
     /// (`None`: it did not exist / no longer exists).
     fn updated(
@@ -66,7 +72,8 @@ pub trait Schema {
         new: Option<&Self::Record>,
     ) -> Result<(), TxFail> {
         keep_indexes(tx, Self::indexes(), old, new)?;
-        keep_counts(tx, old.map(Self::counted), new.map(Self::counted))
+        keep_counts(tx, old.map(Self::counted), new.map(Self::counted))?;
+        bump_parent::<Self>(tx, old, new)
     }
 }
 
@@ -99,6 +106,20 @@ pub fn keep_indexes<R>(
         }
         if let Some((key, value)) = &after {
             tx.put(index.table, key, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Bumps the parent's revision when a record is added or removed.
+pub fn bump_parent<S: Schema + ?Sized>(
+    tx: &dyn Txn,
+    old: Option<&S::Record>,
+    new: Option<&S::Record>,
+) -> Result<(), TxFail> {
+    if let (None, Some(record)) | (Some(record), None) = (old, new) {
+        if let Some(parent) = S::parent(record) {
+            revisions::bump(tx, parent)?;
         }
     }
     Ok(())
@@ -240,6 +261,50 @@ pub enum Seek {
 pub struct IndexPage {
     pub entries: Vec<IndexEntry>,
     pub next: Option<Vec<u8>>,
+}
+
+/// Where the id of the record an index entry names is: at the end of its key, or its value.
+#[derive(Debug, Clone, Copy)]
+pub enum IdIn {
+    Key,
+    Value,
+}
+
+fn id_of(entry: &IndexEntry, at: IdIn) -> Option<u64> {
+    match at {
+        IdIn::Key => trailing_id(&entry.0),
+        IdIn::Value => trailing_id(&entry.1),
+    }
+}
+
+/// A page of the record ids an index lists under `prefix`, and the cursor after it.
+pub fn page_ids(
+    meta: &dyn MetaStore,
+    table: Table,
+    prefix: &[u8],
+    reverse: bool,
+    seek: &Seek,
+    take: usize,
+    at: IdIn,
+) -> Result<(Vec<u64>, Option<Vec<u8>>), StoreError> {
+    let IndexPage { entries, next } = page(meta, table, prefix, reverse, seek, take)?;
+    Ok((entries.iter().filter_map(|e| id_of(e, at)).collect(), next))
+}
+
+/// Every record id an index lists under `prefix`, in key order (for deletions).
+pub fn all_ids(
+    meta: &dyn MetaStore,
+    table: Table,
+    prefix: &[u8],
+    at: IdIn,
+) -> Result<Vec<u64>, StoreError> {
+    let mut ids = Vec::new();
+    for entry in meta.scan(table, prefix) {
+        if let Some(id) = id_of(&entry?, at) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// Reads `take` entries of the index `table` under `prefix`, in key order or reversed.

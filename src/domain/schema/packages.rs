@@ -4,7 +4,7 @@
 //! the two types' streams. Kept counts give totals per `(project, status, type)` and per name,
 //! which also lists a project's distinct package names for name filters.
 
-use super::revisions::{self, Parent};
+use super::revisions::Parent;
 use super::{count, id_key, key, merge_streams, Index, IndexEntry, Schema, Seek};
 use crate::domain::records::{Package, PackageStatus, PackageType};
 use crate::store::meta::{KvIter, MetaStore, StoreError, Table, TxFail, Txn};
@@ -177,13 +177,8 @@ impl Schema for Packages {
         ]
     }
 
-    fn updated(tx: &dyn Txn, old: Option<&Package>, new: Option<&Package>) -> Result<(), TxFail> {
-        super::keep_indexes(tx, INDEXES, old, new)?;
-        super::keep_counts_of::<Packages>(tx, old, new)?;
-        if let (None, Some(p)) | (Some(p), None) = (old, new) {
-            revisions::bump(tx, Parent::Project(p.project_id))?;
-        }
-        Ok(())
+    fn parent(p: &Package) -> Option<Parent> {
+        Some(Parent::Project(p.project_id))
     }
 }
 
@@ -266,9 +261,12 @@ pub fn named(
 
 /// Every package id of a project (for deleting the project).
 pub fn ids_of(meta: &dyn MetaStore, project_id: u64) -> Result<Vec<u64>, StoreError> {
-    meta.scan(Table::PackagesByProject, &id_key(project_id))
-        .map(|entry| entry.map(|(k, _)| super::trailing_id(&k).unwrap_or(0)))
-        .collect()
+    super::all_ids(
+        meta,
+        Table::PackagesByProject,
+        &id_key(project_id),
+        super::IdIn::Key,
+    )
 }
 
 /// Total packages of a status, of one type or of all.

@@ -61,7 +61,10 @@ pub fn hash_taken(tx: &dyn Txn, secret_sha256: &str) -> Result<bool, TxFail> {
 
 /// Every token id of a user, oldest first.
 pub fn ids_of(meta: &dyn MetaStore, user_id: u64) -> Result<Vec<u64>, StoreError> {
-    meta.scan(Table::TokensByUser, &id_key(user_id))
-        .map(|entry| entry.map(|(k, _)| super::trailing_id(&k).unwrap_or(0)))
-        .collect()
+    super::all_ids(
+        meta,
+        Table::TokensByUser,
+        &id_key(user_id),
+        super::IdIn::Key,
+    )
 }

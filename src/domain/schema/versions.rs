@@ -4,7 +4,7 @@
 
 use semver::Version;
 
-use super::revisions::{self, Parent};
+use super::revisions::Parent;
 use super::semver_key::{triple_floor, version_key};
 use super::{count, id_key, key, Index, IndexEntry, Schema, Seek};
 use crate::domain::ml_records::ModelVersion;
@@ -101,17 +101,8 @@ impl Schema for Versions {
         vec![count_key(v.model_id)]
     }
 
-    fn updated(
-        tx: &dyn Txn,
-        old: Option<&ModelVersion>,
-        new: Option<&ModelVersion>,
-    ) -> Result<(), TxFail> {
-        super::keep_indexes(tx, INDEXES, old, new)?;
-        super::keep_counts_of::<Versions>(tx, old, new)?;
-        if let (None, Some(v)) | (Some(v), None) = (old, new) {
-            revisions::bump(tx, Parent::Model(v.model_id))?;
-        }
-        Ok(())
+    fn parent(v: &ModelVersion) -> Option<Parent> {
+        Some(Parent::Model(v.model_id))
     }
 }
 
@@ -227,20 +218,15 @@ pub fn page(
     seek: &Seek,
     take: usize,
 ) -> Result<(Vec<u64>, Option<Vec<u8>>), StoreError> {
-    let page = super::page(
+    super::page_ids(
         meta,
         Table::VersionsByPrecedence,
         &id_key(model_id),
         !oldest_first,
         seek,
         take,
-    )?;
-    let ids = page
-        .entries
-        .iter()
-        .filter_map(|(_, v)| super::trailing_id(v))
-        .collect();
-    Ok((ids, page.next))
+        super::IdIn::Value,
+    )
 }
 
 /// A model's version ids by sequence number (MLflow's version number).
@@ -265,9 +251,12 @@ pub fn cursor_fits(model_id: u64, cursor: &[u8]) -> bool {
 
 /// Every version id of a model (for deleting it), in precedence order.
 pub fn ids_of(meta: &dyn MetaStore, model_id: u64) -> Result<Vec<u64>, StoreError> {
-    meta.scan(Table::VersionsByPrecedence, &id_key(model_id))
-        .map(|entry| entry.map(|(_, v)| super::trailing_id(&v).unwrap_or(0)))
-        .collect()
+    super::all_ids(
+        meta,
+        Table::VersionsByPrecedence,
+        &id_key(model_id),
+        super::IdIn::Value,
+    )
 }
 
 /// Versions whose string starts with `prefix`, by string (the UI's version filter).
@@ -280,20 +269,15 @@ pub fn ids_with_prefix(
 ) -> Result<(Vec<u64>, Option<Vec<u8>>), StoreError> {
     let mut scan_prefix = id_key(model_id);
     scan_prefix.extend_from_slice(prefix.as_bytes());
-    let page = super::page(
+    super::page_ids(
         meta,
         Table::VersionsByModel,
         &scan_prefix,
         false,
         seek,
         take,
-    )?;
-    let ids = page
-        .entries
-        .iter()
-        .filter_map(|(_, v)| super::trailing_id(v))
-        .collect();
-    Ok((ids, page.next))
+        super::IdIn::Value,
+    )
 }
 
 /// How many entries a resolution may walk past before giving up: prereleases that a
@@ -307,39 +291,8 @@ pub fn resolve(
     model_id: u64,
     requirement: &Requirement,
 ) -> Result<Option<ModelVersion>, StoreError> {
-    let prefix = id_key(model_id);
-    let (lower, upper) = requirement.bounds();
-    let table = order_table(!requirement.admits_prereleases());
-    let iter = match &upper {
-        Some(bound) => {
-            let mut after = prefix.clone();
-            after.extend_from_slice(&triple_floor(bound.0, bound.1, bound.2));
-            meta.scan_after(table, &prefix, &after, true)
-        }
-        None => meta.scan_rev(table, &prefix),
-    };
-    let floor = lower.map(|(major, minor, patch)| {
-        let mut k = prefix.clone();
-        k.extend_from_slice(&triple_floor(major, minor, patch));
-        k
-    });
-    for entry in iter.take(RESOLVE_WALK_LIMIT) {
-        let (k, id) = entry?;
-        if floor.as_ref().is_some_and(|floor| &k < floor) {
-            break;
-        }
-        let Some(version) = super::trailing_id(&id)
-            .map(|id| get(meta, id))
-            .transpose()?
-        else {
-            continue;
-        };
-        let Some(version) = version else { continue };
-        if Version::parse(&version.version).is_ok_and(|v| requirement.matches(&v)) {
-            return Ok(Some(version));
-        }
-    }
-    Ok(None)
+    let (mut found, _) = ids_matching(meta, model_id, requirement, 0, 1)?;
+    Ok(found.pop())
 }
 
 /// A model's version strings in byte order, after `after` when given: at most `take`, read from
@@ -367,4 +320,59 @@ pub fn strings_after(
         })
         .collect();
     Ok((strings, page.next.is_some()))
+}
+
+/// A page of the versions matching `requirement`, highest first: a seek to the requirement's
+/// upper bound in the precedence index, a walk down that stops below its lower bound (or after
+/// [`RESOLVE_WALK_LIMIT`] entries), skipping the first `skip` matches. Whether more follow.
+pub fn ids_matching(
+    meta: &dyn MetaStore,
+    model_id: u64,
+    requirement: &Requirement,
+    skip: usize,
+    take: usize,
+) -> Result<(Vec<ModelVersion>, bool), StoreError> {
+    let prefix = id_key(model_id);
+    let (lower, upper) = requirement.bounds();
+    let table = order_table(!requirement.admits_prereleases());
+    let iter = match &upper {
+        Some(bound) => {
+            let mut after = prefix.clone();
+            after.extend_from_slice(&triple_floor(bound.0, bound.1, bound.2));
+            meta.scan_after(table, &prefix, &after, true)
+        }
+        None => meta.scan_rev(table, &prefix),
+    };
+    let floor = lower.map(|(major, minor, patch)| {
+        let mut k = prefix.clone();
+        k.extend_from_slice(&triple_floor(major, minor, patch));
+        k
+    });
+    let mut matched = 0;
+    let mut found = Vec::new();
+    for entry in iter.take(RESOLVE_WALK_LIMIT) {
+        let (k, id) = entry?;
+        if floor.as_ref().is_some_and(|floor| &k < floor) {
+            break;
+        }
+        let Some(version) = super::trailing_id(&id)
+            .map(|id| get(meta, id))
+            .transpose()?
+            .flatten()
+        else {
+            continue;
+        };
+        if !Version::parse(&version.version).is_ok_and(|v| requirement.matches(&v)) {
+            continue;
+        }
+        matched += 1;
+        if matched <= skip {
+            continue;
+        }
+        if found.len() == take {
+            return Ok((found, true));
+        }
+        found.push(version);
+    }
+    Ok((found, false))
 }

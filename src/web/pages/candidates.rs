@@ -6,14 +6,27 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 
+use super::experiments::{duration_of, run_title};
 use super::models::{is_input_error, status_badge};
-use super::run_details::{ci_section, files_table, key_value_table, metric_charts, CHART_POINTS};
+use super::run_details::{
+    ci_section, files_table, key_value_table, metrics_section, FileLinks, CHART_POINTS,
+};
 use super::{see_other, user_name, Ctx};
-use crate::domain::ml_records::{Candidate, TagOwner};
+use crate::domain::ml_records::{Candidate, KeyValue, TagOwner};
 use crate::domain::{semver_rules, Error};
 use crate::web::error::WebResult;
-use crate::web::form;
 use crate::web::layout::{self, Crumb};
+use crate::web::{form, markdown};
+
+/// MLflow's tags for a run's description, user and source.
+const NOTE_TAG: &str = "mlflow.note.content";
+const USER_TAG: &str = "mlflow.user";
+const SOURCE_TAGS: [(&str, &str); 4] = [
+    ("mlflow.source.name", "Source"),
+    ("mlflow.source.type", "Source type"),
+    ("mlflow.source.git.commit", "Git commit"),
+    ("mlflow.source.git.branch", "Git branch"),
+];
 
 fn candidate_url(ctx: &Ctx, candidate: &Candidate) -> String {
     ctx.ml(&format!("candidates/{}", candidate.iid))
@@ -24,6 +37,7 @@ fn render(
     ctx: &Ctx,
     candidate: &Candidate,
     promote: (&str, Option<&str>),
+    query: Option<&str>,
 ) -> WebResult<maud::Markup> {
     let registry = ctx.registry();
     let experiment = registry.experiment(candidate.experiment_id)?;
@@ -35,7 +49,6 @@ fn render(
         .model_version_id
         .map(|id| registry.version(id))
         .transpose()?;
-    let package = registry.candidate_package_name(candidate)?;
     let files = match registry.candidate_package(candidate) {
         Ok(package) => registry.current_files(package.id)?,
         Err(Error::NotFound(_)) => Vec::new(),
@@ -45,11 +58,25 @@ fn render(
     let tags = registry.tags(TagOwner::Candidate(candidate.id))?;
     // Charts draw a thinned series, read by seeking: bounded work however much was logged.
     let history = registry.metric_series(candidate.id, CHART_POINTS)?;
+    let latest = registry.latest_metrics(candidate.id)?;
     let url = candidate_url(ctx, candidate);
-    let title = if candidate.name.is_empty() {
-        format!("Candidate {}", candidate.iid)
-    } else {
-        candidate.name.clone()
+    let title = run_title(candidate);
+    let tag = |key: &str| tags.iter().find(|t| t.key == key).map(|t| t.value.clone());
+    let note = tag(NOTE_TAG).filter(|n| !n.trim().is_empty());
+    let user = user_name(registry, candidate.user_id).or_else(|| tag(USER_TAG));
+    let sources: Vec<(&str, String)> = SOURCE_TAGS
+        .iter()
+        .filter_map(|(key, label)| tag(key).map(|v| (*label, v)))
+        .collect();
+    let shown_tags: Vec<KeyValue> = tags.iter().filter(|t| t.key != NOTE_TAG).cloned().collect();
+    let links = FileLinks {
+        page: url.clone(),
+        api: format!(
+            "{}/packages/ml_models/candidate:{}/files",
+            ctx.api_root(),
+            candidate.iid
+        ),
+        delete_action: None,
     };
     let can_write = ctx.can_write();
     let promotable = can_write && model.is_some() && version.is_none();
@@ -97,14 +124,17 @@ fn render(
                         }
                     }
                 }
-                h2 { "Artifacts " span.count { (files.len()) } }
-                (files_table(ctx, &files, &url, (&package.0, &package.1)))
+                @if let Some(note) = &note {
+                    div.card.markdown #run-description { (layout::trusted(markdown::render(note))) }
+                }
                 h2 { "Metrics" }
-                (metric_charts(&history))
+                (metrics_section(&url, query, &latest, &history))
+                h2 { "Artifacts " span.count { (files.len()) } }
+                (files_table(ctx, &files, &links))
                 h2 { "Parameters" }
                 (key_value_table("params", &params, "No parameters logged."))
                 h2 { "Metadata" }
-                (key_value_table("metadata", &tags, "No metadata."))
+                (key_value_table("metadata", &shown_tags, "No metadata."))
             }
             aside.sidebar {
                 h3 { "CI/CD" }
@@ -115,11 +145,13 @@ fn render(
                         dt { "Model" } dd { a href=(ctx.ml(&format!("models/{}", model.id))) { (model.name) } }
                     }
                     @if let (Some(model), Some(version)) = (&model, &version) {
-                        dt { "Version" } dd { a href=(ctx.ml(&format!("models/{}/versions/{}", model.id, version.id))) { (version.version) } }
+                        dt { "Became version" } dd #lineage { a href=(ctx.ml(&format!("models/{}/versions/{}", model.id, version.id))) { (model.name) " " (version.version) } }
                     }
                     dt { "Started" } dd { (layout::time_ms(candidate.start_time)) }
                     @if let Some(end) = candidate.end_time { dt { "Ended" } dd { (layout::time_ms(end)) } }
-                    dt { "User" } dd { (user_name(registry, candidate.user_id).unwrap_or_else(|| "–".into())) }
+                    @if let Some(duration) = duration_of(candidate) { dt { "Duration" } dd #duration { (duration) } }
+                    dt { "User" } dd { (user.unwrap_or_else(|| "–".into())) }
+                    @for (label, value) in &sources { dt { (label) } dd.mono.wrap { (value) } }
                     dt { "Candidate id" } dd { (candidate.iid) }
                 }
             }
@@ -134,11 +166,37 @@ fn render(
     Ok(layout::page(&title, &ctx.visitor, &crumbs, body))
 }
 
-pub fn show(ctx: &Ctx, iid: u64) -> WebResult<Response> {
+pub fn show(ctx: &Ctx, iid: u64, query: Option<&str>) -> WebResult<Response> {
     let candidate = ctx
         .registry()
         .candidate_by_iid(ctx.access.project.id, iid)?;
-    Ok(layout::ok(render(ctx, &candidate, ("", None))?))
+    Ok(layout::ok(render(ctx, &candidate, ("", None), query)?))
+}
+
+/// A page previewing one of the candidate's artifacts.
+pub async fn preview(ctx: &Ctx<'_>, iid: u64, path: &str) -> WebResult<Response> {
+    let registry = ctx.registry();
+    let candidate = registry.candidate_by_iid(ctx.access.project.id, iid)?;
+    let package = registry.candidate_package(&candidate)?;
+    let file = registry.newest_file(package.id, path)?;
+    let experiment = registry.experiment(candidate.experiment_id)?;
+    let url = candidate_url(ctx, &candidate);
+    let mut crumbs = ctx.experiment_crumbs();
+    crumbs.push(Crumb::new(
+        experiment.name.clone(),
+        ctx.ml(&format!("experiments/{}", experiment.iid)),
+    ));
+    crumbs.push(Crumb::new(run_title(&candidate), url.clone()));
+    super::artifacts::preview(ctx, &file, &url, crumbs).await
+}
+
+/// One of the candidate's images, inline.
+pub async fn raw(ctx: &Ctx<'_>, iid: u64, path: &str, request: Request) -> WebResult<Response> {
+    let registry = ctx.registry();
+    let candidate = registry.candidate_by_iid(ctx.access.project.id, iid)?;
+    let package = registry.candidate_package(&candidate)?;
+    let file = registry.newest_file(package.id, path)?;
+    super::artifacts::raw_image(ctx, &file, request).await
 }
 
 pub async fn promote(ctx: &Ctx<'_>, iid: u64, request: Request) -> WebResult<Response> {
@@ -152,7 +210,7 @@ pub async fn promote(ctx: &Ctx<'_>, iid: u64, request: Request) -> WebResult<Res
         let problem = Error::missing("version").to_string();
         return Ok(layout::respond(
             StatusCode::BAD_REQUEST,
-            render(ctx, &candidate, ("", Some(&problem)))?,
+            render(ctx, &candidate, ("", Some(&problem)), None)?,
         ));
     }
     match ctx
@@ -172,7 +230,7 @@ pub async fn promote(ctx: &Ctx<'_>, iid: u64, request: Request) -> WebResult<Res
         )))),
         Err(error) if is_input_error(&error) => Ok(layout::respond(
             StatusCode::BAD_REQUEST,
-            render(ctx, &candidate, (&typed, Some(&error.to_string())))?,
+            render(ctx, &candidate, (&typed, Some(&error.to_string())), None)?,
         )),
         Err(error) => Err(error.into()),
     }

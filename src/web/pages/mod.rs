@@ -1,12 +1,15 @@
 //! One module per kind of page. Each handler takes the page context and answers with HTML, a
 //! redirect or a file.
 
+mod artifacts;
 pub mod auth;
 pub mod candidates;
+pub mod compare;
 pub mod experiments;
 pub mod models;
 pub mod projects;
 mod run_details;
+pub mod tokens;
 pub mod versions;
 
 use axum::http::HeaderMap;
@@ -70,6 +73,11 @@ impl<'a> Ctx<'a> {
         self.access
             .check(&self.visitor.caller, Action::WriteRegistry)
             .is_ok()
+    }
+
+    /// Whether the access rules let the visitor do `action` here.
+    pub fn may(&self, action: Action) -> bool {
+        self.access.check(&self.visitor.caller, action).is_ok()
     }
 
     /// 401 (sign in) for anonymous visitors, 403 for members who may only read.

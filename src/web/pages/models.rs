@@ -7,11 +7,11 @@ use maud::{html, Markup};
 
 use super::{see_other, user_name, Ctx};
 use crate::domain::candidates::RunOrder;
-use crate::domain::ml_records::{Candidate, Lifecycle, Model, ModelVersion};
+use crate::domain::ml_records::{Candidate, KeyValue, Lifecycle, Model, ModelVersion, TagOwner};
 use crate::domain::models::{ModelOrder, ModelQuery, NewModel, MAX_DESCRIPTION};
-use crate::domain::paging::PageRequest;
+use crate::domain::paging::{Page, PageRequest};
 use crate::domain::Error;
-use crate::web::error::WebResult;
+use crate::web::error::{WebError, WebResult};
 use crate::web::form::{self, Form};
 use crate::web::layout::{self, Crumb};
 use crate::web::markdown;
@@ -77,6 +77,102 @@ pub fn version_badges(version: &ModelVersion, latest: bool) -> Markup {
     }
 }
 
+/// `@champion` badges.
+pub fn alias_badges(aliases: &[String]) -> Markup {
+    html! {
+        @for alias in aliases { span.badge.alias data-alias=(alias) { "@" (alias) } }
+    }
+}
+
+/// A model's aliases by the version id they name.
+fn aliases_by_version(aliases: &[(String, u64)], version_id: u64) -> Vec<String> {
+    aliases
+        .iter()
+        .filter(|(_, id)| *id == version_id)
+        .map(|(alias, _)| alias.clone())
+        .collect()
+}
+
+/// Tags as a table; with `action`, each can be deleted and a form sets one.
+pub fn tags_editor(ctx: &Ctx, id: &str, tags: &[KeyValue], action: Option<&str>) -> Markup {
+    html! {
+        div.tags-editor id=(id) {
+            @if tags.is_empty() {
+                p.empty-text { "No metadata." }
+            } @else {
+                table.list.kv {
+                    tbody {
+                        @for tag in tags {
+                            tr data-tag=(tag.key) {
+                                td.mono { (tag.key) }
+                                td { (tag.value) }
+                                @if let Some(action) = action {
+                                    td.actions {
+                                        form.inline method="post" action=(action) {
+                                            (layout::csrf_input(&ctx.visitor))
+                                            input type="hidden" name="delete" value=(tag.key);
+                                            button.link.small type="submit" title=(format!("Delete {}", tag.key)) { "Delete" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(action) = action {
+                form.toolbar.tag-form method="post" action=(action) {
+                    (layout::csrf_input(&ctx.visitor))
+                    input type="text" name="key" placeholder="key" aria-label="Tag key" required maxlength="250";
+                    input type="text" name="value" placeholder="value" aria-label="Tag value";
+                    button type="submit" { "Set tag" }
+                }
+            }
+        }
+    }
+}
+
+/// Applies a tag form: `delete=<key>`, or `key` and `value` to set.
+pub async fn apply_tag_form(ctx: &Ctx<'_>, owner: TagOwner, form: &Form) -> Result<(), Error> {
+    let registry = ctx.registry();
+    if let Some(key) = form.text("delete") {
+        return registry
+            .delete_tag(&ctx.visitor.caller, &ctx.access, owner, &key)
+            .await;
+    }
+    let key = form.text("key").ok_or_else(|| Error::missing("key"))?;
+    let tag = KeyValue {
+        key,
+        value: form.get("value").unwrap_or("").to_string(),
+    };
+    registry
+        .set_tags(&ctx.visitor.caller, &ctx.access, owner, &[tag])
+        .await
+}
+
+/// Sets or deletes one of a model's tags.
+pub async fn tags(ctx: &Ctx<'_>, model_id: u64, request: Request) -> WebResult<Response> {
+    let form = form::read(&ctx.visitor, request).await?;
+    let model = ctx.model(model_id)?;
+    match apply_tag_form(ctx, TagOwner::Model(model.id), &form).await {
+        Ok(()) => Ok(see_other(&format!(
+            "{}#model-tags",
+            ctx.ml(&format!("models/{}", model.id))
+        ))),
+        Err(error) if is_input_error(&error) || matches!(error, Error::NotFound("Tag")) => {
+            Err(WebError::BadForm(error.to_string()))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Whether a version filter is a SemVer requirement (`^2.2`, `~2.2`, `2.*`, `>=1, <2`) rather
+/// than a prefix of version strings (`1.2`).
+fn is_requirement(filter: &str) -> bool {
+    filter.contains(['^', '~', '*', '<', '>', '=', ',', 'x', 'X', ' '])
+        || filter.eq_ignore_ascii_case("latest")
+}
+
 pub fn status_badge(candidate: &Candidate) -> Markup {
     let status = candidate.status.as_str();
     html! { span class=(format!("badge status-{}", status.to_lowercase())) { (status.to_lowercase()) } }
@@ -110,6 +206,23 @@ pub fn index(ctx: &Ctx, query: Option<&str>) -> WebResult<Response> {
         format!("{}?{}", ctx.ml("models"), params.finish())
     };
     let can_write = ctx.can_write();
+    // Each model's aliases with the version string they name (a model has a few).
+    let mut rows = Vec::with_capacity(page.items.len());
+    for summary in &page.items {
+        let mut aliases = Vec::new();
+        for (alias, id) in ctx.registry().aliases(summary.model.id)? {
+            let named = match &summary.latest {
+                Some(latest) if latest.id == id => latest.version.clone(),
+                _ => ctx
+                    .registry()
+                    .version(id)
+                    .map(|v| v.version)
+                    .unwrap_or_default(),
+            };
+            aliases.push((alias, named));
+        }
+        rows.push((summary, aliases));
+    }
     let body = html! {
         div.page-head {
             div {
@@ -136,9 +249,9 @@ pub fn index(ctx: &Ctx, query: Option<&str>) -> WebResult<Response> {
                 p.empty-text { "No model matches “" (search.as_deref().unwrap_or("")) "”." }
             } @else {
                 table.list #models {
-                    thead { tr { th { "Model" } th { "Latest version" } th { "Author" } th { "Created" } } }
+                    thead { tr { th { "Model" } th { "Latest version" } th { "Aliases" } th { "Author" } th { "Created" } } }
                     tbody {
-                        @for summary in &page.items {
+                        @for (summary, aliases) in &rows {
                             tr {
                                 td { a.model-link href=(ctx.ml(&format!("models/{}", summary.model.id))) { strong { (summary.model.name) } } }
                                 td {
@@ -148,6 +261,12 @@ pub fn index(ctx: &Ctx, query: Option<&str>) -> WebResult<Response> {
                                             span.muted { " · " (summary.version_count) @if summary.version_count == 1 { " version" } @else { " versions" } }
                                         }
                                         None => span.muted { "No versions" },
+                                    }
+                                }
+                                td.aliases {
+                                    @for (alias, version) in aliases {
+                                        span.badge.alias data-alias=(alias) title=(format!("models:/{}@{alias}", summary.model.name)) { "@" (alias) }
+                                        span.muted.small { " " (version) " " }
                                     }
                                 }
                                 td { (user_name(ctx.registry(), summary.model.author_id).unwrap_or_default()) }
@@ -278,6 +397,7 @@ pub async fn create(ctx: &Ctx<'_>, request: Request) -> WebResult<Response> {
 fn tab_link(ctx: &Ctx, model: &Model, tab: &str, current: &str, label: Markup) -> Markup {
     html! {
         a class=@if tab == current { "active" } @else { "" }
+            aria-current=[(tab == current).then_some("page")]
             href=(format!("{}?tab={tab}", ctx.ml(&format!("models/{}", model.id)))) { (label) }
     }
 }
@@ -294,6 +414,8 @@ pub fn show(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Response
     let version_count = registry.version_count(&model)?;
     let latest_version = registry.latest_version(&model)?;
     let latest = latest_version.as_ref();
+    let aliases = registry.aliases(model.id)?;
+    let model_tags = registry.tags(TagOwner::Model(model.id))?;
     let experiment = registry.experiment(model.experiment_id)?;
     // Every version has its candidate in the model's experiment; the others are candidates.
     let candidate_count = (registry.candidate_count(experiment.id, Lifecycle::Active)?
@@ -324,7 +446,18 @@ pub fn show(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Response
         "versions" => {
             let search = query.text("search").filter(|s| !s.is_empty());
             let request = PageRequest::new(page_number, Some(LIST_PAGE));
+            let mut problem = None;
             let page = match &search {
+                Some(requirement) if is_requirement(requirement) => {
+                    match registry.versions_matching(&model, requirement, request.clone()) {
+                        Ok(page) => page,
+                        Err(error @ Error::BadRequest(_)) => {
+                            problem = Some(error.to_string());
+                            Page::keyed(Vec::new(), 0, request, None)
+                        }
+                        Err(other) => return Err(other.into()),
+                    }
+                }
                 Some(prefix) => registry.versions_with_prefix(&model, prefix, request)?,
                 None => registry.versions_page(&model, false, request)?,
             };
@@ -333,27 +466,37 @@ pub fn show(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Response
             html! {
                 form.toolbar method="get" action=(model_url) role="search" {
                     input type="hidden" name="tab" value="versions";
-                    input type="search" name="search" value=[search.as_deref()] placeholder="Filter by version prefix, e.g. 1.2" aria-label="Filter versions";
+                    input #version-filter type="search" name="search" value=[search.as_deref()] placeholder="Prefix (1.2) or SemVer requirement (^2.2, ~2.2, 2.*)" aria-label="Filter versions";
                     button type="submit" { "Filter" }
+                }
+                @if let Some(problem) = &problem {
+                    div.alert.error role="alert" { (problem) }
                 }
                 @if shown.is_empty() {
                     p.empty-text { @if version_count == 0 { "This model has no versions yet." } @else { "No version matches." } }
                 } @else {
-                    table.list #versions {
-                        thead { tr { th { "Version" } th { "Created" } th { "Author" } th { "Description" } } }
-                        tbody {
-                            @for v in &shown {
-                                tr {
-                                    td {
-                                        a.version-link href=(ctx.ml(&format!("models/{}/versions/{}", model.id, v.id))) { strong { (v.version) } }
-                                        (version_badges(v, latest.is_some_and(|l| l.id == v.id)))
+                    form #compare-versions method="get" action=(format!("{model_url}/compare")) {
+                        div.scroll {
+                            table.list #versions {
+                                thead { tr { th.select { span.visually-hidden { "Select" } } th { "Version" } th { "Created" } th { "Author" } th { "Description" } } }
+                                tbody {
+                                    @for v in &shown {
+                                        tr data-version=(v.version) {
+                                            td.select { input type="checkbox" name="versions" value=(v.version) aria-label=(format!("Select {}", v.version)); }
+                                            td {
+                                                a.version-link href=(ctx.ml(&format!("models/{}/versions/{}", model.id, v.id))) { strong { (v.version) } }
+                                                (version_badges(v, latest.is_some_and(|l| l.id == v.id)))
+                                                (alias_badges(&aliases_by_version(&aliases, v.id)))
+                                            }
+                                            td { (layout::time(&v.created_at)) }
+                                            td { (user_name(registry, v.author_id).unwrap_or_default()) }
+                                            td.muted { (v.description.lines().next().unwrap_or("")) }
+                                        }
                                     }
-                                    td { (layout::time(&v.created_at)) }
-                                    td { (user_name(registry, v.author_id).unwrap_or_default()) }
-                                    td.muted { (v.description.lines().next().unwrap_or("")) }
                                 }
                             }
                         }
+                        div.toolbar.below { button #compare-button type="submit" { "Compare selected versions" } }
                     }
                     (page_links(&model_url, "versions", search.as_deref(), page_number.unwrap_or(1), next_page))
                 }
@@ -424,11 +567,27 @@ pub fn show(ctx: &Ctx, model_id: u64, query: Option<&str>) -> WebResult<Response
                             None => span.muted { "None" },
                         }
                     }
+                    dt { "Aliases" }
+                    dd #model-aliases {
+                        @if aliases.is_empty() { span.muted { "None" } }
+                        @for (alias, id) in &aliases {
+                            div.alias data-alias=(alias) {
+                                span.badge.alias { "@" (alias) }
+                                " → "
+                                a href=(ctx.ml(&format!("models/{}/versions/{id}", model.id))) {
+                                    (registry.version(*id).map(|v| v.version).unwrap_or_default())
+                                }
+                                (layout::snippet(&format!("models:/{}@{alias}", model.name)))
+                            }
+                        }
+                    }
                     dt { "Versions" } dd { (version_count) }
                     dt { "Candidates" } dd { (candidate_count) }
                     dt { "Experiment" } dd { a href=(ctx.ml(&format!("experiments/{}", experiment.iid))) { (experiment.name) } }
                     dt { "Package" } dd.mono { (model.name) "/<version>" }
                 }
+                h3 { "Tags" }
+                (tags_editor(ctx, "model-tags", &model_tags, can_write.then(|| format!("{model_url}/tags")).as_deref()))
             }
         }
     };

@@ -58,7 +58,8 @@ fn projects_page(state: &AppState, headers: &HeaderMap) -> WebResult<Response> {
                     p { "There are no public projects. " a href="/users/sign_in" { "Sign in" } " to see yours." }
                 } @else {
                     p { "Create one with the API:" }
-                    (layout::snippet("curl -H \"PRIVATE-TOKEN: $TOKEN\" -X POST <this server>/api/v4/projects \\\n  -d name=fraud -d visibility=private"))
+                    (layout::snippet(&format!("curl -H \"PRIVATE-TOKEN: $TOKEN\" -X POST {}/api/v4/projects \\\n  -d name=fraud -d visibility=private", state.base_url(headers))))
+                    p.muted { "Create a token for " code { "$TOKEN" } " on your " a href="/-/user_settings/personal_access_tokens" { "access tokens page" } "." }
                 }
             }
         } @else {

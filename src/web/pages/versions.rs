@@ -7,9 +7,11 @@ use axum::response::Response;
 use futures_util::TryStreamExt;
 use maud::{html, Markup};
 
-use super::models::{is_input_error, version_badges};
-use super::run_details::{ci_section, files_table, key_value_table, metric_charts, CHART_POINTS};
+use super::models::{alias_badges, is_input_error, tags_editor, version_badges};
+use super::run_details::{ci_section, files_table, metrics_section, FileLinks, CHART_POINTS};
 use super::{see_other, user_name, Ctx};
+use crate::api::registry::views::encode_segment;
+use crate::domain::access::Action;
 use crate::domain::ml_records::{Model, ModelVersion, TagOwner};
 use crate::domain::models::{ModelFileOwner, NewVersion, MAX_DESCRIPTION};
 use crate::domain::packages::{join_file_path, IncomingFile};
@@ -245,7 +247,7 @@ async fn create_with_upload(
             Some(version) => version,
             None => create_from_form(ctx, model, form).await?,
         };
-        let stored = store_file(ctx, &version, form, &file_name, field).await;
+        let stored = store_file(ctx, &version, &form.subfolder, &file_name, field).await;
         if let Err(error) = stored {
             // Nothing half-made stays: the version goes again with whatever was stored.
             let _ = ctx
@@ -265,7 +267,7 @@ async fn create_with_upload(
 async fn store_file(
     ctx: &Ctx<'_>,
     version: &ModelVersion,
-    form: &VersionForm,
+    subfolder: &str,
     file_name: &str,
     field: multer::Field<'static>,
 ) -> WebResult<()> {
@@ -276,7 +278,7 @@ async fn store_file(
         .unwrap_or(file_name)
         .to_string();
     names::model_file_name(&base)?;
-    let subfolder = (!form.subfolder.is_empty()).then_some(form.subfolder.as_str());
+    let subfolder = (!subfolder.is_empty()).then_some(subfolder);
     if let Some(subfolder) = subfolder {
         names::file_path(subfolder)?;
     }
@@ -320,57 +322,162 @@ fn model_version(ctx: &Ctx, model: &Model, version_id: u64) -> WebResult<ModelVe
     Ok(version)
 }
 
-pub fn show(ctx: &Ctx, model_id: u64, version_id: u64) -> WebResult<Response> {
-    let registry = ctx.registry();
+pub fn show(ctx: &Ctx, model_id: u64, version_id: u64, query: Option<&str>) -> WebResult<Response> {
     let model = ctx.model(model_id)?;
     let version = model_version(ctx, &model, version_id)?;
+    Ok(layout::ok(render(ctx, &model, &version, query, None)?))
+}
+
+/// The version page, with `problem` shown above its forms when one of them failed.
+fn render(
+    ctx: &Ctx,
+    model: &Model,
+    version: &ModelVersion,
+    query: Option<&str>,
+    problem: Option<&str>,
+) -> WebResult<Markup> {
+    let registry = ctx.registry();
     let latest = registry
-        .latest_version(&model)?
+        .latest_version(model)?
         .is_some_and(|v| v.id == version.id);
     let candidate = registry.candidate(version.candidate_id)?;
-    let files = registry.version_files(&version)?;
+    let files = registry.version_files(version)?;
     let params = registry.params(candidate.id)?;
     let metadata = registry.tags(TagOwner::Version(version.id))?;
+    let all_aliases = registry.aliases(model.id)?;
+    let aliases: Vec<String> = all_aliases
+        .iter()
+        .filter(|(_, id)| *id == version.id)
+        .map(|(alias, _)| alias.clone())
+        .collect();
     // Charts draw a thinned series, read by seeking: bounded work however much was logged.
     let history = registry.metric_series(candidate.id, CHART_POINTS)?;
-    let url = version_url(ctx, &model, &version);
+    let latest_metrics = registry.latest_metrics(candidate.id)?;
+    let url = version_url(ctx, model, version);
     let model_url = ctx.ml(&format!("models/{}", model.id));
     let author = user_name(registry, version.author_id);
+    let can_write = ctx.can_write();
+    let may_delete_files = ctx.may(Action::DeletePackages) && ctx.may(Action::DeleteModelPackages);
+    let source_run = version
+        .source_run_id
+        .as_deref()
+        .filter(|run| *run != candidate.run_id)
+        .and_then(|run| {
+            registry
+                .candidate_by_run_id(ctx.access.project.id, run)
+                .ok()
+        });
+    let links = FileLinks {
+        page: url.clone(),
+        api: format!(
+            "{}/packages/generic/{}/{}",
+            ctx.api_root(),
+            encode_segment(&model.name),
+            encode_segment(&version.version)
+        ),
+        delete_action: may_delete_files.then(|| format!("{url}/files/delete")),
+    };
+    let version_uri = format!("models:/{}/{}", model.name, version.seq);
     let body = html! {
         div.page-head {
             div {
-                h1 { a href=(model_url) { (model.name) } " / " (version.version) (version_badges(&version, latest)) }
+                h1 { a href=(model_url) { (model.name) } " / " (version.version) (version_badges(version, latest)) (alias_badges(&aliases)) }
                 p.subtitle { "Version created " (layout::time(&version.created_at)) @if let Some(author) = &author { " by " (author) } }
             }
             div.actions {
-                @if ctx.can_write() {
+                @if can_write {
                     (layout::post_button(&ctx.visitor, &format!("{url}/delete"), "Delete version", "danger",
                         Some(&format!("Delete version {} of {} and its files? This cannot be undone.", version.version, model.name))))
                 }
             }
+        }
+        @if let Some(problem) = problem {
+            div.alert.error role="alert" { (problem) }
         }
         div.layout {
             div {
                 @if !version.description.trim().is_empty() {
                     div.card.markdown #description { (layout::trusted(markdown::render(&version.description))) }
                 }
+                @if can_write {
+                    details.edit #edit-description {
+                        summary { @if version.description.trim().is_empty() { "Add a description" } @else { "Edit description" } }
+                        form.form method="post" action=(format!("{url}/edit")) {
+                            (layout::csrf_input(&ctx.visitor))
+                            textarea #version-description name="description" maxlength=(MAX_DESCRIPTION) { (version.description) }
+                            div.buttons { button.primary type="submit" { "Save description" } }
+                        }
+                    }
+                }
                 h2 { "Files " span.count { (files.len()) } }
-                (files_table(ctx, &files, &url, (&model.name, &version.version)))
+                (files_table(ctx, &files, &links))
+                @if can_write {
+                    details.edit #add-files open[files.is_empty()] {
+                        summary { "Add files" }
+                        form.form method="post" action=(format!("{url}/files")) enctype="multipart/form-data" data-progress="upload-progress" {
+                            (layout::csrf_input(&ctx.visitor))
+                            label for="subfolder" { "Subfolder (optional)" }
+                            input #subfolder type="text" name="subfolder" placeholder="e.g. weights";
+                            label for="files-input" { "Files" }
+                            div.dropzone {
+                                input #files-input type="file" name="file" multiple required;
+                                p.hint data-file-for="files-input" {}
+                                p.hint { "Several at once; each is streamed to the registry. A file with a name the version has replaces it for downloads." }
+                            }
+                            progress #upload-progress max="100" value="0" hidden {}
+                            p.hint #upload-status aria-live="polite" {}
+                            div.buttons { button.primary type="submit" { "Upload" } }
+                        }
+                    }
+                }
                 h2 { "Metrics" }
-                (metric_charts(&history))
+                (metrics_section(&url, query, &latest_metrics, &history))
                 h2 { "Parameters" }
-                (key_value_table("params", &params, "No parameters logged."))
+                (super::run_details::key_value_table("params", &params, "No parameters logged."))
                 h2 { "Metadata" }
-                (key_value_table("metadata", &metadata, "No metadata."))
+                (tags_editor(ctx, "metadata", &metadata, can_write.then(|| format!("{url}/tags")).as_deref()))
             }
             aside.sidebar {
+                h3 { "Aliases" }
+                div #aliases {
+                    @if aliases.is_empty() { p.empty-text { "No alias names this version." } }
+                    @for alias in &aliases {
+                        div.alias data-alias=(alias) {
+                            span.badge.alias { "@" (alias) }
+                            @if can_write {
+                                " "
+                                form.inline method="post" action=(format!("{url}/aliases/delete")) {
+                                    (layout::csrf_input(&ctx.visitor))
+                                    input type="hidden" name="alias" value=(alias);
+                                    button.link.small type="submit" title=(format!("Remove @{alias}")) { "Remove" }
+                                }
+                            }
+                            (layout::snippet(&format!("models:/{}@{alias}", model.name)))
+                        }
+                    }
+                    @if can_write {
+                        form.form.alias-form #set-alias method="post" action=(format!("{url}/aliases")) {
+                            (layout::csrf_input(&ctx.visitor))
+                            label for="alias" { "Set an alias" }
+                            input #alias type="text" name="alias" list="known-aliases" placeholder="champion" required maxlength="255";
+                            datalist #known-aliases { @for (alias, _) in &all_aliases { option value=(alias) {} } }
+                            p.hint { "An alias another version has moves here." }
+                            div.buttons { button type="submit" { "Set alias" } }
+                        }
+                    }
+                }
+                h3 { "MLflow URI" }
+                (layout::snippet(&version_uri))
                 h3 { "CI/CD" }
                 (ci_section(candidate.ci.as_ref()))
                 dl {
-                    dt { "Run" } dd { a href=(ctx.ml(&format!("candidates/{}", candidate.iid))) { "Candidate #" (candidate.iid) } div.mono.muted { (candidate.run_id) } }
-                    dt { "Package" } dd.mono { (model.name) "/" (version.version) }
+                    dt { "Run" } dd #lineage { a href=(ctx.ml(&format!("candidates/{}", candidate.iid))) { (super::experiments::run_title(&candidate)) } div.mono.muted.wrap { (candidate.run_id) } }
+                    @if let Some(run) = &source_run {
+                        dt { "Source run" } dd { a href=(ctx.ml(&format!("candidates/{}", run.iid))) { (super::experiments::run_title(run)) } }
+                    }
+                    dt { "Package" } dd.mono.wrap { (model.name) "/" (version.version) }
                     dt { "Version id" } dd { (version.id) }
-                    @if let Some(source) = &version.source { dt { "Source" } dd.mono { (source) } }
+                    @if let Some(source) = &version.source { dt { "Source" } dd.mono.wrap { (source) } }
                 }
             }
         }
@@ -378,12 +485,244 @@ pub fn show(ctx: &Ctx, model_id: u64, version_id: u64) -> WebResult<Response> {
     let mut crumbs = ctx.registry_crumbs();
     crumbs.push(Crumb::new(model.name.clone(), model_url));
     crumbs.push(Crumb::new(version.version.clone(), url.clone()));
-    Ok(layout::ok(layout::page(
+    Ok(layout::page(
         &format!("{} {}", model.name, version.version),
         &ctx.visitor,
         &crumbs,
         body,
-    )))
+    ))
+}
+
+/// Answers a failed form of the version page: the page again with the problem, or the error.
+fn again(ctx: &Ctx, model: &Model, version: &ModelVersion, error: Error) -> WebResult<Response> {
+    if is_input_error(&error) || matches!(error, Error::NotFoundMessage(_)) {
+        return Ok(layout::respond(
+            StatusCode::BAD_REQUEST,
+            render(ctx, model, version, None, Some(&error.to_string()))?,
+        ));
+    }
+    Err(error.into())
+}
+
+pub async fn update(
+    ctx: &Ctx<'_>,
+    model_id: u64,
+    version_id: u64,
+    request: Request,
+) -> WebResult<Response> {
+    let form = crate::web::form::read(&ctx.visitor, request).await?;
+    let model = ctx.model(model_id)?;
+    let version = model_version(ctx, &model, version_id)?;
+    let description = form.get("description").unwrap_or_default().to_string();
+    match ctx
+        .registry()
+        .update_version_description(&ctx.visitor.caller, &ctx.access, version.id, &description)
+        .await
+    {
+        Ok(version) => Ok(see_other(&version_url(ctx, &model, &version))),
+        Err(error) => again(ctx, &model, &version, error),
+    }
+}
+
+pub async fn set_alias(
+    ctx: &Ctx<'_>,
+    model_id: u64,
+    version_id: u64,
+    request: Request,
+) -> WebResult<Response> {
+    let form = crate::web::form::read(&ctx.visitor, request).await?;
+    let model = ctx.model(model_id)?;
+    let version = model_version(ctx, &model, version_id)?;
+    let alias = form.text("alias").unwrap_or_default();
+    match ctx
+        .registry()
+        .set_alias(&ctx.visitor.caller, &ctx.access, &version, &alias)
+        .await
+    {
+        Ok(()) => Ok(see_other(&version_url(ctx, &model, &version))),
+        Err(error) => again(ctx, &model, &version, error),
+    }
+}
+
+pub async fn delete_alias(
+    ctx: &Ctx<'_>,
+    model_id: u64,
+    version_id: u64,
+    request: Request,
+) -> WebResult<Response> {
+    let form = crate::web::form::read(&ctx.visitor, request).await?;
+    let model = ctx.model(model_id)?;
+    let version = model_version(ctx, &model, version_id)?;
+    let alias = form.text("alias").unwrap_or_default();
+    match ctx
+        .registry()
+        .delete_alias(&ctx.visitor.caller, &ctx.access, model.id, &alias)
+        .await
+    {
+        Ok(()) => Ok(see_other(&version_url(ctx, &model, &version))),
+        Err(error) => again(ctx, &model, &version, error),
+    }
+}
+
+/// Sets (`key`, `value`) or deletes (`delete` = key) one of the version's tags.
+pub async fn tags(
+    ctx: &Ctx<'_>,
+    model_id: u64,
+    version_id: u64,
+    request: Request,
+) -> WebResult<Response> {
+    let form = crate::web::form::read(&ctx.visitor, request).await?;
+    let model = ctx.model(model_id)?;
+    let version = model_version(ctx, &model, version_id)?;
+    match super::models::apply_tag_form(ctx, TagOwner::Version(version.id), &form).await {
+        Ok(()) => Ok(see_other(&format!(
+            "{}#metadata",
+            version_url(ctx, &model, &version)
+        ))),
+        Err(error) => again(ctx, &model, &version, error),
+    }
+}
+
+pub async fn delete_file(
+    ctx: &Ctx<'_>,
+    model_id: u64,
+    version_id: u64,
+    request: Request,
+) -> WebResult<Response> {
+    let form = crate::web::form::read(&ctx.visitor, request).await?;
+    let model = ctx.model(model_id)?;
+    let version = model_version(ctx, &model, version_id)?;
+    let file_id = form
+        .get("file_id")
+        .and_then(|id| id.parse::<u64>().ok())
+        .ok_or_else(|| Error::missing("file_id"))?;
+    ctx.registry()
+        .delete_package_file(
+            &ctx.visitor.caller,
+            &ctx.access,
+            version.package_id,
+            file_id,
+        )
+        .await?;
+    Ok(see_other(&version_url(ctx, &model, &version)))
+}
+
+/// At most this many parts in a form that adds files (the token, a subfolder, the files).
+const MAX_FILE_PARTS: usize = 66;
+
+/// Adds the posted files to an existing version, streamed one after the other; the CSRF token
+/// comes before any file (in the header, the query or the first parts).
+pub async fn add_files(
+    ctx: &Ctx<'_>,
+    model_id: u64,
+    version_id: u64,
+    request: Request,
+) -> WebResult<Response> {
+    let model = ctx.model(model_id)?;
+    let version = model_version(ctx, &model, version_id)?;
+    ctx.require_write()?;
+    let mut token_checked = false;
+    if let Some(token) = token_outside_body(&request) {
+        ctx.visitor.check_csrf(Some(&token))?;
+        token_checked = true;
+    }
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary = multer::parse_boundary(content_type).map_err(bad_multipart)?;
+    let limits = multer::SizeLimit::new()
+        .per_field(MAX_TEXT_FIELD)
+        .for_field(
+            "file",
+            ctx.registry().limits.model_file_bytes.saturating_add(1),
+        );
+    let mut multipart = multer::Multipart::with_constraints(
+        request.into_body().into_data_stream(),
+        boundary,
+        multer::Constraints::new()
+            .allowed_fields(vec![CSRF_FIELD, "subfolder", "file"])
+            .size_limit(limits),
+    );
+    let mut subfolder = String::new();
+    let mut parts = 0;
+    let mut stored = 0;
+    while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
+        parts += 1;
+        if parts > MAX_FILE_PARTS {
+            return Err(WebError::BadForm(format!(
+                "The form has more than {MAX_FILE_PARTS} parts."
+            )));
+        }
+        let name = field.name().unwrap_or("").to_string();
+        if name != "file" {
+            let value = field.text().await.map_err(bad_multipart)?;
+            match name.as_str() {
+                CSRF_FIELD => {
+                    ctx.visitor.check_csrf(Some(&value))?;
+                    token_checked = true;
+                }
+                "subfolder" => subfolder = value.trim().trim_matches('/').to_string(),
+                _ => {}
+            }
+            continue;
+        }
+        if !token_checked {
+            return Err(WebError::Csrf);
+        }
+        let file_name = field.file_name().unwrap_or("").to_string();
+        if file_name.is_empty() {
+            continue;
+        }
+        if let Err(WebError::Domain(error)) =
+            store_file(ctx, &version, &subfolder, &file_name, field).await
+        {
+            return again(ctx, &model, &version, error);
+        }
+        stored += 1;
+    }
+    if !token_checked {
+        return Err(WebError::Csrf);
+    }
+    if stored == 0 {
+        return again(ctx, &model, &version, Error::missing("file"));
+    }
+    Ok(see_other(&version_url(ctx, &model, &version)))
+}
+
+/// A page previewing one of the version's files.
+pub async fn preview(
+    ctx: &Ctx<'_>,
+    model_id: u64,
+    version_id: u64,
+    path: &str,
+) -> WebResult<Response> {
+    let model = ctx.model(model_id)?;
+    let version = model_version(ctx, &model, version_id)?;
+    let file = ctx.registry().version_file(&version, path)?;
+    let url = version_url(ctx, &model, &version);
+    let mut crumbs = ctx.registry_crumbs();
+    crumbs.push(Crumb::new(
+        model.name.clone(),
+        ctx.ml(&format!("models/{}", model.id)),
+    ));
+    crumbs.push(Crumb::new(version.version.clone(), url.clone()));
+    super::artifacts::preview(ctx, &file, &url, crumbs).await
+}
+
+/// One of the version's images, inline.
+pub async fn raw(
+    ctx: &Ctx<'_>,
+    model_id: u64,
+    version_id: u64,
+    path: &str,
+    request: Request,
+) -> WebResult<Response> {
+    let model = ctx.model(model_id)?;
+    let version = model_version(ctx, &model, version_id)?;
+    let file = ctx.registry().version_file(&version, path)?;
+    super::artifacts::raw_image(ctx, &file, request).await
 }
 
 pub async fn delete(
