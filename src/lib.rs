@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod identity;
 pub mod server;
 pub mod state;
 pub mod store;

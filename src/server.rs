@@ -134,7 +134,18 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         min_bytes_per_second: args.body_min_rate,
     };
     let settings = Settings::new(args.external_url.clone()).with_body_pace(pace);
-    let state = AppState::new(Arc::new(registry), settings);
+    let mut audiences = args.oidc_audience.clone();
+    if audiences.is_empty() {
+        if let Some(url) = &args.external_url {
+            audiences.push(url.trim_end_matches('/').to_string());
+        }
+    }
+    let identities = crate::identity::Identities::new(
+        args.gitlab_url.clone(),
+        args.oidc_issuer.clone(),
+        audiences,
+    );
+    let state = AppState::new(Arc::new(registry), settings).with_identities(identities);
     let signalled = shutdown_signal()?;
     let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
     // Set once shutdown begins, for the metrics address to stop with the main one.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::api::body_guard::BodyPace;
 use crate::domain::Registry;
+use crate::identity::Identities;
 use crate::telemetry::Telemetry;
 
 #[derive(Clone)]
@@ -12,6 +13,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub telemetry: Arc<Telemetry>,
     pub settings: Arc<Settings>,
+    /// The verifiers of CI identities (GitLab job tokens, OIDC ID tokens).
+    pub identities: Arc<Identities>,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +55,14 @@ impl AppState {
             registry,
             telemetry: Arc::new(Telemetry::default()),
             settings: Arc::new(settings),
+            identities: Arc::new(Identities::none()),
+        }
+    }
+
+    pub fn with_identities(self, identities: Identities) -> Self {
+        AppState {
+            identities: Arc::new(identities),
+            ..self
         }
     }
 

@@ -59,10 +59,19 @@ pub enum Table {
     LoggedModels,
     LoggedModelsByKey,
     LoggedModelsByExperiment,
+    Groups,
+    GroupsByPath,
+    GroupMembers,
+    GroupMembersByUser,
+    DeployTokens,
+    DeployTokensByHash,
+    DeployTokensByProject,
+    TrustedPublishers,
+    TrustedPublishersByProject,
 }
 
 impl Table {
-    pub const ALL: [Table; 49] = [
+    pub const ALL: [Table; 58] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -112,6 +121,15 @@ impl Table {
         Table::LoggedModels,
         Table::LoggedModelsByKey,
         Table::LoggedModelsByExperiment,
+        Table::Groups,
+        Table::GroupsByPath,
+        Table::GroupMembers,
+        Table::GroupMembersByUser,
+        Table::DeployTokens,
+        Table::DeployTokensByHash,
+        Table::DeployTokensByProject,
+        Table::TrustedPublishers,
+        Table::TrustedPublishersByProject,
     ];
 
     pub fn name(self) -> &'static str {
@@ -165,6 +183,15 @@ impl Table {
             Table::LoggedModels => "logged_models",
             Table::LoggedModelsByKey => "logged_models_by_key",
             Table::LoggedModelsByExperiment => "logged_models_by_experiment",
+            Table::Groups => "groups",
+            Table::GroupsByPath => "groups_by_path",
+            Table::GroupMembers => "group_members",
+            Table::GroupMembersByUser => "group_members_by_user",
+            Table::DeployTokens => "deploy_tokens",
+            Table::DeployTokensByHash => "deploy_tokens_by_hash",
+            Table::DeployTokensByProject => "deploy_tokens_by_project",
+            Table::TrustedPublishers => "trusted_publishers",
+            Table::TrustedPublishersByProject => "trusted_publishers_by_project",
         }
     }
 

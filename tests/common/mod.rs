@@ -2,6 +2,8 @@
 //! dir, talk HTTP to it, kill and restart it.
 #![allow(dead_code)]
 
+pub mod stubs;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

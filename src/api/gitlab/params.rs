@@ -1,5 +1,6 @@
-//! Request parameters as GitLab takes them: from the query string and from a JSON or
-//! form-encoded body, with lenient types (`"30"` and `30` are the same access level).
+//! Request parameters as GitLab takes them: from the query string and from a JSON,
+//! form-encoded or multipart body, with lenient types (`"30"` and `30` are the same access
+//! level).
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
@@ -47,6 +48,45 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
+        if content_type.starts_with("multipart/form-data") {
+            let boundary = multer::parse_boundary(&content_type)
+                .map_err(|_| Error::bad("the multipart body has no boundary"))?;
+            let constraints = multer::Constraints::new().size_limit(
+                multer::SizeLimit::new()
+                    .whole_stream(MAX_PARAMS_BODY as u64)
+                    .per_field(MAX_PARAMS_BODY as u64),
+            );
+            let mut form = multer::Multipart::with_constraints(
+                request.into_body().into_data_stream(),
+                boundary,
+                constraints,
+            );
+            while let Some(field) = form
+                .next_field()
+                .await
+                .map_err(|e| Error::bad(format!("the multipart body is unreadable: {e}")))?
+            {
+                let Some(name) = field.name().map(str::to_string) else {
+                    continue;
+                };
+                if field.file_name().is_some() {
+                    // Files (avatars) are not kept; their bytes are read and dropped.
+                    field.bytes().await.map_err(|e| {
+                        Error::bad(format!("the multipart body is unreadable: {e}"))
+                    })?;
+                    continue;
+                }
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|e| Error::bad(format!("the multipart body is unreadable: {e}")))?;
+                let pair = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair(&name, &text)
+                    .finish();
+                merge_pairs(&mut map, url::form_urlencoded::parse(pair.as_bytes()));
+            }
+            return Ok(Params(map));
+        }
         let bytes = axum::body::to_bytes(request.into_body(), MAX_PARAMS_BODY)
             .await
             .map_err(|_| Error::bad("request body is too large or unreadable"))?;
@@ -110,9 +150,10 @@ impl Params {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) => match s.as_str() {
-                "true" | "1" | "yes" => Ok(Some(true)),
-                "false" | "0" | "no" => Ok(Some(false)),
+            // Grape's Boolean: python-gitlab sends `True`, shells send `t` or `on`.
+            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "t" | "1" | "yes" | "y" | "on" => Ok(Some(true)),
+                "false" | "f" | "0" | "no" | "n" | "off" => Ok(Some(false)),
                 _ => Err(Error::invalid(key)),
             },
             Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),

@@ -11,8 +11,10 @@
 
 pub mod candidates;
 pub mod counters;
+pub mod deploy_tokens;
 pub mod experiments;
 pub mod files;
+pub mod groups;
 pub mod logged_models;
 pub mod members;
 pub mod metrics;
@@ -25,6 +27,7 @@ pub mod semver_key;
 pub mod sessions;
 pub mod tags;
 pub mod tokens;
+pub mod trusted_publishers;
 pub mod upgrade;
 pub mod users;
 pub mod versions;

@@ -9,9 +9,21 @@
 use std::collections::HashMap;
 
 use super::{
-    candidates::Candidates, experiments::Experiments, files::Files, logged_models::LoggedModels,
-    members::Members, models::Models, packages::Packages, projects::Projects, tokens::Tokens,
-    users::Users, versions::Versions, Schema,
+    candidates::Candidates,
+    deploy_tokens::DeployTokens,
+    experiments::Experiments,
+    files::Files,
+    groups::{GroupMembers, Groups},
+    logged_models::LoggedModels,
+    members::Members,
+    models::Models,
+    packages::Packages,
+    projects::Projects,
+    tokens::Tokens,
+    trusted_publishers::TrustedPublishers,
+    users::Users,
+    versions::Versions,
+    Schema,
 };
 use crate::domain::ml_records::{Candidate, Model, ModelVersion};
 use crate::store::meta::{
@@ -29,7 +41,7 @@ pub const STEPS: &[Step] = &[Step {
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 33] = [
+const DERIVED: [Table; 38] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -63,6 +75,11 @@ const DERIVED: [Table; 33] = [
     Table::Revisions,
     Table::LoggedModelsByKey,
     Table::LoggedModelsByExperiment,
+    Table::GroupsByPath,
+    Table::GroupMembersByUser,
+    Table::DeployTokensByHash,
+    Table::DeployTokensByProject,
+    Table::TrustedPublishersByProject,
 ];
 
 fn transact(
@@ -140,6 +157,10 @@ fn rebuild(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     records += rebuild_kind::<Experiments>(meta)?;
     records += rebuild_kind::<Candidates>(meta)?;
     records += rebuild_kind::<LoggedModels>(meta)?;
+    records += rebuild_kind::<Groups>(meta)?;
+    records += rebuild_kind::<GroupMembers>(meta)?;
+    records += rebuild_kind::<DeployTokens>(meta)?;
+    records += rebuild_kind::<TrustedPublishers>(meta)?;
     records += rebuild_latest_metrics(meta)?;
     Ok(records)
 }

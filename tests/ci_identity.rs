@@ -1,0 +1,280 @@
+//! CI identities against a real server: GitLab job tokens verified by a stub GitLab's
+//! `/api/v4/job`, OIDC ID tokens of a local issuer (trusted publishing), deploy tokens and
+//! project access tokens. Whatever a CI identity creates records its verified CI link.
+
+mod common;
+
+use base64::Engine;
+use common::stubs::StubGitlab;
+use common::*;
+use serde_json::json;
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn upload(server: &TestServer, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    raw(&server.base, "PUT", path, headers, body)
+}
+
+/// A private project of root's that trusts the jobs of `trusted` GitLab projects.
+fn trusting_project(server: &TestServer, name: &str, trusted: &[&str]) -> u64 {
+    let id = project(server, name, "private");
+    let reply = Api::root(server).put_json(
+        &format!("/api/v4/projects/{id}"),
+        json!({ "ci_job_token_gitlab_projects": trusted }),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json()["ci_job_token_gitlab_projects"],
+        json!(trusted),
+        "the setting is shown"
+    );
+    id
+}
+
+#[test]
+fn job_tokens_of_trusted_projects_upload_and_link_what_they_create() {
+    let gitlab = StubGitlab::start();
+    let job = gitlab.add_job("job-token-1", 101, 42, "ml-team/trainer");
+    let server = TestServer::start_with(&["--gitlab-url", &gitlab.url]);
+    let id = trusting_project(&server, "fraud", &["ml-team/trainer"]);
+    let root = Api::root(&server);
+    let model = root.post_json(
+        &format!("/api/v4/projects/{id}/ml/models"),
+        json!({ "name": "fraud" }),
+    );
+    assert_eq!(model.status, 201, "{}", model.text());
+
+    // GitLab's documented snippet: JOB-TOKEN header, upload of a model version's file.
+    let reply = upload(
+        &server,
+        &format!("/api/v4/projects/{id}/packages/generic/fraud/1.0.0/model.onnx"),
+        &[("JOB-TOKEN", "job-token-1")],
+        b"onnx bytes",
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let version = root.get(&format!(
+        "/api/v4/projects/{id}/ml/models/fraud/versions/1.0.0"
+    ));
+    assert_eq!(version.status, 200, "{}", version.text());
+    let ci = &version.json()["ci_job"];
+    assert_eq!(ci["job_id"], "101");
+    assert_eq!(ci["name"], "train");
+    assert_eq!(ci["url"], job["web_url"]);
+    assert_eq!(ci["pipeline_id"], "1101");
+    assert_eq!(ci["pipeline_url"], job["pipeline"]["web_url"]);
+    assert_eq!(ci["ref"], "main");
+    assert_eq!(ci["sha"], job["pipeline"]["sha"]);
+    assert_eq!(ci["user"], "alice");
+    assert_eq!(
+        ci["verified_by"],
+        format!("gitlab job token: {}", gitlab.url)
+    );
+
+    // `--user gitlab-ci-token:$CI_JOB_TOKEN`, a plain generic package: 201, and the package
+    // and its file carry the pipeline.
+    let auth = basic("gitlab-ci-token", "job-token-1");
+    let reply = upload(
+        &server,
+        &format!(
+            "/api/v4/projects/{id}/packages/generic/data/2024-01/train.csv?select=package_file"
+        ),
+        &[("Authorization", &auth)],
+        b"a,b\n1,2\n",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let file = reply.json();
+    assert_eq!(file["pipelines"][0]["id"], 1101);
+    assert_eq!(file["pipelines"][0]["job"]["id"], "101");
+    let packages = root.get(&format!("/api/v4/projects/{id}/packages?package_name=data"));
+    assert_eq!(
+        packages.json()[0]["pipeline"]["id"],
+        1101,
+        "{}",
+        packages.text()
+    );
+    assert_eq!(
+        packages.json()[0]["pipeline"]["sha"],
+        job["pipeline"]["sha"]
+    );
+
+    // `job_token=` as python-gitlab's job_token sends it is the same identity.
+    let reply = upload(
+        &server,
+        &format!(
+            "/api/v4/projects/{id}/packages/generic/data/2024-02/train.csv?job_token=job-token-1"
+        ),
+        &[],
+        b"x",
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    // Verified once, then cached (at most a minute).
+    assert_eq!(gitlab.calls(), 1, "the job is asked for once");
+
+    // Typed CI tags do not override the verified link: an MLflow run the job creates.
+    let run = raw(
+        &server.base,
+        "POST",
+        &format!("/api/v4/projects/{id}/ml/mlflow/api/2.0/mlflow/runs/create"),
+        &[
+            ("JOB-TOKEN", "job-token-1"),
+            ("Content-Type", "application/json"),
+        ],
+        json!({
+            "experiment_id": model.json()["experiment_iid"].to_string(),
+            "tags": [{ "key": "gitlab.CI_JOB_ID", "value": "666" }]
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    assert_eq!(run.status, 200, "{}", run.text());
+    let run_id = run.json()["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let candidates = root.get(&format!(
+        "/api/v4/projects/{id}/ml/experiments/{}/candidates",
+        model.json()["experiment_iid"]
+    ));
+    let candidate = candidates
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["run_id"] == run_id.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("run listed: {}", candidates.text()));
+    assert_eq!(candidate["ci_job"]["job_id"], "101", "{candidate}");
+
+    // A job acts as a Developer: no package deletes, no settings.
+    let package_id = packages.json()[0]["id"].as_u64().unwrap();
+    let delete = raw(
+        &server.base,
+        "DELETE",
+        &format!("/api/v4/projects/{id}/packages/{package_id}"),
+        &[("JOB-TOKEN", "job-token-1")],
+        b"",
+    );
+    assert_eq!(delete.status, 403, "{}", delete.text());
+    let settings = raw(
+        &server.base,
+        "PUT",
+        &format!("/api/v4/projects/{id}?ci_job_token_gitlab_projects=evil/repo"),
+        &[("JOB-TOKEN", "job-token-1")],
+        b"",
+    );
+    assert_eq!(settings.status, 403, "{}", settings.text());
+    assert!(
+        settings.text().contains("cannot change"),
+        "{}",
+        settings.text()
+    );
+}
+
+#[test]
+fn untrusted_finished_and_unknown_job_tokens_are_refused_naming_why() {
+    let gitlab = StubGitlab::start();
+    gitlab.add_job("foreign-job", 7, 77, "someone/else");
+    gitlab.add_job("short-job", 8, 42, "ml-team/trainer");
+    let server = TestServer::start_with(&["--gitlab-url", &gitlab.url]);
+    let id = trusting_project(&server, "fraud", &["ml-team/trainer", "12345"]);
+    let path = format!("/api/v4/projects/{id}/packages/generic/pkg/1.0.0/f.bin");
+
+    // A job of a project this one does not trust: 403, naming the setting.
+    let reply = upload(&server, &path, &[("JOB-TOKEN", "foreign-job")], b"x");
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    let message = reply.json()["message"].as_str().unwrap().to_string();
+    assert!(message.contains("someone/else"), "{message}");
+    assert!(
+        message.contains("ci_job_token_gitlab_projects"),
+        "{message}"
+    );
+    // ... and it does not download from the private project either.
+    let reply = raw(
+        &server.base,
+        "GET",
+        &path,
+        &[("JOB-TOKEN", "foreign-job")],
+        b"",
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+
+    // A token GitLab does not know (revoked, finished): 401 with the reason.
+    let reply = upload(&server, &path, &[("JOB-TOKEN", "never-issued")], b"x");
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("finished"),
+        "{}",
+        reply.text()
+    );
+    // A job that finishes: its token stops working once the cache entry (a minute at most) is
+    // gone; a fresh server has no cache.
+    gitlab.finish("short-job");
+    let reply = upload(&server, &path, &[("JOB-TOKEN", "short-job")], b"x");
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    let auth = basic("gitlab-ci-token", "short-job");
+    let reply = upload(&server, &path, &[("Authorization", &auth)], b"x");
+    assert_eq!(reply.status, 401, "{}", reply.text());
+
+    // Without --gitlab-url, job tokens are refused and the answer says why.
+    let plain = TestServer::start();
+    let id = project(&plain, "p", "private");
+    let reply = upload(
+        &plain,
+        &format!("/api/v4/projects/{id}/packages/generic/pkg/1.0.0/f.bin"),
+        &[("JOB-TOKEN", "anything")],
+        b"x",
+    );
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert!(reply.text().contains("--gitlab-url"), "{}", reply.text());
+}
+
+#[test]
+fn the_ci_job_level_is_configurable_up_to_maintainer() {
+    let gitlab = StubGitlab::start();
+    gitlab.add_job("maintainer-job", 9, 42, "ml-team/trainer");
+    let server = TestServer::start_with(&["--gitlab-url", &gitlab.url]);
+    let id = trusting_project(&server, "fraud", &["42"]);
+    let root = Api::root(&server);
+    let too_high = root.put_json(
+        &format!("/api/v4/projects/{id}"),
+        json!({ "ci_job_token_access_level": 50 }),
+    );
+    assert_eq!(too_high.status, 400, "{}", too_high.text());
+    let reporter = root.put_json(
+        &format!("/api/v4/projects/{id}"),
+        json!({ "ci_job_token_access_level": 20 }),
+    );
+    assert_eq!(reporter.status, 200, "{}", reporter.text());
+    let path = format!("/api/v4/projects/{id}/packages/generic/pkg/1.0.0/f.bin");
+    let reply = upload(&server, &path, &[("JOB-TOKEN", "maintainer-job")], b"x");
+    assert_eq!(
+        reply.status,
+        403,
+        "a Reporter job uploads no generic packages: {}",
+        reply.text()
+    );
+    root.put_json(
+        &format!("/api/v4/projects/{id}"),
+        json!({ "ci_job_token_access_level": "maintainer" }),
+    );
+    let reply = upload(&server, &path, &[("JOB-TOKEN", "maintainer-job")], b"x");
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let packages = root.get(&format!("/api/v4/projects/{id}/packages"));
+    let package_id = packages.json()[0]["id"].as_u64().unwrap();
+    let delete = raw(
+        &server.base,
+        "DELETE",
+        &format!("/api/v4/projects/{id}/packages/{package_id}"),
+        &[("JOB-TOKEN", "maintainer-job")],
+        b"",
+    );
+    assert_eq!(delete.status, 204, "{}", delete.text());
+}
