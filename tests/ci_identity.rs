@@ -278,3 +278,199 @@ fn the_ci_job_level_is_configurable_up_to_maintainer() {
     );
     assert_eq!(delete.status, 204, "{}", delete.text());
 }
+
+const AUD: &str = "https://modelyard.test";
+
+fn oidc_server(issuer: &common::stubs::StubIssuer) -> TestServer {
+    TestServer::start_with(&["--oidc-issuer", &issuer.url, "--oidc-audience", AUD])
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn add_rule(server: &TestServer, project_id: u64, rule: serde_json::Value) -> Reply {
+    Api::root(server).post_json(
+        &format!("/api/v4/projects/{project_id}/trusted_publishers"),
+        rule,
+    )
+}
+
+#[test]
+fn trusted_publishing_with_matching_id_tokens() {
+    let issuer = common::stubs::StubIssuer::start();
+    let server = oidc_server(&issuer);
+    let id = project(&server, "fraud", "private");
+    let root = Api::root(&server);
+    let rule = add_rule(
+        &server,
+        id,
+        json!({
+            "issuer": issuer.url,
+            "claims": { "project_path": "ml-team/trainer", "ref": "main", "ref_protected": true },
+            "access_level": 30,
+            "description": "main of the trainer"
+        }),
+    );
+    assert_eq!(rule.status, 201, "{}", rule.text());
+    assert_eq!(rule.json()["claims"]["ref_protected"], "true");
+    let listed = root.get(&format!("/api/v4/projects/{id}/trusted_publishers"));
+    assert_eq!(listed.json().as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        root.post_json(
+            &format!("/api/v4/projects/{id}/ml/models"),
+            json!({"name": "fraud"})
+        )
+        .status,
+        201
+    );
+
+    // GitLab CI `id_tokens:` (ES256): publishes, and the version's CI link is the claims'.
+    let token = issuer.mint(issuer.gitlab_claims(AUD, "ml-team/trainer", "main"), false);
+    let reply = upload(
+        &server,
+        &format!("/api/v4/projects/{id}/packages/generic/fraud/2.0.0/model.onnx"),
+        &[("Authorization", &bearer(&token))],
+        b"weights",
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let version = root.get(&format!(
+        "/api/v4/projects/{id}/ml/models/fraud/versions/2.0.0"
+    ));
+    let ci = &version.json()["ci_job"];
+    assert_eq!(ci["job_id"], "5151", "{}", version.text());
+    assert_eq!(ci["pipeline_id"], "555");
+    assert_eq!(ci["ref"], "main");
+    assert_eq!(ci["user"], "alice");
+    assert_eq!(
+        ci["url"],
+        format!("{}/ml-team/trainer/-/jobs/5151", issuer.url)
+    );
+    assert_eq!(ci["verified_by"], format!("oidc: {}", issuer.url));
+
+    // RS256 works the same; the issuer's keys were fetched once and cached.
+    let token = issuer.mint(issuer.gitlab_claims(AUD, "ml-team/trainer", "main"), true);
+    let reply = upload(
+        &server,
+        &format!("/api/v4/projects/{id}/packages/generic/fraud/2.0.1/model.onnx"),
+        &[("Authorization", &bearer(&token))],
+        b"weights",
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert_eq!(issuer.jwks_fetches(), 1);
+
+    // GitHub Actions claims (repository, workflow) with their own rule.
+    let gh = project(&server, "gh", "private");
+    let rule = add_rule(
+        &server,
+        gh,
+        json!({ "issuer": issuer.url, "claims": { "repository": "octo/models", "workflow": "release" } }),
+    );
+    assert_eq!(rule.status, 201, "{}", rule.text());
+    let now = common::stubs::now_s();
+    let token = issuer.mint(
+        json!({
+            "aud": AUD, "exp": now + 300, "iat": now,
+            "repository": "octo/models", "workflow": "release", "ref": "refs/tags/v1.0.0",
+            "sha": "abc123", "run_id": "987", "actor": "octocat"
+        }),
+        false,
+    );
+    let reply = upload(
+        &server,
+        &format!("/api/v4/projects/{gh}/packages/generic/bundle/1.0.0/b.tgz?select=package_file"),
+        &[("Authorization", &bearer(&token))],
+        b"bundle",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let pipeline = &reply.json()["pipelines"][0];
+    assert_eq!(pipeline["id"], 987, "{}", reply.text());
+    assert_eq!(pipeline["user"]["username"], "octocat");
+    assert_eq!(
+        pipeline["web_url"],
+        format!("{}/octo/models/actions/runs/987", issuer.url)
+    );
+}
+
+#[test]
+fn id_tokens_with_a_wrong_audience_expired_or_unmatched_claims_are_refused() {
+    let issuer = common::stubs::StubIssuer::start();
+    let stranger = common::stubs::StubIssuer::start();
+    let server = oidc_server(&issuer);
+    let id = project(&server, "fraud", "private");
+    let rule = add_rule(
+        &server,
+        id,
+        json!({ "issuer": issuer.url, "claims": { "project_path": "ml-team/trainer", "ref": "main" } }),
+    );
+    assert_eq!(rule.status, 201, "{}", rule.text());
+    let path = format!("/api/v4/projects/{id}/packages/generic/pkg/1.0.0/f.bin");
+    let try_token =
+        |token: String| upload(&server, &path, &[("Authorization", &bearer(&token))], b"x");
+    let good = issuer.gitlab_claims(AUD, "ml-team/trainer", "main");
+
+    let wrong_aud = issuer.mint(
+        issuer.gitlab_claims("https://elsewhere.test", "ml-team/trainer", "main"),
+        false,
+    );
+    let reply = try_token(wrong_aud);
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert!(reply.text().contains("audience"), "{}", reply.text());
+
+    let mut expired = good.clone();
+    expired["exp"] = json!(common::stubs::now_s() - 600);
+    let reply = try_token(issuer.mint(expired, false));
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert!(reply.text().contains("expired"), "{}", reply.text());
+
+    let mut early = good.clone();
+    early["nbf"] = json!(common::stubs::now_s() + 600);
+    let reply = try_token(issuer.mint(early, false));
+    assert_eq!(reply.status, 401, "{}", reply.text());
+
+    let branch = issuer.mint(
+        issuer.gitlab_claims(AUD, "ml-team/trainer", "feature"),
+        false,
+    );
+    let reply = try_token(branch);
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(
+        reply.text().contains("claim ref is 'feature'"),
+        "{}",
+        reply.text()
+    );
+
+    // An issuer the server does not trust, and a token signed by another key under a trusted
+    // issuer's name.
+    let reply = try_token(stranger.mint(
+        stranger.gitlab_claims(AUD, "ml-team/trainer", "main"),
+        false,
+    ));
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert!(reply.text().contains("not trusted"), "{}", reply.text());
+    let mut forged = good.clone();
+    forged["iss"] = json!(issuer.url);
+    let reply = try_token(stranger.mint(forged, false));
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert!(reply.text().contains("signature"), "{}", reply.text());
+
+    // The good token still works, and nothing was uploaded by the refused ones.
+    let reply = try_token(issuer.mint(good, false));
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let packages = Api::root(&server).get(&format!("/api/v4/projects/{id}/packages"));
+    assert_eq!(packages.header("x-total"), Some("1"));
+
+    // Rules are a Maintainer's business, and need a claim.
+    let (_, dev) = user_with_token(&server, "dev", "api");
+    let dev_id = Api::root(&server).get("/api/v4/users?username=dev").json()[0]["id"]
+        .as_u64()
+        .unwrap();
+    add_member(&server, id, dev_id, 30);
+    let reply = Api::with_token(&server, &dev).post_json(
+        &format!("/api/v4/projects/{id}/trusted_publishers"),
+        json!({ "issuer": issuer.url, "claims": { "ref": "main" } }),
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    let reply = add_rule(&server, id, json!({ "issuer": issuer.url, "claims": {} }));
+    assert_eq!(reply.status, 400, "{}", reply.text());
+}

@@ -119,3 +119,139 @@ impl StubGitlab {
         self.state.calls.load(Ordering::SeqCst)
     }
 }
+
+/// The test-only RSA key of the stub issuer (`tests/fixtures/oidc-test-rsa.pem`, made with
+/// `openssl genpkey -algorithm RSA`; it signs nothing but these tests' ID tokens) and its
+/// modulus in hex.
+const RSA_PEM: &str = include_str!("../fixtures/oidc-test-rsa.pem");
+const RSA_MODULUS_HEX: &str = include_str!("../fixtures/oidc-test-rsa.modulus");
+
+#[derive(Default)]
+struct IssuerState {
+    issuer: Mutex<String>,
+    jwks: Mutex<Value>,
+    jwks_fetches: AtomicUsize,
+}
+
+/// An OIDC issuer: discovery document, JWKS with an ES256 key (made at start) and an RS256
+/// key, and ID tokens signed with either.
+pub struct StubIssuer {
+    pub url: String,
+    state: Arc<IssuerState>,
+    ec_pkcs8: Vec<u8>,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn discovery(State(state): State<Arc<IssuerState>>) -> Json<Value> {
+    let issuer = state.issuer.lock().expect("issuer").clone();
+    Json(json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/oauth/discovery/keys"),
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+    }))
+}
+
+async fn jwks(State(state): State<Arc<IssuerState>>) -> Json<Value> {
+    state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    Json(state.jwks.lock().expect("jwks").clone())
+}
+
+/// Seconds since the epoch.
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+impl StubIssuer {
+    pub fn start() -> StubIssuer {
+        use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("EC key")
+            .as_ref()
+            .to_vec();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
+            .expect("EC key pair");
+        let point = pair.public_key().as_ref();
+        let (x, y) = (&point[1..33], &point[33..65]);
+        let modulus = hex::decode(RSA_MODULUS_HEX.trim()).expect("modulus hex");
+        let state = Arc::new(IssuerState::default());
+        *state.jwks.lock().expect("jwks") = json!({ "keys": [
+            { "kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y), "kid": "ec-1", "alg": "ES256", "use": "sig" },
+            { "kty": "RSA", "n": b64(&modulus), "e": "AQAB", "kid": "rsa-1", "alg": "RS256", "use": "sig" },
+        ]});
+        let router = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/oauth/discovery/keys", get(jwks))
+            .with_state(state.clone());
+        let url = serve(router);
+        *state.issuer.lock().expect("issuer") = url.clone();
+        StubIssuer {
+            url,
+            state,
+            ec_pkcs8: pkcs8,
+        }
+    }
+
+    /// An ID token with these claims (`iss` added when absent), signed with the ES256 key, or
+    /// the RS256 one when `rsa`.
+    pub fn mint(&self, mut claims: Value, rsa: bool) -> String {
+        use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+        if claims.get("iss").is_none() {
+            claims["iss"] = json!(self.url);
+        }
+        let (alg, kid, key) = if rsa {
+            (
+                Algorithm::RS256,
+                "rsa-1",
+                EncodingKey::from_rsa_pem(RSA_PEM.as_bytes()).expect("RSA key"),
+            )
+        } else {
+            (
+                Algorithm::ES256,
+                "ec-1",
+                EncodingKey::from_ec_der(&self.ec_pkcs8),
+            )
+        };
+        let mut header = Header::new(alg);
+        header.kid = Some(kid.to_string());
+        encode(&header, &claims, &key).expect("sign ID token")
+    }
+
+    /// GitLab CI's ID token claims for a job of `project_path` on `git_ref`, for `aud`, valid
+    /// for five minutes.
+    pub fn gitlab_claims(&self, aud: &str, project_path: &str, git_ref: &str) -> Value {
+        let now = now_s();
+        json!({
+            "iss": self.url,
+            "aud": aud,
+            "sub": format!("project_path:{project_path}:ref_type:branch:ref:{git_ref}"),
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + 300,
+            "namespace_path": project_path.split('/').next().unwrap_or(""),
+            "project_path": project_path,
+            "project_id": "42",
+            "user_login": "alice",
+            "pipeline_id": "555",
+            "pipeline_source": "push",
+            "job_id": "5151",
+            "ref": git_ref,
+            "ref_type": "branch",
+            "ref_protected": "true",
+            "sha": "fedcba9876543210fedcba9876543210fedcba98",
+        })
+    }
+
+    pub fn jwks_fetches(&self) -> usize {
+        self.state.jwks_fetches.load(Ordering::SeqCst)
+    }
+}
