@@ -474,3 +474,218 @@ fn id_tokens_with_a_wrong_audience_expired_or_unmatched_claims_are_refused() {
     let reply = add_rule(&server, id, json!({ "issuer": issuer.url, "claims": {} }));
     assert_eq!(reply.status, 400, "{}", reply.text());
 }
+
+#[test]
+fn deploy_tokens_pull_from_one_project_read_only_by_default() {
+    let server = TestServer::start();
+    let id = project(&server, "fraud", "private");
+    let other = project(&server, "other", "private");
+    let root = Api::root(&server);
+    assert_eq!(
+        root.post_json(
+            &format!("/api/v4/projects/{id}/ml/models"),
+            json!({"name": "fraud"})
+        )
+        .status,
+        201
+    );
+    for (path, body) in [
+        ("fraud/1.0.0/model.onnx", &b"v1"[..]),
+        ("tools/1.0.0/t.sh", &b"tool"[..]),
+    ] {
+        let reply = root.put_bytes(
+            &format!("/api/v4/projects/{id}/packages/generic/{path}"),
+            body,
+        );
+        assert_eq!(reply.status, 201, "{}", reply.text());
+    }
+    root.put_bytes(
+        &format!("/api/v4/projects/{other}/packages/generic/x/1.0.0/x"),
+        b"x",
+    );
+
+    let reader = root.post_json(
+        &format!("/api/v4/projects/{id}/deploy_tokens"),
+        json!({ "name": "prod pull", "scopes": ["read_package_registry"] }),
+    );
+    assert_eq!(reader.status, 201, "{}", reader.text());
+    let reader = reader.json();
+    let secret = reader["token"].as_str().unwrap().to_string();
+    let username = reader["username"].as_str().unwrap().to_string();
+    assert!(username.starts_with("gitlab+deploy-token-"), "{username}");
+    let model_path = format!("/api/v4/projects/{id}/packages/generic/fraud/1.0.0/model.onnx");
+
+    // DEPLOY-TOKEN header and Basic <username>:<token> both pull.
+    let reply = raw(
+        &server.base,
+        "GET",
+        &model_path,
+        &[("DEPLOY-TOKEN", &secret)],
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.body, b"v1");
+    let auth = basic(&username, &secret);
+    let reply = raw(
+        &server.base,
+        "GET",
+        &model_path,
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let listing = raw(
+        &server.base,
+        "GET",
+        &format!("/api/v4/projects/{id}/packages"),
+        &[("DEPLOY-TOKEN", &secret)],
+        b"",
+    );
+    assert_eq!(listing.status, 200, "{}", listing.text());
+    // Read-only: no upload. Another project: refused, naming why.
+    let reply = upload(
+        &server,
+        &format!("/api/v4/projects/{id}/packages/generic/tools/1.0.1/t.sh"),
+        &[("DEPLOY-TOKEN", &secret)],
+        b"x",
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(reply.text().contains("read-only"), "{}", reply.text());
+    let reply = raw(
+        &server.base,
+        "GET",
+        &format!("/api/v4/projects/{other}/packages/generic/x/1.0.0/x"),
+        &[("DEPLOY-TOKEN", &secret)],
+        b"",
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(reply.text().contains("another project"), "{}", reply.text());
+    // No settings, no members.
+    let reply = raw(
+        &server.base,
+        "GET",
+        &format!("/api/v4/projects/{id}/deploy_tokens"),
+        &[("DEPLOY-TOKEN", &secret)],
+        b"",
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+
+    // A write token limited to the model `fraud`: uploads its versions, nothing else.
+    let writer = root.post_json(
+        &format!("/api/v4/projects/{id}/deploy_tokens"),
+        json!({ "name": "push", "username": "pusher", "scopes": ["read_package_registry", "write_package_registry"], "package_names": ["fraud"] }),
+    );
+    assert_eq!(writer.status, 201, "{}", writer.text());
+    let pusher = writer.json()["token"].as_str().unwrap().to_string();
+    let reply = upload(
+        &server,
+        &format!("/api/v4/projects/{id}/packages/generic/fraud/1.1.0/model.onnx"),
+        &[("Authorization", &basic("pusher", &pusher))],
+        b"v1.1",
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let reply = raw(
+        &server.base,
+        "GET",
+        &format!("/api/v4/projects/{id}/packages/generic/tools/1.0.0/t.sh"),
+        &[("DEPLOY-TOKEN", &pusher)],
+        b"",
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(
+        reply.text().contains("limited to the packages fraud"),
+        "{}",
+        reply.text()
+    );
+
+    // Revoked: 401 at once.
+    let token_id = reader["id"].as_u64().unwrap();
+    let revoke = root.delete(&format!("/api/v4/projects/{id}/deploy_tokens/{token_id}"));
+    assert_eq!(revoke.status, 204, "{}", revoke.text());
+    let reply = raw(
+        &server.base,
+        "GET",
+        &model_path,
+        &[("DEPLOY-TOKEN", &secret)],
+        b"",
+    );
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    let listed = root.get(&format!("/api/v4/projects/{id}/deploy_tokens"));
+    assert_eq!(listed.json()[0]["revoked"], true, "{}", listed.text());
+    assert!(
+        listed.json()[0].get("token").is_none(),
+        "the secret is shown once"
+    );
+    // Bad scopes are a 400.
+    let bad = root.post_json(
+        &format!("/api/v4/projects/{id}/deploy_tokens"),
+        json!({ "name": "x", "scopes": ["api"] }),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text());
+}
+
+#[test]
+fn project_access_tokens_are_bot_members() {
+    let server = TestServer::start();
+    let id = project(&server, "fraud", "private");
+    let root = Api::root(&server);
+    let created = root.post_json(
+        &format!("/api/v4/projects/{id}/access_tokens"),
+        json!({ "name": "jenkins", "scopes": ["api"], "access_level": 30 }),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let created = created.json();
+    assert_eq!(created["access_level"], 30);
+    assert!(
+        created["expires_at"].is_string(),
+        "an expiry by default: {created}"
+    );
+    let secret = created["token"].as_str().unwrap().to_string();
+    let bot = Api::with_token(&server, &secret);
+    let me = bot.get("/api/v4/user");
+    assert_eq!(me.json()["bot"], true, "{}", me.text());
+    assert!(me.json()["username"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("project_{id}_bot_")));
+    // A Developer: uploads, does not delete.
+    let reply = bot.put_bytes(
+        &format!("/api/v4/projects/{id}/packages/generic/a/1.0.0/a"),
+        b"a",
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let package = root.get(&format!("/api/v4/projects/{id}/packages")).json()[0]["id"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        bot.delete(&format!("/api/v4/projects/{id}/packages/{package}"))
+            .status,
+        403
+    );
+    // Only in its own project.
+    let other = project(&server, "other", "private");
+    assert_eq!(bot.get(&format!("/api/v4/projects/{other}")).status, 404);
+    // Listed, and revoked: the bot stops working and leaves the project.
+    let listed = root.get(&format!("/api/v4/projects/{id}/access_tokens"));
+    assert_eq!(
+        listed.json().as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        listed.text()
+    );
+    let token_id = created["id"].as_u64().unwrap();
+    assert_eq!(
+        root.delete(&format!("/api/v4/projects/{id}/access_tokens/{token_id}"))
+            .status,
+        204
+    );
+    assert_eq!(bot.get("/api/v4/user").status, 401);
+    // Nobody grants a bot a level above their own.
+    let (maintainer_id, maintainer) = user_with_token(&server, "mia", "api");
+    add_member(&server, id, maintainer_id, 40);
+    let reply = Api::with_token(&server, &maintainer).post_json(
+        &format!("/api/v4/projects/{id}/access_tokens"),
+        json!({ "name": "x", "scopes": ["api"], "access_level": 50 }),
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+}

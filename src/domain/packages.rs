@@ -336,6 +336,7 @@ impl Registry {
         page: PageRequest,
     ) -> Result<Page<Package>> {
         access.check(caller, Action::ReadPackages)?;
+        super::trust::may_list_packages(caller)?;
         let project_id = access.project.id;
         let status = filter.status.unwrap_or(PackageStatus::Default);
         // `ml_model` packages are the registry's: hidden where the registry is hidden.

@@ -128,6 +128,21 @@ pub fn check_package_name(caller: &Caller, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A deploy token limited to some packages does not list the project's others.
+pub fn may_list_packages(caller: &Caller) -> Result<()> {
+    match caller.machine().map(|m| &m.identity) {
+        Some(Identity::DeployToken {
+            package_names,
+            username,
+            ..
+        }) if !package_names.is_empty() => Err(Error::denied(format!(
+            "the deploy token {username} is limited to the packages {} and lists none",
+            package_names.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn validate_claims(claims: &BTreeMap<String, String>) -> Result<()> {
     if claims.is_empty() {
         return Err(Error::InvalidParam {

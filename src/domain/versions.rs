@@ -625,6 +625,7 @@ impl Registry {
     ) -> Result<PackageFile> {
         access.check(caller, Action::ReadRegistry)?;
         let target = self.model_file_target(access, owner, file_name)?;
+        super::trust::check_package_name(caller, &target.package_name)?;
         let package = self.find_package(access.project.id, &target)?;
         self.newest_file(package.id, file_name)
     }
