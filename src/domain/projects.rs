@@ -418,3 +418,30 @@ fn active_level(member: Option<&Member>) -> Option<AccessLevel> {
         .filter(|m| m.expires_at.is_none_or(|d| today < d))
         .map(|m| m.access_level)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_membership_ends_on_its_expiry_date() {
+        let member = |expires_at| Member {
+            project_id: 1,
+            user_id: 2,
+            access_level: AccessLevel::Developer,
+            created_at: now(),
+            expires_at,
+        };
+        let today = now().date_naive();
+        assert_eq!(
+            active_level(Some(&member(None))),
+            Some(AccessLevel::Developer)
+        );
+        assert_eq!(
+            active_level(Some(&member(today.succ_opt()))),
+            Some(AccessLevel::Developer)
+        );
+        assert_eq!(active_level(Some(&member(Some(today)))), None);
+        assert_eq!(active_level(Some(&member(today.pred_opt()))), None);
+    }
+}
