@@ -131,6 +131,39 @@ struct IssuerState {
     issuer: Mutex<String>,
     jwks: Mutex<Value>,
     jwks_fetches: AtomicUsize,
+    ec_pkcs8: Mutex<Vec<u8>>,
+    /// The claims GitHub's `ACTIONS_ID_TOKEN_REQUEST_URL` answers with (`aud` from the request).
+    actions_claims: Mutex<Value>,
+}
+
+/// The bearer token a job presents to `ACTIONS_ID_TOKEN_REQUEST_URL`.
+pub const ACTIONS_REQUEST_TOKEN: &str = "actions-request-token";
+
+fn sign_es256(pkcs8: &[u8], claims: &Value) -> String {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("ec-1".to_string());
+    encode(&header, claims, &EncodingKey::from_ec_der(pkcs8)).expect("sign ID token")
+}
+
+/// GitHub Actions' token endpoint: `GET <url>&audience=<aud>` with the job's request token.
+async fn actions_token(
+    State(state): State<Arc<IssuerState>>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(&format!("bearer {ACTIONS_REQUEST_TOKEN}")));
+    if !authorized {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let mut claims = state.actions_claims.lock().expect("claims").clone();
+    claims["aud"] = json!(query.get("audience").cloned().unwrap_or_default());
+    claims["iss"] = json!(state.issuer.lock().expect("issuer").clone());
+    let pkcs8 = state.ec_pkcs8.lock().expect("key").clone();
+    Json(json!({ "count": 1, "value": sign_es256(&pkcs8, &claims) })).into_response()
 }
 
 /// An OIDC issuer: discovery document, JWKS with an ES256 key (made at start) and an RS256
@@ -191,7 +224,9 @@ impl StubIssuer {
         let router = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/oauth/discovery/keys", get(jwks))
+            .route("/actions/token", get(actions_token))
             .with_state(state.clone());
+        *state.ec_pkcs8.lock().expect("key") = pkcs8.clone();
         let url = serve(router);
         *state.issuer.lock().expect("issuer") = url.clone();
         StubIssuer {
@@ -249,6 +284,20 @@ impl StubIssuer {
             "ref_protected": "true",
             "sha": "fedcba9876543210fedcba9876543210fedcba98",
         })
+    }
+
+    /// What `ACTIONS_ID_TOKEN_REQUEST_URL` (`<url>/actions/token?api-version=2.0`) answers
+    /// with from now on: these claims, valid for five minutes, for the audience asked for.
+    pub fn set_actions_claims(&self, mut claims: Value) {
+        let now = now_s();
+        claims["iat"] = json!(now);
+        claims["nbf"] = json!(now - 5);
+        claims["exp"] = json!(now + 300);
+        *self.state.actions_claims.lock().expect("claims") = claims;
+    }
+
+    pub fn actions_request_url(&self) -> String {
+        format!("{}/actions/token?api-version=2.0", self.url)
     }
 
     pub fn jwks_fetches(&self) -> usize {
