@@ -1,6 +1,5 @@
 """The README's Quickstart as a new user runs it: the shell block, then the python-gitlab block,
 against a fresh server, from a directory holding `modelyard-data/initial_root_token`."""
-import os
 import pathlib
 import re
 import subprocess

@@ -108,14 +108,14 @@ pub async fn caller(
             return sudo(state, caller, &secret, headers, query);
         }
         Some(Credential::JobToken(token)) => {
-            Caller::Machine(state.identities.gitlab.verify(&token).await?)
+            Caller::Machine(Box::new(state.identities.gitlab.verify(&token).await?))
         }
         Some(Credential::IdToken(token)) => {
             if !state.identities.oidc.is_configured() {
                 // Not an ID token after all, or none are trusted: one of our tokens or nothing.
                 return state.registry.authenticate(&token);
             }
-            Caller::Machine(state.identities.oidc.verify(&token).await?)
+            Caller::Machine(Box::new(state.identities.oidc.verify(&token).await?))
         }
     };
     if sudo_target(headers, query)?.is_some() {

@@ -11,7 +11,7 @@ pub enum Caller {
     User(Principal),
     /// A CI identity or a deploy token: no user of ours, verified by the server (a GitLab's
     /// `/api/v4/job`, an OIDC issuer's signature) or by a project's own token.
-    Machine(Machine),
+    Machine(Box<Machine>),
 }
 
 #[derive(Debug, Clone)]
@@ -86,7 +86,7 @@ impl Caller {
 
     pub fn machine(&self) -> Option<&Machine> {
         match self {
-            Caller::Machine(m) => Some(m),
+            Caller::Machine(m) => Some(m.as_ref()),
             _ => None,
         }
     }
@@ -517,7 +517,7 @@ mod tests {
     }
 
     fn machine(can_write: bool) -> Caller {
-        Caller::Machine(Machine {
+        Caller::Machine(Box::new(Machine {
             identity: Identity::GitlabJob {
                 gitlab_url: "https://gl".into(),
                 project_id: 1,
@@ -525,7 +525,7 @@ mod tests {
             },
             can_write,
             ci: None,
-        })
+        }))
     }
 
     #[test]

@@ -398,7 +398,7 @@ impl Registry {
         if !token.is_active(now().date_naive()) {
             return Err(Error::Unauthorized);
         }
-        Ok(Some(Caller::Machine(Machine {
+        Ok(Some(Caller::Machine(Box::new(Machine {
             can_write: token.scopes.contains(&DeployScope::WritePackageRegistry),
             identity: Identity::DeployToken {
                 token_id: token.id,
@@ -407,7 +407,7 @@ impl Registry {
                 package_names: token.package_names.clone(),
             },
             ci: None,
-        })))
+        }))))
     }
 
     /// `POST /projects/:id/access_tokens`: a bot user, member of the project at `level`, with
