@@ -689,3 +689,73 @@ fn project_access_tokens_are_bot_members() {
     );
     assert_eq!(reply.status, 403, "{}", reply.text());
 }
+
+#[test]
+fn an_id_token_is_exchanged_for_a_short_lived_project_token() {
+    let issuer = common::stubs::StubIssuer::start();
+    let server = oidc_server(&issuer);
+    let id = project(&server, "fraud", "private");
+    let other = project(&server, "other", "private");
+    for project_id in [id, other] {
+        let rule = add_rule(
+            &server,
+            project_id,
+            json!({ "issuer": issuer.url, "claims": { "project_path": "ml-team/trainer" } }),
+        );
+        assert_eq!(rule.status, 201, "{}", rule.text());
+    }
+    let id_token = issuer.mint(issuer.gitlab_claims(AUD, "ml-team/trainer", "main"), false);
+    let exchanged = raw(
+        &server.base,
+        "POST",
+        &format!("/api/v4/projects/{id}/trusted_publishers/token"),
+        &[("Authorization", &bearer(&id_token))],
+        b"",
+    );
+    assert_eq!(exchanged.status, 201, "{}", exchanged.text());
+    assert_eq!(exchanged.json()["expires_in"], 900);
+    let token = exchanged.json()["token"].as_str().unwrap().to_string();
+
+    // A PRIVATE-TOKEN client publishes with it; the link is the ID token's.
+    let client = Api::with_token(&server, &token);
+    let reply = client.put_bytes(
+        &format!("/api/v4/projects/{id}/packages/generic/pkg/1.0.0/f.bin?select=package_file"),
+        b"x",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["pipelines"][0]["job"]["id"], "5151");
+    // Only in the project it was exchanged for.
+    let reply = client.put_bytes(
+        &format!("/api/v4/projects/{other}/packages/generic/pkg/1.0.0/f.bin"),
+        b"x",
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(reply.text().contains("another project"), "{}", reply.text());
+    // The project's rules still decide: without its rule, the token does nothing.
+    let rules = Api::root(&server).get(&format!("/api/v4/projects/{id}/trusted_publishers"));
+    let rule_id = rules.json()[0]["id"].as_u64().unwrap();
+    assert_eq!(
+        Api::root(&server)
+            .delete(&format!(
+                "/api/v4/projects/{id}/trusted_publishers/{rule_id}"
+            ))
+            .status,
+        204
+    );
+    let reply = client.put_bytes(
+        &format!("/api/v4/projects/{id}/packages/generic/pkg/1.0.1/f.bin"),
+        b"x",
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    // Neither a personal token nor an exchanged one is exchanged again.
+    let again = client.post_json(
+        &format!("/api/v4/projects/{other}/trusted_publishers/token"),
+        json!({}),
+    );
+    assert_eq!(again.status, 403, "{}", again.text());
+    let root = Api::root(&server).post_json(
+        &format!("/api/v4/projects/{id}/trusted_publishers/token"),
+        json!({}),
+    );
+    assert_eq!(root.status, 403, "{}", root.text());
+}

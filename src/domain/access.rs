@@ -50,6 +50,9 @@ pub enum Identity {
         issuer: String,
         /// The token's claims with string, number or boolean values, as text.
         claims: std::collections::BTreeMap<String, String>,
+        /// The one project a token exchanged for the ID token acts in; `None` for the ID token
+        /// itself.
+        project_id: Option<u64>,
     },
     /// A deploy token of one project, optionally limited to some package (model) names.
     DeployToken {

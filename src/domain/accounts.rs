@@ -224,11 +224,14 @@ impl Registry {
         .await
     }
 
-    /// Who a presented secret belongs to: a personal or project access token's user, or a
-    /// deploy token. Unknown, revoked and expired tokens are `Unauthorized`.
+    /// Who a presented secret belongs to: a personal or project access token's user, a deploy
+    /// token, or a token exchanged for an ID token. Unknown, revoked and expired tokens are `Unauthorized`.
     pub fn authenticate(&self, secret: &str) -> Result<Caller> {
         let Some(token) = self.token_by_secret(secret)? else {
-            return self.deploy_token_caller(secret)?.ok_or(Error::Unauthorized);
+            if let Some(deploy) = self.deploy_token_caller(secret)? {
+                return Ok(deploy);
+            }
+            return self.ci_token_caller(secret)?.ok_or(Error::Unauthorized);
         };
         if !token.is_active(today()) {
             return Err(Error::Unauthorized);

@@ -417,3 +417,19 @@ pub struct TrustedPublisher {
     pub description: String,
     pub created_at: Timestamp,
 }
+
+/// A short-lived token exchanged for an OIDC ID token (as PyPI's trusted publishing does), for
+/// clients that only send `PRIVATE-TOKEN`: it acts as the ID token did, in one project, until it
+/// expires. Its project's trust rules are checked again on every use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CiToken {
+    pub id: u64,
+    pub project_id: u64,
+    pub secret_sha256: String,
+    pub issuer: String,
+    pub claims: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ci: Option<CiJob>,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+}

@@ -13,11 +13,11 @@ use super::accounts::{hash_secret, new_secret};
 use super::error::{Error, Result};
 use super::projects::ProjectAccess;
 use super::records::{
-    now, AccessLevel, DeployScope, DeployToken, Member, PersonalAccessToken, Project, Scope,
-    TrustedPublisher, User,
+    now, AccessLevel, CiToken, DeployScope, DeployToken, Member, PersonalAccessToken, Project,
+    Scope, TrustedPublisher, User,
 };
 use super::schema::{
-    self, deploy_tokens::DeployTokens, members::Members, tokens::Tokens,
+    self, ci_tokens::CiTokens, deploy_tokens::DeployTokens, members::Members, tokens::Tokens,
     trusted_publishers::TrustedPublishers, users::Users,
 };
 use super::Registry;
@@ -160,7 +160,82 @@ fn validate_claims(claims: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
+/// How long a token exchanged for an ID token lasts.
+pub const CI_TOKEN_MINUTES: i64 = 15;
+
 impl Registry {
+    /// Exchanges a verified ID token for a short-lived token of one project it may publish to.
+    pub async fn exchange_id_token(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+    ) -> Result<(CiToken, String)> {
+        let Some(Machine {
+            identity:
+                Identity::Oidc {
+                    issuer,
+                    claims,
+                    project_id: None,
+                },
+            ci,
+            ..
+        }) = caller.machine()
+        else {
+            return Err(Error::denied(
+                "only an OIDC ID token (Authorization: Bearer <JWT>) can be exchanged",
+            ));
+        };
+        if access.level.is_none() {
+            return Err(Error::denied(access.refusal.clone().unwrap_or_else(|| {
+                "no trusted publisher of this project matches the ID token".into()
+            })));
+        }
+        let secret = format!("glcit-{}", &new_secret()["glpat-".len()..]);
+        let at = now();
+        let token = CiToken {
+            id: self.new_id()?,
+            project_id: access.project.id,
+            secret_sha256: hash_secret(&secret),
+            issuer: issuer.clone(),
+            claims: claims.clone(),
+            ci: ci.clone(),
+            expires_at: at + chrono::Duration::minutes(CI_TOKEN_MINUTES),
+            created_at: at,
+        };
+        let expired = schema::ci_tokens::expired(self.meta.as_ref(), at.timestamp_millis(), 16)?;
+        self.write(|tx| {
+            for id in &expired {
+                schema::remove::<CiTokens>(tx, &schema::id_key(*id))?;
+            }
+            schema::put::<CiTokens>(tx, &token)?;
+            Ok(())
+        })
+        .await?;
+        Ok((token, secret))
+    }
+
+    /// The caller an exchanged token's secret makes, if it is one (`Unauthorized` once expired).
+    pub fn ci_token_caller(&self, secret: &str) -> Result<Option<Caller>> {
+        let Some(token) = schema::ci_tokens::by_hash_of(self.meta.as_ref(), &hash_secret(secret))?
+        else {
+            return Ok(None);
+        };
+        if token.expires_at <= now() {
+            return Err(Error::UnauthorizedBecause(
+                "the exchanged CI token has expired; exchange a fresh ID token".into(),
+            ));
+        }
+        Ok(Some(Caller::Machine(Box::new(Machine {
+            identity: Identity::Oidc {
+                issuer: token.issuer,
+                claims: token.claims,
+                project_id: Some(token.project_id),
+            },
+            can_write: true,
+            ci: token.ci,
+        }))))
+    }
+
     /// A machine's level in a project, or why it has none.
     pub(crate) fn machine_level(
         &self,
@@ -187,7 +262,14 @@ impl Registry {
                     ))
                 }
             }
-            Identity::Oidc { issuer, claims } => {
+            Identity::Oidc {
+                project_id: Some(bound),
+                ..
+            } if *bound != project.id => Err(format!(
+                "{} was exchanged for another project",
+                machine.describe()
+            )),
+            Identity::Oidc { issuer, claims, .. } => {
                 let rules = schema::trusted_publishers::of_project(self.meta.as_ref(), project.id)?;
                 let mut best: Option<AccessLevel> = None;
                 let mut why = Vec::new();

@@ -148,6 +148,7 @@ impl OidcIssuers {
             identity: Identity::Oidc {
                 issuer: trusted,
                 claims,
+                project_id: None,
             },
             can_write: true,
         })

@@ -68,10 +68,13 @@ pub enum Table {
     DeployTokensByProject,
     TrustedPublishers,
     TrustedPublishersByProject,
+    CiTokens,
+    CiTokensByHash,
+    CiTokensByExpiry,
 }
 
 impl Table {
-    pub const ALL: [Table; 58] = [
+    pub const ALL: [Table; 61] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -130,6 +133,9 @@ impl Table {
         Table::DeployTokensByProject,
         Table::TrustedPublishers,
         Table::TrustedPublishersByProject,
+        Table::CiTokens,
+        Table::CiTokensByHash,
+        Table::CiTokensByExpiry,
     ];
 
     pub fn name(self) -> &'static str {
@@ -192,6 +198,9 @@ impl Table {
             Table::DeployTokensByProject => "deploy_tokens_by_project",
             Table::TrustedPublishers => "trusted_publishers",
             Table::TrustedPublishersByProject => "trusted_publishers_by_project",
+            Table::CiTokens => "ci_tokens",
+            Table::CiTokensByHash => "ci_tokens_by_hash",
+            Table::CiTokensByExpiry => "ci_tokens_by_expiry",
         }
     }
 

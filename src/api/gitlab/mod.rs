@@ -92,6 +92,10 @@ pub fn router() -> Router<AppState> {
                 .post(project_tokens::add_trusted_publisher),
         )
         .route(
+            "/api/v4/projects/{id}/trusted_publishers/token",
+            post(project_tokens::exchange_id_token),
+        )
+        .route(
             "/api/v4/projects/{id}/trusted_publishers/{rule_id}",
             axum::routing::delete(project_tokens::remove_trusted_publisher),
         )

@@ -267,3 +267,21 @@ pub async fn remove_trusted_publisher(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST /projects/:id/trusted_publishers/token` with `Authorization: Bearer <ID token>`: a
+/// token for `PRIVATE-TOKEN` clients that acts as the ID token in this project for 15 minutes.
+pub async fn exchange_id_token(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let access = state.registry.project_for(&caller, &id)?;
+    let (token, secret) = state.registry.exchange_id_token(&caller, &access).await?;
+    let body = serde_json::json!({
+        "token": secret,
+        "project_id": token.project_id,
+        "expires_at": views::time(&token.expires_at),
+        "expires_in": crate::domain::trust::CI_TOKEN_MINUTES * 60,
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}

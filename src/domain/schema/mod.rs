@@ -10,6 +10,7 @@
 //! Nothing outside this module names a [`Table`] or builds a key.
 
 pub mod candidates;
+pub mod ci_tokens;
 pub mod counters;
 pub mod deploy_tokens;
 pub mod experiments;

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use super::{
     candidates::Candidates,
+    ci_tokens::CiTokens,
     deploy_tokens::DeployTokens,
     experiments::Experiments,
     files::Files,
@@ -41,7 +42,7 @@ pub const STEPS: &[Step] = &[Step {
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 38] = [
+const DERIVED: [Table; 40] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -80,6 +81,8 @@ const DERIVED: [Table; 38] = [
     Table::DeployTokensByHash,
     Table::DeployTokensByProject,
     Table::TrustedPublishersByProject,
+    Table::CiTokensByHash,
+    Table::CiTokensByExpiry,
 ];
 
 fn transact(
@@ -161,6 +164,7 @@ fn rebuild(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     records += rebuild_kind::<GroupMembers>(meta)?;
     records += rebuild_kind::<DeployTokens>(meta)?;
     records += rebuild_kind::<TrustedPublishers>(meta)?;
+    records += rebuild_kind::<CiTokens>(meta)?;
     records += rebuild_latest_metrics(meta)?;
     Ok(records)
 }
