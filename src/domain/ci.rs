@@ -82,6 +82,22 @@ pub fn merge(old: Option<CiJob>, new: Option<CiJob>) -> Option<CiJob> {
     }
 }
 
+/// A merge request pipeline's ref (`refs/merge-requests/<iid>/head` or `/merge`): its iid.
+fn merge_request_of(git_ref: Option<&str>) -> Option<String> {
+    let rest = git_ref?.strip_prefix("refs/merge-requests/")?;
+    let (iid, _) = rest.split_once('/')?;
+    (!iid.is_empty() && iid.bytes().all(|b| b.is_ascii_digit())).then(|| iid.to_string())
+}
+
+/// Fills the merge request of a link whose ref names one, with its URL under `project_url`.
+fn with_merge_request(mut ci: CiJob, project_url: Option<String>) -> CiJob {
+    if let Some(iid) = merge_request_of(ci.ref_name.as_deref()) {
+        ci.merge_request_url = project_url.map(|url| format!("{url}/-/merge_requests/{iid}"));
+        ci.merge_request_iid = Some(iid);
+    }
+    ci
+}
+
 /// The link of a GitLab CI job as its GitLab's `GET /api/v4/job` describes it.
 pub fn from_gitlab_job(gitlab_url: &str, job: &serde_json::Value) -> CiJob {
     let text = |v: &serde_json::Value| match v {
@@ -90,7 +106,11 @@ pub fn from_gitlab_job(gitlab_url: &str, job: &serde_json::Value) -> CiJob {
         _ => None,
     };
     let pipeline = &job["pipeline"];
-    CiJob {
+    let project_url = job["web_url"]
+        .as_str()
+        .and_then(|url| url.split_once("/-/jobs/"))
+        .map(|(project, _)| project.to_string());
+    let ci = CiJob {
         job_id: text(&job["id"]),
         job_name: text(&job["name"]),
         job_url: text(&job["web_url"]),
@@ -103,7 +123,8 @@ pub fn from_gitlab_job(gitlab_url: &str, job: &serde_json::Value) -> CiJob {
         merge_request_url: None,
         user: text(&job["user"]["username"]),
         verified_by: Some(format!("gitlab job token: {gitlab_url}")),
-    }
+    };
+    with_merge_request(ci, project_url)
 }
 
 /// The link an OIDC ID token's claims describe: GitLab CI's (`project_path`, `job_id`,
@@ -152,6 +173,8 @@ pub fn from_oidc_claims(
                 .map(|p| format!("{base}/{project}/-/pipelines/{p}"));
         }
         ci.ref_name = ci.ref_name.or_else(|| claim("ref_path"));
+        let project_url = project.map(|p| format!("{base}/{p}"));
+        return with_merge_request(ci, project_url);
     }
     ci
 }
@@ -178,6 +201,26 @@ mod tests {
         let mut ci = verified.clone();
         assert!(!apply_tag(&mut ci, "gitlab.CI_JOB_ID", Some("1")));
         assert_eq!(ci, verified);
+    }
+
+    #[test]
+    fn merge_request_pipelines_link_their_merge_request() {
+        let job = serde_json::json!({
+            "id": 8, "ref": "refs/merge-requests/12/head", "web_url": "https://gl/team/p/-/jobs/8",
+            "pipeline": {"id": 3, "project_id": 5}
+        });
+        let ci = from_gitlab_job("https://gl", &job);
+        assert_eq!(ci.merge_request_iid.as_deref(), Some("12"));
+        assert_eq!(
+            ci.merge_request_url.as_deref(),
+            Some("https://gl/team/p/-/merge_requests/12")
+        );
+        let branch = serde_json::json!({"id": 8, "ref": "main", "pipeline": {"id": 3}});
+        assert_eq!(
+            from_gitlab_job("https://gl", &branch).merge_request_iid,
+            None
+        );
+        assert_eq!(merge_request_of(Some("refs/merge-requests/x/head")), None);
     }
 
     #[test]
