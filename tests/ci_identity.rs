@@ -473,6 +473,19 @@ fn id_tokens_with_a_wrong_audience_expired_or_unmatched_claims_are_refused() {
     assert_eq!(reply.status, 403, "{}", reply.text());
     let reply = add_rule(&server, id, json!({ "issuer": issuer.url, "claims": {} }));
     assert_eq!(reply.status, 400, "{}", reply.text());
+    // A rule that names no pipeline (only a ref, or any project) would trust everyone.
+    for claims in [
+        json!({ "ref": "main" }),
+        json!({ "project_path": "*", "ref": "main" }),
+    ] {
+        let reply = add_rule(
+            &server,
+            id,
+            json!({ "issuer": issuer.url, "claims": claims }),
+        );
+        assert_eq!(reply.status, 400, "{claims}: {}", reply.text());
+        assert!(reply.text().contains("project_path"), "{}", reply.text());
+    }
 }
 
 #[test]

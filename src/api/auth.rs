@@ -112,8 +112,13 @@ pub async fn caller(
         }
         Some(Credential::IdToken(token)) => {
             if !state.identities.oidc.is_configured() {
-                // Not an ID token after all, or none are trusted: one of our tokens or nothing.
-                return state.registry.authenticate(&token);
+                // None are trusted: one of our tokens after all, or nothing.
+                return state.registry.authenticate(&token).map_err(|e| match e {
+                    Error::Unauthorized => Error::UnauthorizedBecause(
+                        "ID tokens are not accepted: the server has no --oidc-issuer".into(),
+                    ),
+                    other => other,
+                });
             }
             Caller::Machine(Box::new(state.identities.oidc.verify(&token).await?))
         }

@@ -143,11 +143,30 @@ pub fn may_list_packages(caller: &Caller) -> Result<()> {
     }
 }
 
+/// Claims that say whose pipeline a token comes from. A rule must require one of them, or any
+/// project of the issuer could publish.
+const IDENTITY_CLAIMS: [&str; 8] = [
+    "project_path",
+    "project_id",
+    "namespace_path",
+    "namespace_id",
+    "repository",
+    "repository_id",
+    "repository_owner",
+    "sub",
+];
+
 fn validate_claims(claims: &BTreeMap<String, String>) -> Result<()> {
-    if claims.is_empty() {
+    let identifies = claims
+        .iter()
+        .any(|(k, v)| IDENTITY_CLAIMS.contains(&k.as_str()) && !v.trim_end_matches('*').is_empty());
+    if !identifies {
         return Err(Error::InvalidParam {
             param: "claims".into(),
-            problem: "must require at least one claim (project_path, ref, repository, ...)".into(),
+            problem: format!(
+                "must require one of {} (a value other than *), or any pipeline of the issuer could publish",
+                IDENTITY_CLAIMS.join(", ")
+            ),
         });
     }
     if claims.len() > 20

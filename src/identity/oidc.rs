@@ -200,15 +200,18 @@ impl OidcIssuers {
             keys.get(issuer)
                 .is_none_or(|k| k.fetched.elapsed() > REFETCH_AFTER)
         };
-        if let Some(key) = cached {
-            if !stale {
-                return Ok(key);
-            }
-        }
+        let cached = match cached {
+            Some(key) if !stale => return Ok(key),
+            other => other,
+        };
         if !stale && !may_refetch {
             return Err(refused("its key id is not in the issuer's JWKS"));
         }
-        let set = self.fetch_keys(issuer).await?;
+        let set = match self.fetch_keys(issuer).await {
+            Ok(set) => set,
+            // The issuer is down: keys fetched before still verify what they signed.
+            Err(error) => return cached.ok_or(error),
+        };
         let key = pick(&set);
         if let Ok(mut keys) = self.keys.lock() {
             keys.insert(
