@@ -772,3 +772,44 @@ fn an_id_token_is_exchanged_for_a_short_lived_project_token() {
     );
     assert_eq!(root.status, 403, "{}", root.text());
 }
+
+#[test]
+fn unreachable_verifiers_and_garbage_credentials_are_clear_4xx_or_502() {
+    // A GitLab nobody answers at: 502 naming it, never a 500.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let issuer = common::stubs::StubIssuer::start();
+    let server = TestServer::start_with(&[
+        "--gitlab-url",
+        &dead,
+        "--oidc-issuer",
+        &issuer.url,
+        "--oidc-audience",
+        AUD,
+    ]);
+    let id = project(&server, "p", "private");
+    let path = format!("/api/v4/projects/{id}/packages/generic/pkg/1.0.0/f.bin");
+    let reply = upload(&server, &path, &[("JOB-TOKEN", "t")], b"x");
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(reply.text().contains(&dead), "{}", reply.text());
+    // Bearer credentials that look like JWTs but are not, or are unsigned: 401.
+    for garbage in [
+        "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln".to_string(),
+        "eyJ!!!.eyJ???.x".to_string(),
+        format!(
+            "eyJhbGciOiJub25lIn0.{}.",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(json!({"iss": issuer.url, "aud": AUD}).to_string())
+        ),
+        format!("eyJ{}", "A".repeat(20_000)),
+    ] {
+        let reply = upload(
+            &server,
+            &path,
+            &[("Authorization", &bearer(&garbage))],
+            b"x",
+        );
+        assert_eq!(reply.status, 401, "{garbage:.40}: {}", reply.text());
+    }
+}

@@ -125,6 +125,9 @@ fn projects_in_a_group_inherit_its_members() {
     );
     assert_eq!(sub.status, 201, "{}", sub.text());
     assert_eq!(sub.json()["full_path"], "ml-team/vision");
+    let by_path = carol.get("/api/v4/groups/ml-team%2Fvision");
+    assert_eq!(by_path.status, 200, "{}", by_path.text());
+    assert_eq!(by_path.json()["parent_id"], group_id);
     let vision = carol.post_json(
         "/api/v4/projects",
         json!({ "name": "detector", "namespace_path": "ml-team/vision" }),
@@ -190,6 +193,30 @@ fn projects_in_a_group_inherit_its_members() {
     // The last Owner stays.
     let last = alice.delete(&format!("/api/v4/groups/{group_id}/members/{alice_id}"));
     assert_eq!(last.status, 403, "{}", last.text());
+
+    // Owners and Maintainers edit a group; only Owners delete one, and only once it is empty.
+    let renamed = carol.put_json(
+        &format!("/api/v4/groups/{group_id}"),
+        json!({ "description": "the ML team", "visibility": "internal" }),
+    );
+    assert_eq!(renamed.status, 200, "{}", renamed.text());
+    assert_eq!(renamed.json()["visibility"], "internal");
+    assert_eq!(
+        carol.delete(&format!("/api/v4/groups/{group_id}")).status,
+        403
+    );
+    let busy = alice.delete(&format!("/api/v4/groups/{group_id}"));
+    assert_eq!(busy.status, 400, "{}", busy.text());
+    let vision_id = sub.json()["id"].as_u64().unwrap();
+    assert_eq!(root.delete(&format!("/api/v4/projects/{vid}")).status, 202);
+    assert_eq!(
+        alice.delete(&format!("/api/v4/groups/{vision_id}")).status,
+        202
+    );
+    assert_eq!(
+        alice.get(&format!("/api/v4/groups/{vision_id}")).status,
+        404
+    );
 }
 
 #[test]

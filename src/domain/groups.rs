@@ -302,6 +302,75 @@ impl Registry {
             .collect())
     }
 
+    /// A group's Owners and Maintainers change its name, description and visibility.
+    pub async fn update_group(
+        &self,
+        caller: &Caller,
+        access: &GroupAccess,
+        name: Option<String>,
+        description: Option<String>,
+        visibility: Option<Visibility>,
+    ) -> Result<Group> {
+        access.check(caller, GroupAction::Admin)?;
+        if name
+            .as_ref()
+            .is_some_and(|n| n.trim().is_empty() || n.len() > 255)
+        {
+            return Err(Error::invalid("name"));
+        }
+        self.update_record::<Groups>(access.group.id, "Group", |group: &mut Group| {
+            if let Some(name) = &name {
+                group.name = name.clone();
+            }
+            if let Some(description) = &description {
+                group.description = description.clone();
+            }
+            if let Some(visibility) = visibility {
+                group.visibility = visibility;
+            }
+        })
+        .await
+    }
+
+    /// An Owner deletes an empty group (no projects, no subgroups) with its memberships.
+    pub async fn delete_group(&self, caller: &Caller, access: &GroupAccess) -> Result<()> {
+        access.check(caller, GroupAction::Delete)?;
+        let group = &access.group;
+        let has_projects = self
+            .all_projects()?
+            .iter()
+            .any(|p| p.namespace.eq_ignore_ascii_case(&group.full_path));
+        let has_subgroups = schema::groups::all(self.meta.as_ref())
+            .any(|g| g.is_ok_and(|g| g.parent_id == Some(group.id)));
+        if has_projects || has_subgroups {
+            return Err(Error::bad(format!(
+                "the group {} still has projects or subgroups; delete or move them first",
+                group.full_path
+            )));
+        }
+        self.delete_listed(
+            |seen| {
+                seen.note(
+                    self.meta.as_ref(),
+                    super::schema::revisions::Parent::Group(group.id),
+                )?;
+                self.group_members(group.id)
+            },
+            |tx, members| {
+                for m in members {
+                    schema::remove::<GroupMembers>(
+                        tx,
+                        &schema::groups::member_key_of(group.id, m.user_id),
+                    )?;
+                }
+                schema::remove::<Groups>(tx, &schema::id_key(group.id))?;
+                schema::revisions::forget(tx, super::schema::revisions::Parent::Group(group.id))?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
     /// The ids of the groups a user is a direct member of.
     pub fn groups_of_user(&self, user_id: u64) -> Result<Vec<Group>> {
         schema::groups::group_ids_of_user(self.meta.as_ref(), user_id)?

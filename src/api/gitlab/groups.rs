@@ -101,6 +101,41 @@ pub async fn show(
     Ok(Json(body))
 }
 
+pub async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GitlabCaller(caller): GitlabCaller,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let access = state.registry.group_for(&caller, &id)?;
+    let group = state
+        .registry
+        .update_group(
+            &caller,
+            &access,
+            params.str("name")?,
+            params.str("description")?,
+            params.choice("visibility", Visibility::parse)?,
+        )
+        .await?;
+    Ok(Json(views::group(&group, &state.base_url(&headers))))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let access = state.registry.group_for(&caller, &id)?;
+    state.registry.delete_group(&caller, &access).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "message": "202 Accepted" })),
+    )
+        .into_response())
+}
+
 pub async fn projects(
     State(state): State<AppState>,
     headers: HeaderMap,

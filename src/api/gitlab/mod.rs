@@ -56,7 +56,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v4/namespaces", get(groups::namespaces))
         .route("/api/v4/namespaces/{id}", get(groups::namespace))
         .route("/api/v4/groups", get(groups::list).post(groups::create))
-        .route("/api/v4/groups/{id}", get(groups::show))
+        .route(
+            "/api/v4/groups/{id}",
+            get(groups::show).put(groups::update).delete(groups::delete),
+        )
         .route("/api/v4/groups/{id}/projects", get(groups::projects))
         .route("/api/v4/groups/{id}/subgroups", get(groups::subgroups))
         .route(
