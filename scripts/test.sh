@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v strace >/dev/null || { apt-get update -q && apt-get install -y -q strace; }  # tests/durable_metadata.rs
+# tests/readme_snippets.rs runs the README's snippets: curl, and jq for the GitHub Actions step.
+for tool in curl jq; do
+  command -v "$tool" >/dev/null || { apt-get update -q && apt-get install -y -q "$tool"; }
+done
 cargo build --release --locked
 cargo test --release --locked -- --test-threads 2
 scripts/e2e.sh

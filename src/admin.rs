@@ -204,7 +204,7 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<(
                 .user_by_name(&username)
                 .map_err(|_| anyhow!("no user named {username}"))?;
             registry
-                .set_member(&root, &access, user.id, level, None)
+                .set_member(&root, &access, user.id, level, None, None)
                 .await?;
             registry.persist_blocking()?;
             println!(

@@ -121,6 +121,18 @@ pub struct ServeArgs {
     /// How long a locked username stays locked, in seconds.
     #[arg(long, env = "MODELYARD_SIGN_IN_LOCKOUT_SECONDS", default_value_t = 600)]
     pub sign_in_lockout_seconds: u64,
+    /// GitLab instances whose CI job tokens are verified (their `GET /api/v4/job`); repeatable,
+    /// or comma-separated in the variable.
+    #[arg(long, env = "MODELYARD_GITLAB_URL", value_delimiter = ',')]
+    pub gitlab_url: Vec<String>,
+    /// OIDC issuers whose ID tokens are accepted for trusted publishing (GitLab's URL for GitLab
+    /// CI `id_tokens:`, `https://token.actions.githubusercontent.com` for GitHub Actions);
+    /// repeatable, or comma-separated in the variable.
+    #[arg(long, env = "MODELYARD_OIDC_ISSUER", value_delimiter = ',')]
+    pub oidc_issuer: Vec<String>,
+    /// The audience (`aud`) ID tokens must be minted for; default: the external URL.
+    #[arg(long, env = "MODELYARD_OIDC_AUDIENCE", value_delimiter = ',')]
+    pub oidc_audience: Vec<String>,
     /// Log format: text or json.
     #[arg(long, env = "MODELYARD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod connections;
 pub mod domain;
+pub mod identity;
 pub mod server;
 pub mod state;
 pub mod store;

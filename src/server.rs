@@ -146,7 +146,18 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::new(args.external_url.clone())
         .with_body_pace(pace)
         .with_sign_in(sign_in);
-    let state = AppState::new(Arc::new(registry), settings);
+    let mut audiences = args.oidc_audience.clone();
+    if audiences.is_empty() {
+        if let Some(url) = &args.external_url {
+            audiences.push(url.trim_end_matches('/').to_string());
+        }
+    }
+    let identities = crate::identity::Identities::new(
+        args.gitlab_url.clone(),
+        args.oidc_issuer.clone(),
+        audiences,
+    );
+    let state = AppState::new(Arc::new(registry), settings).with_identities(identities);
     let signalled = shutdown_signal()?;
     let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
     let cap = match args.max_connections {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::api::body_guard::BodyPace;
 use crate::domain::Registry;
+use crate::identity::Identities;
 use crate::telemetry::Telemetry;
 use crate::web::sign_in_guard::{SignInGuard, SignInPolicy};
 
@@ -15,6 +16,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Throttles and locks of the sign-in form.
     pub sign_in: Arc<SignInGuard>,
+    /// The verifiers of CI identities (GitLab job tokens, OIDC ID tokens).
+    pub identities: Arc<Identities>,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +66,14 @@ impl AppState {
             telemetry: Arc::new(Telemetry::default()),
             sign_in: Arc::new(SignInGuard::new(settings.sign_in)),
             settings: Arc::new(settings),
+            identities: Arc::new(Identities::none()),
+        }
+    }
+
+    pub fn with_identities(self, identities: Identities) -> Self {
+        AppState {
+            identities: Arc::new(identities),
+            ..self
         }
     }
 

@@ -1117,3 +1117,46 @@ fn tokens_page_404_navigation_favicon_and_markdown() {
     assert!(card.contains("type=\"checkbox\"") && card.contains("class=\"footnote\""));
     assert!(card.contains("aria-current=\"page\""), "the current tab");
 }
+
+#[test]
+fn maintainers_set_the_trusted_gitlab_projects_in_the_ci_cd_settings() {
+    let server = TestServer::start();
+    let project_id = project(&server, "vision", "private");
+    let (alice, _) = user_with_token(&server, "alice", "api");
+    let (dev, _) = user_with_token(&server, "dev", "api");
+    add_member(&server, project_id, alice, 40);
+    add_member(&server, project_id, dev, 30);
+    let page = "/root/vision/-/settings/ci_cd";
+
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in("dev", PASSWORD).status, 303);
+    assert_eq!(
+        browser.get(page).status,
+        403,
+        "a Developer does not see the settings"
+    );
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in("alice", PASSWORD).status, 303);
+    let project_page = browser.get("/root/vision");
+    assert!(project_page.text().contains("CI/CD settings"));
+    let form = browser.get(page);
+    assert_eq!(form.status, 200, "{}", form.text());
+    let token = csrf_token(&form.text());
+    let saved = browser.post_form(
+        page,
+        &[
+            ("authenticity_token", &token),
+            ("ci_job_token_gitlab_projects", "ml-team/trainer\n  42 \n"),
+            ("ci_job_token_access_level", "20"),
+        ],
+    );
+    assert_eq!(saved.status, 303, "{}", saved.text());
+    let shown = Api::root(&server).get(&format!("/api/v4/projects/{project_id}"));
+    assert_eq!(
+        shown.json()["ci_job_token_gitlab_projects"],
+        serde_json::json!(["ml-team/trainer", "42"])
+    );
+    assert_eq!(shown.json()["ci_job_token_access_level"], 20);
+    let again = browser.get(page);
+    assert!(again.text().contains("ml-team/trainer"));
+}

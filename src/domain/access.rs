@@ -1,6 +1,7 @@
 //! Who may do what. [`decide`] is the only place that compares access levels.
 
 use super::error::Error;
+use super::ml_records::CiJob;
 use super::records::{AccessLevel, FeatureAccess, PackageType, Project, Scope, User, Visibility};
 
 /// The authenticated party behind a request.
@@ -8,6 +9,9 @@ use super::records::{AccessLevel, FeatureAccess, PackageType, Project, Scope, Us
 pub enum Caller {
     Anonymous,
     User(Principal),
+    /// A CI identity or a deploy token: no user of ours, verified by the server (a GitLab's
+    /// `/api/v4/job`, an OIDC issuer's signature) or by a project's own token.
+    Machine(Box<Machine>),
 }
 
 #[derive(Debug, Clone)]
@@ -15,13 +19,101 @@ pub struct Principal {
     pub user: User,
     /// `false` for `read_api` tokens: reads only.
     pub can_write: bool,
+    /// `false` for tokens without `api` or `read_api` (`read_user`, `read_registry`, ...): they
+    /// read the user's own account and nothing of projects.
+    pub can_read: bool,
+}
+
+/// A caller that is not one of our users.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub identity: Identity,
+    /// `false` for read-only deploy tokens.
+    pub can_write: bool,
+    /// The CI job behind the identity, verified: what it creates records this link.
+    pub ci: Option<CiJob>,
+}
+
+/// Who a [`Machine`] is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Identity {
+    /// A GitLab CI job, verified by calling its GitLab's `GET /api/v4/job` with its token.
+    GitlabJob {
+        /// The GitLab that verified the job (`https://gitlab.example.com`).
+        gitlab_url: String,
+        /// The GitLab project the job runs in: its id and `namespace/path`.
+        project_id: u64,
+        project_path: String,
+    },
+    /// An OIDC ID token of a trusted issuer (GitLab CI `id_tokens:`, GitHub Actions).
+    Oidc {
+        issuer: String,
+        /// The token's claims with string, number or boolean values, as text.
+        claims: std::collections::BTreeMap<String, String>,
+        /// The one project a token exchanged for the ID token acts in; `None` for the ID token
+        /// itself.
+        project_id: Option<u64>,
+    },
+    /// A deploy token of one project, optionally limited to some package (model) names.
+    DeployToken {
+        token_id: u64,
+        project_id: u64,
+        username: String,
+        /// Empty: every package of the project.
+        package_names: Vec<String>,
+    },
+}
+
+impl Machine {
+    /// How the identity is named in messages.
+    pub fn describe(&self) -> String {
+        match &self.identity {
+            Identity::GitlabJob {
+                gitlab_url,
+                project_path,
+                ..
+            } => format!("the CI job token of GitLab project {project_path} ({gitlab_url})"),
+            Identity::Oidc { issuer, .. } => format!("the OIDC ID token of {issuer}"),
+            Identity::DeployToken { username, .. } => format!("the deploy token {username}"),
+        }
+    }
 }
 
 impl Caller {
     pub fn user(&self) -> Option<&User> {
         match self {
-            Caller::Anonymous => None,
+            Caller::Anonymous | Caller::Machine(_) => None,
             Caller::User(p) => Some(&p.user),
+        }
+    }
+
+    pub fn machine(&self) -> Option<&Machine> {
+        match self {
+            Caller::Machine(m) => Some(m.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// The verified CI link of a CI identity: what the things it creates record.
+    pub fn ci(&self) -> Option<&CiJob> {
+        self.machine().and_then(|m| m.ci.as_ref())
+    }
+
+    /// Whether the caller's credentials allow writes at all (`api` scope, write deploy token).
+    pub fn can_write(&self) -> bool {
+        match self {
+            Caller::Anonymous => false,
+            Caller::User(p) => p.can_write,
+            Caller::Machine(m) => m.can_write,
+        }
+    }
+
+    /// Whether the caller's credentials allow reading projects (anonymous callers read what is
+    /// public).
+    pub fn can_read(&self) -> bool {
+        match self {
+            Caller::Anonymous | Caller::Machine(_) => true,
+            Caller::User(p) => p.can_read,
         }
     }
 
@@ -37,6 +129,7 @@ impl Caller {
         Caller::User(Principal {
             user,
             can_write: scopes.contains(&Scope::Api),
+            can_read: scopes.contains(&Scope::Api) || scopes.contains(&Scope::ReadApi),
         })
     }
 }
@@ -133,6 +226,11 @@ pub fn decide(
     action: Action,
 ) -> Result<(), Error> {
     precheck(caller, action)?;
+    if !caller.can_read() {
+        return Err(Error::denied(
+            "the token's scopes do not include api or read_api",
+        ));
+    }
     let admin = caller.is_admin();
     let member = level.is_some();
     let sees_project = admin
@@ -158,14 +256,104 @@ pub fn decide(
     let Some(required) = action.required_level() else {
         return Ok(());
     };
-    let Caller::User(principal) = caller else {
-        return Err(Error::Unauthorized);
-    };
-    if !principal.can_write {
-        return Err(Error::Forbidden);
+    match caller {
+        Caller::Anonymous => return Err(Error::Unauthorized),
+        Caller::Machine(machine) => {
+            if matches!(action, Action::AdminProject | Action::DeleteProject) {
+                return Err(Error::denied(format!(
+                    "{} cannot change a project's settings or members",
+                    machine.describe()
+                )));
+            }
+            if !machine.can_write {
+                return Err(Error::denied(format!(
+                    "{} is read-only",
+                    machine.describe()
+                )));
+            }
+        }
+        Caller::User(principal) if !principal.can_write => return Err(Error::Forbidden),
+        Caller::User(_) => {}
     }
-    if admin || level.is_some_and(|l| l >= required) {
+    if meets(admin, level, required) {
         Ok(())
+    } else {
+        Err(Error::Forbidden)
+    }
+}
+
+/// The one comparison of access levels: an admin, or a member at `required` or above.
+fn meets(admin: bool, level: Option<AccessLevel>, required: AccessLevel) -> bool {
+    admin || level.is_some_and(|l| l >= required)
+}
+
+/// The highest level a CI identity acts with, whatever a project or rule configures.
+pub const CI_LEVEL_CEILING: AccessLevel = AccessLevel::Maintainer;
+
+/// A configured CI level, kept at or below [`CI_LEVEL_CEILING`].
+pub fn ci_level(configured: AccessLevel) -> AccessLevel {
+    configured.min(CI_LEVEL_CEILING)
+}
+
+/// What a request wants to do to a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupAction {
+    /// See the group and its members.
+    Read,
+    /// Create projects and subgroups in it.
+    CreateIn,
+    /// Change its settings and members.
+    Admin,
+    /// Delete it.
+    Delete,
+}
+
+/// Whether `caller`, a member of `group` at `level` (the highest of the group's and its
+/// parents'), may do `action` to it; the refusals as in [`decide`].
+pub fn decide_group(
+    caller: &Caller,
+    visibility: Visibility,
+    level: Option<AccessLevel>,
+    action: GroupAction,
+) -> Result<(), Error> {
+    let required = match action {
+        GroupAction::Read => None,
+        GroupAction::CreateIn | GroupAction::Admin => Some(AccessLevel::Maintainer),
+        GroupAction::Delete => Some(AccessLevel::Owner),
+    };
+    if required.is_some() && matches!(caller, Caller::Anonymous) {
+        return Err(Error::Unauthorized);
+    }
+    let admin = caller.is_admin();
+    let sees = admin
+        || level.is_some()
+        || match visibility {
+            Visibility::Public => true,
+            Visibility::Internal => caller.user().is_some(),
+            Visibility::Private => false,
+        };
+    if !sees {
+        return Err(Error::NotFound("Group"));
+    }
+    let Some(required) = required else {
+        return Ok(());
+    };
+    match caller {
+        Caller::User(p) if p.can_write => {}
+        Caller::Machine(m) => {
+            return Err(Error::denied(format!(
+                "{} cannot change groups",
+                m.describe()
+            )))
+        }
+        _ => return Err(Error::Forbidden),
+    }
+    if meets(admin, level, required) {
+        Ok(())
+    } else if action == GroupAction::CreateIn {
+        Err(Error::denied(
+            "Only the group's Maintainers and Owners create projects and subgroups in it",
+        ))
     } else {
         Err(Error::Forbidden)
     }
@@ -193,6 +381,26 @@ pub fn decide_member_change(
     change: MemberChange,
 ) -> Result<(), Error> {
     decide(caller, project, level, Action::AdminProject)?;
+    member_rules(caller, level, change, "project")
+}
+
+/// The same rules for a group's members, on top of [`GroupAction::Admin`].
+pub fn decide_group_member_change(
+    caller: &Caller,
+    visibility: Visibility,
+    level: Option<AccessLevel>,
+    change: MemberChange,
+) -> Result<(), Error> {
+    decide_group(caller, visibility, level, GroupAction::Admin)?;
+    member_rules(caller, level, change, "group")
+}
+
+fn member_rules(
+    caller: &Caller,
+    level: Option<AccessLevel>,
+    change: MemberChange,
+    what: &str,
+) -> Result<(), Error> {
     if !caller.is_admin() {
         if change.wanted.is_some_and(|wanted| Some(wanted) > level) {
             return Err(Error::denied(
@@ -210,30 +418,55 @@ pub fn decide_member_change(
     let demotes_owner =
         change.current == Some(AccessLevel::Owner) && change.wanted != Some(AccessLevel::Owner);
     if demotes_owner && change.owners <= 1 {
-        return Err(Error::denied(
-            "The last Owner of a project cannot be removed or demoted; make another member Owner first",
-        ));
+        return Err(Error::denied(format!(
+            "The last Owner of a {what} cannot be removed or demoted; make another member Owner first"
+        )));
     }
     Ok(())
 }
 
-/// Whether `caller` may create a project in `namespace` (a path such as `alice` or `ml-team`).
-/// A user creates projects only in their own namespace, which is their username; admins
-/// anywhere. Groups are where this grows: once a namespace can be a group, its Maintainers and
-/// Owners may create projects in it too (the caller's level in the group goes through [`decide`]).
-pub fn may_create_in_namespace(caller: &Caller, namespace: &str) -> Result<(), Error> {
-    let Caller::User(principal) = caller else {
-        return Err(Error::Unauthorized);
+/// A group namespace as [`may_create_in_namespace`] judges it: its visibility and the caller's
+/// level in it (the highest of the group's and its parents').
+#[derive(Debug, Clone, Copy)]
+pub struct GroupNamespace {
+    pub visibility: Visibility,
+    pub level: Option<AccessLevel>,
+}
+
+/// Whether `caller` may create a project in `namespace` (a path such as `alice` or `ml-team`),
+/// `group` when the namespace is a group. A user creates projects in their own namespace, which
+/// is their username, and in groups where they are Maintainer or Owner ([`decide_group`]);
+/// admins anywhere.
+pub fn may_create_in_namespace(
+    caller: &Caller,
+    namespace: &str,
+    group: Option<GroupNamespace>,
+) -> Result<(), Error> {
+    let principal = match caller {
+        Caller::Anonymous => return Err(Error::Unauthorized),
+        Caller::Machine(m) => {
+            return Err(Error::denied(format!(
+                "{} cannot create projects",
+                m.describe()
+            )))
+        }
+        Caller::User(principal) => principal,
     };
     if !principal.can_write {
         return Err(Error::Forbidden);
     }
     let user = &principal.user;
-    if user.admin || namespace.eq_ignore_ascii_case(&user.username) {
+    if user.admin {
+        return Ok(());
+    }
+    if let Some(group) = group {
+        return decide_group(caller, group.visibility, group.level, GroupAction::CreateIn);
+    }
+    if namespace.eq_ignore_ascii_case(&user.username) {
         return Ok(());
     }
     Err(Error::denied(format!(
-        "You may create projects only in your own namespace ({}), not in {namespace}",
+        "You may create projects only in your own namespace ({}) or in groups you maintain, not in {namespace}",
         user.username
     )))
 }
@@ -244,7 +477,7 @@ pub fn may_read_instance_metrics(caller: &Caller) -> Result<(), Error> {
     match caller {
         Caller::Anonymous => Err(Error::Unauthorized),
         Caller::User(p) if p.user.admin => Ok(()),
-        Caller::User(_) => Err(Error::Forbidden),
+        Caller::User(_) | Caller::Machine(_) => Err(Error::Forbidden),
     }
 }
 
@@ -265,6 +498,8 @@ mod tests {
             generic_duplicates_allowed: true,
             creator_id: 1,
             created_at: now(),
+            ci_job_token_gitlab_projects: Vec::new(),
+            ci_job_token_access_level: AccessLevel::Developer,
         }
     }
 
@@ -278,9 +513,53 @@ mod tests {
                 password_hash: None,
                 admin,
                 created_at: now(),
+                bot: false,
             },
             scopes,
         )
+    }
+
+    fn machine(can_write: bool) -> Caller {
+        Caller::Machine(Box::new(Machine {
+            identity: Identity::GitlabJob {
+                gitlab_url: "https://gl".into(),
+                project_id: 1,
+                project_path: "t/p".into(),
+            },
+            can_write,
+            ci: None,
+        }))
+    }
+
+    #[test]
+    fn ci_identities_act_at_their_level_but_never_administer() {
+        use AccessLevel::*;
+        use Action::*;
+        let private = project(Visibility::Private, FeatureAccess::Enabled);
+        let job = machine(true);
+        let reader = machine(false);
+        let reporter_scope = user(false, &[Scope::ReadUser]);
+        let rows: Vec<(&Caller, Option<AccessLevel>, Action, u16)> = vec![
+            (&job, None, ReadPackages, 404),
+            (&job, Some(Developer), WritePackages, 200),
+            (&job, Some(Developer), DeletePackages, 403),
+            (&job, Some(Maintainer), DeletePackages, 200),
+            (&job, Some(Maintainer), AdminProject, 403),
+            (&reader, Some(Developer), ReadPackages, 200),
+            (&reader, Some(Developer), WritePackages, 403),
+            (&reporter_scope, Some(Owner), ReadPackages, 403),
+        ];
+        for (caller, level, action, expected) in rows {
+            let got = match decide(caller, &private, level, action) {
+                Ok(()) => 200,
+                Err(Error::NotFound(_)) => 404,
+                Err(Error::Denied(_)) | Err(Error::Forbidden) => 403,
+                Err(other) => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(got, expected, "{caller:?} {level:?} {action:?}");
+        }
+        assert_eq!(ci_level(Owner), Maintainer);
+        assert_eq!(ci_level(Reporter), Reporter);
     }
 
     fn code(result: Result<(), Error>) -> u16 {
@@ -502,24 +781,52 @@ mod tests {
         let api = user(false, &[Scope::Api]);
         let reader = user(false, &[Scope::ReadApi]);
         let admin = user(true, &[Scope::Api]);
-        assert!(may_create_in_namespace(&api, "u").is_ok());
-        assert!(may_create_in_namespace(&api, "U").is_ok());
+        assert!(may_create_in_namespace(&api, "u", None).is_ok());
+        assert!(may_create_in_namespace(&api, "U", None).is_ok());
         assert!(matches!(
-            may_create_in_namespace(&api, "alice"),
+            may_create_in_namespace(&api, "alice", None),
             Err(Error::Denied(_))
         ));
         assert!(matches!(
-            may_create_in_namespace(&api, "u/sub"),
+            may_create_in_namespace(&api, "u/sub", None),
             Err(Error::Denied(_))
         ));
         assert!(matches!(
-            may_create_in_namespace(&reader, "u"),
+            may_create_in_namespace(&reader, "u", None),
             Err(Error::Forbidden)
         ));
         assert!(matches!(
-            may_create_in_namespace(&Caller::Anonymous, "u"),
+            may_create_in_namespace(&Caller::Anonymous, "u", None),
             Err(Error::Unauthorized)
         ));
-        assert!(may_create_in_namespace(&admin, "anything/at-all").is_ok());
+        assert!(may_create_in_namespace(&admin, "anything/at-all", None).is_ok());
+        // Groups: Maintainers and Owners create projects in them; others may not.
+        let group = |visibility, level| GroupNamespace { visibility, level };
+        let private = Visibility::Private;
+        for (level, ok) in [
+            (None, false),
+            (Some(AccessLevel::Developer), false),
+            (Some(AccessLevel::Maintainer), true),
+            (Some(AccessLevel::Owner), true),
+        ] {
+            assert_eq!(
+                may_create_in_namespace(&api, "team", Some(group(private, level))).is_ok(),
+                ok,
+                "{level:?}"
+            );
+        }
+        assert!(matches!(
+            may_create_in_namespace(&api, "team", Some(group(private, None))),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            may_create_in_namespace(
+                &api,
+                "team",
+                Some(group(Visibility::Public, Some(AccessLevel::Developer)))
+            ),
+            Err(Error::Denied(_))
+        ));
+        assert!(may_create_in_namespace(&admin, "team", Some(group(private, None))).is_ok());
     }
 }

@@ -22,6 +22,15 @@ pub struct IssuedToken {
     pub secret: String,
 }
 
+/// An admin's changes to a user (`PUT /users/:id`).
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub admin: Option<bool>,
+    pub password: Option<String>,
+}
+
 pub struct NewUser<'a> {
     pub username: &'a str,
     pub name: &'a str,
@@ -34,7 +43,7 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn new_secret() -> String {
+pub(crate) fn new_secret() -> String {
     let body: String = rand::thread_rng()
         .sample_iter(&Alphanumeric)
         .take(32)
@@ -133,12 +142,13 @@ impl Registry {
             password_hash,
             admin: new.admin,
             created_at: now(),
+            bot: false,
         };
         self.write(|tx| {
-            if schema::users::name_taken(tx, &user.username)? {
-                return abort(Error::AlreadyExists(
-                    "Username has already been taken".into(),
-                ));
+            if schema::users::name_taken(tx, &user.username)?
+                || schema::groups::path_taken(tx, &user.username)?
+            {
+                return abort(Error::Conflict("Username has already been taken".into()));
             }
             schema::put::<Users>(tx, &user)?;
             Ok(())
@@ -279,14 +289,104 @@ impl Registry {
         .await
     }
 
-    /// Who a presented secret belongs to. Unknown, revoked and expired tokens are `Unauthorized`.
+    /// Who a presented secret belongs to: a personal or project access token's user, a deploy
+    /// token, or a token exchanged for an ID token. Unknown, revoked and expired tokens are `Unauthorized`.
     pub fn authenticate(&self, secret: &str) -> Result<Caller> {
-        let token = self.token_by_secret(secret)?.ok_or(Error::Unauthorized)?;
+        let Some(token) = self.token_by_secret(secret)? else {
+            if let Some(deploy) = self.deploy_token_caller(secret)? {
+                return Ok(deploy);
+            }
+            return self.ci_token_caller(secret)?.ok_or(Error::Unauthorized);
+        };
         if !token.is_active(today()) {
             return Err(Error::Unauthorized);
         }
         let user = self.user(token.user_id).map_err(|_| Error::Unauthorized)?;
         Ok(Caller::from_user(user, &token.scopes))
+    }
+
+    /// The scopes of the personal access token behind a secret (none for other secrets).
+    pub fn scopes_of(&self, secret: &str) -> Result<Vec<Scope>> {
+        Ok(self
+            .token_by_secret(secret)?
+            .filter(|t| t.is_active(today()))
+            .map(|t| t.scopes)
+            .unwrap_or_default())
+    }
+
+    /// An admin's changes to a user.
+    pub async fn update_user(&self, user_id: u64, changes: UserChanges) -> Result<User> {
+        if let Some(password) = &changes.password {
+            check_password_length(password)?;
+        }
+        let hash = changes.password.as_deref().map(hash_password).transpose()?;
+        self.update_record::<Users>(user_id, "User", |user: &mut User| {
+            if let Some(name) = &changes.name {
+                user.name = name.clone();
+            }
+            if let Some(email) = &changes.email {
+                user.email = Some(email.clone());
+            }
+            if let Some(admin) = changes.admin {
+                user.admin = admin;
+            }
+            if let Some(hash) = &hash {
+                user.password_hash = Some(hash.clone());
+            }
+        })
+        .await
+    }
+
+    /// Deletes a user with their tokens and memberships, in one transaction; refused while
+    /// they are the last Owner of a project or group.
+    pub async fn delete_user(&self, user_id: u64) -> Result<()> {
+        let user = self.user(user_id)?;
+        if user.username == "root" {
+            return Err(Error::denied("root cannot be deleted"));
+        }
+        let tokens = schema::tokens::ids_of(self.meta.as_ref(), user_id)?;
+        let projects = schema::members::project_ids_of_user(self.meta.as_ref(), user_id)?;
+        let groups = schema::groups::group_ids_of_user(self.meta.as_ref(), user_id)?;
+        self.write(|tx| {
+            for &project_id in &projects {
+                if let Some(m) = schema::members::load(tx, project_id, user_id)? {
+                    if m.access_level == super::records::AccessLevel::Owner
+                        && schema::members::owners_in(tx, project_id)? <= 1
+                    {
+                        return abort(Error::denied(format!(
+                            "{} is the last Owner of project {project_id}; make another member Owner first",
+                            user.username
+                        )));
+                    }
+                    schema::remove::<super::schema::members::Members>(
+                        tx,
+                        &schema::members::key_of(project_id, user_id),
+                    )?;
+                }
+            }
+            for &group_id in &groups {
+                if let Some(m) = schema::groups::load_member(tx, group_id, user_id)? {
+                    if m.access_level == super::records::AccessLevel::Owner
+                        && schema::groups::owners_in(tx, group_id)? <= 1
+                    {
+                        return abort(Error::denied(format!(
+                            "{} is the last Owner of group {group_id}; make another member Owner first",
+                            user.username
+                        )));
+                    }
+                    schema::remove::<super::schema::groups::GroupMembers>(
+                        tx,
+                        &schema::groups::member_key_of(group_id, user_id),
+                    )?;
+                }
+            }
+            for &token in &tokens {
+                schema::remove::<Tokens>(tx, &schema::id_key(token))?;
+            }
+            schema::remove::<Users>(tx, &schema::id_key(user_id))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Creates the `root` admin on first start and makes sure it has a usable token: the given

@@ -109,7 +109,7 @@ impl Registry {
         names::file_path(&target.file_name)?;
         let limit = self.limits.model_file_bytes;
         let (_, file) = self
-            .store_package_file(&access.project, caller.user_id(), target, incoming, limit)
+            .store_package_file(&access.project, caller, target, incoming, limit)
             .await?;
         Ok(file)
     }

@@ -272,7 +272,9 @@ impl Registry {
                 return abort(Error::NotFound("Experiment"));
             }
             let iid = schema::counters::next(tx, experiment.project_id, Sequence::CandidateIid)?;
-            let candidate = candidate_record(id, iid, &experiment, caller.user_id(), &new);
+            let mut candidate = candidate_record(id, iid, &experiment, caller.user_id(), &new);
+            // A run a CI identity creates is linked to its verified job, not to typed tags.
+            candidate.ci = ci::merge(candidate.ci.take(), caller.ci().cloned());
             schema::put::<Candidates>(tx, &candidate)?;
             schema::tags::set(tx, TagOwner::Candidate(candidate.id), &new.tags)?;
             Ok(candidate)

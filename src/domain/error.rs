@@ -13,6 +13,13 @@ pub enum Error {
     NotFoundMessage(String),
     #[error("unauthorized")]
     Unauthorized,
+    /// Credentials refused for a reason the caller should hear (a job token GitLab does not
+    /// know, an expired ID token).
+    #[error("{0}")]
+    UnauthorizedBecause(String),
+    /// A service the server verifies credentials with (a GitLab, an OIDC issuer) failed.
+    #[error("{0}")]
+    Upstream(String),
     #[error("forbidden")]
     Forbidden,
     /// Refused by a rule the caller should know about (403); the text says which.
@@ -26,6 +33,10 @@ pub enum Error {
     BadRequest(String),
     #[error("{0}")]
     AlreadyExists(String),
+    /// A unique thing exists already where GitLab answers 409 (a taken username, an existing
+    /// member).
+    #[error("{0}")]
+    Conflict(String),
     /// A package name that belongs to something else in the project: generic packages or a
     /// model (DESIGN §2 "Name ownership"). The text names the conflict.
     #[error("{0}")]

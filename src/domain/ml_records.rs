@@ -138,6 +138,11 @@ pub struct CiJob {
     pub merge_request_title: Option<String>,
     pub merge_request_url: Option<String>,
     pub user: Option<String>,
+    /// Who verified the link (`gitlab job token: https://gitlab.example.com`, `oidc: <issuer>`);
+    /// `None` for links taken from tags or request bodies. A verified link is never changed by
+    /// tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<String>,
 }
 
 impl CiJob {

@@ -8,6 +8,7 @@ pub mod candidates;
 pub mod ci;
 pub mod error;
 pub mod experiments;
+pub mod groups;
 pub mod logged_models;
 pub mod maintenance;
 pub mod ml_records;
@@ -26,6 +27,7 @@ pub mod schema;
 pub mod search_syntax;
 pub mod semver_rules;
 pub mod sessions;
+pub mod trust;
 pub mod version_labels;
 pub mod versions;
 

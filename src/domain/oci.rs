@@ -972,6 +972,7 @@ impl Registry {
                 sha1: blob.sha1.clone(),
                 sha256: blob.sha256.clone(),
                 created_at: now(),
+                ci: None,
             });
         }
         let existing = match self.version_by_string(model.id, version) {

@@ -440,6 +440,7 @@ mod tests {
             sha1: String::new(),
             sha256: sha.into(),
             created_at: now(),
+            ci: None,
         }
     }
 

@@ -102,6 +102,7 @@ impl Registry {
         parts: &GenericPath,
         incoming: IncomingFile,
     ) -> Result<PackageFile> {
+        super::trust::check_package_name(caller, &parts.name)?;
         match self.generic_destination(access, parts)? {
             Destination::Generic(target) => {
                 self.upload_generic(caller, access, target, incoming).await
@@ -125,6 +126,7 @@ impl Registry {
         access: &ProjectAccess,
         parts: &GenericPath,
     ) -> Result<std::result::Result<ModelDownload, PackageFile>> {
+        super::trust::check_package_name(caller, &parts.name)?;
         let Some(model) = self.model_of_path(caller, access, &parts.name)? else {
             let target = generic_target(
                 &parts.name,

@@ -133,7 +133,7 @@ impl Registry {
     ) -> Result<PackageFile> {
         access.check(caller, Action::WritePackages)?;
         let limit = self.limits.generic_file_bytes;
-        self.store_package_file(&access.project, caller.user_id(), target, incoming, limit)
+        self.store_package_file(&access.project, caller, target, incoming, limit)
             .await
             .map(|(_, file)| file)
     }
@@ -143,11 +143,14 @@ impl Registry {
     pub(crate) async fn store_package_file(
         &self,
         project: &Project,
-        creator: Option<u64>,
+        caller: &Caller,
         target: FileTarget,
         incoming: IncomingFile,
         limit: u64,
     ) -> Result<(Package, PackageFile)> {
+        super::trust::check_package_name(caller, &target.package_name)?;
+        let creator = caller.user_id();
+        let ci = caller.ci().cloned();
         if incoming.declared_len.is_some_and(|len| len > limit) {
             return Err(Error::TooLarge);
         }
@@ -192,6 +195,7 @@ impl Registry {
                     creator_id: creator,
                     created_at: at,
                     updated_at: at,
+                    ci: ci.clone(),
                 });
                 if !duplicates_allowed
                     && schema::files::path_taken(tx, package.id, &target.file_name)?
@@ -212,6 +216,7 @@ impl Registry {
                     sha1: stored.digests.sha1.clone(),
                     sha256: stored.digests.sha256.clone(),
                     created_at: at,
+                    ci: ci.clone(),
                 };
                 schema::put::<Packages>(tx, &package)?;
                 schema::put::<Files>(tx, &file)?;
@@ -278,6 +283,7 @@ impl Registry {
         target: &FileTarget,
     ) -> Result<PackageFile> {
         access.check(caller, Action::ReadPackages)?;
+        super::trust::check_package_name(caller, &target.package_name)?;
         let package = self.find_package(access.project.id, target)?;
         self.newest_file(package.id, &target.file_name)
     }
@@ -330,6 +336,7 @@ impl Registry {
         page: PageRequest,
     ) -> Result<Page<Package>> {
         access.check(caller, Action::ReadPackages)?;
+        super::trust::may_list_packages(caller)?;
         let project_id = access.project.id;
         let status = filter.status.unwrap_or(PackageStatus::Default);
         // `ml_model` packages are the registry's: hidden where the registry is hidden.

@@ -1,7 +1,8 @@
 //! Projects, their settings and their members.
 
 use super::access::{
-    decide, decide_member_change, may_create_in_namespace, Action, Caller, MemberChange,
+    decide, decide_member_change, may_create_in_namespace, Action, Caller, GroupNamespace,
+    MemberChange,
 };
 use super::error::{Error, Result};
 use super::names;
@@ -30,18 +31,32 @@ pub struct ProjectChanges {
     pub visibility: Option<Visibility>,
     pub model_registry_access_level: Option<FeatureAccess>,
     pub generic_duplicates_allowed: Option<bool>,
+    pub ci_job_token_gitlab_projects: Option<Vec<String>>,
+    pub ci_job_token_access_level: Option<AccessLevel>,
 }
 
 /// A project together with what the caller is allowed to know about its membership.
 #[derive(Debug, Clone)]
 pub struct ProjectAccess {
     pub project: Project,
+    /// The caller's level: a user's as a member of the project or of its groups (the
+    /// highest), a CI identity's from the project's trust settings.
     pub level: Option<AccessLevel>,
+    /// Why a CI identity or deploy token has no level here, to say so in a refusal.
+    pub refusal: Option<String>,
 }
 
 impl ProjectAccess {
     pub fn check(&self, caller: &Caller, action: Action) -> Result<()> {
-        decide(caller, &self.project, self.level, action)
+        match (
+            decide(caller, &self.project, self.level, action),
+            &self.refusal,
+        ) {
+            (Err(Error::Forbidden | Error::NotFound(_)), Some(reason)) => {
+                Err(Error::denied(reason.clone()))
+            }
+            (decision, _) => decision,
+        }
     }
 }
 
@@ -70,8 +85,18 @@ impl Registry {
         for segment in namespace.split('/') {
             names::project_path(segment).map_err(|_| Error::invalid("namespace"))?;
         }
-        may_create_in_namespace(caller, &namespace)?;
-        if namespace.eq_ignore_ascii_case(&creator.username) {
+        let group = self.group_by_path(&namespace)?;
+        let group_namespace = match &group {
+            Some(group) => Some(GroupNamespace {
+                visibility: group.visibility,
+                level: self.group_level(creator.id, group)?,
+            }),
+            None => None,
+        };
+        may_create_in_namespace(caller, &namespace, group_namespace)?;
+        if let Some(group) = &group {
+            namespace = group.full_path.clone();
+        } else if namespace.eq_ignore_ascii_case(&creator.username) {
             // Paths are unique regardless of case; show the user's namespace as they spell it.
             namespace = creator.username.clone();
         }
@@ -88,6 +113,8 @@ impl Registry {
             generic_duplicates_allowed: new.generic_duplicates_allowed.unwrap_or(true),
             creator_id: creator.id,
             created_at: now(),
+            ci_job_token_gitlab_projects: Vec::new(),
+            ci_job_token_access_level: AccessLevel::Developer,
         };
         let owner = Member {
             project_id: project.id,
@@ -125,14 +152,36 @@ impl Registry {
         Ok(member.filter(|m| m.expires_at.is_none_or(|d| today < d)))
     }
 
+    /// The caller's level in a project (see [`ProjectAccess::level`]) and, for a CI identity
+    /// without one, why.
+    pub fn access_to(&self, caller: &Caller, project: Project) -> Result<ProjectAccess> {
+        let (level, refusal) = match caller {
+            Caller::Anonymous => (None, None),
+            Caller::User(principal) => (self.user_level(principal.user.id, &project)?, None),
+            Caller::Machine(machine) => match self.machine_level(machine, &project)? {
+                Ok(level) => (Some(level), None),
+                Err(reason) => (None, Some(reason)),
+            },
+        };
+        Ok(ProjectAccess {
+            project,
+            level,
+            refusal,
+        })
+    }
+
+    /// A user's level in a project: the highest of their membership of it and of the groups
+    /// it is in.
+    pub fn user_level(&self, user_id: u64, project: &Project) -> Result<Option<AccessLevel>> {
+        let direct = self.member(project.id, user_id)?.map(|m| m.access_level);
+        let inherited = self.namespace_level(user_id, &project.namespace)?;
+        Ok(direct.max(inherited))
+    }
+
     /// The project and the caller's level in it, if the caller may at least see it.
     pub fn project_for(&self, caller: &Caller, reference: &str) -> Result<ProjectAccess> {
         let project = self.find_project(reference)?;
-        let level = match caller.user_id() {
-            Some(user_id) => self.member(project.id, user_id)?.map(|m| m.access_level),
-            None => None,
-        };
-        let access = ProjectAccess { project, level };
+        let access = self.access_to(caller, project)?;
         access.check(caller, Action::ReadProject)?;
         Ok(access)
     }
@@ -155,12 +204,7 @@ impl Registry {
     pub fn visible_projects(&self, caller: &Caller) -> Result<Vec<ProjectAccess>> {
         let mut out = Vec::new();
         for project in schema::projects::all(self.meta.as_ref()) {
-            let project = project?;
-            let level = match caller.user_id() {
-                Some(user_id) => self.member(project.id, user_id)?.map(|m| m.access_level),
-                None => None,
-            };
-            let access = ProjectAccess { project, level };
+            let access = self.access_to(caller, project?)?;
             if access.check(caller, Action::ReadProject).is_ok() {
                 out.push(access);
             }
@@ -186,6 +230,19 @@ impl Registry {
         {
             return Err(Error::invalid("name"));
         }
+        if let Some(level) = changes.ci_job_token_access_level {
+            if level > super::access::CI_LEVEL_CEILING {
+                return Err(Error::InvalidParam {
+                    param: "ci_job_token_access_level".into(),
+                    problem: "must be at most 40 (Maintainer)".into(),
+                });
+            }
+        }
+        if let Some(trusted) = &changes.ci_job_token_gitlab_projects {
+            if trusted.len() > 100 || trusted.iter().any(|t| t.trim().is_empty() || t.len() > 512) {
+                return Err(Error::invalid("ci_job_token_gitlab_projects"));
+            }
+        }
         let id = access.project.id;
         self.update_record::<Projects>(id, "Project", |project: &mut Project| {
             if let Some(name) = &changes.name {
@@ -202,6 +259,12 @@ impl Registry {
             }
             if let Some(allowed) = changes.generic_duplicates_allowed {
                 project.generic_duplicates_allowed = allowed;
+            }
+            if let Some(trusted) = &changes.ci_job_token_gitlab_projects {
+                project.ci_job_token_gitlab_projects = trusted.clone();
+            }
+            if let Some(level) = changes.ci_job_token_access_level {
+                project.ci_job_token_access_level = level;
             }
         })
         .await
@@ -221,9 +284,27 @@ impl Registry {
                         packages.push(self.package_contents(seen, package)?);
                     }
                 }
-                Ok((packages, self.members(project.id)?))
+                let deploy_tokens = schema::deploy_tokens::ids_of(self.meta.as_ref(), project.id)?;
+                let rules: Vec<u64> =
+                    schema::trusted_publishers::of_project(self.meta.as_ref(), project.id)?
+                        .iter()
+                        .map(|r| r.id)
+                        .collect();
+                Ok((packages, self.members(project.id)?, deploy_tokens, rules))
             },
-            |tx, (packages, members)| {
+            |tx, (packages, members, deploy_tokens, rules)| {
+                for id in deploy_tokens {
+                    schema::remove::<schema::deploy_tokens::DeployTokens>(
+                        tx,
+                        &schema::id_key(*id),
+                    )?;
+                }
+                for id in rules {
+                    schema::remove::<schema::trusted_publishers::TrustedPublishers>(
+                        tx,
+                        &schema::id_key(*id),
+                    )?;
+                }
                 for package in packages {
                     super::packages::remove_package_in(tx, package)?;
                 }
@@ -252,23 +333,30 @@ impl Registry {
         access: &ProjectAccess,
         user_id: u64,
         level: AccessLevel,
+        expires_at: Option<chrono::NaiveDate>,
         must_be_new: Option<bool>,
     ) -> Result<Member> {
         access.check(caller, Action::AdminProject)?;
         self.user(user_id)?;
+        if expires_at.is_some_and(|d| d <= now().date_naive()) {
+            return Err(Error::InvalidParam {
+                param: "expires_at".into(),
+                problem: "must be in the future".into(),
+            });
+        }
         let project_id = access.project.id;
         let member = Member {
             project_id,
             user_id,
             access_level: level,
             created_at: now(),
-            expires_at: None,
+            expires_at,
         };
         self.write(|tx| {
             let existing = schema::members::load(tx, project_id, user_id)?;
             match (must_be_new, &existing) {
                 (Some(true), Some(_)) => {
-                    return abort(Error::AlreadyExists("Member already exists".into()))
+                    return abort(Error::Conflict("Member already exists".into()))
                 }
                 (Some(false), None) => return abort(Error::NotFound("Member")),
                 _ => {}
@@ -329,4 +417,31 @@ fn active_level(member: Option<&Member>) -> Option<AccessLevel> {
     member
         .filter(|m| m.expires_at.is_none_or(|d| today < d))
         .map(|m| m.access_level)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_membership_ends_on_its_expiry_date() {
+        let member = |expires_at| Member {
+            project_id: 1,
+            user_id: 2,
+            access_level: AccessLevel::Developer,
+            created_at: now(),
+            expires_at,
+        };
+        let today = now().date_naive();
+        assert_eq!(
+            active_level(Some(&member(None))),
+            Some(AccessLevel::Developer)
+        );
+        assert_eq!(
+            active_level(Some(&member(today.succ_opt()))),
+            Some(AccessLevel::Developer)
+        );
+        assert_eq!(active_level(Some(&member(Some(today)))), None);
+        assert_eq!(active_level(Some(&member(today.pred_opt()))), None);
+    }
 }

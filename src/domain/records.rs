@@ -1,7 +1,11 @@
 //! The records the metadata store holds for accounts, projects and packages.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+
+use super::ml_records::CiJob;
 
 pub type Timestamp = DateTime<Utc>;
 
@@ -21,28 +25,50 @@ pub struct User {
     pub password_hash: Option<String>,
     pub admin: bool,
     pub created_at: Timestamp,
+    /// A project access token's bot: a member of one project, never signs in.
+    #[serde(default)]
+    pub bot: bool,
 }
 
+/// Scopes of personal and project access tokens, as GitLab names them.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
+    /// Everything the token's user may do.
     Api,
+    /// Reads only.
     ReadApi,
+    /// The user's own account (`GET /user`, `GET /users`), nothing of projects.
+    ReadUser,
+    /// GitLab's container registry scopes: understood and kept; they grant nothing here.
+    ReadRegistry,
+    WriteRegistry,
+    /// With an administrator's token: act as another user (`Sudo` header, `sudo` parameter).
+    Sudo,
 }
 
 impl Scope {
+    pub const ALL: [Scope; 6] = [
+        Scope::Api,
+        Scope::ReadApi,
+        Scope::ReadUser,
+        Scope::ReadRegistry,
+        Scope::WriteRegistry,
+        Scope::Sudo,
+    ];
+
     pub fn parse(s: &str) -> Option<Scope> {
-        match s {
-            "api" => Some(Scope::Api),
-            "read_api" => Some(Scope::ReadApi),
-            _ => None,
-        }
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Api => "api",
             Scope::ReadApi => "read_api",
+            Scope::ReadUser => "read_user",
+            Scope::ReadRegistry => "read_registry",
+            Scope::WriteRegistry => "write_registry",
+            Scope::Sudo => "sudo",
         }
     }
 }
@@ -135,6 +161,17 @@ pub struct Project {
     pub generic_duplicates_allowed: bool,
     pub creator_id: u64,
     pub created_at: Timestamp,
+    /// GitLab projects (paths, numeric ids, or project URLs) whose CI job tokens this project
+    /// accepts.
+    #[serde(default)]
+    pub ci_job_token_gitlab_projects: Vec<String>,
+    /// The level those jobs act with (at most Maintainer).
+    #[serde(default = "default_ci_level")]
+    pub ci_job_token_access_level: AccessLevel,
+}
+
+fn default_ci_level() -> AccessLevel {
+    AccessLevel::Developer
 }
 
 impl Project {
@@ -261,6 +298,9 @@ pub struct Package {
     pub creator_id: Option<u64>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The verified CI job that created the package.
+    #[serde(default)]
+    pub ci: Option<CiJob>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -275,6 +315,9 @@ pub struct PackageFile {
     pub sha1: String,
     pub sha256: String,
     pub created_at: Timestamp,
+    /// The verified CI job that uploaded the file.
+    #[serde(default)]
+    pub ci: Option<CiJob>,
 }
 
 impl PackageFile {
@@ -282,4 +325,111 @@ impl PackageFile {
     pub fn base_name(&self) -> &str {
         self.file_name.rsplit('/').next().unwrap_or(&self.file_name)
     }
+}
+
+/// A group: a namespace with members, whose projects inherit them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Group {
+    pub id: u64,
+    pub name: String,
+    /// The last segment of the path.
+    pub path: String,
+    /// `parent/…/path`: the namespace of the group's projects.
+    pub full_path: String,
+    pub parent_id: Option<u64>,
+    #[serde(default)]
+    pub description: String,
+    pub visibility: Visibility,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupMember {
+    pub group_id: u64,
+    pub user_id: u64,
+    pub access_level: AccessLevel,
+    pub created_at: Timestamp,
+    #[serde(default)]
+    pub expires_at: Option<NaiveDate>,
+}
+
+/// A deploy token's scopes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployScope {
+    ReadPackageRegistry,
+    WritePackageRegistry,
+}
+
+impl DeployScope {
+    pub fn parse(s: &str) -> Option<DeployScope> {
+        match s {
+            "read_package_registry" => Some(DeployScope::ReadPackageRegistry),
+            "write_package_registry" => Some(DeployScope::WritePackageRegistry),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployScope::ReadPackageRegistry => "read_package_registry",
+            DeployScope::WritePackageRegistry => "write_package_registry",
+        }
+    }
+}
+
+/// A project's deploy token: what a deployment pulls packages and models with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeployToken {
+    pub id: u64,
+    pub project_id: u64,
+    pub name: String,
+    /// The user name of Basic auth (`gitlab+deploy-token-<id>` unless chosen).
+    pub username: String,
+    pub secret_sha256: String,
+    pub scopes: Vec<DeployScope>,
+    /// Package (model) names the token is limited to; empty: all of the project's.
+    #[serde(default)]
+    pub package_names: Vec<String>,
+    #[serde(default)]
+    pub expires_at: Option<NaiveDate>,
+    pub revoked: bool,
+    pub created_at: Timestamp,
+}
+
+impl DeployToken {
+    pub fn is_active(&self, today: NaiveDate) -> bool {
+        !self.revoked && self.expires_at.is_none_or(|expiry| today < expiry)
+    }
+}
+
+/// A project's trust rule for OIDC ID tokens (trusted publishing): tokens of `issuer` whose
+/// claims have every value of `claims` act on the project at `access_level`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrustedPublisher {
+    pub id: u64,
+    pub project_id: u64,
+    pub issuer: String,
+    /// Required claim values; a value ending in `*` matches any value with that prefix.
+    pub claims: BTreeMap<String, String>,
+    pub access_level: AccessLevel,
+    #[serde(default)]
+    pub description: String,
+    pub created_at: Timestamp,
+}
+
+/// A short-lived token exchanged for an OIDC ID token (as PyPI's trusted publishing does), for
+/// clients that only send `PRIVATE-TOKEN`: it acts as the ID token did, in one project, until it
+/// expires. Its project's trust rules are checked again on every use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CiToken {
+    pub id: u64,
+    pub project_id: u64,
+    pub secret_sha256: String,
+    pub issuer: String,
+    pub claims: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ci: Option<CiJob>,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
 }

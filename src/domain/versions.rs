@@ -362,6 +362,8 @@ impl Registry {
                 candidate.ci = ci::merge(candidate.ci.take(), source.ci.clone());
             }
             candidate.ci = ci::merge(candidate.ci.take(), new.ci.clone());
+            // What a CI identity creates records its verified link, whatever was typed.
+            candidate.ci = ci::merge(candidate.ci.take(), caller.ci().cloned());
             schema::put::<Candidates>(tx, &candidate)?;
             // The package: the promoted candidate's, renamed; else a new one (or one left by
             // uploads).
@@ -395,6 +397,7 @@ impl Registry {
                     creator_id: caller.user_id(),
                     created_at: at,
                     updated_at: at,
+                    ci: caller.ci().cloned(),
                 },
             };
             schema::put::<Packages>(tx, &package)?;
@@ -629,7 +632,7 @@ impl Registry {
         let target = self.model_file_target(access, owner, file_name)?;
         let limit = self.limits.model_file_bytes;
         let (_, file) = self
-            .store_package_file(&access.project, caller.user_id(), target, incoming, limit)
+            .store_package_file(&access.project, caller, target, incoming, limit)
             .await?;
         Ok(file)
     }
@@ -644,6 +647,7 @@ impl Registry {
     ) -> Result<PackageFile> {
         access.check(caller, Action::ReadRegistry)?;
         let target = self.model_file_target(access, owner, file_name)?;
+        super::trust::check_package_name(caller, &target.package_name)?;
         let package = self.find_package(access.project.id, &target)?;
         self.newest_file(package.id, file_name)
     }

@@ -68,10 +68,22 @@ pub enum Table {
     OciReferrers,
     OciDigests,
     OciUploads,
+    Groups,
+    GroupsByPath,
+    GroupMembers,
+    GroupMembersByUser,
+    DeployTokens,
+    DeployTokensByHash,
+    DeployTokensByProject,
+    TrustedPublishers,
+    TrustedPublishersByProject,
+    CiTokens,
+    CiTokensByHash,
+    CiTokensByExpiry,
 }
 
 impl Table {
-    pub const ALL: [Table; 58] = [
+    pub const ALL: [Table; 70] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -130,6 +142,18 @@ impl Table {
         Table::OciReferrers,
         Table::OciDigests,
         Table::OciUploads,
+        Table::Groups,
+        Table::GroupsByPath,
+        Table::GroupMembers,
+        Table::GroupMembersByUser,
+        Table::DeployTokens,
+        Table::DeployTokensByHash,
+        Table::DeployTokensByProject,
+        Table::TrustedPublishers,
+        Table::TrustedPublishersByProject,
+        Table::CiTokens,
+        Table::CiTokensByHash,
+        Table::CiTokensByExpiry,
     ];
 
     pub fn name(self) -> &'static str {
@@ -192,6 +216,18 @@ impl Table {
             Table::OciReferrers => "oci_referrers",
             Table::OciDigests => "oci_digests",
             Table::OciUploads => "oci_uploads",
+            Table::Groups => "groups",
+            Table::GroupsByPath => "groups_by_path",
+            Table::GroupMembers => "group_members",
+            Table::GroupMembersByUser => "group_members_by_user",
+            Table::DeployTokens => "deploy_tokens",
+            Table::DeployTokensByHash => "deploy_tokens_by_hash",
+            Table::DeployTokensByProject => "deploy_tokens_by_project",
+            Table::TrustedPublishers => "trusted_publishers",
+            Table::TrustedPublishersByProject => "trusted_publishers_by_project",
+            Table::CiTokens => "ci_tokens",
+            Table::CiTokensByHash => "ci_tokens_by_hash",
+            Table::CiTokensByExpiry => "ci_tokens_by_expiry",
         }
     }
 

@@ -104,6 +104,8 @@ async fn route(state: &AppState, request: Request) -> WebResult<Response> {
     let query = query_string.as_deref();
     match segments.as_slice() {
         [] if get => projects::show(&ctx),
+        ["settings", "ci_cd"] if get => pages::settings::show(&ctx),
+        ["settings", "ci_cd"] if post => pages::settings::update(&ctx, request).await,
         ["ml", rest @ ..] => {
             ctx.can_read_registry()?;
             match rest {

@@ -2,6 +2,8 @@
 //! dir, talk HTTP to it, kill and restart it.
 #![allow(dead_code)]
 
+pub mod stubs;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -32,7 +34,13 @@ pub struct TestServer {
     pub extra_args: Vec<String>,
     /// How long the last start took until the server printed its address.
     pub started_in: Duration,
+    /// The server's log (stderr), last lines first kept: printed only when a test fails, so that
+    /// the ERROR lines fault tests provoke on purpose stay out of a passing test's output.
+    pub log: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
+
+/// How many lines of a server's log a test keeps to show when it fails.
+const LOG_LINES_KEPT: usize = 400;
 
 impl TestServer {
     pub fn start() -> TestServer {
@@ -62,6 +70,7 @@ impl TestServer {
             base: String::new(),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             started_in: Duration::ZERO,
+            log: Default::default(),
         };
         server.launch();
         server
@@ -83,9 +92,21 @@ impl TestServer {
             .env("MODELYARD_ROOT_TOKEN", ROOT_TOKEN)
             .env("MODELYARD_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn modelyard");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut log) = log.lock() {
+                    if log.len() == LOG_LINES_KEPT {
+                        log.pop_front();
+                    }
+                    log.push_back(line);
+                }
+            }
+        });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let base = loop {
@@ -191,9 +212,25 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// The server's log lines so far (the last few hundred).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();
+        if std::thread::panicking() {
+            eprintln!("--- log of the modelyard server at {} ---", self.base);
+            for line in self.log_lines() {
+                eprintln!("server| {line}");
+            }
+        }
     }
 }
 

@@ -38,6 +38,14 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
             StatusCode::UNAUTHORIZED,
             json!({ "message": "401 Unauthorized" }),
         ),
+        Error::UnauthorizedBecause(reason) => (
+            StatusCode::UNAUTHORIZED,
+            json!({ "message": format!("401 Unauthorized - {reason}") }),
+        ),
+        Error::Upstream(reason) => (
+            StatusCode::BAD_GATEWAY,
+            json!({ "message": format!("502 Bad Gateway - {reason}") }),
+        ),
         Error::Forbidden => (StatusCode::FORBIDDEN, json!({ "message": "403 Forbidden" })),
         Error::Denied(reason) => (
             StatusCode::FORBIDDEN,
@@ -48,7 +56,9 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
             json!({ "error": error.to_string() }),
         ),
         Error::AlreadyExists(message) => (StatusCode::BAD_REQUEST, json!({ "message": message })),
-        Error::NameTaken(message) => (StatusCode::CONFLICT, json!({ "message": message })),
+        Error::NameTaken(message) | Error::Conflict(message) => {
+            (StatusCode::CONFLICT, json!({ "message": message }))
+        }
         Error::BadRequest(_)
         | Error::TooLarge
         | Error::DuplicateNotAllowed

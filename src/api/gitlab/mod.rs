@@ -2,9 +2,11 @@
 
 mod error;
 pub mod generic;
+mod groups;
 mod ml_files;
 mod packages;
 mod params;
+mod project_tokens;
 mod projects;
 mod users;
 pub mod views;
@@ -37,7 +39,69 @@ pub fn router() -> Router<AppState> {
             "/api/v4/users",
             get(users::list_users).post(users::create_user),
         )
-        .route("/api/v4/users/{user_id}", get(users::get_user))
+        .route(
+            "/api/v4/users/{user_id}",
+            get(users::get_user)
+                .put(users::update_user)
+                .delete(users::delete_user),
+        )
+        .route(
+            "/api/v4/users/{user_id}/projects",
+            get(users::user_projects),
+        )
+        .route(
+            "/api/v4/users/{user_id}/memberships",
+            get(users::user_memberships),
+        )
+        .route("/api/v4/namespaces", get(groups::namespaces))
+        .route("/api/v4/namespaces/{id}", get(groups::namespace))
+        .route("/api/v4/groups", get(groups::list).post(groups::create))
+        .route(
+            "/api/v4/groups/{id}",
+            get(groups::show).put(groups::update).delete(groups::delete),
+        )
+        .route("/api/v4/groups/{id}/projects", get(groups::projects))
+        .route("/api/v4/groups/{id}/subgroups", get(groups::subgroups))
+        .route(
+            "/api/v4/groups/{id}/members",
+            get(groups::list_members).post(groups::add_member),
+        )
+        .route("/api/v4/groups/{id}/members/all", get(groups::list_members))
+        .route(
+            "/api/v4/groups/{id}/members/{user_id}",
+            get(groups::show_member)
+                .put(groups::update_member)
+                .delete(groups::remove_member),
+        )
+        .route(
+            "/api/v4/projects/{id}/deploy_tokens",
+            get(project_tokens::list_deploy_tokens).post(project_tokens::create_deploy_token),
+        )
+        .route(
+            "/api/v4/projects/{id}/deploy_tokens/{token_id}",
+            get(project_tokens::show_deploy_token).delete(project_tokens::revoke_deploy_token),
+        )
+        .route(
+            "/api/v4/projects/{id}/access_tokens",
+            get(project_tokens::list_access_tokens).post(project_tokens::create_access_token),
+        )
+        .route(
+            "/api/v4/projects/{id}/access_tokens/{token_id}",
+            get(project_tokens::show_access_token).delete(project_tokens::revoke_access_token),
+        )
+        .route(
+            "/api/v4/projects/{id}/trusted_publishers",
+            get(project_tokens::list_trusted_publishers)
+                .post(project_tokens::add_trusted_publisher),
+        )
+        .route(
+            "/api/v4/projects/{id}/trusted_publishers/token",
+            post(project_tokens::exchange_id_token),
+        )
+        .route(
+            "/api/v4/projects/{id}/trusted_publishers/{rule_id}",
+            axum::routing::delete(project_tokens::remove_trusted_publisher),
+        )
         .route(
             "/api/v4/users/{user_id}/personal_access_tokens",
             post(users::create_user_token),
@@ -104,7 +168,8 @@ impl FromRequestParts<AppState> for GitlabCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        crate::api::auth::caller(&state.registry, &parts.headers)
+        crate::api::auth::caller(state, &parts.headers, parts.uri.query())
+            .await
             .map(GitlabCaller)
             .map_err(ApiError)
     }

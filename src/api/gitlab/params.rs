@@ -1,5 +1,6 @@
-//! Request parameters as GitLab takes them: from the query string and from a JSON or
-//! form-encoded body, with lenient types (`"30"` and `30` are the same access level).
+//! Request parameters as GitLab takes them: from the query string and from a JSON,
+//! form-encoded or multipart body, with lenient types (`"30"` and `30` are the same access
+//! level).
 
 use std::collections::HashMap;
 
@@ -46,6 +47,17 @@ fn merge_pairs(map: &mut HashMap<String, Param>, pairs: url::form_urlencoded::Pa
     }
 }
 
+fn unreadable_form(error: multer::Error) -> Error {
+    match error {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            Error::RequestTooLarge {
+                limit: MAX_PARAMS_BODY as u64,
+            }
+        }
+        other => Error::bad(format!("the multipart body is unreadable: {other}")),
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = ApiError;
 
@@ -54,12 +66,45 @@ impl<S: Send + Sync> FromRequest<S> for Params {
         if let Some(query) = request.uri().query() {
             merge_pairs(&mut map, url::form_urlencoded::parse(query.as_bytes()));
         }
-        let content_type = request
+        let raw_content_type = request
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
-            .to_ascii_lowercase();
+            .to_string();
+        let content_type = raw_content_type.to_ascii_lowercase();
+        if content_type.starts_with("multipart/form-data") {
+            // python-gitlab sends `POST /users` and `POST /projects` as multipart forms (the
+            // boundary keeps its case).
+            let boundary = multer::parse_boundary(&raw_content_type)
+                .map_err(|_| Error::bad("the multipart body has no boundary"))?;
+            let constraints = multer::Constraints::new().size_limit(
+                multer::SizeLimit::new()
+                    .whole_stream(MAX_PARAMS_BODY as u64)
+                    .per_field(MAX_PARAMS_BODY as u64),
+            );
+            let mut form = multer::Multipart::with_constraints(
+                request.into_body().into_data_stream(),
+                boundary,
+                constraints,
+            );
+            while let Some(field) = form.next_field().await.map_err(unreadable_form)? {
+                let Some(name) = field.name().map(str::to_string) else {
+                    continue;
+                };
+                if field.file_name().is_some() {
+                    // Files (avatars) are not kept; their bytes are read and dropped.
+                    field.bytes().await.map_err(unreadable_form)?;
+                    continue;
+                }
+                let text = field.text().await.map_err(unreadable_form)?;
+                let pair = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair(&name, &text)
+                    .finish();
+                merge_pairs(&mut map, url::form_urlencoded::parse(pair.as_bytes()));
+            }
+            return Ok(Params(map));
+        }
         let (parts, body) = request.into_parts();
         let bytes = body_limit::read(&parts.headers, body, MAX_PARAMS_BODY).await?;
         if bytes.is_empty() {
@@ -103,6 +148,31 @@ impl Params {
         }
     }
 
+    /// A JSON object parameter whose values are strings, booleans or numbers, each as text
+    /// (trusted publishers' `claims`); `None` when absent.
+    pub fn text_map(
+        &self,
+        key: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, Error> {
+        let Some(Param::Json(raw)) = self.0.get(key) else {
+            return match self.0.get(key) {
+                None => Ok(None),
+                Some(_) => Err(Error::invalid(key)),
+            };
+        };
+        let map: HashMap<String, Loose> =
+            serde_json::from_str(raw.get()).map_err(|_| Error::invalid(key))?;
+        map.into_iter()
+            .map(|(k, v)| match v {
+                Loose::Str(s) => Ok((k, s)),
+                Loose::Bool(b) => Ok((k, b.to_string())),
+                Loose::Num(n) => Ok((k, n.to_string())),
+                _ => Err(Error::invalid(key)),
+            })
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.value(key).is_ok_and(|v| v != Loose::Null)
     }
@@ -140,9 +210,10 @@ impl Params {
         match self.value(key)? {
             Loose::Null => Ok(None),
             Loose::Bool(b) => Ok(Some(b)),
-            Loose::Str(s) => match s.as_str() {
-                "true" | "1" | "yes" => Ok(Some(true)),
-                "false" | "0" | "no" => Ok(Some(false)),
+            // Grape's Boolean: python-gitlab sends `True`, shells send `t` or `on`.
+            Loose::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "t" | "1" | "yes" | "y" | "on" => Ok(Some(true)),
+                "false" | "f" | "0" | "no" | "n" | "off" => Ok(Some(false)),
                 _ => Err(Error::invalid(key)),
             },
             Loose::Num(n) => Ok(Some(n.as_i64() != Some(0))),

@@ -14,6 +14,25 @@ use crate::domain::records::{AccessLevel, FeatureAccess, Visibility};
 use crate::domain::Error;
 use crate::state::AppState;
 
+/// A project's JSON, with its namespace (a user's or a group).
+pub fn project_json(
+    state: &AppState,
+    project: &crate::domain::records::Project,
+    base: &str,
+) -> Result<Value, Error> {
+    let namespace = match state.registry.group_by_path(&project.namespace)? {
+        Some(group) => views::group_namespace(&group, base),
+        None => match state.registry.user_by_name(&project.namespace) {
+            Ok(user) => views::user_namespace(&user, base),
+            Err(_) => serde_json::json!({
+                "id": null, "name": project.namespace, "path": project.namespace,
+                "kind": "user", "full_path": project.namespace,
+            }),
+        },
+    };
+    Ok(views::project(project, base, namespace))
+}
+
 fn visibility(params: &Params) -> Result<Option<Visibility>, Error> {
     params.choice("visibility", Visibility::parse)
 }
@@ -66,8 +85,8 @@ pub async fn list(
     }
     let items = projects
         .iter()
-        .map(|a| views::project(&a.project, &base))
-        .collect();
+        .map(|a| project_json(&state, &a.project, &base))
+        .collect::<Result<_, _>>()?;
     let page = PageRequest::new(params.usize("page")?, params.usize("per_page")?);
     Ok(paginated(
         Page::of(items, page),
@@ -89,13 +108,16 @@ pub async fn create(
         }
     }
     let namespace = match params.u64("namespace_id")? {
-        Some(user_id) => Some(
-            state
-                .registry
-                .user(user_id)
-                .map_err(|_| Error::NotFound("Namespace"))?
-                .username,
-        ),
+        Some(id) => Some(match state.registry.group(id) {
+            Ok(group) => group.full_path,
+            Err(_) => {
+                state
+                    .registry
+                    .user(id)
+                    .map_err(|_| Error::NotFound("Namespace"))?
+                    .username
+            }
+        }),
         None => params.str("namespace_path")?.or(params.str("namespace")?),
     };
     let project = state
@@ -115,7 +137,7 @@ pub async fn create(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(views::project(&project, &state.base_url(&headers))),
+        Json(project_json(&state, &project, &state.base_url(&headers))?),
     )
         .into_response())
 }
@@ -127,10 +149,11 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let access = state.registry.project_for(&caller, &id)?;
-    Ok(Json(views::project(
+    Ok(Json(project_json(
+        &state,
         &access.project,
         &state.base_url(&headers),
-    )))
+    )?))
 }
 
 pub async fn update(
@@ -154,10 +177,17 @@ pub async fn update(
                 visibility: visibility(&params)?,
                 model_registry_access_level: registry_level(&params)?,
                 generic_duplicates_allowed: params.bool("generic_duplicates_allowed")?,
+                ci_job_token_gitlab_projects: params.list("ci_job_token_gitlab_projects")?,
+                ci_job_token_access_level: params
+                    .choice("ci_job_token_access_level", AccessLevel::parse)?,
             },
         )
         .await?;
-    Ok(Json(views::project(&project, &state.base_url(&headers))))
+    Ok(Json(project_json(
+        &state,
+        &project,
+        &state.base_url(&headers),
+    )?))
 }
 
 pub async fn delete(
@@ -224,7 +254,7 @@ pub async fn show_member(
     )))
 }
 
-fn access_level(params: &Params) -> Result<AccessLevel, Error> {
+pub(super) fn access_level(params: &Params) -> Result<AccessLevel, Error> {
     let raw = params.required_str("access_level")?;
     AccessLevel::parse(&raw).ok_or_else(|| Error::InvalidParam {
         param: "access_level".into(),
@@ -247,7 +277,14 @@ async fn save_member(
     let level = access_level(params)?;
     let member = state
         .registry
-        .set_member(caller, &access, user_id, level, Some(must_be_new))
+        .set_member(
+            caller,
+            &access,
+            user_id,
+            level,
+            params.date("expires_at")?,
+            Some(must_be_new),
+        )
         .await?;
     let user = state.registry.user(user_id)?;
     let status = if must_be_new {
@@ -261,6 +298,19 @@ async fn save_member(
     ))
 }
 
+/// The user a member request names: `user_id`, or `username`.
+pub(super) fn member_user_id(state: &AppState, params: &Params) -> Result<u64, Error> {
+    match params.u64("user_id")? {
+        Some(user_id) => Ok(user_id),
+        None => {
+            let username = params
+                .required_str("username")
+                .map_err(|_| Error::missing("user_id"))?;
+            Ok(state.registry.user_by_name(&username)?.id)
+        }
+    }
+}
+
 pub async fn add_member(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -268,15 +318,7 @@ pub async fn add_member(
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let user_id = match params.u64("user_id")? {
-        Some(user_id) => user_id,
-        None => {
-            let username = params
-                .required_str("username")
-                .map_err(|_| Error::missing("user_id"))?;
-            state.registry.user_by_name(&username)?.id
-        }
-    };
+    let user_id = member_user_id(&state, &params)?;
     save_member(&state, &headers, &caller, &id, user_id, &params, true).await
 }
 

@@ -40,6 +40,10 @@ fn writer(caller: &Caller) -> Result<(), Error> {
         Caller::Anonymous => Err(Error::Unauthorized),
         Caller::User(p) if !p.can_write => Err(Error::Forbidden),
         Caller::User(_) => Ok(()),
+        Caller::Machine(m) => Err(Error::denied(format!(
+            "{} cannot manage users or tokens",
+            m.describe()
+        ))),
     }
 }
 
@@ -150,8 +154,20 @@ fn token_request(
     Ok((name, scopes, params.date("expires_at")?))
 }
 
-async fn issue(state: &AppState, user_id: u64, params: &Params) -> ApiResult<Response> {
+/// How long a token a user creates for themselves lasts when they give no `expires_at`.
+const SELF_TOKEN_DAYS: u64 = 365;
+
+async fn issue(
+    state: &AppState,
+    user_id: u64,
+    params: &Params,
+    default_expiry: bool,
+) -> ApiResult<Response> {
     let (name, scopes, expires_at) = token_request(params)?;
+    let expires_at = match expires_at {
+        None if default_expiry => Some(now().date_naive() + chrono::Days::new(SELF_TOKEN_DAYS)),
+        other => other,
+    };
     let issued = state
         .registry
         .create_token(user_id, &name, &scopes, expires_at)
@@ -170,7 +186,7 @@ pub async fn create_user_token(
     admin(&caller)?;
     writer(&caller)?;
     let id: u64 = user_id.parse().map_err(|_| Error::NotFound("User"))?;
-    issue(&state, id, &params).await
+    issue(&state, id, &params, false).await
 }
 
 /// `POST /user/personal_access_tokens`: a user issues a token for themselves.
@@ -181,7 +197,7 @@ pub async fn create_own_token(
 ) -> ApiResult<Response> {
     let me = signed_in(&caller)?.id;
     writer(&caller)?;
-    issue(&state, me, &params).await
+    issue(&state, me, &params, true).await
 }
 
 pub async fn list_tokens(
@@ -264,4 +280,136 @@ pub async fn revoke_token(
     }
     state.registry.revoke_token(token.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn user_id_of(raw: &str) -> Result<u64, Error> {
+    raw.parse().map_err(|_| Error::NotFound("User"))
+}
+
+/// `PUT /users/:id` (admin): name, email, admin, password.
+pub async fn update_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GitlabCaller(caller): GitlabCaller,
+    Path(user_id): Path<String>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    admin(&caller)?;
+    writer(&caller)?;
+    let id = user_id_of(&user_id)?;
+    let user = state
+        .registry
+        .update_user(
+            id,
+            crate::domain::accounts::UserChanges {
+                name: params.str("name")?,
+                email: params.str("email")?,
+                admin: params.bool("admin")?,
+                password: params.str("password")?,
+            },
+        )
+        .await?;
+    Ok(Json(views::user(&user, &state.base_url(&headers), true)))
+}
+
+/// `DELETE /users/:id` (admin): the user, their tokens and memberships.
+pub async fn delete_user(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let me = admin(&caller)?.id;
+    writer(&caller)?;
+    let id = user_id_of(&user_id)?;
+    if id == me {
+        return Err(Error::denied("you cannot delete yourself").into());
+    }
+    state.registry.delete_user(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /users/:id/projects`: the projects in the user's namespace that the caller sees.
+pub async fn user_projects(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    GitlabCaller(caller): GitlabCaller,
+    Path(user_id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    let user = match user_id.parse::<u64>() {
+        Ok(id) => state.registry.user(id)?,
+        Err(_) => state.registry.user_by_name(&user_id)?,
+    };
+    let base = state.base_url(&headers);
+    let items = state
+        .registry
+        .visible_projects(&caller)?
+        .iter()
+        .filter(|a| a.project.namespace.eq_ignore_ascii_case(&user.username))
+        .map(|a| super::projects::project_json(&state, &a.project, &base))
+        .collect::<Result<_, _>>()?;
+    let page = PageRequest::new(params.usize("page")?, params.usize("per_page")?);
+    Ok(paginated(
+        Page::of(items, page),
+        &base,
+        uri.path(),
+        uri.query(),
+    ))
+}
+
+/// `GET /users/:id/memberships` (admin or self): the user's direct project and group
+/// memberships.
+pub async fn user_memberships(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    GitlabCaller(caller): GitlabCaller,
+    Path(user_id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    let me = signed_in(&caller)?;
+    let id = user_id_of(&user_id)?;
+    if id != me.id && !me.admin {
+        return Err(Error::Forbidden.into());
+    }
+    state.registry.user(id)?;
+    let wanted = params.str("type")?;
+    let mut items = Vec::new();
+    if wanted.as_deref().is_none_or(|t| t == "Project") {
+        for project in state.registry.all_projects()? {
+            if let Some(member) = state.registry.member(project.id, id)? {
+                items.push(json!({
+                    "source_id": project.id,
+                    "source_name": project.name,
+                    "source_type": "Project",
+                    "access_level": member.access_level as u8,
+                    "created_at": views::time(&member.created_at),
+                    "expires_at": member.expires_at.map(|d| d.format("%Y-%m-%d").to_string()),
+                }));
+            }
+        }
+    }
+    if wanted.as_deref().is_none_or(|t| t == "Namespace") {
+        for group in state.registry.groups_of_user(id)? {
+            if let Some(member) = state.registry.group_member(group.id, id)? {
+                items.push(json!({
+                    "source_id": group.id,
+                    "source_name": group.name,
+                    "source_type": "Namespace",
+                    "access_level": member.access_level as u8,
+                    "created_at": views::time(&member.created_at),
+                    "expires_at": member.expires_at.map(|d| d.format("%Y-%m-%d").to_string()),
+                }));
+            }
+        }
+    }
+    let page = PageRequest::new(params.usize("page")?, params.usize("per_page")?);
+    let base = state.base_url(&headers);
+    Ok(paginated(
+        Page::of(items, page),
+        &base,
+        uri.path(),
+        uri.query(),
+    ))
 }

@@ -4,8 +4,10 @@ use chrono::SecondsFormat;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
+use crate::domain::ml_records::CiJob;
 use crate::domain::records::{
-    Member, Package, PackageFile, PersonalAccessToken, Project, Timestamp, User,
+    DeployToken, Group, GroupMember, Member, Package, PackageFile, PersonalAccessToken, Project,
+    Timestamp, TrustedPublisher, User,
 };
 
 pub fn time(t: &Timestamp) -> String {
@@ -35,7 +37,7 @@ pub fn user(user: &User, base: &str, with_private: bool) -> Value {
         "web_url": format!("{base}/{}", user.username),
         "created_at": time(&user.created_at),
         "is_admin": user.admin,
-        "bot": false,
+        "bot": user.bot,
     });
     if with_private {
         v["email"] = json!(user.email);
@@ -61,7 +63,7 @@ pub fn token(token: &PersonalAccessToken, today: chrono::NaiveDate, secret: Opti
     v
 }
 
-pub fn project(project: &Project, base: &str) -> Value {
+pub fn project(project: &Project, base: &str, namespace: Value) -> Value {
     let full_path = project.path_with_namespace();
     json!({
         "id": project.id,
@@ -70,12 +72,7 @@ pub fn project(project: &Project, base: &str) -> Value {
         "description": project.description,
         "name_with_namespace": format!("{} / {}", project.namespace, project.name),
         "path_with_namespace": full_path,
-        "namespace": {
-            "name": project.namespace,
-            "path": project.namespace.rsplit('/').next().unwrap_or(&project.namespace),
-            "full_path": project.namespace,
-            "kind": "user",
-        },
+        "namespace": namespace,
         "visibility": project.visibility.as_str(),
         "created_at": time(&project.created_at),
         "creator_id": project.creator_id,
@@ -85,6 +82,8 @@ pub fn project(project: &Project, base: &str) -> Value {
         "model_registry_access_level": project.model_registry_access_level.as_str(),
         "model_experiments_access_level": project.model_registry_access_level.as_str(),
         "generic_duplicates_allowed": project.generic_duplicates_allowed,
+        "ci_job_token_gitlab_projects": project.ci_job_token_gitlab_projects,
+        "ci_job_token_access_level": project.ci_job_token_access_level as u8,
         "_links": {
             "self": format!("{base}/api/v4/projects/{}", project.id),
             "members": format!("{base}/api/v4/projects/{}/members", project.id),
@@ -115,8 +114,8 @@ pub fn package(package: &Package, project: &Project, base: &str) -> Value {
         "created_at": time(&package.created_at),
         "last_downloaded_at": null,
         "tags": [],
-        "pipeline": null,
-        "pipelines": [],
+        "pipeline": package.ci.as_ref().map(pipeline),
+        "pipelines": package.ci.as_ref().map(pipeline).into_iter().collect::<Vec<_>>(),
         "_links": {
             "web_path": web_path,
             "delete_api_path": format!("{base}/api/v4/projects/{}/packages/{}", project.id, package.id),
@@ -137,8 +136,125 @@ pub fn package_file(file: &PackageFile) -> Value {
         "file_md5": file.md5,
         "file_sha1": file.sha1,
         "file_sha256": file.sha256,
+        "file": { "url": format!("/packages/{}/files/{}", file.package_id, file.id) },
+        "verification_retry_at": null,
+        "verified_at": null,
+        "verification_failure": null,
+        "verification_retry_count": null,
+        "verification_checksum": null,
+        "verification_state": 0,
+        "verification_started_at": null,
+        "new_file_path": null,
+        "file_final_path": null,
         "status": "default",
-        "pipelines": [],
+        "pipelines": file.ci.as_ref().map(pipeline).into_iter().collect::<Vec<_>>(),
+    })
+}
+
+fn date(d: Option<chrono::NaiveDate>) -> Value {
+    json!(d.map(|d| d.format("%Y-%m-%d").to_string()))
+}
+
+pub fn group(group: &Group, base: &str) -> Value {
+    json!({
+        "id": group.id,
+        "name": group.name,
+        "path": group.path,
+        "full_path": group.full_path,
+        "full_name": group.full_path.replace('/', " / "),
+        "description": group.description,
+        "visibility": group.visibility.as_str(),
+        "parent_id": group.parent_id,
+        "web_url": format!("{base}/groups/{}", group.full_path),
+        "avatar_url": null,
+        "created_at": time(&group.created_at),
+    })
+}
+
+pub fn group_namespace(group: &Group, base: &str) -> Value {
+    json!({
+        "id": group.id,
+        "name": group.name,
+        "path": group.path,
+        "kind": "group",
+        "full_path": group.full_path,
+        "parent_id": group.parent_id,
+        "avatar_url": null,
+        "web_url": format!("{base}/groups/{}", group.full_path),
+    })
+}
+
+pub fn user_namespace(user: &User, base: &str) -> Value {
+    json!({
+        "id": user.id,
+        "name": user.name,
+        "path": user.username,
+        "kind": "user",
+        "full_path": user.username,
+        "parent_id": null,
+        "avatar_url": null,
+        "web_url": format!("{base}/{}", user.username),
+    })
+}
+
+pub fn group_member(member: &GroupMember, user: &User, base: &str) -> Value {
+    let mut v = self::user(user, base, false);
+    v["access_level"] = json!(member.access_level as u8);
+    v["created_at"] = json!(time(&member.created_at));
+    v["expires_at"] = date(member.expires_at);
+    v
+}
+
+pub fn deploy_token(token: &DeployToken, today: chrono::NaiveDate, secret: Option<&str>) -> Value {
+    let mut v = json!({
+        "id": token.id,
+        "name": token.name,
+        "username": token.username,
+        "expires_at": date(token.expires_at),
+        "scopes": token.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "revoked": token.revoked,
+        "expired": token.expires_at.is_some_and(|d| d <= today),
+        "package_names": token.package_names,
+    });
+    if let Some(secret) = secret {
+        v["token"] = json!(secret);
+    }
+    v
+}
+
+pub fn project_token(
+    token: &PersonalAccessToken,
+    level: crate::domain::records::AccessLevel,
+    today: chrono::NaiveDate,
+    secret: Option<&str>,
+) -> Value {
+    let mut v = self::token(token, today, secret);
+    v["access_level"] = json!(level as u8);
+    v
+}
+
+pub fn trusted_publisher(rule: &TrustedPublisher) -> Value {
+    json!({
+        "id": rule.id,
+        "project_id": rule.project_id,
+        "issuer": rule.issuer,
+        "claims": rule.claims,
+        "access_level": rule.access_level as u8,
+        "description": rule.description,
+        "created_at": time(&rule.created_at),
+    })
+}
+
+/// A verified CI link as GitLab's `pipeline` object of a package shows it.
+pub fn pipeline(ci: &CiJob) -> Value {
+    json!({
+        "id": ci.pipeline_id.as_deref().and_then(|id| id.parse::<u64>().ok()),
+        "sha": ci.commit_sha,
+        "ref": ci.ref_name,
+        "web_url": ci.pipeline_url,
+        "user": { "username": ci.user },
+        "job": { "id": ci.job_id, "name": ci.job_name, "web_url": ci.job_url },
+        "verified_by": ci.verified_by,
     })
 }
 

@@ -114,6 +114,14 @@ fn domain_shape(error: &Error) -> (StatusCode, &'static str, String) {
             "UNAUTHENTICATED",
             "Authentication is required: send a token".into(),
         ),
+        Error::UnauthorizedBecause(reason) => {
+            (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", reason.clone())
+        }
+        Error::Upstream(reason) => (
+            StatusCode::BAD_GATEWAY,
+            "TEMPORARILY_UNAVAILABLE",
+            reason.clone(),
+        ),
         Error::Forbidden => (
             StatusCode::FORBIDDEN,
             "PERMISSION_DENIED",
@@ -124,7 +132,7 @@ fn domain_shape(error: &Error) -> (StatusCode, &'static str, String) {
             "PERMISSION_DENIED",
             format!("Permission denied: {reason}"),
         ),
-        Error::AlreadyExists(message) | Error::NameTaken(message) => (
+        Error::AlreadyExists(message) | Error::NameTaken(message) | Error::Conflict(message) => (
             StatusCode::BAD_REQUEST,
             "RESOURCE_ALREADY_EXISTS",
             message.clone(),

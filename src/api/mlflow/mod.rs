@@ -193,7 +193,7 @@ impl FromRequestParts<AppState> for Ctx {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let caller = crate::api::auth::caller(&state.registry, &parts.headers)?;
+        let caller = crate::api::auth::caller(state, &parts.headers, parts.uri.query()).await?;
         let raw = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| MlflowError::not_found("Project not found"))?;

@@ -72,13 +72,19 @@ pub fn status_and_code(
             "UNAUTHORIZED",
             "authentication required".into(),
         ),
+        Error::UnauthorizedBecause(reason) => {
+            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", reason.clone())
+        }
+        Error::Upstream(reason) => (StatusCode::BAD_GATEWAY, "UNAVAILABLE", reason.clone()),
         Error::Forbidden => (
             StatusCode::FORBIDDEN,
             "DENIED",
             "requested access to the resource is denied".into(),
         ),
         Error::Denied(reason) => (StatusCode::FORBIDDEN, "DENIED", reason.clone()),
-        Error::NameTaken(message) => (StatusCode::CONFLICT, "DENIED", message.clone()),
+        Error::NameTaken(message) | Error::Conflict(message) => {
+            (StatusCode::CONFLICT, "DENIED", message.clone())
+        }
         Error::Oci(code, message) => {
             let status = match code {
                 _ if code.is_unknown() => StatusCode::NOT_FOUND,

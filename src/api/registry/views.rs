@@ -59,6 +59,10 @@ pub struct CiJobView {
     pub merge_request_url: Option<String>,
     /// The user who triggered the job.
     pub user: Option<String>,
+    /// Who verified the link (`gitlab job token: <GitLab URL>`, `oidc: <issuer>`) when a CI
+    /// identity created the thing; ignored in requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<String>,
 }
 
 impl From<&CiJob> for CiJobView {
@@ -75,6 +79,7 @@ impl From<&CiJob> for CiJobView {
             merge_request_title: ci.merge_request_title.clone(),
             merge_request_url: ci.merge_request_url.clone(),
             user: ci.user.clone(),
+            verified_by: ci.verified_by.clone(),
         }
     }
 }
@@ -93,6 +98,7 @@ impl From<CiJobView> for CiJob {
             merge_request_title: view.merge_request_title,
             merge_request_url: view.merge_request_url,
             user: view.user,
+            verified_by: None,
         }
     }
 }

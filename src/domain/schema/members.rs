@@ -80,3 +80,10 @@ pub fn of_project(meta: &dyn MetaStore, project_id: u64) -> Result<Vec<Member>, 
     meta.scan_json(Table::Members, &id_key(project_id))
         .collect()
 }
+
+/// The ids of the projects a user is a direct member of.
+pub fn project_ids_of_user(meta: &dyn MetaStore, user_id: u64) -> Result<Vec<u64>, StoreError> {
+    meta.scan(Table::MembersByUser, &id_key(user_id))
+        .map(|entry| entry.map(|(k, _)| super::trailing_id(&k).unwrap_or(0)))
+        .collect()
+}

@@ -10,9 +10,12 @@
 //! Nothing outside this module names a [`Table`] or builds a key.
 
 pub mod candidates;
+pub mod ci_tokens;
 pub mod counters;
+pub mod deploy_tokens;
 pub mod experiments;
 pub mod files;
+pub mod groups;
 pub mod logged_models;
 pub mod members;
 pub mod metric_history;
@@ -30,6 +33,7 @@ pub mod semver_key;
 pub mod sessions;
 pub mod tags;
 pub mod tokens;
+pub mod trusted_publishers;
 pub mod upgrade;
 pub mod users;
 pub mod versions;

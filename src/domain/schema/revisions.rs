@@ -24,6 +24,8 @@ pub enum Parent {
     Version(u64),
     /// Tags and params of a logged model.
     LoggedModel(u64),
+    /// Members of a group.
+    Group(u64),
 }
 
 fn revision_key(parent: Parent) -> Vec<u8> {
@@ -35,6 +37,7 @@ fn revision_key(parent: Parent) -> Vec<u8> {
         Parent::Package(id) => (5, id),
         Parent::Version(id) => (6, id),
         Parent::LoggedModel(id) => (7, id),
+        Parent::Group(id) => (8, id),
     };
     key().raw(&[kind]).id(id).build()
 }

@@ -9,9 +9,22 @@
 use std::collections::HashMap;
 
 use super::{
-    candidates::Candidates, experiments::Experiments, files::Files, logged_models::LoggedModels,
-    members::Members, models::Models, packages::Packages, projects::Projects, tokens::Tokens,
-    users::Users, versions::Versions, Schema,
+    candidates::Candidates,
+    ci_tokens::CiTokens,
+    deploy_tokens::DeployTokens,
+    experiments::Experiments,
+    files::Files,
+    groups::{GroupMembers, Groups},
+    logged_models::LoggedModels,
+    members::Members,
+    models::Models,
+    packages::Packages,
+    projects::Projects,
+    tokens::Tokens,
+    trusted_publishers::TrustedPublishers,
+    users::Users,
+    versions::Versions,
+    Schema,
 };
 use crate::domain::ml_records::{Candidate, Model, ModelVersion};
 use crate::store::meta::{
@@ -35,7 +48,7 @@ pub const STEPS: &[Step] = &[
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 37] = [
+const DERIVED: [Table; 44] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -73,6 +86,13 @@ const DERIVED: [Table; 37] = [
     Table::FilesBySha256,
     Table::OciManifestsByTag,
     Table::OciReferrers,
+    Table::GroupsByPath,
+    Table::GroupMembersByUser,
+    Table::DeployTokensByHash,
+    Table::DeployTokensByProject,
+    Table::TrustedPublishersByProject,
+    Table::CiTokensByHash,
+    Table::CiTokensByExpiry,
 ];
 
 fn transact(
@@ -186,6 +206,11 @@ fn rebuild(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     records += rebuild_kind::<LoggedModels>(meta)?;
     records += convert_metric_rows(meta)?;
     records += rebuild_kind::<super::oci_manifests::OciManifests>(meta)?;
+    records += rebuild_kind::<Groups>(meta)?;
+    records += rebuild_kind::<GroupMembers>(meta)?;
+    records += rebuild_kind::<DeployTokens>(meta)?;
+    records += rebuild_kind::<TrustedPublishers>(meta)?;
+    records += rebuild_kind::<CiTokens>(meta)?;
     records += rebuild_latest_metrics(meta)?;
     records += rebuild_params_by_value(meta)?;
     Ok(records)

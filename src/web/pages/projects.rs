@@ -111,6 +111,9 @@ pub fn show(ctx: &Ctx) -> WebResult<Response> {
                 h1 { (project.name) " " span.badge.vis { (visibility(project.visibility)) } }
                 p.subtitle.mono { (project.path_with_namespace()) " · project id " (project.id) }
             }
+            @if ctx.access.check(&ctx.visitor.caller, crate::domain::access::Action::AdminProject).is_ok() {
+                a.button href=(format!("{}/-/settings/ci_cd", ctx.base)) { "CI/CD settings" }
+            }
         }
         @if !project.description.is_empty() {
             div.card.markdown { (layout::trusted(markdown::render(&project.description))) }

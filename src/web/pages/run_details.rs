@@ -332,6 +332,11 @@ pub fn ci_section(ci: Option<&CiJob>) -> Markup {
                 @if let Some(user) = &ci.user { dt { "Triggered by" } dd { (user) } }
                 @if let Some(reference) = &ci.ref_name { dt { "Ref" } dd.mono { (reference) } }
                 @if let Some(sha) = &ci.commit_sha { dt { "Commit" } dd.mono { (sha) } }
+                @if let Some(verifier) = &ci.verified_by {
+                    dt { "Verified" } dd { span.badge { "verified" } " " span.muted { (verifier) } }
+                } @else {
+                    dt { "Verified" } dd.muted { "no: taken from tags or the request" }
+                }
             }
         }
     }
@@ -353,5 +358,13 @@ mod tests {
             ..CiJob::default()
         };
         assert_eq!(job_label(&ci), "train #7");
+        let typed = ci_section(Some(&ci)).into_string();
+        assert!(typed.contains("taken from tags"), "{typed}");
+        let verified = CiJob {
+            verified_by: Some("gitlab job token: https://gl".into()),
+            ..ci
+        };
+        let shown = ci_section(Some(&verified)).into_string();
+        assert!(shown.contains("gitlab job token: https://gl"), "{shown}");
     }
 }
