@@ -69,8 +69,10 @@ impl Registry {
             ));
         }
         new.tags.iter().try_for_each(validate_tag)?;
+        // MLflow keeps `source_run_id` as given: the run may live elsewhere. Lookups that follow
+        // it (`candidate_by_run_id`) only ever find a run of this project.
         if let Some(run_id) = &new.source_run_id {
-            self.candidate_by_run_id(access.project.id, run_id)?;
+            super::experiments::check_len("source_run_id", run_id, 256)?;
         }
         let now = now_ms();
         let model = LoggedModel {

@@ -39,8 +39,12 @@ pub struct NewVersion {
     pub ci: Option<CiJob>,
     /// Where the files come from, as the client named it.
     pub source: Option<String>,
-    /// A run whose params, metrics and CI link the version's new candidate inherits.
+    /// A run of this project whose params, metrics and CI link the version's new candidate
+    /// inherits (the run the version is linked to).
     pub source_run: Option<u64>,
+    /// The MLflow `run_id` the client named, kept as given: the run may live elsewhere (then
+    /// nothing is linked or inherited).
+    pub run_id: Option<String>,
     /// Files the version's package references (same blobs, no bytes copied), named as they
     /// will be in the package.
     pub files: Vec<PackageFile>,
@@ -254,6 +258,9 @@ impl Registry {
         let description = new.description.clone().unwrap_or_default();
         check_description(&description)?;
         model_tag_checks(&new.tags)?;
+        if let Some(run_id) = &new.run_id {
+            super::experiments::check_len("run_id", run_id, 256)?;
+        }
         let explicit = new
             .version
             .as_deref()
@@ -397,7 +404,10 @@ impl Registry {
                 candidate_id: candidate.id,
                 package_id: package.id,
                 source: new.source.clone(),
-                source_run_id: inherited.as_ref().map(|run| run.run_id.clone()),
+                source_run_id: inherited
+                    .as_ref()
+                    .map(|run| run.run_id.clone())
+                    .or_else(|| new.run_id.clone()),
                 stage: None,
                 created_at: at,
                 updated_at: at,
