@@ -96,3 +96,90 @@ def test_a_logged_model_keeps_a_foreign_source_run(server, project):
     model = client.create_logged_model(experiment_id, source_run_id=foreign)
     assert model.source_run_id == foreign
     assert client.get_logged_model(model.model_id).source_run_id == foreign
+
+
+# 2. Datasets and model inputs are kept and returned in run.inputs.
+
+def test_log_input_keeps_the_dataset_and_its_context(server, project):
+    import pandas as pd
+
+    client = MlflowClient()
+    X, y = training_data()
+    frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "y": y})
+    dataset = mlflow.data.from_pandas(frame, source="s3://bucket/train.csv", name="train-set", targets="y")
+    with mlflow.start_run() as run:
+        mlflow.log_input(dataset, context="training")
+        # The same dataset again is one input (MLflow keeps one per name and digest).
+        mlflow.log_input(dataset, context="training")
+    inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert len(inputs) == 1
+    logged = inputs[0].dataset
+    assert logged.name == "train-set" and logged.digest == dataset.digest
+    assert logged.source_type == "s3" and json.loads(logged.source)["uri"] == "s3://bucket/train.csv"
+    assert json.loads(logged.schema)["mlflow_colspec"][0]["name"] == "a"
+    assert json.loads(logged.profile)["num_rows"] == 6
+    assert {t.key: t.value for t in inputs[0].tags} == {"mlflow.data.context": "training"}
+
+    # MLflow's own check: a dataset without a name is refused.
+    bad = rest(server, project, "POST", "/api/2.0/mlflow/runs/log-inputs",
+               json={"run_id": run.info.run_id, "datasets": [{"dataset": {"digest": "d", "source_type": "local", "source": "x"}}]})
+    assert bad.status_code == 400 and bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert bad.json()["message"] == "Dataset name cannot be None"
+
+
+@mlflow3
+def test_model_inputs_are_kept(server, project):
+    from mlflow.entities import LoggedModelInput
+
+    client = MlflowClient()
+    experiment_id = client.create_experiment("model-inputs")
+    model = client.create_logged_model(experiment_id, name="upstream")
+    run = client.create_run(experiment_id)
+    client.log_inputs(run.info.run_id, models=[LoggedModelInput(model.model_id)])
+    inputs = client.get_run(run.info.run_id).inputs
+    assert [m.model_id for m in inputs.model_inputs] == [model.model_id]
+    with pytest.raises(MlflowException) as missing:
+        client.log_inputs(run.info.run_id, models=[LoggedModelInput("m-" + uuid.uuid4().hex)])
+    assert missing.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+# 3. MLflow 3 links: outputs, metrics of logged models (with datasets), mlflow.modelVersions,
+# search_logged_models by metric and dataset.
+
+@mlflow3
+def test_logged_model_links_are_kept(server, project):
+    import pandas as pd
+
+    client = MlflowClient()
+    experiment_id = mlflow.set_experiment("links").experiment_id
+    X, y = training_data()
+    eval_set = mlflow.data.from_pandas(pd.DataFrame({"a": X[:, 0], "y": y}), name="eval-set")
+    with mlflow.start_run() as run:
+        good = log_model(LogisticRegression().fit(X, y), "good", input_example=X[:2])
+        mlflow.log_metric("acc", 0.93, model_id=good.model_id, dataset=eval_set)
+    with mlflow.start_run():
+        poor = log_model(LogisticRegression(C=0.01).fit(X, y), "poor", input_example=X[:2])
+        mlflow.log_metric("acc", 0.41, model_id=poor.model_id, dataset=eval_set)
+        mlflow.log_metric("acc", 0.99, model_id=poor.model_id)
+
+    outputs = client.get_run(run.info.run_id).outputs.model_outputs
+    assert [o.model_id for o in outputs] == [good.model_id]
+    [acc] = [m for m in client.get_logged_model(good.model_id).metrics if m.key == "acc"]
+    assert acc.value == pytest.approx(0.93) and acc.run_id == run.info.run_id
+    assert acc.dataset_name == "eval-set" and acc.dataset_digest == eval_set.digest
+
+    # As MLflow's test_search_logged_models: by metric, by metric on a dataset, ordered by metric.
+    by_metric = client.search_logged_models([experiment_id], filter_string="metrics.acc > 0.9")
+    assert sorted(m.model_id for m in by_metric) == sorted([good.model_id, poor.model_id])
+    on_eval = client.search_logged_models([experiment_id], filter_string="metrics.acc > 0.9",
+                                          datasets=[{"dataset_name": "eval-set"}])
+    assert [m.model_id for m in on_eval] == [good.model_id]
+    ordered = client.search_logged_models(
+        [experiment_id], order_by=[{"field_name": "metrics.acc", "ascending": True, "dataset_name": "eval-set"}])
+    assert [m.model_id for m in ordered] == [poor.model_id, good.model_id]
+
+    # Registering from the logged model records the version on it.
+    mv = mlflow.register_model(f"models:/{good.model_id}", "linked-model")
+    versions = json.loads(client.get_logged_model(good.model_id).tags["mlflow.modelVersions"])
+    assert {"name": "linked-model", "version": int(mv.version)} in versions
+    assert client.get_model_version("linked-model", mv.version).run_id == run.info.run_id

@@ -6,7 +6,7 @@ use super::ci;
 use super::error::{Error, Result};
 use super::experiments::{check_len, now_ms, validate_tag, MAX_METRIC_KEY, MAX_NAME};
 use super::experiments::{MAX_PARAM_KEY, MAX_PARAM_VALUE};
-use super::logged_models::LoggedModel;
+use super::logged_models::{LoggedModel, LoggedModelMetric, ModelMetric};
 use super::ml_records::{
     Candidate, Experiment, KeyValue, Lifecycle, MetricPoint, RunStatus, TagOwner,
 };
@@ -43,6 +43,9 @@ pub struct LogBatch {
     pub metrics: Vec<MetricPoint>,
     pub params: Vec<KeyValue>,
     pub tags: Vec<KeyValue>,
+    /// Metrics of `metrics` sent with a logged model's `model_id` (MLflow 3): also recorded as
+    /// that logged model's.
+    pub model_metrics: Vec<ModelMetric>,
 }
 
 fn new_run_id() -> String {
@@ -153,6 +156,7 @@ pub(crate) struct CandidateContents {
     params: Vec<KeyValue>,
     metrics: schema::metrics::Owned,
     tags: Vec<String>,
+    links: schema::run_links::Owned,
     package: Option<PackageContents>,
 }
 
@@ -169,6 +173,7 @@ pub(crate) fn remove_candidate_in(
     schema::params::purge(tx, param_run(candidate), &contents.params)?;
     schema::metrics::purge(tx, run, &contents.metrics)?;
     schema::tags::purge(tx, TagOwner::Candidate(candidate.id), &contents.tags)?;
+    schema::run_links::purge(tx, &contents.links)?;
     if let Some(package) = &contents.package {
         super::packages::remove_package_in(tx, package)?;
     }
@@ -182,6 +187,7 @@ pub(crate) struct LoggedModelContents {
     model: LoggedModel,
     package: Option<PackageContents>,
     tags: Vec<String>,
+    metrics: Vec<Vec<u8>>,
 }
 
 pub(crate) fn remove_logged_model_in(
@@ -192,6 +198,7 @@ pub(crate) fn remove_logged_model_in(
         super::packages::remove_package_in(tx, package)?;
     }
     schema::tags::purge(tx, TagOwner::LoggedModel(contents.model.id), &contents.tags)?;
+    schema::logged_model_metrics::purge(tx, &contents.metrics)?;
     schema::remove::<LoggedModels>(tx, &schema::id_key(contents.model.id))?;
     schema::revisions::forget(tx, Parent::LoggedModel(contents.model.id))?;
     Ok(())
@@ -209,6 +216,7 @@ impl Registry {
         let params = self.params(candidate.id)?;
         let metrics = schema::metrics::owned(self.meta.as_ref(), candidate.id)?;
         let tags = schema::tags::names(self.meta.as_ref(), TagOwner::Candidate(candidate.id))?;
+        let links = schema::run_links::owned(self.meta.as_ref(), candidate.id)?;
         let package = if with_package {
             match self.candidate_package(&candidate) {
                 Ok(package) => Some(self.package_contents(seen, package)?),
@@ -223,6 +231,7 @@ impl Registry {
             params,
             metrics,
             tags,
+            links,
             package,
         })
     }
@@ -240,10 +249,12 @@ impl Registry {
             Err(other) => return Err(other),
         };
         let tags = schema::tags::names(self.meta.as_ref(), TagOwner::LoggedModel(model.id))?;
+        let metrics = schema::logged_model_metrics::keys_of(self.meta.as_ref(), model.id)?;
         Ok(LoggedModelContents {
             model,
             package,
             tags,
+            metrics,
         })
     }
 
@@ -539,7 +550,28 @@ impl Registry {
             candidate_id,
             experiment_id: candidate.experiment_id,
         };
+        let mut model_metrics = Vec::with_capacity(batch.model_metrics.len());
+        for m in &batch.model_metrics {
+            let logged = self
+                .logged_model_by_key(access.project.id, &m.model_id)
+                .map_err(|_| {
+                    Error::NotFoundMessage(format!("Logged model with ID '{}' not found.", m.model_id))
+                })?;
+            model_metrics.push(LoggedModelMetric {
+                logged_model_id: logged.id,
+                key: m.point.key.clone(),
+                value: m.point.value,
+                timestamp: m.point.timestamp,
+                step: m.point.step,
+                run_id: candidate.run_id.clone(),
+                dataset_name: m.dataset_name.clone(),
+                dataset_digest: m.dataset_digest.clone(),
+            });
+        }
         self.write(|tx| {
+            for m in &model_metrics {
+                schema::put::<schema::logged_model_metrics::LoggedModelMetrics>(tx, m)?;
+            }
             let Some(mut current) = schema::candidates::load(tx, candidate_id)? else {
                 return abort(Error::NotFound("Run"));
             };

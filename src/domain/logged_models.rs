@@ -35,6 +35,33 @@ pub struct LoggedModel {
     pub updated_ms: i64,
 }
 
+/// One value of a metric logged for a logged model (MLflow 3: a metric with a `model_id`), by
+/// the run that logged it, on a dataset or none.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoggedModelMetric {
+    pub logged_model_id: u64,
+    pub key: String,
+    pub value: f64,
+    pub timestamp: i64,
+    pub step: i64,
+    /// The MLflow `run_id` that logged it.
+    pub run_id: String,
+    #[serde(default)]
+    pub dataset_name: Option<String>,
+    #[serde(default)]
+    pub dataset_digest: Option<String>,
+}
+
+/// A metric point of a batch that is also a logged model's (sent with a `model_id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelMetric {
+    /// MLflow's `model_id` (`m-…`).
+    pub model_id: String,
+    pub point: super::ml_records::MetricPoint,
+    pub dataset_name: Option<String>,
+    pub dataset_digest: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct NewLoggedModel {
     pub experiment_id: u64,
@@ -155,6 +182,36 @@ impl Registry {
             package_type: PackageType::MlModel,
             file_name: file_name.to_string(),
         })
+    }
+
+    /// Every metric value logged for a logged model, by key, dataset, step and timestamp.
+    pub fn logged_model_metrics(&self, id: u64) -> Result<Vec<LoggedModelMetric>> {
+        Ok(schema::logged_model_metrics::of(self.meta.as_ref(), id)?)
+    }
+
+    /// The latest value (highest step, then latest timestamp) of a logged model's metric on one
+    /// of `datasets` (`(name, digest)`; empty: any dataset or none).
+    pub fn logged_model_metric(
+        &self,
+        id: u64,
+        key: &str,
+        datasets: &[(String, Option<String>)],
+    ) -> Result<Option<f64>> {
+        let on_dataset = |m: &LoggedModelMetric| {
+            datasets.is_empty()
+                || datasets.iter().any(|(name, digest)| {
+                    m.dataset_name.as_deref() == Some(name.as_str())
+                        && digest
+                            .as_deref()
+                            .is_none_or(|d| m.dataset_digest.as_deref() == Some(d))
+                })
+        };
+        Ok(self
+            .logged_model_metrics(id)?
+            .into_iter()
+            .filter(|m| m.key == key && on_dataset(m))
+            .max_by_key(|m| (m.step, m.timestamp))
+            .map(|m| m.value))
     }
 
     pub fn logged_model_package(&self, model: &LoggedModel) -> Result<Package> {

@@ -60,10 +60,13 @@ pub enum Table {
     LoggedModels,
     LoggedModelsByKey,
     LoggedModelsByExperiment,
+    RunDatasetInputs,
+    RunModelLinks,
+    LoggedModelMetrics,
 }
 
 impl Table {
-    pub const ALL: [Table; 50] = [
+    pub const ALL: [Table; 53] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -114,6 +117,9 @@ impl Table {
         Table::LoggedModels,
         Table::LoggedModelsByKey,
         Table::LoggedModelsByExperiment,
+        Table::RunDatasetInputs,
+        Table::RunModelLinks,
+        Table::LoggedModelMetrics,
     ];
 
     pub fn name(self) -> &'static str {
@@ -168,6 +174,9 @@ impl Table {
             Table::LoggedModels => "logged_models",
             Table::LoggedModelsByKey => "logged_models_by_key",
             Table::LoggedModelsByExperiment => "logged_models_by_experiment",
+            Table::RunDatasetInputs => "run_dataset_inputs",
+            Table::RunModelLinks => "run_model_links",
+            Table::LoggedModelMetrics => "logged_model_metrics",
         }
     }
 

@@ -128,7 +128,14 @@ pub async fn delete_tag(
     Ok(empty())
 }
 
-fn field(registry: &Registry, model: &LoggedModel, field: &search::Field) -> Option<FieldValue> {
+/// A logged model's value of a search field; metrics are the latest value on one of
+/// `datasets` (any dataset, or none, when empty).
+fn field(
+    registry: &Registry,
+    model: &LoggedModel,
+    field: &search::Field,
+    datasets: &[(String, Option<String>)],
+) -> Option<FieldValue> {
     match field.kind {
         FieldKind::Tag => registry
             .tag(TagOwner::LoggedModel(model.id), &field.name)
@@ -152,9 +159,16 @@ fn field(registry: &Registry, model: &LoggedModel, field: &search::Field) -> Opt
             "last_updated_timestamp" => Some(FieldValue::Num(model.updated_ms as f64)),
             _ => None,
         },
-        FieldKind::Metric => None,
+        FieldKind::Metric => registry
+            .logged_model_metric(model.id, &field.name, datasets)
+            .ok()
+            .flatten()
+            .map(FieldValue::Num),
     }
 }
+
+/// MLflow's default page of `logged-models/search`; larger pages are cut at 1000.
+const SEARCH_MAX_RESULTS: i64 = 100;
 
 pub async fn search(
     State(state): State<AppState>,
@@ -163,7 +177,13 @@ pub async fn search(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
-    let page = search::PageQuery::from_params(&params, 100, 10_000)?;
+    let datasets = params.dataset_refs("datasets")?;
+    let order = params.logged_model_order("order_by")?;
+    let start = search::page_start(params.str("page_token")?.as_deref())?;
+    let max = params
+        .i64("max_results")?
+        .unwrap_or(SEARCH_MAX_RESULTS)
+        .clamp(1, 1000) as usize;
     let mut found = Vec::new();
     for raw_id in params.strings("experiment_ids")? {
         let experiment = match by_mlflow_id(registry, &ctx, &raw_id).await {
@@ -175,18 +195,35 @@ pub async fn search(
             Err(other) => return Err(other),
         };
         for model in registry.logged_models_of(experiment.id)? {
-            if search::matches(&clauses, |f| field(registry, &model, f)) {
+            if search::matches(&clauses, |f| field(registry, &model, f, &datasets)) {
                 found.push(model);
             }
         }
     }
-    let (found, next) = page.apply(
-        found,
-        |m, f| field(registry, m, f),
-        |a, b| b.created_ms.cmp(&a.created_ms).then(b.id.cmp(&a.id)),
-    );
+    found.sort_by(|a, b| {
+        order
+            .iter()
+            .map(|o| {
+                let ds = if o.datasets.is_empty() { &datasets } else { &o.datasets };
+                let ord = search::compare(
+                    field(registry, a, &o.order.field, ds).as_ref(),
+                    field(registry, b, &o.order.field, ds).as_ref(),
+                );
+                if o.order.descending {
+                    ord.reverse()
+                } else {
+                    ord
+                }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| b.created_ms.cmp(&a.created_ms).then(b.id.cmp(&a.id)))
+    });
+    let end = start.saturating_add(max);
+    let next = (end < found.len()).then(|| end.to_string());
     let models = found
         .iter()
+        .skip(start)
+        .take(max)
         .map(|m| views::logged_model(registry, m))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(search::listing("models", models, next))

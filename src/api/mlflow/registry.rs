@@ -500,7 +500,61 @@ pub async fn create_version(
             Error::AlreadyExists(message) => MlflowError::invalid(message),
             other => other.into(),
         })?;
+    if let Some(logged) = &found.logged_model {
+        note_model_version(registry, &ctx, logged, &model, &version).await?;
+    }
     version_body(registry, &model, &version)
+}
+
+/// MLflow's `mlflow.modelVersions` tag of a logged model: the versions registered from it, as a
+/// JSON list of `{"name", "version"}` (the number), in the reference server's spelling.
+async fn note_model_version(
+    registry: &Registry,
+    ctx: &Ctx,
+    logged: &LoggedModel,
+    model: &Model,
+    version: &ModelVersion,
+) -> MlflowResult<()> {
+    const TAG: &str = "mlflow.modelVersions";
+    let owner = TagOwner::LoggedModel(logged.id);
+    let mut entries: Vec<String> = match registry.tag(owner, TAG)? {
+        Some(text) => match serde_json::from_str::<Vec<Value>>(&text) {
+            Ok(items) => items.iter().map(python_json).collect(),
+            Err(_) => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    entries.push(format!(
+        "{{\"name\": {}, \"version\": {}}}",
+        Value::String(model.name.clone()),
+        version.seq
+    ));
+    let tag = crate::domain::ml_records::KeyValue {
+        key: TAG.into(),
+        value: format!("[{}]", entries.join(", ")),
+    };
+    registry
+        .set_tags(&ctx.caller, &ctx.access, owner, &[tag])
+        .await?;
+    Ok(())
+}
+
+/// JSON as Python's `json.dumps` spells it (`", "` and `": "` separators).
+fn python_json(value: &Value) -> String {
+    match value {
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(python_json).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), python_json(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
 }
 
 pub async fn get_version(

@@ -100,6 +100,7 @@ pub async fn create(
         registry.experiment_by_iid(access.project.id, path.number("iid", "Experiment")?)?;
     let now = now_ms();
     let batch = LogBatch {
+        model_metrics: Vec::new(),
         metrics: body
             .metrics
             .into_iter()

@@ -45,6 +45,7 @@ fn render(
     let tags = registry.tags(TagOwner::Candidate(candidate.id))?;
     // Charts draw a thinned series, read by seeking: bounded work however much was logged.
     let history = registry.metric_series(candidate.id, CHART_POINTS)?;
+    let inputs = super::run_lineage::inputs_section(ctx, candidate)?;
     let url = candidate_url(ctx, candidate);
     let title = if candidate.name.is_empty() {
         format!("Candidate {}", candidate.iid)
@@ -101,6 +102,7 @@ fn render(
                 (files_table(ctx, &files, &url, (&package.0, &package.1)))
                 h2 { "Metrics" }
                 (metric_charts(&history))
+                (inputs)
                 h2 { "Parameters" }
                 (key_value_table("params", &params, "No parameters logged."))
                 h2 { "Metadata" }

@@ -7,6 +7,7 @@ pub mod experiments;
 pub mod models;
 pub mod projects;
 mod run_details;
+mod run_lineage;
 pub mod versions;
 
 use axum::http::HeaderMap;
