@@ -183,3 +183,59 @@ def test_logged_model_links_are_kept(server, project):
     versions = json.loads(client.get_logged_model(good.model_id).tags["mlflow.modelVersions"])
     assert {"name": "linked-model", "version": int(mv.version)} in versions
     assert client.get_model_version("linked-model", mv.version).run_id == run.info.run_id
+
+
+# 4. Endpoints: logged-model params and artifact directories, artifacts/list, and a plain
+# artifact store under the project's tracking URI.
+
+@mlflow3
+def test_logged_model_params_and_artifact_directories(server, project):
+    client = MlflowClient()
+    experiment_id = client.create_experiment("lm-endpoints")
+    model = client.create_logged_model(experiment_id, name="with-files", params={"a": "1"})
+    client.log_model_params(model.model_id, {"b": "2"})
+    assert client.get_logged_model(model.model_id).params == {"a": "1", "b": "2"}
+
+    base = f"/api/2.0/mlflow-artifacts/artifacts/{experiment_id}/models/{model.model_id}/artifacts"
+    for rel in ("MLmodel", "sub/weights.bin"):
+        assert rest(server, project, "PUT", f"{base}/{rel}", data=b"x").status_code == 200
+    listed = rest(server, project, "GET", f"/api/2.0/mlflow/logged-models/{model.model_id}/artifacts/directories")
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["root_uri"] == model.artifact_location
+    assert {(f["path"], f["is_dir"]) for f in listed.json()["files"]} == {("MLmodel", False), ("sub", True)}
+    sub = rest(server, project, "GET", f"/api/2.0/mlflow/logged-models/{model.model_id}/artifacts/directories",
+               params={"artifact_directory_path": "sub"}).json()
+    assert sub["files"] == [{"path": "sub/weights.bin", "is_dir": False, "file_size": 1}]
+
+
+def test_artifacts_list_of_a_run(server, project, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f.txt").write_text("hello")
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(tmp_path / "d"), artifact_path="out")
+    # As MLflow's test_list_artifacts: paths relative to the run's root, with the root_uri.
+    listed = rest(server, project, "GET", "/api/2.0/mlflow/artifacts/list", params={"run_id": run.info.run_id})
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == {"root_uri": run.info.artifact_uri, "files": [{"path": "out", "is_dir": True}]}
+    inner = rest(server, project, "GET", "/api/2.0/mlflow/artifacts/list",
+                 params={"run_id": run.info.run_id, "path": "out"}).json()
+    assert inner["files"] == [{"path": "out/f.txt", "is_dir": False, "file_size": 5}]
+
+
+def test_the_artifact_proxy_is_a_plain_store(server, project, tmp_path):
+    # Paths that name no run or model are stored as they are, like MLflow's proxy does.
+    put = rest(server, project, "PUT", "/api/2.0/mlflow-artifacts/artifacts/team/shared/readme.txt", data=b"shared")
+    assert put.status_code == 200, put.text
+    got = rest(server, project, "GET", "/api/2.0/mlflow-artifacts/artifacts/team/shared/readme.txt")
+    assert got.status_code == 200 and got.content == b"shared"
+    listing = rest(server, project, "GET", "/api/2.0/mlflow-artifacts/artifacts", params={"path": "team"}).json()
+    assert listing == {"files": [{"path": "shared", "is_dir": True}]}
+    # The client reads them through mlflow-artifacts URIs.
+    local = mlflow.artifacts.download_artifacts("mlflow-artifacts:/team/shared/readme.txt", dst_path=str(tmp_path))
+    assert open(local).read() == "shared"
+    # Unsafe paths are refused.
+    bad = rest(server, project, "PUT", "/api/2.0/mlflow-artifacts/artifacts/team/%2E%2E/escape.txt", data=b"x")
+    assert bad.status_code == 400 and bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    # Another project does not see them.
+    other = new_project(server)
+    assert rest(server, other, "GET", "/api/2.0/mlflow-artifacts/artifacts/team/shared/readme.txt").status_code == 404

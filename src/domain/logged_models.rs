@@ -168,6 +168,36 @@ impl Registry {
         .await
     }
 
+    /// `logged-models/:id/params`: adds params to a logged model (a key logged again takes the
+    /// new value).
+    pub async fn log_logged_model_params(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        id: u64,
+        params: Vec<KeyValue>,
+    ) -> Result<LoggedModel> {
+        access.check(caller, Action::WriteRegistry)?;
+        super::candidates::validate_batch(&super::candidates::LogBatch {
+            params: params.clone(),
+            ..Default::default()
+        })?;
+        let model = self.logged_model(id)?;
+        if model.project_id != access.project.id {
+            return Err(Error::NotFound("Logged model"));
+        }
+        self.update_record::<LoggedModels>(id, "Logged model", |model: &mut LoggedModel| {
+            for param in &params {
+                match model.params.iter_mut().find(|p| p.key == param.key) {
+                    Some(existing) => existing.value = param.value.clone(),
+                    None => model.params.push(param.clone()),
+                }
+            }
+            model.updated_ms = now_ms();
+        })
+        .await
+    }
+
     /// The package holding a logged model's artifacts:
     /// `<model name or ml_experiment_<iid>>/<model key>`.
     pub fn logged_model_target(&self, model: &LoggedModel, file_name: &str) -> Result<FileTarget> {

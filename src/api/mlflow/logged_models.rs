@@ -89,6 +89,54 @@ pub async fn delete(
     Ok(empty())
 }
 
+/// `POST logged-models/:id/params`.
+pub async fn log_params(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((_, key)): Path<(String, String)>,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = named(&state.registry, &ctx, &key)?;
+    let logged = params.key_values("params")?;
+    state
+        .registry
+        .log_logged_model_params(&ctx.caller, &ctx.access, model.id, logged)
+        .await?;
+    Ok(empty())
+}
+
+/// `GET logged-models/:id/artifacts/directories?artifact_directory_path=…`: one directory of a
+/// logged model's artifacts, paths relative to the model's artifact root.
+pub async fn list_artifacts(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((_, key)): Path<(String, String)>,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let registry = &state.registry;
+    let model = named(registry, &ctx, &key)?;
+    let dir = params
+        .str("artifact_directory_path")?
+        .unwrap_or_default()
+        .trim_matches('/')
+        .to_string();
+    if !dir.is_empty() {
+        crate::domain::names::file_path(&dir).map_err(|_| {
+            MlflowError::invalid(format!("Invalid artifact directory path '{dir}'"))
+        })?;
+    }
+    let files = match registry.logged_model_package(&model) {
+        Ok(package) => super::artifacts::listing(registry, package.id, &dir)?,
+        Err(crate::domain::Error::NotFound(_)) => Vec::new(),
+        Err(other) => return Err(other.into()),
+    };
+    let view = views::logged_model(registry, &model)?;
+    Ok(Json(json!({
+        "root_uri": view["info"]["artifact_uri"],
+        "files": files,
+    })))
+}
+
 pub async fn set_tags(
     State(state): State<AppState>,
     ctx: Ctx,
