@@ -239,3 +239,59 @@ def test_the_artifact_proxy_is_a_plain_store(server, project, tmp_path):
     # Another project does not see them.
     other = new_project(server)
     assert rest(server, other, "GET", "/api/2.0/mlflow-artifacts/artifacts/team/shared/readme.txt").status_code == 404
+
+
+# 5. Validation and messages, as MLflow's handlers word them.
+
+HINT = " See the API docs for more information about request parameters."
+
+
+def test_wrongly_typed_fields_are_refused_as_mlflow_does(server, project):
+    # MLflow's test_rest_tracking validates JSON inputs against each handler's schema.
+    bad_name = rest(server, project, "POST", "/api/2.0/mlflow/registered-models/create", json={"name": 123})
+    assert bad_name.status_code == 400
+    assert bad_name.json() == {"error_code": "INVALID_PARAMETER_VALUE", "message":
+                               "Invalid value 123 for parameter 'name' supplied:  Hint: Value was of type 'int'." + HINT}
+    run = rest(server, project, "POST", "/api/2.0/mlflow/runs/create", json={"experiment_id": "0"}).json()["run"]
+    bad_run = rest(server, project, "POST", "/api/2.0/mlflow/runs/log-parameter", json={"run_id": 31, "key": "k", "value": "v"})
+    assert bad_run.status_code == 400
+    assert bad_run.json()["message"] == "Invalid value 31 for parameter 'run_id' supplied:  Hint: Value was of type 'int'." + HINT
+    missing = rest(server, project, "POST", "/api/2.0/mlflow/runs/log-metric", json={"key": "m", "value": 1, "timestamp": 1})
+    assert missing.status_code == 400
+    assert missing.json()["message"] == "Missing value for required parameter 'run_id'." + HINT
+    assert run["info"]["run_id"]
+
+
+def test_versions_are_integers_and_max_results_have_caps(server, project):
+    client = MlflowClient()
+    client.create_registered_model("numbers")
+    client.create_model_version("numbers", "runs:/" + uuid.uuid4().hex + "/m")
+    with pytest.raises(MlflowException) as not_integer:
+        client.get_model_version("numbers", "abc")
+    assert not_integer.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert "Parameter 'version' must be an integer, got 'abc'." in not_integer.value.message
+
+    experiment_id = client.create_experiment("caps")
+    with pytest.raises(MlflowException) as runs_cap:
+        client.search_runs([experiment_id], max_results=50001)
+    assert runs_cap.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert "Invalid value 50001 for parameter 'max_results' supplied" in runs_cap.value.message
+    assert client.search_runs([experiment_id], max_results=50000) == []
+    with pytest.raises(MlflowException) as models_cap:
+        client.search_registered_models(max_results=1001)
+    assert models_cap.value.error_code == "INVALID_PARAMETER_VALUE"
+    versions_cap = rest(server, project, "GET", "/api/2.0/mlflow/model-versions/search", params={"max_results": 200001})
+    assert versions_cap.status_code == 400 and versions_cap.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    experiments_cap = rest(server, project, "POST", "/api/2.0/mlflow/experiments/search", json={"max_results": 50001})
+    assert experiments_cap.status_code == 400
+    assert "It must be at most 50000" in experiments_cap.json()["message"]
+
+
+def test_delete_tag_on_a_deleted_run_reports_its_state(server, project):
+    client = MlflowClient()
+    run = client.create_run("0", tags={"t": "v"})
+    client.delete_run(run.info.run_id)
+    with pytest.raises(MlflowException) as deleted:
+        client.delete_tag(run.info.run_id, "t")
+    assert deleted.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert f"The run {run.info.run_id} must be in the 'active' state. Current state is deleted." in deleted.value.message

@@ -746,6 +746,15 @@ impl Registry {
     ) -> Result<()> {
         access.check(caller, Action::WriteRegistry)?;
         self.check_tag_owner(access, owner)?;
+        if let TagOwner::Candidate(id) = owner {
+            let candidate = self.candidate(id)?;
+            if candidate.lifecycle == Lifecycle::Deleted {
+                return Err(Error::bad(format!(
+                    "The run {} must be in the 'active' state. Current state is deleted.",
+                    candidate.run_id
+                )));
+            }
+        }
         self.write(|tx| {
             if !schema::tags::delete(tx, owner, key)? {
                 return abort(Error::NotFound("Tag"));

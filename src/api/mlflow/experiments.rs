@@ -92,8 +92,8 @@ fn view_type_admits(view_type: Option<&str>, lifecycle: Lifecycle) -> bool {
         .to_ascii_uppercase()
         .as_str()
     {
-        "ALL" => true,
-        "DELETED_ONLY" => lifecycle == Lifecycle::Deleted,
+        "ALL" | "3" => true,
+        "DELETED_ONLY" | "2" => lifecycle == Lifecycle::Deleted,
         _ => lifecycle == Lifecycle::Active,
     }
 }
@@ -105,8 +105,16 @@ pub async fn search(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
+    // MLflow's store refuses more than SEARCH_MAX_RESULTS_THRESHOLD (50,000).
+    if let Some(max) = params.i64("max_results")? {
+        if max > 50_000 {
+            return Err(MlflowError::invalid(format!(
+                "Invalid value {max} for parameter 'max_results' supplied. It must be at most 50000"
+            )));
+        }
+    }
     let page = search::PageQuery::from_params(&params, 1000, 50_000)?;
-    let view_type = params.str("view_type")?;
+    let view_type = params.enum_name("view_type")?;
     let mut found = Vec::new();
     for experiment in registry.experiments_stream(ctx.access.project.id)? {
         let experiment = experiment?;

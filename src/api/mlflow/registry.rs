@@ -215,7 +215,7 @@ pub async fn search_models(
         _ => false,
     };
     let start = offset_token(&params)?;
-    let max = params.i64("max_results")?.unwrap_or(100).clamp(1, 200_000) as usize;
+    let max = params.max_results(100, 1000)?;
     let models = registry.models_named_from(ctx.access.project.id, &name_prefix(&clauses));
     let (page, next) = if by_name {
         // The name index is the order: read matches until the page is full.
@@ -649,10 +649,7 @@ pub async fn search_versions(
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
     let order = search::parse_order_by(&params.strings("order_by")?)?;
     let start = offset_token(&params)?;
-    let max = params
-        .i64("max_results")?
-        .unwrap_or(10_000)
-        .clamp(1, 200_000) as usize;
+    let max = params.max_results(10_000, 200_000)?;
     let models = registry.models_named_from(ctx.access.project.id, &name_prefix(&clauses));
     let (page, next) = if order.is_empty() {
         // Models by name, each one's versions newest number first: walk until the page is full.

@@ -125,6 +125,31 @@ fn invalid(key: &str, what: &str) -> MlflowError {
     MlflowError::invalid(format!("Invalid value for parameter '{key}': {what}"))
 }
 
+/// MLflow's message for a parameter its handler's schema requires and did not get.
+fn missing(key: &str) -> MlflowError {
+    MlflowError::invalid(format!(
+        "Missing value for required parameter '{key}'. See the API docs for more information about request parameters."
+    ))
+}
+
+/// MLflow's message for a parameter of the wrong JSON type: the value as Python's `json.dumps`
+/// prints it and its Python type.
+fn wrong_type(key: &str, raw: &RawValue) -> MlflowError {
+    let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null);
+    let type_name = match &value {
+        serde_json::Value::Null => "NoneType",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(n) if n.is_f64() => "float",
+        serde_json::Value::Number(_) => "int",
+        serde_json::Value::String(_) => "str",
+        serde_json::Value::Array(_) => "list",
+        serde_json::Value::Object(_) => "dict",
+    };
+    MlflowError::invalid(format!(
+        "Invalid value {value} for parameter '{key}' supplied:  Hint: Value was of type '{type_name}'. See the API docs for more information about request parameters."
+    ))
+}
+
 /// One `{key, value}` of a list of tags or params (other fields are skipped).
 #[derive(Debug, Deserialize)]
 struct KeyValueItem {
@@ -341,21 +366,66 @@ impl MlflowParams {
         })
     }
 
+    /// A string parameter. A JSON value of another type (`"name": 123`) is refused with
+    /// MLflow's message, as its handlers' schemas do; query parameters are always strings.
     pub fn str(&self, key: &str) -> Result<Option<String>, MlflowError> {
+        if let Some(raw) = self.0.get(key) {
+            let text = raw.get().trim_start();
+            let is_text = text.starts_with('"') || text.starts_with("null");
+            // A one-item list is what a repeated query parameter decodes to.
+            let is_one_string_list = text.starts_with('[')
+                && matches!(serde_json::from_str::<Vec<String>>(text), Ok(v) if v.len() == 1);
+            if !is_text && !is_one_string_list {
+                return Err(wrong_type(key, raw));
+            }
+        }
+        self.field(key, |f| f.str())
+    }
+
+    /// An enum parameter (`view_type`, `run_view_type`): its name, or its number as text, as
+    /// protobuf's JSON reader takes either.
+    pub fn enum_name(&self, key: &str) -> Result<Option<String>, MlflowError> {
         self.field(key, |f| f.str())
     }
 
     /// A required string; missing or empty is MLflow's "Missing value for required parameter".
     pub fn required(&self, key: &str) -> Result<String, MlflowError> {
-        self.field(key, |f| f.required())
+        self.str(key)?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing(key))
     }
 
-    /// `run_id`, falling back to the older `run_uuid`.
+    /// `run_id`, falling back to the older `run_uuid`; MLflow names `run_id` when both are
+    /// missing.
     pub fn run_id(&self) -> Result<String, MlflowError> {
         match self.str("run_id")?.filter(|s| !s.is_empty()) {
             Some(id) => Ok(id),
-            None => self.required("run_uuid"),
+            None => self
+                .str("run_uuid")?
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| missing("run_id")),
         }
+    }
+
+    /// `max_results` checked against the cap of MLflow's handler for the route (its message);
+    /// `default` when absent.
+    pub fn max_results(&self, default: i64, cap: i64) -> Result<usize, MlflowError> {
+        let value = self.i64("max_results")?.unwrap_or(default);
+        if value > cap {
+            // MLflow's schema check (`_assert_less_than_or_equal`) words it as a type error.
+            return Err(match self.0.get("max_results") {
+                Some(raw) => wrong_type("max_results", raw),
+                None => MlflowError::invalid(format!(
+                    "Invalid value {value} for parameter 'max_results' supplied."
+                )),
+            });
+        }
+        if value < 1 {
+            return Err(MlflowError::invalid(format!(
+                "Invalid value {value} for parameter 'max_results' supplied. It must be a positive integer"
+            )));
+        }
+        Ok(value as usize)
     }
 
     pub fn i64(&self, key: &str) -> Result<Option<i64>, MlflowError> {

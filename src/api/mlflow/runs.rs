@@ -347,13 +347,13 @@ pub async fn search(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let lifecycles = match params
-        .str("run_view_type")?
+        .enum_name("run_view_type")?
         .unwrap_or_else(|| "ACTIVE_ONLY".into())
         .to_ascii_uppercase()
         .as_str()
     {
-        "ALL" => vec![Lifecycle::Active, Lifecycle::Deleted],
-        "DELETED_ONLY" => vec![Lifecycle::Deleted],
+        "ALL" | "3" => vec![Lifecycle::Active, Lifecycle::Deleted],
+        "DELETED_ONLY" | "2" => vec![Lifecycle::Deleted],
         _ => vec![Lifecycle::Active],
     };
     let mut experiments = Vec::new();
@@ -365,7 +365,7 @@ pub async fn search(
         clauses: search::parse_filter(&params.str("filter")?.unwrap_or_default())?,
         order: search::parse_order_by(&params.strings("order_by")?)?,
         lifecycles,
-        max_results: params.i64("max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize,
+        max_results: params.max_results(1000, 50_000)?,
         page_token: params.str("page_token")?,
     };
     let page = registry.search_runs(&query)?;
