@@ -295,3 +295,83 @@ def test_delete_tag_on_a_deleted_run_reports_its_state(server, project):
         client.delete_tag(run.info.run_id, "t")
     assert deleted.value.error_code == "INVALID_PARAMETER_VALUE"
     assert f"The run {run.info.run_id} must be in the 'active' state. Current state is deleted." in deleted.value.message
+
+
+# 6. Defaults and orderings.
+
+def test_the_default_experiment_exists_from_the_start(server, project):
+    client = MlflowClient()
+    # As MLflow's test_search_experiments on a fresh store: experiment "0" is "Default".
+    assert [(e.experiment_id, e.name) for e in client.search_experiments()] == [("0", "Default")]
+    assert client.get_experiment("0").name == "Default"
+    assert client.get_experiment_by_name("Default").experiment_id == "0"
+    run = client.create_run("0")
+    assert run.info.experiment_id == "0"
+
+
+def test_artifact_location_is_recorded_and_returned(server, project, tmp_path):
+    client = MlflowClient()
+    experiment_id = client.create_experiment("elsewhere", artifact_location="s3://team-bucket/exp")
+    assert client.get_experiment(experiment_id).artifact_location == "s3://team-bucket/exp"
+    # Artifacts are still stored by the server.
+    (tmp_path / "a.txt").write_text("a")
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_artifact(str(tmp_path / "a.txt"))
+    assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["a.txt"]
+    with pytest.raises(MlflowException) as runs_uri:
+        client.create_experiment("bad-location", artifact_location="runs:/abc/x")
+    assert runs_uri.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_search_model_versions_lists_the_newest_updated_first(server, project):
+    client = MlflowClient()
+    client.create_registered_model("ordered")
+    for _ in range(3):
+        client.create_model_version("ordered", "runs:/" + uuid.uuid4().hex + "/m")
+    client.update_model_version("ordered", "1", description="touched last")
+    assert [v.version for v in client.search_model_versions("name='ordered'")] == ["1", "3", "2"]
+
+
+def test_stage_changes_touch_the_registered_model(server, project):
+    import time
+
+    client = MlflowClient()
+    client.create_registered_model("staged")
+    client.create_model_version("staged", "runs:/" + uuid.uuid4().hex + "/m")
+    before = client.get_registered_model("staged").last_updated_timestamp
+    time.sleep(0.01)
+    client.transition_model_version_stage("staged", "1", "Staging")
+    assert client.get_registered_model("staged").last_updated_timestamp > before
+
+
+@mlflow3
+def test_logged_models_without_a_name_get_generated_names(server, project):
+    import re
+
+    client = MlflowClient()
+    model = client.create_logged_model(client.create_experiment("names"))
+    assert re.fullmatch(r"[a-z]+-[a-z]+-\d+", model.name), model.name
+
+
+def test_run_user_ids_follow_mlflow(server, project):
+    client = MlflowClient()
+    # The low-level client sends user_id "unknown": the authenticated user is shown.
+    assert client.create_run("0").info.user_id == "root"
+    # A user given by the request (or its mlflow.user tag) is kept.
+    given = rest(server, project, "POST", "/api/2.0/mlflow/runs/create", json={"experiment_id": "0", "user_id": "alice"})
+    assert given.json()["run"]["info"]["user_id"] == "alice"
+    tagged = client.create_run("0", tags={"mlflow.user": "bob"})
+    assert client.get_run(tagged.info.run_id).info.user_id == "bob"
+
+
+def test_downloads_carry_a_content_type_and_nosniff(server, project):
+    with mlflow.start_run() as run:
+        mlflow.log_dict({"a": 1}, "conf/settings.json")
+        mlflow.log_text("<b>hi</b>", "page.html")
+    base = f"/api/2.0/mlflow-artifacts/artifacts/0/{run.info.run_id}/artifacts"
+    as_json = rest(server, project, "GET", f"{base}/conf/settings.json")
+    assert as_json.headers["Content-Type"] == "application/json"
+    assert as_json.headers["X-Content-Type-Options"] == "nosniff"
+    html = rest(server, project, "GET", f"{base}/page.html")
+    assert html.headers["Content-Type"] == "text/html" and html.headers["X-Content-Type-Options"] == "nosniff"
+    assert html.headers["Content-Disposition"].startswith("attachment")

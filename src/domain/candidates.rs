@@ -25,6 +25,8 @@ pub use super::schema::candidates::Order as RunOrder;
 #[derive(Debug, Clone, Default)]
 pub struct NewCandidate {
     pub name: Option<String>,
+    /// MLflow's `user_id` of the request, if the client sent one.
+    pub user: Option<String>,
     /// Milliseconds since the epoch; now when absent.
     pub start_time: Option<i64>,
     pub tags: Vec<KeyValue>,
@@ -110,6 +112,16 @@ pub(crate) fn candidate_record(
         start_time: new.start_time.unwrap_or_else(now_ms),
         end_time: None,
         user_id,
+        mlflow_user: new
+            .user
+            .clone()
+            .or_else(|| {
+                new.tags
+                    .iter()
+                    .find(|t| t.key == "mlflow.user")
+                    .map(|t| t.value.clone())
+            })
+            .filter(|u| !u.is_empty() && u != "unknown"),
         lifecycle: Lifecycle::Active,
         model_version_id: None,
         ci: ci::from_tags(new.tags.iter().map(|t| (t.key.as_str(), t.value.as_str()))),

@@ -72,6 +72,29 @@ pub struct NewLoggedModel {
     pub tags: Vec<KeyValue>,
 }
 
+/// Words of MLflow's generated names (`mlflow/utils/name_utils.py` draws from lists like these):
+/// `<predicate>-<noun>-<number>`.
+const NAME_PREDICATES: [&str; 24] = [
+    "abundant", "agreeable", "amazing", "bold", "brave", "calm", "capable", "clean", "crawling",
+    "dapper", "defiant", "enchanting", "fearless", "gentle", "gifted", "glamorous", "honorable",
+    "languid", "loud", "merciful", "nimble", "polite", "smiling", "trusting",
+];
+const NAME_NOUNS: [&str; 24] = [
+    "ant", "bass", "bat", "bear", "bird", "carp", "cat", "cod", "crane", "deer", "doe", "dove",
+    "eel", "finch", "fox", "gull", "hare", "hen", "koi", "lark", "mole", "owl", "ram", "wolf",
+];
+
+/// A name as MLflow generates one for a logged model (or run) created without a name.
+pub fn generated_name() -> String {
+    let [a, b] = rand::random::<[u8; 2]>();
+    format!(
+        "{}-{}-{}",
+        NAME_PREDICATES[a as usize % NAME_PREDICATES.len()],
+        NAME_NOUNS[b as usize % NAME_NOUNS.len()],
+        rand::random::<u16>() % 1000
+    )
+}
+
 const STATUSES: [&str; 3] = [
     "LOGGED_MODEL_PENDING",
     "LOGGED_MODEL_READY",

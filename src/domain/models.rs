@@ -171,6 +171,7 @@ impl Registry {
                 model_id: Some(model_id),
                 creator_id: caller.user_id(),
                 lifecycle: Lifecycle::Active,
+                artifact_location: None,
                 created_at: at,
                 updated_at: at,
             };

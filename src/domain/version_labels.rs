@@ -163,6 +163,11 @@ impl Registry {
                 ..current
             };
             schema::put::<Versions>(tx, &updated)?;
+            // MLflow's registry store touches the registered model on a stage change too.
+            if let Some(mut model) = schema::models::load(tx, version.model_id)? {
+                model.updated_at = at;
+                schema::put::<schema::models::Models>(tx, &model)?;
+            }
             Ok(updated)
         })
         .await

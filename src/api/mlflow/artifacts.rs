@@ -243,7 +243,19 @@ pub async fn download(
             Error::NotFound(_) => no_such(&path),
             other => other.into(),
         })?;
-    Ok(crate::api::download::serve(&state.registry, &file, request).await?)
+    let mut response = crate::api::download::serve(&state.registry, &file, request).await?;
+    // As MLflow's proxy: the type guessed from the file name, and never sniffed.
+    let guessed = mime_guess::from_path(file.base_name()).first_or_octet_stream();
+    if let Ok(value) = axum::http::HeaderValue::from_str(guessed.as_ref()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, value);
+    }
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
 }
 
 pub async fn upload(

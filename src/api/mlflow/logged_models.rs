@@ -38,7 +38,7 @@ pub async fn create(
         name: params
             .str("name")?
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "model".into()),
+            .unwrap_or_else(crate::domain::logged_models::generated_name),
         source_run_id: params.str("source_run_id")?.filter(|r| !r.is_empty()),
         model_type: params.str("model_type")?,
         params: params.key_values("params")?,

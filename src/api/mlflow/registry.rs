@@ -647,52 +647,33 @@ pub async fn search_versions(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
-    let order = search::parse_order_by(&params.strings("order_by")?)?;
-    let start = offset_token(&params)?;
-    let max = params.max_results(10_000, 200_000)?;
+    // MLflow's cap on the page (the page itself is read by `PageQuery` below).
+    params.max_results(10_000, 200_000)?;
     let models = registry.models_named_from(ctx.access.project.id, &name_prefix(&clauses));
-    let (page, next) = if order.is_empty() {
-        // Models by name, each one's versions newest number first: walk until the page is full.
-        let mut page: Vec<(Model, ModelVersion)> = Vec::new();
-        let mut seen = 0usize;
-        let mut more = false;
-        'models: for model in models {
-            let model = model?;
-            for version in registry.versions_by_seq(&model, true) {
-                let version = version?;
-                if !search::matches(&clauses, |f| version_field(registry, &model, &version, f)) {
-                    continue;
-                }
-                seen += 1;
-                if seen <= start {
-                    continue;
-                }
-                if page.len() == max {
-                    more = true;
-                    break 'models;
-                }
-                page.push((model.clone(), version));
+    // Without `order_by`, MLflow lists the most recently updated first (then by name, then
+    // newest number). The matches of the models the filter's name narrows to are read, the
+    // page is cut from them in that order.
+    let mut found: Vec<(Model, ModelVersion)> = Vec::new();
+    for model in models {
+        let model = model?;
+        for version in registry.versions_by_seq(&model, true) {
+            let version = version?;
+            if search::matches(&clauses, |f| version_field(registry, &model, &version, f)) {
+                found.push((model.clone(), version));
             }
         }
-        (page, more.then(|| format!("o{}", start + max)))
-    } else {
-        let mut found: Vec<(Model, ModelVersion)> = Vec::new();
-        for model in models {
-            let model = model?;
-            for version in registry.versions_by_seq(&model, true) {
-                let version = version?;
-                if search::matches(&clauses, |f| version_field(registry, &model, &version, f)) {
-                    found.push((model.clone(), version));
-                }
-            }
-        }
-        let (page, next) = search::PageQuery::from_params(&params, 10_000, 200_000)?.apply(
-            found,
-            |(m, v), f| version_field(registry, m, v, f),
-            |a, b| a.0.name.cmp(&b.0.name).then(b.1.seq.cmp(&a.1.seq)),
-        );
-        (page, next.map(|n| format!("o{n}")))
-    };
+    }
+    let (page, next) = search::PageQuery::from_params(&params, 10_000, 200_000)?.apply(
+        found,
+        |(m, v), f| version_field(registry, m, v, f),
+        |a, b| {
+            b.1.updated_at
+                .cmp(&a.1.updated_at)
+                .then(a.0.name.cmp(&b.0.name))
+                .then(b.1.seq.cmp(&a.1.seq))
+        },
+    );
+    let next = next.map(|n| format!("o{n}"));
     let items = page
         .iter()
         .map(|(m, v)| views::model_version(registry, m, v))

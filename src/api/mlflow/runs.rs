@@ -41,6 +41,7 @@ pub async fn create(
     .await?;
     let new = NewCandidate {
         name: params.str("run_name")?,
+        user: params.str("user_id")?.filter(|u| !u.is_empty()),
         start_time: params.i64("start_time")?,
         tags: params.key_values("tags")?,
     };

@@ -57,7 +57,10 @@ pub fn experiment(registry: &Registry, experiment: &Experiment) -> Result<Value>
     Ok(json!({
         "experiment_id": experiment.iid.to_string(),
         "name": experiment.name,
-        "artifact_location": experiment_artifact_location(experiment),
+        "artifact_location": experiment
+            .artifact_location
+            .clone()
+            .unwrap_or_else(|| experiment_artifact_location(experiment)),
         "lifecycle_stage": experiment.lifecycle.as_str(),
         "last_update_time": millis(&experiment.updated_at),
         "creation_time": millis(&experiment.created_at),
@@ -83,7 +86,11 @@ pub fn run_info(registry: &Registry, candidate: &Candidate) -> Result<Value> {
     info.insert("run_uuid".into(), json!(candidate.run_id));
     info.insert("experiment_id".into(), json!(experiment.iid.to_string()));
     info.insert("run_name".into(), json!(candidate.name));
-    if let Some(user) = username(registry, candidate.user_id) {
+    if let Some(user) = candidate
+        .mlflow_user
+        .clone()
+        .or_else(|| username(registry, candidate.user_id))
+    {
         info.insert("user_id".into(), json!(user));
     }
     info.insert("status".into(), json!(candidate.status.as_str()));
