@@ -39,6 +39,8 @@ def project(server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", project["tracking_uri"])
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", server.root_token)
     mlflow.set_tracking_uri(project["tracking_uri"])
+    # Fluent runs go to this project's experiment 0, whatever an earlier test set active.
+    mlflow.set_experiment(experiment_id="0")
     return project
 
 

@@ -465,6 +465,16 @@ pub async fn create_version(
     let tags = params.key_values("tags")?;
     let source = params.str("source")?.unwrap_or_default();
     let found = source_of(registry, &ctx, &source, params.str("model_id")?.as_deref())?;
+    // A copy of a version (`copy_model_version`: source `models:/<name>/<version>`) carries the
+    // source's tags; its `gitlab.version` names the source's SemVer, not the copy's, so the
+    // copy takes the next version instead and does not keep that tag.
+    let tags: Vec<_> = match &found.version {
+        Some((_, source_version)) => tags
+            .into_iter()
+            .filter(|t| !(t.key == VERSION_TAG && t.value == source_version.version))
+            .collect(),
+        None => tags,
+    };
     let semver = match tags.iter().find(|t| t.key == VERSION_TAG) {
         Some(tag) => Some(semver_rules::parse_version(&tag.value).map_err(|e| {
             MlflowError::invalid(format!(
@@ -609,7 +619,6 @@ fn version_field(
             .tag(TagOwner::Version(version.id), &field.name)
             .ok()
             .flatten()
-            .or_else(|| (field.name == VERSION_TAG).then(|| version.version.clone()))
             .map(FieldValue::Str),
         FieldKind::Attribute => match field.name.as_str() {
             "name" => Some(FieldValue::Str(model.name.clone())),

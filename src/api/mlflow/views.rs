@@ -177,23 +177,16 @@ fn run_inputs_outputs(registry: &Registry, candidate: &Candidate) -> Result<(Val
     Ok((Value::Object(inputs), outputs))
 }
 
-/// A version's MLflow object: `version` is its per-model sequence number; its SemVer string is
-/// an alias and the tag `gitlab.version`.
+/// A version's MLflow object: `version` is its per-model sequence number. Its tags and aliases
+/// are exactly those clients set; its SemVer string resolves as an alias without being one.
 pub fn model_version(registry: &Registry, model: &Model, version: &ModelVersion) -> Result<Value> {
-    let mut tags = registry.tags(crate::domain::ml_records::TagOwner::Version(version.id))?;
-    if !tags.iter().any(|t| t.key == "gitlab.version") {
-        tags.push(KeyValue {
-            key: "gitlab.version".into(),
-            value: version.version.clone(),
-        });
-    }
-    let mut aliases: Vec<String> = registry
+    let tags = registry.tags(crate::domain::ml_records::TagOwner::Version(version.id))?;
+    let aliases: Vec<String> = registry
         .aliases(model.id)?
         .into_iter()
         .filter(|(_, id)| *id == version.id)
         .map(|(alias, _)| alias)
         .collect();
-    aliases.push(version.version.clone());
     let run_id = match &version.source_run_id {
         Some(run_id) => run_id.clone(),
         None => registry
