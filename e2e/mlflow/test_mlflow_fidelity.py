@@ -377,3 +377,53 @@ def test_downloads_carry_a_content_type_and_nosniff(server, project):
     html = rest(server, project, "GET", f"{base}/page.html")
     assert html.headers["Content-Type"] == "text/html" and html.headers["X-Content-Type-Options"] == "nosniff"
     assert html.headers["Content-Disposition"].startswith("attachment")
+
+
+# 7. SemVer resolves without being stored or listed as tags or aliases.
+
+def test_clients_see_exactly_the_tags_and_aliases_they_set(server, project):
+    client = MlflowClient()
+    client.create_registered_model("exact")
+    plain = client.create_model_version("exact", "runs:/" + uuid.uuid4().hex + "/m")
+    # As MLflow's test_create_model_version: no tags or aliases nobody set.
+    assert plain.tags == {} and plain.aliases == []
+    chosen = client.create_model_version("exact", "runs:/" + uuid.uuid4().hex + "/m", tags={"gitlab.version": "1.4.0"})
+    assert chosen.tags == {"gitlab.version": "1.4.0"} and chosen.aliases == []
+    client.set_registered_model_alias("exact", "champion", chosen.version)
+    assert client.get_model_version("exact", chosen.version).aliases == ["champion"]
+    assert client.get_registered_model("exact").aliases == {"champion": chosen.version}
+    assert [v.version for v in client.search_model_versions("name='exact' and tag.`gitlab.version` = '1.4.0'")] == [chosen.version]
+    # SemVer names still resolve: exact versions and requirements.
+    assert client.get_model_version_by_alias("exact", "1.0.0").version == plain.version
+    assert client.get_model_version_by_alias("exact", "~1.4").version == chosen.version
+    assert client.get_model_version_by_alias("exact", "latest").version == chosen.version
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias("exact", "^3")
+
+
+def test_copy_model_version_within_one_model(server, project):
+    client = MlflowClient()
+    client.create_registered_model("copied")
+    src = client.create_model_version("copied", "runs:/" + uuid.uuid4().hex + "/m", tags={"gitlab.version": "1.2.0", "k": "v"})
+    copy = client.copy_model_version(f"models:/copied/{src.version}", "copied")
+    assert copy.version == "2" and copy.tags == {"k": "v"}
+    assert client.get_model_version_by_alias("copied", "1.2.1").version == "2"
+
+
+def test_load_model_by_a_semver_requirement(server, project):
+    client = MlflowClient()
+    X, y = training_data()
+    client.create_registered_model("semver-model")
+    trained = {}
+    for semver, flip in (("1.2.0", False), ("1.3.0", True), ("2.0.0", False)):
+        labels = 1 - y if flip else y
+        model = LogisticRegression().fit(X, labels)
+        with mlflow.start_run() as run:
+            info = log_model(model, "model", input_example=X[:2])
+        client.create_model_version("semver-model", info.model_uri, run_id=run.info.run_id, tags={"gitlab.version": semver})
+        trained[semver] = model.predict(X).tolist()
+    assert trained["1.3.0"] != trained["1.2.0"]
+    # The newest version matching ^1.2 is 1.3.0, not 2.0.0.
+    assert mlflow.pyfunc.load_model("models:/semver-model@^1.2").predict(X).tolist() == trained["1.3.0"]
+    assert mlflow.pyfunc.load_model("models:/semver-model@~1.2").predict(X).tolist() == trained["1.2.0"]
+    assert mlflow.pyfunc.load_model("models:/semver-model@2.0.0").predict(X).tolist() == trained["2.0.0"]
