@@ -41,6 +41,8 @@ pub struct LoggedModel {
 pub struct LoggedModelMetric {
     pub logged_model_id: u64,
     pub key: String,
+    /// JSON has no NaN or infinities: those are kept as MLflow spells them ("NaN", ...).
+    #[serde(with = "any_f64")]
     pub value: f64,
     pub timestamp: i64,
     pub step: i64,
@@ -50,6 +52,39 @@ pub struct LoggedModelMetric {
     pub dataset_name: Option<String>,
     #[serde(default)]
     pub dataset_digest: Option<String>,
+}
+
+/// An f64 in JSON: a number, or "NaN", "Infinity", "-Infinity".
+mod any_f64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if value.is_nan() {
+            serializer.serialize_str("NaN")
+        } else if *value == f64::INFINITY {
+            serializer.serialize_str("Infinity")
+        } else if *value == f64::NEG_INFINITY {
+            serializer.serialize_str("-Infinity")
+        } else {
+            serializer.serialize_f64(*value)
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Num(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        Ok(match Stored::deserialize(deserializer)? {
+            Stored::Num(n) => n,
+            Stored::Text(t) if t == "Infinity" => f64::INFINITY,
+            Stored::Text(t) if t == "-Infinity" => f64::NEG_INFINITY,
+            Stored::Text(_) => f64::NAN,
+        })
+    }
 }
 
 /// A metric point of a batch that is also a logged model's (sent with a `model_id`).
