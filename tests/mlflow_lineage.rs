@@ -68,3 +68,57 @@ fn the_run_page_lists_its_dataset_inputs() {
     assert!(section.contains(">wine-train<") && section.contains(">a1b2c3<"));
     assert!(section.contains(">training<"));
 }
+
+#[test]
+fn a_version_registered_from_a_run_is_linked_both_ways() {
+    let server = TestServer::start();
+    let project_id = project(&server, "linked", "public");
+    let api = Api::root(&server);
+    let (run_id, iid) = new_run(&api, project_id);
+    ok(api.post_json(
+        &tracking(project_id, "registered-models/create"),
+        json!({ "name": "scorer" }),
+    ));
+    let mv = ok(api.post_json(
+        &tracking(project_id, "model-versions/create"),
+        json!({ "name": "scorer", "source": format!("runs:/{run_id}/model"), "run_id": run_id }),
+    ));
+    assert_eq!(mv["model_version"]["run_id"], run_id.as_str());
+    let run_page = Api::anonymous(&server)
+        .get(&format!("/root/linked/-/ml/candidates/{iid}"))
+        .text();
+    let registered = &run_page[run_page.find("id=\"registered\"").expect("the versions made from the run")..];
+    assert!(registered.contains("Registered as model"), "{registered}");
+    assert!(registered.contains(">scorer<") && registered.contains(">1 (1.0.0)<"));
+    let model = ok(api.get(&format!("/api/v4/projects/{project_id}/ml/models/scorer")));
+    let version = ok(api.get(&format!(
+        "/api/v4/projects/{project_id}/ml/models/scorer/versions/1.0.0"
+    )));
+    let version_page = Api::anonymous(&server)
+        .get(&format!(
+            "/root/linked/-/ml/models/{}/versions/{}",
+            model["id"], version["id"]
+        ))
+        .text();
+    let source = &version_page[version_page.find("id=\"source-run\"").expect("the source run")..];
+    assert!(source.contains(&format!("href=\"/root/linked/-/ml/candidates/{iid}\"")));
+
+    // A run of another project is named on the version page, never linked or shown.
+    let other = project(&server, "other", "public");
+    let (foreign, _) = new_run(&api, other);
+    ok(api.post_json(
+        &tracking(project_id, "model-versions/create"),
+        json!({ "name": "scorer", "source": format!("runs:/{foreign}/model"), "run_id": foreign }),
+    ));
+    let second = ok(api.get(&format!(
+        "/api/v4/projects/{project_id}/ml/models/scorer/versions/1.0.1"
+    )));
+    let page = Api::anonymous(&server)
+        .get(&format!(
+            "/root/linked/-/ml/models/{}/versions/{}",
+            model["id"], second["id"]
+        ))
+        .text();
+    let source = &page[page.find("id=\"source-run\"").expect("the source run")..];
+    assert!(source.contains(&foreign) && !source[..200.min(source.len())].contains("href"));
+}

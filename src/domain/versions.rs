@@ -122,6 +122,14 @@ impl Registry {
             .ok_or(Error::NotFound("Model version"))
     }
 
+    /// The versions of a project registered from a run (by MLflow `run_id`), oldest first.
+    pub fn versions_from_run(&self, project_id: u64, run_id: &str) -> Result<Vec<ModelVersion>> {
+        schema::versions::ids_from_run(self.meta.as_ref(), project_id, run_id)?
+            .into_iter()
+            .map(|id| self.version(id))
+            .collect()
+    }
+
     /// A version by its per-model sequence number (MLflow's `version`).
     pub fn version_by_seq(&self, model_id: u64, seq: u64) -> Result<ModelVersion> {
         schema::versions::by_seq_in(self.meta.as_ref(), model_id, seq)?
@@ -337,6 +345,11 @@ impl Registry {
                 ),
             };
             candidate.model_version_id = Some(version_id);
+            if promoted.is_none() {
+                // The version's own record of its run is complete: it never stays running.
+                candidate.status = super::ml_records::RunStatus::Finished;
+                candidate.end_time = Some(candidate.start_time);
+            }
             let run = schema::metrics::Run {
                 candidate_id: candidate.id,
                 experiment_id: candidate.experiment_id,

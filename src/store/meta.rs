@@ -63,10 +63,11 @@ pub enum Table {
     RunDatasetInputs,
     RunModelLinks,
     LoggedModelMetrics,
+    VersionsBySourceRun,
 }
 
 impl Table {
-    pub const ALL: [Table; 53] = [
+    pub const ALL: [Table; 54] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -120,6 +121,7 @@ impl Table {
         Table::RunDatasetInputs,
         Table::RunModelLinks,
         Table::LoggedModelMetrics,
+        Table::VersionsBySourceRun,
     ];
 
     pub fn name(self) -> &'static str {
@@ -177,6 +179,7 @@ impl Table {
             Table::RunDatasetInputs => "run_dataset_inputs",
             Table::RunModelLinks => "run_model_links",
             Table::LoggedModelMetrics => "logged_model_metrics",
+            Table::VersionsBySourceRun => "versions_by_source_run",
         }
     }
 

@@ -20,16 +20,22 @@ use crate::store::meta::{
 use crate::store::upgrade::{Progress, Step};
 
 /// The steps from the first release's layout to this one's, run by `store::upgrade::run`.
-pub const STEPS: &[Step] = &[Step {
-    name: "ordered indexes, kept counts, latest metric values and models' latest versions",
-    run: rebuild_step,
-}];
+pub const STEPS: &[Step] = &[
+    Step {
+        name: "ordered indexes, kept counts, latest metric values and models' latest versions",
+        run: rebuild_step,
+    },
+    Step {
+        name: "versions by the run they were registered from",
+        run: versions_by_source_run_step,
+    },
+];
 
 /// How many records one upgrade transaction rebuilds.
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 34] = [
+const DERIVED: [Table; 35] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -64,6 +70,7 @@ const DERIVED: [Table; 34] = [
     Table::Revisions,
     Table::LoggedModelsByKey,
     Table::LoggedModelsByExperiment,
+    Table::VersionsBySourceRun,
 ];
 
 fn transact(
@@ -77,6 +84,36 @@ fn transact(
             Err(StoreError::Engine("upgrade transaction aborted".into()))
         }
     }
+}
+
+/// Version 3: versions are found by the run they were registered from (the run page's
+/// lineage). Writes the index entry of every version that names a run; idempotent.
+fn versions_by_source_run_step(
+    meta: &dyn MetaStore,
+    progress: &mut Progress,
+) -> Result<(), StoreError> {
+    let mut batch: Vec<ModelVersion> = Vec::with_capacity(BATCH);
+    let flush = |batch: &mut Vec<ModelVersion>| -> Result<(), StoreError> {
+        transact(meta, |tx| {
+            for version in batch.iter() {
+                if let Some((key, value)) = super::versions::source_run_entry(version) {
+                    tx.put(Table::VersionsBySourceRun, &key, &value)?;
+                }
+            }
+            Ok(())
+        })?;
+        batch.clear();
+        Ok(())
+    };
+    for version in meta.scan_json::<ModelVersion>(Table::Versions, &[]) {
+        batch.push(version?);
+        if batch.len() == BATCH {
+            progress.advance(batch.len() as u64);
+            flush(&mut batch)?;
+        }
+    }
+    progress.advance(batch.len() as u64);
+    flush(&mut batch)
 }
 
 fn rebuild_step(meta: &dyn MetaStore, progress: &mut Progress) -> Result<(), StoreError> {

@@ -46,6 +46,7 @@ fn render(
     // Charts draw a thinned series, read by seeking: bounded work however much was logged.
     let history = registry.metric_series(candidate.id, CHART_POINTS)?;
     let inputs = super::run_lineage::inputs_section(ctx, candidate)?;
+    let registered = super::run_lineage::registered_section(ctx, candidate)?;
     let url = candidate_url(ctx, candidate);
     let title = if candidate.name.is_empty() {
         format!("Candidate {}", candidate.iid)
@@ -71,6 +72,7 @@ fn render(
             div {
                 h1 { (title) " " (status_badge(candidate)) }
                 p.subtitle.mono { "run " (candidate.run_id) }
+                (registered)
             }
             div.actions {
                 @if can_write && version.is_none() {

@@ -5,7 +5,7 @@
 use maud::{html, Markup};
 
 use super::Ctx;
-use crate::domain::ml_records::Candidate;
+use crate::domain::ml_records::{Candidate, ModelVersion};
 use crate::domain::run_links::Direction;
 use crate::web::error::WebResult;
 
@@ -49,4 +49,52 @@ pub fn inputs_section(ctx: &Ctx, candidate: &Candidate) -> WebResult<Markup> {
             }
         }
     })
+}
+
+/// The model versions registered from the run (MLflow's `run_id` of a version): "registered as
+/// model m version 3", each a link to the version's page.
+pub fn registered_section(ctx: &Ctx, candidate: &Candidate) -> WebResult<Markup> {
+    let registry = ctx.registry();
+    let mut registered = Vec::new();
+    for version in registry.versions_from_run(ctx.access.project.id, &candidate.run_id)? {
+        let model = registry.model(version.model_id)?;
+        registered.push((model, version));
+    }
+    Ok(html! {
+        @if !registered.is_empty() {
+            ul.lineage #registered {
+                @for (model, version) in &registered {
+                    li {
+                        "Registered as model "
+                        a href=(ctx.ml(&format!("models/{}", model.id))) { (model.name) }
+                        " version "
+                        a href=(ctx.ml(&format!("models/{}/versions/{}", model.id, version.id))) {
+                            (version.seq) " (" (version.version) ")"
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// On a version's page: the run it was registered from, linked when it is a run of this
+/// project (another project's run is named, never linked).
+pub fn source_run(ctx: &Ctx, version: &ModelVersion) -> Markup {
+    let Some(run_id) = &version.source_run_id else {
+        return html! {};
+    };
+    let run = ctx
+        .registry()
+        .candidate_by_run_id(ctx.access.project.id, run_id)
+        .ok();
+    html! {
+        dt { "Source run" }
+        dd #source-run {
+            @match &run {
+                Some(run) => a href=(ctx.ml(&format!("candidates/{}", run.iid))) { (run.name) },
+                None => span.mono { (run_id) },
+            }
+        }
+    }
 }

@@ -371,6 +371,7 @@ pub fn show(ctx: &Ctx, model_id: u64, version_id: u64) -> WebResult<Response> {
                     dt { "Package" } dd.mono { (model.name) "/" (version.version) }
                     dt { "Version id" } dd { (version.id) }
                     @if let Some(source) = &version.source { dt { "Source" } dd.mono { (source) } }
+                    (super::run_lineage::source_run(ctx, &version))
                 }
             }
         }
