@@ -427,3 +427,56 @@ def test_load_model_by_a_semver_requirement(server, project):
     assert mlflow.pyfunc.load_model("models:/semver-model@^1.2").predict(X).tolist() == trained["1.3.0"]
     assert mlflow.pyfunc.load_model("models:/semver-model@~1.2").predict(X).tolist() == trained["1.2.0"]
     assert mlflow.pyfunc.load_model("models:/semver-model@2.0.0").predict(X).tolist() == trained["2.0.0"]
+
+
+# 8. Lineage as MLflow shows it.
+
+def test_a_registered_version_links_its_run_and_no_copy_stays_running(server, project):
+    client = MlflowClient()
+    X, y = training_data()
+    with mlflow.start_run() as run:
+        info = log_model(LogisticRegression().fit(X, y), "model", registered_model_name="lineage-model", input_example=X[:2])
+    mv = client.get_model_version("lineage-model", str(info.registered_model_version))
+    assert mv.run_id == run.info.run_id
+    # The version's own record of the run (in the model's experiment) is finished, not running.
+    model_experiment = client.get_experiment_by_name("[model]lineage-model")
+    statuses = {r.info.status for r in client.search_runs([model_experiment.experiment_id])}
+    assert statuses == {"FINISHED"}
+    # The registry API links the version to its run.
+    versions = api(server, "GET", f"/projects/{project['id']}/ml/models/lineage-model/versions").json()
+    assert versions and all(v["candidate_iid"] for v in versions)
+
+
+def test_deleted_runs_are_not_live_ones(server, project):
+    client = MlflowClient()
+    experiment_id = client.create_experiment("live")
+    kept = client.create_run(experiment_id)
+    gone = client.create_run(experiment_id)
+    client.delete_run(gone.info.run_id)
+    # As MLflow's run_view_type: the default view holds the live runs only.
+    assert [r.info.run_id for r in client.search_runs([experiment_id])] == [kept.info.run_id]
+    assert [r.info.run_id for r in client.search_runs([experiment_id], run_view_type=2)] == [gone.info.run_id]
+    ml = f"/projects/{project['id']}/ml/experiments/{experiment_id}"
+    assert api(server, "GET", ml).json()["candidate_count"] == 1
+    listed = api(server, "GET", ml + "/candidates").json()
+    assert [c["run_id"] for c in listed] == [kept.info.run_id]
+
+
+# 9. Names: what GitLab's package names allow works; the rest is refused, saying why.
+
+def test_model_names_follow_the_package_name_rule(server, project):
+    client = MlflowClient()
+    for name in ("my model", "tab\tname", "ünïcode"):
+        with pytest.raises(MlflowException) as refused:
+            client.create_registered_model(name)
+        assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+        assert "package name" in refused.value.message and "no spaces" in refused.value.message
+    # Names with the characters both allow work end to end, slashes and @ included.
+    for name in ("team/fraud-scorer", "@org/scorer_v2.1"):
+        assert client.create_registered_model(name).name == name
+        mv = client.create_model_version(name, "runs:/" + uuid.uuid4().hex + "/m")
+        assert client.get_model_version(name, mv.version).name == name
+        assert client.get_registered_model(name).name == name
+    with pytest.raises(MlflowException) as renamed:
+        client.rename_registered_model("team/fraud-scorer", "fraud scorer")
+    assert renamed.value.error_code == "INVALID_PARAMETER_VALUE"
