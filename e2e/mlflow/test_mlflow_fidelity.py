@@ -129,6 +129,20 @@ def test_log_input_keeps_the_dataset_and_its_context(server, project):
     assert bad.json()["message"] == "Dataset name cannot be None"
 
 
+def test_autolog_records_its_training_dataset(server, project):
+    client = MlflowClient()
+    X, y = training_data()
+    mlflow.sklearn.autolog(log_datasets=True, log_models=False)
+    try:
+        with mlflow.start_run() as run:
+            LogisticRegression().fit(X, y)
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+    inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+    contexts = {t.value for i in inputs for t in i.tags if t.key == "mlflow.data.context"}
+    assert inputs and "train" in contexts, inputs
+
+
 @mlflow3
 def test_model_inputs_are_kept(server, project):
     from mlflow.entities import LoggedModelInput

@@ -333,3 +333,49 @@ impl Registry {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_values_keep_non_finite_numbers() {
+        for value in [1.5, f64::INFINITY, f64::NEG_INFINITY] {
+            let metric = LoggedModelMetric {
+                logged_model_id: 1,
+                key: "acc".into(),
+                value,
+                timestamp: 2,
+                step: 3,
+                run_id: "r".into(),
+                dataset_name: None,
+                dataset_digest: None,
+            };
+            let text = serde_json::to_string(&metric).unwrap();
+            let back: LoggedModelMetric = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, metric);
+        }
+        let nan = LoggedModelMetric {
+            logged_model_id: 1,
+            key: "k".into(),
+            value: f64::NAN,
+            timestamp: 0,
+            step: 0,
+            run_id: "r".into(),
+            dataset_name: None,
+            dataset_digest: None,
+        };
+        let text = serde_json::to_string(&nan).unwrap();
+        assert!(text.contains("\"NaN\""));
+        let back: LoggedModelMetric = serde_json::from_str(&text).unwrap();
+        assert!(back.value.is_nan());
+    }
+
+    #[test]
+    fn generated_names_look_like_mlflows() {
+        let name = generated_name();
+        let parts: Vec<&str> = name.split('-').collect();
+        assert_eq!(parts.len(), 3, "{name}");
+        assert!(parts[2].parse::<u16>().unwrap() < 1000);
+    }
+}
