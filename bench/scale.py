@@ -177,9 +177,39 @@ class RssSampler(threading.Thread):
 # ---- fill ------------------------------------------------------------------------------------
 
 
+class WindowProfile:
+    """`perf record` of the server over one timed window (--perf DIR): the call-graph report,
+    by symbol, is written to DIR/<label>.txt, so a missed ratio comes with its profile."""
+
+    def __init__(self, directory, pid, label):
+        os.makedirs(directory, exist_ok=True)
+        stem = os.path.join(directory, re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-"))
+        self.data, self.report = stem + ".perf.data", stem + ".txt"
+        self.label = label
+        self.proc = subprocess.Popen(
+            ["perf", "record", "-F", "999", "-g", "-o", self.data, "-p", str(pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # perf attaches before the window starts
+
+    def finish(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait()
+        report = subprocess.run(
+            ["perf", "report", "-i", self.data, "--no-children", "-g", "none", "--sort", "symbol", "--stdio",
+             "--percent-limit", "0.7"],
+            capture_output=True, text=True)
+        with open(self.report, "w") as f:
+            f.write(f"# {self.label}: perf record -F 999 -g -p <server>; "
+                    "perf report --no-children --sort symbol\n")
+            f.write(report.stdout)
+        os.remove(self.data)
+        log(f"  profile of {self.label}: {self.report}")
+
+
 class Fill:
-    def __init__(self, server, sampler, clients):
+    def __init__(self, server, sampler, clients, perf_dir=None):
         self.server, self.sampler, self.clients = server, sampler, clients
+        self.perf_dir = perf_dir
         self.errors = 0
         self.error_samples = []
         self.seconds = {}
@@ -224,6 +254,9 @@ class Fill:
                     state["done"] += 1
 
         threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(clients, total))]
+        profile = None
+        if self.perf_dir and clients == 1:  # the timed windows
+            profile = WindowProfile(self.perf_dir, self.server.proc.pid, label)
         start = time.monotonic()
         for t in threads:
             t.start()
@@ -250,6 +283,8 @@ class Fill:
         if failure:
             raise SystemExit(f"fill failed: {failure[0]}")
         elapsed = time.monotonic() - start
+        if profile is not None:
+            profile.finish()
         rate = total / elapsed
         group = group or label
         self.seconds[group] = self.seconds.get(group, 0.0) + elapsed
@@ -283,6 +318,7 @@ def main():
     ap.add_argument("--work", default="target/bench-scale", help="where the run dir (data dir, server log) is made")
     ap.add_argument("--keep", action="store_true", help="keep the run dir and its data")
     ap.add_argument("--save", action="store_true", help="save the table to bench/profiles/scale-<date>.txt")
+    ap.add_argument("--perf", metavar="DIR", help="perf-record the server over each timed create window; reports in DIR")
     args = ap.parse_args()
     if args.n < 8:
         ap.error("--n must be at least 8")
@@ -334,7 +370,7 @@ def main():
 
 def bench(args, binary, server, sampler):
     n = args.n
-    fill = Fill(server, sampler, args.clients)
+    fill = Fill(server, sampler, args.clients, args.perf)
     c = fill.client()
     started = time.monotonic()
     log(f"server {binary} at {server.base} (pid {server.proc.pid}); N = {n}")

@@ -6,7 +6,8 @@
 #   bench/scale.sh                          # N = 100,000 against target/release/modelyard (built)
 #   bench/scale.sh --bin PATH --n 3000      # any build of the server, a smaller N
 #   bench/scale.sh --save                   # also write the table to bench/profiles/scale-<date>.txt
-# Options: --n, --models, --packages, --clients (8), --requests (200), --work DIR, --keep.
+# Options: --n, --models, --packages, --clients (8), --requests (200), --work DIR, --keep,
+#   --perf DIR (perf-record each one-client timed create window; a report per window in DIR).
 # Needs only python3 (standard library: http.client keep-alive connections).
 set -euo pipefail
 cd "$(dirname "$0")/.."

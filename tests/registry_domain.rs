@@ -191,6 +191,7 @@ async fn candidates_log_params_metrics_tags_and_promote() {
                     kv("gitlab.CI_JOB_ID", "77"),
                     kv("gitlab.CI_PIPELINE_ID", "9"),
                 ],
+                model_metrics: Vec::new(),
             },
         )
         .await

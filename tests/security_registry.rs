@@ -598,7 +598,16 @@ fn a_maintainer_adopts_semver_generic_packages_as_versions_in_one_step() {
         "model-versions/get?name=tool&version=1",
     ));
     assert_eq!(v1.status, 200, "{}", v1.text());
-    assert_eq!(v1.json()["model_version"]["aliases"], json!(["1.0.0"]));
+    let by_semver = root.get(&tracking(
+        project_id,
+        "registered-models/alias?name=tool&alias=1.0.0",
+    ));
+    assert_eq!(
+        by_semver.json()["model_version"]["version"],
+        "1",
+        "{}",
+        by_semver.text()
+    );
     // Later uploads under the name are model versions; the next automatic version follows.
     let next = root.post_json(&ml(project_id, "models/tool/versions"), json!({}));
     assert_eq!(next.json()["version"], "1.1.1", "{}", next.text());

@@ -680,8 +680,8 @@ fn check_mlflow(server: &TestServer, expected: &Value) {
             assert!(
                 mv["aliases"]
                     .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x == semver)),
-                "the SemVer string {semver} is an alias: {shown}"
+                    .is_some_and(|a| a.iter().all(|x| x != semver)),
+                "the SemVer string {semver} is not listed as an alias: {shown}"
             );
             // models:/<name>@<semver> resolves through the alias too.
             let url = mlflow(

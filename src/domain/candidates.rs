@@ -6,7 +6,7 @@ use super::ci;
 use super::error::{Error, Result};
 use super::experiments::{check_len, now_ms, validate_tag, MAX_METRIC_KEY, MAX_NAME};
 use super::experiments::{MAX_PARAM_KEY, MAX_PARAM_VALUE};
-use super::logged_models::LoggedModel;
+use super::logged_models::{LoggedModel, LoggedModelMetric, ModelMetric};
 use super::ml_records::{
     Candidate, Experiment, KeyValue, Lifecycle, MetricPoint, RunStatus, TagOwner,
 };
@@ -25,6 +25,8 @@ pub use super::schema::candidates::Order as RunOrder;
 #[derive(Debug, Clone, Default)]
 pub struct NewCandidate {
     pub name: Option<String>,
+    /// MLflow's `user_id` of the request, if the client sent one.
+    pub user: Option<String>,
     /// Milliseconds since the epoch; now when absent.
     pub start_time: Option<i64>,
     pub tags: Vec<KeyValue>,
@@ -43,6 +45,9 @@ pub struct LogBatch {
     pub metrics: Vec<MetricPoint>,
     pub params: Vec<KeyValue>,
     pub tags: Vec<KeyValue>,
+    /// Metrics of `metrics` sent with a logged model's `model_id` (MLflow 3): also recorded as
+    /// that logged model's.
+    pub model_metrics: Vec<ModelMetric>,
 }
 
 fn new_run_id() -> String {
@@ -107,6 +112,16 @@ pub(crate) fn candidate_record(
         start_time: new.start_time.unwrap_or_else(now_ms),
         end_time: None,
         user_id,
+        mlflow_user: new
+            .user
+            .clone()
+            .or_else(|| {
+                new.tags
+                    .iter()
+                    .find(|t| t.key == "mlflow.user")
+                    .map(|t| t.value.clone())
+            })
+            .filter(|u| !u.is_empty() && u != "unknown"),
         lifecycle: Lifecycle::Active,
         model_version_id: None,
         ci: ci::from_tags(new.tags.iter().map(|t| (t.key.as_str(), t.value.as_str()))),
@@ -153,6 +168,7 @@ pub(crate) struct CandidateContents {
     params: Vec<KeyValue>,
     metrics: schema::metrics::Owned,
     tags: Vec<String>,
+    links: schema::run_links::Owned,
     package: Option<PackageContents>,
 }
 
@@ -169,6 +185,7 @@ pub(crate) fn remove_candidate_in(
     schema::params::purge(tx, param_run(candidate), &contents.params)?;
     schema::metrics::purge(tx, run, &contents.metrics)?;
     schema::tags::purge(tx, TagOwner::Candidate(candidate.id), &contents.tags)?;
+    schema::run_links::purge(tx, &contents.links)?;
     if let Some(package) = &contents.package {
         super::packages::remove_package_in(tx, package)?;
     }
@@ -182,6 +199,7 @@ pub(crate) struct LoggedModelContents {
     model: LoggedModel,
     package: Option<PackageContents>,
     tags: Vec<String>,
+    metrics: Vec<Vec<u8>>,
 }
 
 pub(crate) fn remove_logged_model_in(
@@ -192,6 +210,7 @@ pub(crate) fn remove_logged_model_in(
         super::packages::remove_package_in(tx, package)?;
     }
     schema::tags::purge(tx, TagOwner::LoggedModel(contents.model.id), &contents.tags)?;
+    schema::logged_model_metrics::purge(tx, &contents.metrics)?;
     schema::remove::<LoggedModels>(tx, &schema::id_key(contents.model.id))?;
     schema::revisions::forget(tx, Parent::LoggedModel(contents.model.id))?;
     Ok(())
@@ -209,6 +228,7 @@ impl Registry {
         let params = self.params(candidate.id)?;
         let metrics = schema::metrics::owned(self.meta.as_ref(), candidate.id)?;
         let tags = schema::tags::names(self.meta.as_ref(), TagOwner::Candidate(candidate.id))?;
+        let links = schema::run_links::owned(self.meta.as_ref(), candidate.id)?;
         let package = if with_package {
             match self.candidate_package(&candidate) {
                 Ok(package) => Some(self.package_contents(seen, package)?),
@@ -223,6 +243,7 @@ impl Registry {
             params,
             metrics,
             tags,
+            links,
             package,
         })
     }
@@ -240,10 +261,12 @@ impl Registry {
             Err(other) => return Err(other),
         };
         let tags = schema::tags::names(self.meta.as_ref(), TagOwner::LoggedModel(model.id))?;
+        let metrics = schema::logged_model_metrics::keys_of(self.meta.as_ref(), model.id)?;
         Ok(LoggedModelContents {
             model,
             package,
             tags,
+            metrics,
         })
     }
 
@@ -542,7 +565,31 @@ impl Registry {
             candidate_id,
             experiment_id: candidate.experiment_id,
         };
+        let mut model_metrics = Vec::with_capacity(batch.model_metrics.len());
+        for m in &batch.model_metrics {
+            let logged = self
+                .logged_model_by_key(access.project.id, &m.model_id)
+                .map_err(|_| {
+                    Error::NotFoundMessage(format!(
+                        "Logged model with ID '{}' not found.",
+                        m.model_id
+                    ))
+                })?;
+            model_metrics.push(LoggedModelMetric {
+                logged_model_id: logged.id,
+                key: m.point.key.clone(),
+                value: m.point.value,
+                timestamp: m.point.timestamp,
+                step: m.point.step,
+                run_id: candidate.run_id.clone(),
+                dataset_name: m.dataset_name.clone(),
+                dataset_digest: m.dataset_digest.clone(),
+            });
+        }
         self.write(|tx| {
+            for m in &model_metrics {
+                schema::put::<schema::logged_model_metrics::LoggedModelMetrics>(tx, m)?;
+            }
             let Some(mut current) = schema::candidates::load(tx, candidate_id)? else {
                 return abort(Error::NotFound("Run"));
             };
@@ -717,6 +764,15 @@ impl Registry {
     ) -> Result<()> {
         access.check(caller, Action::WriteRegistry)?;
         self.check_tag_owner(access, owner)?;
+        if let TagOwner::Candidate(id) = owner {
+            let candidate = self.candidate(id)?;
+            if candidate.lifecycle == Lifecycle::Deleted {
+                return Err(Error::bad(format!(
+                    "The run {} must be in the 'active' state. Current state is deleted.",
+                    candidate.run_id
+                )));
+            }
+        }
         self.write(|tx| {
             if !schema::tags::delete(tx, owner, key)? {
                 return abort(Error::NotFound("Tag"));

@@ -28,6 +28,29 @@ pub fn now_ms() -> i64 {
     now().timestamp_millis()
 }
 
+/// MLflow's experiment `0`.
+pub const DEFAULT_EXPERIMENT: &str = "Default";
+
+/// The record of a project's "Default" experiment: iid 0, MLflow's experiment `0`.
+pub(crate) fn default_experiment_record(
+    id: u64,
+    project_id: u64,
+    creator: Option<u64>,
+) -> Experiment {
+    Experiment {
+        id,
+        project_id,
+        iid: 0,
+        name: DEFAULT_EXPERIMENT.to_string(),
+        model_id: None,
+        creator_id: creator,
+        lifecycle: Lifecycle::Active,
+        artifact_location: None,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
 pub(crate) fn check_len(what: &str, value: &str, max: usize) -> Result<()> {
     if value.chars().count() > max {
         return Err(Error::bad(format!(
@@ -79,6 +102,20 @@ impl Registry {
         name: &str,
         tags: &[KeyValue],
     ) -> Result<Experiment> {
+        self.create_experiment_at(caller, access, name, tags, None)
+            .await
+    }
+
+    /// Creates an experiment; `artifact_location` is what an MLflow client asked for, recorded
+    /// and returned (artifacts are stored here whatever it says).
+    pub async fn create_experiment_at(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        name: &str,
+        tags: &[KeyValue],
+        artifact_location: Option<&str>,
+    ) -> Result<Experiment> {
         access.check(caller, Action::WriteRegistry)?;
         let name = name.trim();
         if name.is_empty() {
@@ -91,6 +128,9 @@ impl Registry {
             ));
         }
         tags.iter().try_for_each(validate_tag)?;
+        if let Some(location) = artifact_location {
+            check_len("artifact_location", location, 2048)?;
+        }
         let id = self.new_id()?;
         let project_id = access.project.id;
         self.write(|tx| {
@@ -107,12 +147,43 @@ impl Registry {
                 model_id: None,
                 creator_id: caller.user_id(),
                 lifecycle: Lifecycle::Active,
+                artifact_location: artifact_location.map(str::to_string),
                 created_at: now(),
                 updated_at: now(),
             };
             schema::put::<Experiments>(tx, &experiment)?;
             schema::tags::set(tx, TagOwner::Experiment(id), tags)?;
             Ok(experiment)
+        })
+        .await
+    }
+
+    /// The project's "Default" experiment, MLflow's experiment `0`: made with the project; a
+    /// project of an earlier release gets it on first use (one already named "Default" is it).
+    pub async fn default_experiment(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+    ) -> Result<Experiment> {
+        let project_id = access.project.id;
+        if let Some(found) = schema::experiments::by_iid(self.meta.as_ref(), project_id, 0)? {
+            return Ok(found);
+        }
+        if let Some(found) =
+            schema::experiments::by_name_in(self.meta.as_ref(), project_id, DEFAULT_EXPERIMENT)?
+        {
+            return Ok(found);
+        }
+        access.check(caller, Action::WriteRegistry)?;
+        let record = default_experiment_record(self.new_id()?, project_id, caller.user_id());
+        self.write(|tx| {
+            if let Some(found) =
+                schema::experiments::load_by_name(tx, project_id, DEFAULT_EXPERIMENT)?
+            {
+                return Ok(found);
+            }
+            schema::put::<Experiments>(tx, &record)?;
+            Ok(record.clone())
         })
         .await
     }

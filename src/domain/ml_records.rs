@@ -87,6 +87,10 @@ pub struct Experiment {
     pub creator_id: Option<u64>,
     #[serde(default)]
     pub lifecycle: Lifecycle,
+    /// The `artifact_location` an MLflow client asked for: recorded and returned; artifacts are
+    /// still stored here.
+    #[serde(default)]
+    pub artifact_location: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -166,6 +170,10 @@ pub struct Candidate {
     pub start_time: i64,
     pub end_time: Option<i64>,
     pub user_id: Option<u64>,
+    /// MLflow's `user_id` as the client gave it (the request's `user_id`, else its `mlflow.user`
+    /// tag); absent, the authenticated user's name is shown.
+    #[serde(default)]
+    pub mlflow_user: Option<String>,
     #[serde(default)]
     pub lifecycle: Lifecycle,
     /// Set when the candidate is a version's (created with it, or promoted).

@@ -22,6 +22,7 @@ pub mod packages;
 pub mod paging;
 pub mod projects;
 pub mod records;
+pub mod run_links;
 pub mod run_search;
 pub mod schema;
 pub mod search_syntax;

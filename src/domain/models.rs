@@ -171,6 +171,7 @@ impl Registry {
                 model_id: Some(model_id),
                 creator_id: caller.user_id(),
                 lifecycle: Lifecycle::Active,
+                artifact_location: None,
                 created_at: at,
                 updated_at: at,
             };
@@ -605,6 +606,8 @@ fn adopt_in(
         },
     );
     candidate.model_version_id = Some(adoption.version_id);
+    candidate.status = super::ml_records::RunStatus::Finished;
+    candidate.end_time = Some(candidate.start_time);
     schema::put::<schema::candidates::Candidates>(tx, &candidate)?;
     let version = ModelVersion {
         id: adoption.version_id,

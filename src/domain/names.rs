@@ -116,7 +116,7 @@ pub fn model_name(name: &str) -> Result<()> {
             .any(|s| s.is_empty() || s == "." || s == "..")
     {
         return Err(Error::bad(format!(
-            "model name '{name}' is invalid: use ASCII letters, digits and _ . - @, with / only between non-empty segments (no spaces)"
+            "model name '{name}' is invalid: use ASCII letters, digits and _ . - @, with / only between non-empty segments (no spaces). A model's name is also the package name of its versions' files in URLs (GitLab's package name rule), so characters MLflow would allow, like spaces, are refused"
         )));
     }
     Ok(())

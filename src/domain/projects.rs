@@ -123,6 +123,11 @@ impl Registry {
             created_at: now(),
             expires_at: None,
         };
+        let default_experiment = super::experiments::default_experiment_record(
+            self.new_id()?,
+            project.id,
+            Some(creator.id),
+        );
         self.write(|tx| {
             if schema::projects::path_taken(tx, &project.path_with_namespace())? {
                 return abort(Error::AlreadyExists(
@@ -131,6 +136,8 @@ impl Registry {
             }
             schema::put::<Projects>(tx, &project)?;
             schema::put::<Members>(tx, &owner)?;
+            // MLflow's experiment `0` exists from the start.
+            schema::put::<schema::experiments::Experiments>(tx, &default_experiment)?;
             Ok(())
         })
         .await?;

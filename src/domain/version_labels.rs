@@ -104,7 +104,9 @@ impl Registry {
             .collect())
     }
 
-    /// The version an alias names: an explicit alias, else a SemVer string.
+    /// The version an alias names: an explicit alias; else, through SemVer, an exact version
+    /// (`1.2.0`) or the newest version matching a requirement (`^1.2`, `~1.4`, `latest`). SemVer
+    /// names are never stored or listed as aliases.
     pub fn version_by_alias(&self, model_id: u64, alias: &str) -> Result<ModelVersion> {
         if let Some(id) = self.tag(TagOwner::ModelAlias(model_id), alias)? {
             if let Ok(id) = id.parse::<u64>() {
@@ -113,13 +115,21 @@ impl Registry {
                 }
             }
         }
+        let missing =
+            || Error::NotFoundMessage(format!("Registered model alias {alias} not found."));
         match self.version_by_string(model_id, alias) {
-            Ok(version) => Ok(version),
-            Err(Error::NotFound(_)) => Err(Error::NotFoundMessage(format!(
-                "Registered model alias {alias} not found."
-            ))),
-            Err(other) => Err(other),
+            Ok(version) => return Ok(version),
+            Err(Error::NotFound(_)) => {}
+            Err(other) => return Err(other),
         }
+        // An exact version is looked up as it is, never resolved.
+        if semver::Version::parse(alias).is_ok() {
+            return Err(missing());
+        }
+        let Ok(requirement) = super::semver_rules::parse_requirement(alias) else {
+            return Err(missing());
+        };
+        schema::versions::resolve(self.meta.as_ref(), model_id, &requirement)?.ok_or_else(missing)
     }
 
     /// MLflow's stage transition; with `archive_existing`, other versions in that stage are
@@ -163,6 +173,11 @@ impl Registry {
                 ..current
             };
             schema::put::<Versions>(tx, &updated)?;
+            // MLflow's registry store touches the registered model on a stage change too.
+            if let Some(mut model) = schema::models::load(tx, version.model_id)? {
+                model.updated_at = at;
+                schema::put::<schema::models::Models>(tx, &model)?;
+            }
             Ok(updated)
         })
         .await

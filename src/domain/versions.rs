@@ -39,8 +39,12 @@ pub struct NewVersion {
     pub ci: Option<CiJob>,
     /// Where the files come from, as the client named it.
     pub source: Option<String>,
-    /// A run whose params, metrics and CI link the version's new candidate inherits.
+    /// A run of this project whose params, metrics and CI link the version's new candidate
+    /// inherits (the run the version is linked to).
     pub source_run: Option<u64>,
+    /// The MLflow `run_id` the client named, kept as given: the run may live elsewhere (then
+    /// nothing is linked or inherited).
+    pub run_id: Option<String>,
     /// Files the version's package references (same blobs, no bytes copied), named as they
     /// will be in the package.
     pub files: Vec<PackageFile>,
@@ -116,6 +120,14 @@ impl Registry {
     pub fn version_by_string(&self, model_id: u64, version: &str) -> Result<ModelVersion> {
         schema::versions::by_string_in(self.meta.as_ref(), model_id, version)?
             .ok_or(Error::NotFound("Model version"))
+    }
+
+    /// The versions of a project registered from a run (by MLflow `run_id`), oldest first.
+    pub fn versions_from_run(&self, project_id: u64, run_id: &str) -> Result<Vec<ModelVersion>> {
+        schema::versions::ids_from_run(self.meta.as_ref(), project_id, run_id)?
+            .into_iter()
+            .map(|id| self.version(id))
+            .collect()
     }
 
     /// A version by its per-model sequence number (MLflow's `version`).
@@ -275,6 +287,9 @@ impl Registry {
         let description = new.description.clone().unwrap_or_default();
         check_description(&description)?;
         model_tag_checks(&new.tags)?;
+        if let Some(run_id) = &new.run_id {
+            super::experiments::check_len("run_id", run_id, 256)?;
+        }
         let explicit = new
             .version
             .as_deref()
@@ -352,6 +367,11 @@ impl Registry {
                 ),
             };
             candidate.model_version_id = Some(version_id);
+            if promoted.is_none() {
+                // The version's own record of its run is complete: it never stays running.
+                candidate.status = super::ml_records::RunStatus::Finished;
+                candidate.end_time = Some(candidate.start_time);
+            }
             let run = schema::metrics::Run {
                 candidate_id: candidate.id,
                 experiment_id: candidate.experiment_id,
@@ -422,7 +442,10 @@ impl Registry {
                 candidate_id: candidate.id,
                 package_id: package.id,
                 source: new.source.clone(),
-                source_run_id: inherited.as_ref().map(|run| run.run_id.clone()),
+                source_run_id: inherited
+                    .as_ref()
+                    .map(|run| run.run_id.clone())
+                    .or_else(|| new.run_id.clone()),
                 stage: None,
                 created_at: at,
                 updated_at: at,

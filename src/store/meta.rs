@@ -80,10 +80,14 @@ pub enum Table {
     CiTokens,
     CiTokensByHash,
     CiTokensByExpiry,
+    RunDatasetInputs,
+    RunModelLinks,
+    LoggedModelMetrics,
+    VersionsBySourceRun,
 }
 
 impl Table {
-    pub const ALL: [Table; 70] = [
+    pub const ALL: [Table; 74] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -154,6 +158,10 @@ impl Table {
         Table::CiTokens,
         Table::CiTokensByHash,
         Table::CiTokensByExpiry,
+        Table::RunDatasetInputs,
+        Table::RunModelLinks,
+        Table::LoggedModelMetrics,
+        Table::VersionsBySourceRun,
     ];
 
     pub fn name(self) -> &'static str {
@@ -228,6 +236,10 @@ impl Table {
             Table::CiTokens => "ci_tokens",
             Table::CiTokensByHash => "ci_tokens_by_hash",
             Table::CiTokensByExpiry => "ci_tokens_by_expiry",
+            Table::RunDatasetInputs => "run_dataset_inputs",
+            Table::RunModelLinks => "run_model_links",
+            Table::LoggedModelMetrics => "logged_model_metrics",
+            Table::VersionsBySourceRun => "versions_by_source_run",
         }
     }
 

@@ -12,22 +12,14 @@ use crate::domain::ml_records::{Experiment, Lifecycle, TagOwner};
 use crate::domain::{Error, Registry};
 use crate::state::AppState;
 
-/// MLflow's implicit experiment "0" is the project's experiment named "Default".
-pub const DEFAULT_EXPERIMENT: &str = "Default";
-
-/// The experiment an MLflow `experiment_id` names; "0" is the project's "Default" experiment,
-/// created on first use.
+/// The experiment an MLflow `experiment_id` names; "0" is the project's "Default" experiment.
 pub async fn by_mlflow_id(registry: &Registry, ctx: &Ctx, raw: &str) -> MlflowResult<Experiment> {
     let missing = || MlflowError::not_found(format!("No Experiment with id={raw} exists"));
     let iid: u64 = raw.trim().parse().map_err(|_| missing())?;
     if iid == 0 {
-        return match registry.experiment_by_name(ctx.access.project.id, DEFAULT_EXPERIMENT) {
-            Ok(experiment) => Ok(experiment),
-            Err(Error::NotFound(_)) => Ok(registry
-                .create_experiment(&ctx.caller, &ctx.access, DEFAULT_EXPERIMENT, &[])
-                .await?),
-            Err(other) => Err(other.into()),
-        };
+        return Ok(registry
+            .default_experiment(&ctx.caller, &ctx.access)
+            .await?);
     }
     registry
         .experiment_by_iid(ctx.access.project.id, iid)
@@ -44,9 +36,22 @@ pub async fn create(
 ) -> MlflowResult<Json<Value>> {
     let name = params.required("name")?;
     let tags = params.key_values("tags")?;
+    let location = params.str("artifact_location")?.filter(|l| !l.is_empty());
+    if let Some(location) = &location {
+        if location.starts_with("runs:") {
+            return Err(MlflowError::invalid(format!(
+                "Artifact location cannot be a runs:/ URI. Given: '{location}'"
+            )));
+        }
+        if location.contains('#') || location.contains(';') {
+            return Err(MlflowError::invalid(
+                "'artifact_location' URL can't include fragments or params.",
+            ));
+        }
+    }
     let experiment = match state
         .registry
-        .create_experiment(&ctx.caller, &ctx.access, &name, &tags)
+        .create_experiment_at(&ctx.caller, &ctx.access, &name, &tags, location.as_deref())
         .await
     {
         Err(Error::AlreadyExists(_)) => {
@@ -92,8 +97,8 @@ fn view_type_admits(view_type: Option<&str>, lifecycle: Lifecycle) -> bool {
         .to_ascii_uppercase()
         .as_str()
     {
-        "ALL" => true,
-        "DELETED_ONLY" => lifecycle == Lifecycle::Deleted,
+        "ALL" | "3" => true,
+        "DELETED_ONLY" | "2" => lifecycle == Lifecycle::Deleted,
         _ => lifecycle == Lifecycle::Active,
     }
 }
@@ -105,8 +110,16 @@ pub async fn search(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
+    // MLflow's store refuses more than SEARCH_MAX_RESULTS_THRESHOLD (50,000).
+    if let Some(max) = params.i64("max_results")? {
+        if max > 50_000 {
+            return Err(MlflowError::invalid(format!(
+                "Invalid value {max} for parameter 'max_results' supplied. It must be at most 50000"
+            )));
+        }
+    }
     let page = search::PageQuery::from_params(&params, 1000, 50_000)?;
-    let view_type = params.str("view_type")?;
+    let view_type = params.enum_name("view_type")?;
     let mut found = Vec::new();
     for experiment in registry.experiments_stream(ctx.access.project.id)? {
         let experiment = experiment?;

@@ -38,7 +38,7 @@ pub async fn create(
         name: params
             .str("name")?
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "model".into()),
+            .unwrap_or_else(crate::domain::logged_models::generated_name),
         source_run_id: params.str("source_run_id")?.filter(|r| !r.is_empty()),
         model_type: params.str("model_type")?,
         params: params.key_values("params")?,
@@ -89,6 +89,54 @@ pub async fn delete(
     Ok(empty())
 }
 
+/// `POST logged-models/:id/params`.
+pub async fn log_params(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((_, key)): Path<(String, String)>,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let model = named(&state.registry, &ctx, &key)?;
+    let logged = params.key_values("params")?;
+    state
+        .registry
+        .log_logged_model_params(&ctx.caller, &ctx.access, model.id, logged)
+        .await?;
+    Ok(empty())
+}
+
+/// `GET logged-models/:id/artifacts/directories?artifact_directory_path=…`: one directory of a
+/// logged model's artifacts, paths relative to the model's artifact root.
+pub async fn list_artifacts(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((_, key)): Path<(String, String)>,
+    params: MlflowParams,
+) -> MlflowResult<Json<Value>> {
+    let registry = &state.registry;
+    let model = named(registry, &ctx, &key)?;
+    let dir = params
+        .str("artifact_directory_path")?
+        .unwrap_or_default()
+        .trim_matches('/')
+        .to_string();
+    if !dir.is_empty() {
+        crate::domain::names::file_path(&dir).map_err(|_| {
+            MlflowError::invalid(format!("Invalid artifact directory path '{dir}'"))
+        })?;
+    }
+    let files = match registry.logged_model_package(&model) {
+        Ok(package) => super::artifacts::listing(registry, package.id, &dir)?,
+        Err(crate::domain::Error::NotFound(_)) => Vec::new(),
+        Err(other) => return Err(other.into()),
+    };
+    let view = views::logged_model(registry, &model)?;
+    Ok(Json(json!({
+        "root_uri": view["info"]["artifact_uri"],
+        "files": files,
+    })))
+}
+
 pub async fn set_tags(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -128,7 +176,14 @@ pub async fn delete_tag(
     Ok(empty())
 }
 
-fn field(registry: &Registry, model: &LoggedModel, field: &search::Field) -> Option<FieldValue> {
+/// A logged model's value of a search field; metrics are the latest value on one of
+/// `datasets` (any dataset, or none, when empty).
+fn field(
+    registry: &Registry,
+    model: &LoggedModel,
+    field: &search::Field,
+    datasets: &[(String, Option<String>)],
+) -> Option<FieldValue> {
     match field.kind {
         FieldKind::Tag => registry
             .tag(TagOwner::LoggedModel(model.id), &field.name)
@@ -152,9 +207,16 @@ fn field(registry: &Registry, model: &LoggedModel, field: &search::Field) -> Opt
             "last_updated_timestamp" => Some(FieldValue::Num(model.updated_ms as f64)),
             _ => None,
         },
-        FieldKind::Metric => None,
+        FieldKind::Metric => registry
+            .logged_model_metric(model.id, &field.name, datasets)
+            .ok()
+            .flatten()
+            .map(FieldValue::Num),
     }
 }
+
+/// MLflow's default page of `logged-models/search`; larger pages are cut at 1000.
+const SEARCH_MAX_RESULTS: i64 = 100;
 
 pub async fn search(
     State(state): State<AppState>,
@@ -163,7 +225,13 @@ pub async fn search(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
-    let page = search::PageQuery::from_params(&params, 100, 10_000)?;
+    let datasets = params.dataset_refs("datasets")?;
+    let order = params.logged_model_order("order_by")?;
+    let start = search::page_start(params.str("page_token")?.as_deref())?;
+    let max = params
+        .i64("max_results")?
+        .unwrap_or(SEARCH_MAX_RESULTS)
+        .clamp(1, 1000) as usize;
     let mut found = Vec::new();
     for raw_id in params.strings("experiment_ids")? {
         let experiment = match by_mlflow_id(registry, &ctx, &raw_id).await {
@@ -175,18 +243,39 @@ pub async fn search(
             Err(other) => return Err(other),
         };
         for model in registry.logged_models_of(experiment.id)? {
-            if search::matches(&clauses, |f| field(registry, &model, f)) {
+            if search::matches(&clauses, |f| field(registry, &model, f, &datasets)) {
                 found.push(model);
             }
         }
     }
-    let (found, next) = page.apply(
-        found,
-        |m, f| field(registry, m, f),
-        |a, b| b.created_ms.cmp(&a.created_ms).then(b.id.cmp(&a.id)),
-    );
+    found.sort_by(|a, b| {
+        order
+            .iter()
+            .map(|o| {
+                let ds = if o.datasets.is_empty() {
+                    &datasets
+                } else {
+                    &o.datasets
+                };
+                let ord = search::compare(
+                    field(registry, a, &o.order.field, ds).as_ref(),
+                    field(registry, b, &o.order.field, ds).as_ref(),
+                );
+                if o.order.descending {
+                    ord.reverse()
+                } else {
+                    ord
+                }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| b.created_ms.cmp(&a.created_ms).then(b.id.cmp(&a.id)))
+    });
+    let end = start.saturating_add(max);
+    let next = (end < found.len()).then(|| end.to_string());
     let models = found
         .iter()
+        .skip(start)
+        .take(max)
         .map(|m| views::logged_model(registry, m))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(search::listing("models", models, next))

@@ -69,6 +69,7 @@ pub fn router() -> Router<AppState> {
         .route(&api("runs/outputs"), post(runs::log_outputs))
         .route(&api("runs/log-model"), post(runs::log_model))
         .route(&api("metrics/get-history"), get(runs::metric_history))
+        .route(&api("artifacts/list"), get(artifacts::list_run_artifacts))
         .route(
             &api("registered-models/create"),
             post(registry::create_model),
@@ -153,6 +154,14 @@ pub fn router() -> Router<AppState> {
         .route(
             &api("logged-models/{model_id}/tags"),
             patch(logged_models::set_tags),
+        )
+        .route(
+            &api("logged-models/{model_id}/params"),
+            post(logged_models::log_params),
+        )
+        .route(
+            &api("logged-models/{model_id}/artifacts/directories"),
+            get(logged_models::list_artifacts),
         )
         .route(
             &api("logged-models/{model_id}/tags/{key}"),

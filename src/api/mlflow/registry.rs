@@ -10,6 +10,7 @@ use super::error::{MlflowError, MlflowResult, OrNotFound};
 use super::request::MlflowParams;
 use super::search::{self, FieldKind, FieldValue};
 use super::{empty, views, Ctx};
+use crate::domain::logged_models::LoggedModel;
 use crate::domain::ml_records::{Model, ModelVersion, TagOwner};
 use crate::domain::models::{NewModel, NewVersion};
 use crate::domain::records::PackageFile;
@@ -29,7 +30,23 @@ fn model_of(registry: &Registry, ctx: &Ctx, params: &MlflowParams) -> MlflowResu
     model_named(registry, ctx, &params.required("name")?)
 }
 
-/// A version by MLflow `version` (the sequence number) or by its SemVer string.
+/// A version by MLflow `version`: its per-model sequence number. Anything but an integer is
+/// MLflow's INVALID_PARAMETER_VALUE (SemVer strings name versions through aliases).
+fn version_by_number(registry: &Registry, model: &Model, raw: &str) -> MlflowResult<ModelVersion> {
+    let seq: u64 = raw.trim().parse().map_err(|_| {
+        MlflowError::invalid(format!(
+            "Parameter 'version' must be an integer, got '{raw}'."
+        ))
+    })?;
+    registry.version_by_seq(model.id, seq).or_not_found(|| {
+        format!(
+            "Model Version (name={}, version={raw}) not found",
+            model.name
+        )
+    })
+}
+
+/// The version a request names by `name` and `version`.
 fn version_of(
     registry: &Registry,
     ctx: &Ctx,
@@ -37,16 +54,7 @@ fn version_of(
 ) -> MlflowResult<(Model, ModelVersion)> {
     let model = model_of(registry, ctx, params)?;
     let raw = params.required("version")?;
-    let found = match raw.parse::<u64>() {
-        Ok(seq) => registry.version_by_seq(model.id, seq),
-        Err(_) => registry.version_by_string(model.id, &raw),
-    };
-    let version = found.or_not_found(|| {
-        format!(
-            "Model Version (name={}, version={raw}) not found",
-            model.name
-        )
-    })?;
+    let version = version_by_number(registry, &model, &raw)?;
     Ok((model, version))
 }
 
@@ -207,7 +215,7 @@ pub async fn search_models(
         _ => false,
     };
     let start = offset_token(&params)?;
-    let max = params.i64("max_results")?.unwrap_or(100).clamp(1, 200_000) as usize;
+    let max = params.max_results(100, 1000)?;
     let models = registry.models_named_from(ctx.access.project.id, &name_prefix(&clauses));
     let (page, next) = if by_name {
         // The name index is the order: read matches until the page is full.
@@ -338,13 +346,24 @@ pub async fn delete_alias(
     Ok(empty())
 }
 
-/// The files a source names, each renamed relative to it, and the run it came from.
-fn source_files(
+/// What a version's `source` names: the files it references (each renamed relative to the
+/// source), the run of this project it is linked to, the MLflow `run_id` it came from (kept as
+/// given, wherever that run lives), and the logged model or registered version it was made from.
+#[derive(Default)]
+struct Source {
+    files: Vec<PackageFile>,
+    run: Option<u64>,
+    run_id: Option<String>,
+    logged_model: Option<LoggedModel>,
+    version: Option<(Model, ModelVersion)>,
+}
+
+fn source_of(
     registry: &Registry,
     ctx: &Ctx,
     source: &str,
     model_id: Option<&str>,
-) -> MlflowResult<(Vec<PackageFile>, Option<u64>)> {
+) -> MlflowResult<Source> {
     let project_id = ctx.access.project.id;
     let from_package = |package: Result<crate::domain::records::Package, Error>,
                         path: &str|
@@ -355,39 +374,66 @@ fn source_files(
             Err(other) => Err(other.into()),
         }
     };
+    let logged = |key: &str| -> MlflowResult<Source> {
+        let logged = registry
+            .logged_model_by_key(project_id, key)
+            .or_not_found(|| format!("Logged model with ID '{key}' not found"))?;
+        let files = from_package(registry.logged_model_package(&logged), "")?;
+        let run = logged
+            .source_run_id
+            .as_deref()
+            .and_then(|id| registry.candidate_by_run_id(project_id, id).ok())
+            .map(|c| c.id);
+        Ok(Source {
+            files,
+            run,
+            run_id: logged.source_run_id.clone(),
+            logged_model: Some(logged),
+            version: None,
+        })
+    };
     if let Some(rest) = source.strip_prefix("runs:/") {
         let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let run = registry
-            .candidate_by_run_id(project_id, run_id)
-            .or_not_found(|| format!("Run with id={run_id} not found"))?;
-        let files = from_package(registry.candidate_package(&run), path)?;
-        return Ok((files, Some(run.id)));
+        // A run of another project (or of none) is kept as the client named it, as MLflow does;
+        // nothing of it is read.
+        return match registry.candidate_by_run_id(project_id, run_id) {
+            Ok(run) => Ok(Source {
+                files: from_package(registry.candidate_package(&run), path)?,
+                run: Some(run.id),
+                run_id: Some(run.run_id),
+                ..Source::default()
+            }),
+            Err(Error::NotFound(_)) => Ok(Source {
+                run_id: (!run_id.is_empty()).then(|| run_id.to_string()),
+                ..Source::default()
+            }),
+            Err(other) => Err(other.into()),
+        };
+    }
+    if let Some(key) = model_id.filter(|k| !k.is_empty()) {
+        return logged(key);
     }
     if let Some(rest) = source.strip_prefix("models:/") {
-        let key = model_id.unwrap_or(rest.trim_end_matches('/'));
-        if key.starts_with("m-") {
-            let logged = registry
-                .logged_model_by_key(project_id, key)
-                .or_not_found(|| format!("Logged model with ID '{key}' not found"))?;
-            let files = from_package(registry.logged_model_package(&logged), "")?;
-            let run = logged
-                .source_run_id
-                .as_deref()
-                .and_then(|id| registry.candidate_by_run_id(project_id, id).ok())
-                .map(|c| c.id);
-            return Ok((files, run));
+        let key = rest.trim_end_matches('/');
+        if key.starts_with("m-") && !key.contains('/') {
+            return logged(key);
         }
         // models:/<name>/<version>: the files of another registered version.
         if let Some((name, version)) = rest.rsplit_once('/') {
             let model = model_named(registry, ctx, name)?;
-            let found = match version.parse::<u64>() {
-                Ok(seq) => registry.version_by_seq(model.id, seq),
-                Err(_) => registry.version_by_string(model.id, version),
+            let version = match version.parse::<u64>() {
+                Ok(_) => version_by_number(registry, &model, version)?,
+                Err(_) => registry
+                    .version_by_string(model.id, version)
+                    .or_not_found(|| {
+                        format!("Model Version (name={name}, version={version}) not found")
+                    })?,
             };
-            let version = found.or_not_found(|| {
-                format!("Model Version (name={name}, version={version}) not found")
-            })?;
-            return Ok((registry.version_files(&version)?, None));
+            return Ok(Source {
+                files: registry.version_files(&version)?,
+                version: Some((model, version)),
+                ..Source::default()
+            });
         }
         return Err(MlflowError::invalid(format!(
             "Invalid model version source: '{source}'"
@@ -397,9 +443,18 @@ fn source_files(
         let resolved = resolve_artifact_path(registry, ctx, path.trim_start_matches('/'))?;
         let package = registry.find_package(project_id, &resolved.target);
         let files = from_package(package, &resolved.target.file_name)?;
-        return Ok((files, resolved.run));
+        let run_id = match resolved.run {
+            Some(id) => Some(registry.candidate(id)?.run_id),
+            None => None,
+        };
+        return Ok(Source {
+            files,
+            run: resolved.run,
+            run_id,
+            ..Source::default()
+        });
     }
-    Ok((Vec::new(), None))
+    Ok(Source::default())
 }
 
 pub async fn create_version(
@@ -410,6 +465,18 @@ pub async fn create_version(
     let registry = &state.registry;
     let model = model_of(registry, &ctx, &params)?;
     let tags = params.key_values("tags")?;
+    let source = params.str("source")?.unwrap_or_default();
+    let found = source_of(registry, &ctx, &source, params.str("model_id")?.as_deref())?;
+    // A copy of a version (`copy_model_version`: source `models:/<name>/<version>`) carries the
+    // source's tags; its `gitlab.version` names the source's SemVer, not the copy's, so the
+    // copy takes the next version instead and does not keep that tag.
+    let tags: Vec<_> = match &found.version {
+        Some((_, source_version)) => tags
+            .into_iter()
+            .filter(|t| !(t.key == VERSION_TAG && t.value == source_version.version))
+            .collect(),
+        None => tags,
+    };
     let semver = match tags.iter().find(|t| t.key == VERSION_TAG) {
         Some(tag) => Some(semver_rules::parse_version(&tag.value).map_err(|e| {
             MlflowError::invalid(format!(
@@ -419,25 +486,23 @@ pub async fn create_version(
         })?),
         None => None,
     };
-    let source = params.str("source")?.unwrap_or_default();
-    let (files, source_run) =
-        source_files(registry, &ctx, &source, params.str("model_id")?.as_deref())?;
-    let source_run = match params.str("run_id")?.filter(|r| !r.is_empty()) {
-        Some(run_id) => Some(
-            registry
-                .candidate_by_run_id(ctx.access.project.id, &run_id)
-                .or_not_found(|| format!("Run with id={run_id} not found"))?
-                .id,
-        ),
-        None => source_run,
+    // `run_id` is stored as given (MLflow does); it is linked when it is a run of this project.
+    let (source_run, run_id) = match params.str("run_id")?.filter(|r| !r.is_empty()) {
+        Some(run_id) => match registry.candidate_by_run_id(ctx.access.project.id, &run_id) {
+            Ok(run) => (Some(run.id), Some(run_id)),
+            Err(Error::NotFound(_)) => (None, Some(run_id)),
+            Err(other) => return Err(other.into()),
+        },
+        None => (found.run, found.run_id.clone()),
     };
     let new = NewVersion {
         version: semver.map(|v| v.to_string()),
         description: params.str("description")?,
-        tags: tags.into_iter().filter(|t| t.key != VERSION_TAG).collect(),
+        tags,
         source: (!source.is_empty()).then_some(source),
         source_run,
-        files,
+        run_id,
+        files: found.files,
         ..NewVersion::default()
     };
     let version = registry
@@ -447,7 +512,61 @@ pub async fn create_version(
             Error::AlreadyExists(message) => MlflowError::invalid(message),
             other => other.into(),
         })?;
+    if let Some(logged) = &found.logged_model {
+        note_model_version(registry, &ctx, logged, &model, &version).await?;
+    }
     version_body(registry, &model, &version)
+}
+
+/// MLflow's `mlflow.modelVersions` tag of a logged model: the versions registered from it, as a
+/// JSON list of `{"name", "version"}` (the number), in the reference server's spelling.
+async fn note_model_version(
+    registry: &Registry,
+    ctx: &Ctx,
+    logged: &LoggedModel,
+    model: &Model,
+    version: &ModelVersion,
+) -> MlflowResult<()> {
+    const TAG: &str = "mlflow.modelVersions";
+    let owner = TagOwner::LoggedModel(logged.id);
+    let mut entries: Vec<String> = match registry.tag(owner, TAG)? {
+        Some(text) => match serde_json::from_str::<Vec<Value>>(&text) {
+            Ok(items) => items.iter().map(python_json).collect(),
+            Err(_) => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    entries.push(format!(
+        "{{\"name\": {}, \"version\": {}}}",
+        Value::String(model.name.clone()),
+        version.seq
+    ));
+    let tag = crate::domain::ml_records::KeyValue {
+        key: TAG.into(),
+        value: format!("[{}]", entries.join(", ")),
+    };
+    registry
+        .set_tags(&ctx.caller, &ctx.access, owner, &[tag])
+        .await?;
+    Ok(())
+}
+
+/// JSON as Python's `json.dumps` spells it (`", "` and `": "` separators).
+fn python_json(value: &Value) -> String {
+    match value {
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(python_json).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), python_json(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
 }
 
 pub async fn get_version(
@@ -502,7 +621,6 @@ fn version_field(
             .tag(TagOwner::Version(version.id), &field.name)
             .ok()
             .flatten()
-            .or_else(|| (field.name == VERSION_TAG).then(|| version.version.clone()))
             .map(FieldValue::Str),
         FieldKind::Attribute => match field.name.as_str() {
             "name" => Some(FieldValue::Str(model.name.clone())),
@@ -540,55 +658,33 @@ pub async fn search_versions(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
-    let order = search::parse_order_by(&params.strings("order_by")?)?;
-    let start = offset_token(&params)?;
-    let max = params
-        .i64("max_results")?
-        .unwrap_or(10_000)
-        .clamp(1, 200_000) as usize;
+    // MLflow's cap on the page (the page itself is read by `PageQuery` below).
+    params.max_results(10_000, 200_000)?;
     let models = registry.models_named_from(ctx.access.project.id, &name_prefix(&clauses));
-    let (page, next) = if order.is_empty() {
-        // Models by name, each one's versions newest number first: walk until the page is full.
-        let mut page: Vec<(Model, ModelVersion)> = Vec::new();
-        let mut seen = 0usize;
-        let mut more = false;
-        'models: for model in models {
-            let model = model?;
-            for version in registry.versions_by_seq(&model, true) {
-                let version = version?;
-                if !search::matches(&clauses, |f| version_field(registry, &model, &version, f)) {
-                    continue;
-                }
-                seen += 1;
-                if seen <= start {
-                    continue;
-                }
-                if page.len() == max {
-                    more = true;
-                    break 'models;
-                }
-                page.push((model.clone(), version));
+    // Without `order_by`, MLflow lists the most recently updated first (then by name, then
+    // newest number). The matches of the models the filter's name narrows to are read, the
+    // page is cut from them in that order.
+    let mut found: Vec<(Model, ModelVersion)> = Vec::new();
+    for model in models {
+        let model = model?;
+        for version in registry.versions_by_seq(&model, true) {
+            let version = version?;
+            if search::matches(&clauses, |f| version_field(registry, &model, &version, f)) {
+                found.push((model.clone(), version));
             }
         }
-        (page, more.then(|| format!("o{}", start + max)))
-    } else {
-        let mut found: Vec<(Model, ModelVersion)> = Vec::new();
-        for model in models {
-            let model = model?;
-            for version in registry.versions_by_seq(&model, true) {
-                let version = version?;
-                if search::matches(&clauses, |f| version_field(registry, &model, &version, f)) {
-                    found.push((model.clone(), version));
-                }
-            }
-        }
-        let (page, next) = search::PageQuery::from_params(&params, 10_000, 200_000)?.apply(
-            found,
-            |(m, v), f| version_field(registry, m, v, f),
-            |a, b| a.0.name.cmp(&b.0.name).then(b.1.seq.cmp(&a.1.seq)),
-        );
-        (page, next.map(|n| format!("o{n}")))
-    };
+    }
+    let (page, next) = search::PageQuery::from_params(&params, 10_000, 200_000)?.apply(
+        found,
+        |(m, v), f| version_field(registry, m, v, f),
+        |a, b| {
+            b.1.updated_at
+                .cmp(&a.1.updated_at)
+                .then(a.0.name.cmp(&b.0.name))
+                .then(b.1.seq.cmp(&a.1.seq))
+        },
+    );
+    let next = next.map(|n| format!("o{n}"));
     let items = page
         .iter()
         .map(|(m, v)| views::model_version(registry, m, v))

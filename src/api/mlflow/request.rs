@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use super::error::MlflowError;
 use crate::api::body_limit;
 use crate::api::loose::{Capped, Loose};
+use crate::domain::logged_models::ModelMetric;
 use crate::domain::ml_records::{KeyValue, MetricPoint};
 
 /// `runs/log-batch`: MLflow's own limit (`MAX_BATCH_LOG_REQUEST_SIZE` in
@@ -124,6 +125,32 @@ fn invalid(key: &str, what: &str) -> MlflowError {
     MlflowError::invalid(format!("Invalid value for parameter '{key}': {what}"))
 }
 
+/// MLflow's message for a parameter its handler's schema requires and did not get.
+fn missing(key: &str) -> MlflowError {
+    MlflowError::invalid(format!(
+        "Missing value for required parameter '{key}'. See the API docs for more information about request parameters."
+    ))
+}
+
+/// MLflow's message for a parameter of the wrong JSON type: the value as Python's `json.dumps`
+/// prints it and its Python type.
+fn wrong_type(key: &str, raw: &RawValue) -> MlflowError {
+    let value: serde_json::Value =
+        serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null);
+    let type_name = match &value {
+        serde_json::Value::Null => "NoneType",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(n) if n.is_f64() => "float",
+        serde_json::Value::Number(_) => "int",
+        serde_json::Value::String(_) => "str",
+        serde_json::Value::Array(_) => "list",
+        serde_json::Value::Object(_) => "dict",
+    };
+    MlflowError::invalid(format!(
+        "Invalid value {value} for parameter '{key}' supplied:  Hint: Value was of type '{type_name}'. See the API docs for more information about request parameters."
+    ))
+}
+
 /// One `{key, value}` of a list of tags or params (other fields are skipped).
 #[derive(Debug, Deserialize)]
 struct KeyValueItem {
@@ -144,13 +171,80 @@ struct MetricItem {
     timestamp: Option<Loose>,
     #[serde(default)]
     step: Option<Loose>,
+    #[serde(default)]
+    model_id: Option<Loose>,
+    #[serde(default)]
+    dataset_name: Option<Loose>,
+    #[serde(default)]
+    dataset_digest: Option<Loose>,
 }
 
-/// One `{model_id}` of `runs/outputs`.
+/// One `{model_id, step}` of `runs/outputs` or `runs/log-inputs`.
 #[derive(Debug, Deserialize)]
 struct ModelRef {
     #[serde(default)]
     model_id: Option<Loose>,
+    #[serde(default)]
+    step: Option<Loose>,
+}
+
+/// One `{dataset_name, dataset_digest}` of `logged-models/search`.
+#[derive(Debug, Deserialize)]
+struct DatasetRef {
+    #[serde(default)]
+    dataset_name: Option<Loose>,
+    #[serde(default)]
+    dataset_digest: Option<Loose>,
+}
+
+/// One order clause of `logged-models/search`: MLflow 3 sends objects; a string is read as a
+/// run search's clause.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OrderItem {
+    Text(String),
+    Object {
+        #[serde(default)]
+        field_name: Option<Loose>,
+        #[serde(default)]
+        ascending: Option<Loose>,
+        #[serde(default)]
+        dataset_name: Option<Loose>,
+        #[serde(default)]
+        dataset_digest: Option<Loose>,
+    },
+}
+
+/// A logged-model order clause with the datasets its metric is read on.
+pub struct LoggedModelOrder {
+    pub order: crate::domain::search_syntax::OrderBy,
+    pub datasets: Vec<(String, Option<String>)>,
+}
+
+/// One dataset of `runs/log-inputs`.
+#[derive(Debug, Deserialize)]
+struct DatasetItem {
+    #[serde(default)]
+    name: Option<Loose>,
+    #[serde(default)]
+    digest: Option<Loose>,
+    #[serde(default)]
+    source_type: Option<Loose>,
+    #[serde(default)]
+    source: Option<Loose>,
+    #[serde(default)]
+    schema: Option<Loose>,
+    #[serde(default)]
+    profile: Option<Loose>,
+}
+
+/// One `{tags, dataset}` of `runs/log-inputs`.
+#[derive(Debug, Deserialize)]
+struct DatasetInputItem {
+    #[serde(default)]
+    tags: Option<Capped<KeyValueItem>>,
+    #[serde(default)]
+    dataset: Option<DatasetItem>,
 }
 
 /// How one loosely typed value reads as each type; `key` names it in errors.
@@ -273,21 +367,66 @@ impl MlflowParams {
         })
     }
 
+    /// A string parameter. A JSON value of another type (`"name": 123`) is refused with
+    /// MLflow's message, as its handlers' schemas do; query parameters are always strings.
     pub fn str(&self, key: &str) -> Result<Option<String>, MlflowError> {
+        if let Some(raw) = self.0.get(key) {
+            let text = raw.get().trim_start();
+            let is_text = text.starts_with('"') || text.starts_with("null");
+            // A one-item list is what a repeated query parameter decodes to.
+            let is_one_string_list = text.starts_with('[')
+                && matches!(serde_json::from_str::<Vec<String>>(text), Ok(v) if v.len() == 1);
+            if !is_text && !is_one_string_list {
+                return Err(wrong_type(key, raw));
+            }
+        }
+        self.field(key, |f| f.str())
+    }
+
+    /// An enum parameter (`view_type`, `run_view_type`): its name, or its number as text, as
+    /// protobuf's JSON reader takes either.
+    pub fn enum_name(&self, key: &str) -> Result<Option<String>, MlflowError> {
         self.field(key, |f| f.str())
     }
 
     /// A required string; missing or empty is MLflow's "Missing value for required parameter".
     pub fn required(&self, key: &str) -> Result<String, MlflowError> {
-        self.field(key, |f| f.required())
+        self.str(key)?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing(key))
     }
 
-    /// `run_id`, falling back to the older `run_uuid`.
+    /// `run_id`, falling back to the older `run_uuid`; MLflow names `run_id` when both are
+    /// missing.
     pub fn run_id(&self) -> Result<String, MlflowError> {
         match self.str("run_id")?.filter(|s| !s.is_empty()) {
             Some(id) => Ok(id),
-            None => self.required("run_uuid"),
+            None => self
+                .str("run_uuid")?
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| missing("run_id")),
         }
+    }
+
+    /// `max_results` checked against the cap of MLflow's handler for the route (its message);
+    /// `default` when absent.
+    pub fn max_results(&self, default: i64, cap: i64) -> Result<usize, MlflowError> {
+        let value = self.i64("max_results")?.unwrap_or(default);
+        if value > cap {
+            // MLflow's schema check (`_assert_less_than_or_equal`) words it as a type error.
+            return Err(match self.0.get("max_results") {
+                Some(raw) => wrong_type("max_results", raw),
+                None => MlflowError::invalid(format!(
+                    "Invalid value {value} for parameter 'max_results' supplied."
+                )),
+            });
+        }
+        if value < 1 {
+            return Err(MlflowError::invalid(format!(
+                "Invalid value {value} for parameter 'max_results' supplied. It must be a positive integer"
+            )));
+        }
+        Ok(value as usize)
     }
 
     pub fn i64(&self, key: &str) -> Result<Option<i64>, MlflowError> {
@@ -327,35 +466,173 @@ impl MlflowParams {
             .unwrap_or_else(|| Ok(Vec::new()))
     }
 
-    pub fn metrics(&self, key: &str) -> Result<Vec<MetricPoint>, MlflowError> {
+    /// The metrics of a batch, and those of them sent with a logged model's `model_id`.
+    pub fn metrics(&self, key: &str) -> Result<(Vec<MetricPoint>, Vec<ModelMetric>), MlflowError> {
         let items =
             self.typed::<Option<Capped<MetricItem>>>(key, "expected a list of metric objects")?;
-        items
-            .flatten()
-            .map(|Capped(items)| items.iter().map(metric_of).collect())
-            .unwrap_or_else(|| Ok(Vec::new()))
-    }
-
-    /// The `model_id`s of a list of `{model_id}` objects; anything else in it is ignored.
-    pub fn model_ids(&self, key: &str) -> Vec<String> {
-        let Ok(Some(Some(Capped(models)))) =
-            self.typed::<Option<Capped<Option<ModelRef>>>>(key, "")
-        else {
-            return Vec::new();
+        let Some(Capped(items)) = items.flatten() else {
+            return Ok((Vec::new(), Vec::new()));
         };
-        models
-            .into_iter()
-            .flatten()
-            .filter_map(|m| match m.model_id {
-                Some(Loose::Str(id)) => Some(id),
-                _ => None,
-            })
-            .collect()
+        let mut points = Vec::with_capacity(items.len());
+        let mut for_models = Vec::new();
+        for item in &items {
+            let point = metric_of(item)?;
+            if let Some(model_id) = field("model_id", &item.model_id)
+                .str()?
+                .filter(|m| !m.is_empty())
+            {
+                for_models.push(ModelMetric {
+                    model_id,
+                    point: point.clone(),
+                    dataset_name: field("dataset_name", &item.dataset_name)
+                        .str()?
+                        .filter(|d| !d.is_empty()),
+                    dataset_digest: field("dataset_digest", &item.dataset_digest)
+                        .str()?
+                        .filter(|d| !d.is_empty()),
+                });
+            }
+            points.push(point);
+        }
+        Ok((points, for_models))
     }
 
     /// A metric value: a JSON number, or the strings MLflow uses for non-finite values.
     pub fn metric_value(&self, key: &str) -> Result<f64, MlflowError> {
         self.field(key, |f| f.metric_value())
+    }
+
+    /// The `{model_id, step}` items of a list (`runs/outputs`, `runs/log-inputs`); each needs a
+    /// `model_id`.
+    pub fn model_refs(&self, key: &str) -> Result<Vec<(String, i64)>, MlflowError> {
+        let items =
+            self.typed::<Option<Capped<ModelRef>>>(key, "expected a list of {model_id} objects")?;
+        let Some(Capped(items)) = items.flatten() else {
+            return Ok(Vec::new());
+        };
+        items
+            .iter()
+            .map(|m| {
+                Ok((
+                    field("model_id", &m.model_id).required()?,
+                    field("step", &m.step).i64()?.unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
+    /// The `{dataset_name, dataset_digest}` items of `logged-models/search`.
+    pub fn dataset_refs(&self, key: &str) -> Result<Vec<(String, Option<String>)>, MlflowError> {
+        let items = self.typed::<Option<Capped<DatasetRef>>>(
+            key,
+            "expected a list of {dataset_name, dataset_digest} objects",
+        )?;
+        let Some(Capped(items)) = items.flatten() else {
+            return Ok(Vec::new());
+        };
+        items
+            .iter()
+            .map(|d| {
+                Ok((
+                    field("dataset_name", &d.dataset_name).required()?,
+                    field("dataset_digest", &d.dataset_digest)
+                        .str()?
+                        .filter(|x| !x.is_empty()),
+                ))
+            })
+            .collect()
+    }
+
+    /// `order_by` of `logged-models/search`: `{field_name, ascending, dataset_name,
+    /// dataset_digest}` objects, or `"<field> ASC|DESC"` strings.
+    pub fn logged_model_order(&self, key: &str) -> Result<Vec<LoggedModelOrder>, MlflowError> {
+        let items =
+            self.typed::<Option<Capped<OrderItem>>>(key, "expected a list of order clauses")?;
+        let Some(Capped(items)) = items.flatten() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                OrderItem::Text(text) => {
+                    for order in crate::domain::search_syntax::parse_order_by(&[text])? {
+                        out.push(LoggedModelOrder {
+                            order,
+                            datasets: Vec::new(),
+                        });
+                    }
+                }
+                OrderItem::Object {
+                    field_name,
+                    ascending,
+                    dataset_name,
+                    dataset_digest,
+                } => {
+                    let name = field("field_name", &field_name).required()?;
+                    let ascending = field("ascending", &ascending).bool()?.unwrap_or(true);
+                    let spec = format!("{name} {}", if ascending { "ASC" } else { "DESC" });
+                    let datasets = match field("dataset_name", &dataset_name).str()? {
+                        Some(d) if !d.is_empty() => vec![(
+                            d,
+                            field("dataset_digest", &dataset_digest)
+                                .str()?
+                                .filter(|x| !x.is_empty()),
+                        )],
+                        _ => Vec::new(),
+                    };
+                    for order in crate::domain::search_syntax::parse_order_by(&[spec])? {
+                        out.push(LoggedModelOrder {
+                            order,
+                            datasets: datasets.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `{tags, dataset}` items of `runs/log-inputs`, with MLflow's messages for a dataset
+    /// without one of its required fields.
+    pub fn dataset_inputs(
+        &self,
+        key: &str,
+    ) -> Result<Vec<(crate::domain::run_links::Dataset, Vec<KeyValue>)>, MlflowError> {
+        let items = self.typed::<Option<Capped<DatasetInputItem>>>(
+            key,
+            "expected a list of {tags, dataset} objects",
+        )?;
+        let Some(Capped(items)) = items.flatten() else {
+            return Ok(Vec::new());
+        };
+        items
+            .iter()
+            .map(|item| {
+                let Some(d) = &item.dataset else {
+                    return Err(MlflowError::invalid("Dataset cannot be None"));
+                };
+                let needed = |name: &str, value: &Option<Loose>| -> Result<String, MlflowError> {
+                    field(name, value).str()?.ok_or_else(|| {
+                        MlflowError::invalid(format!("Dataset {name} cannot be None"))
+                    })
+                };
+                let dataset = crate::domain::run_links::Dataset {
+                    name: needed("name", &d.name)?,
+                    digest: needed("digest", &d.digest)?,
+                    source_type: needed("source_type", &d.source_type)?,
+                    source: needed("source", &d.source)?,
+                    schema: field("schema", &d.schema).str()?,
+                    profile: field("profile", &d.profile).str()?,
+                };
+                let tags = match &item.tags {
+                    Some(Capped(tags)) => {
+                        tags.iter().map(key_value_of).collect::<Result<_, _>>()?
+                    }
+                    None => Vec::new(),
+                };
+                Ok((dataset, tags))
+            })
+            .collect()
     }
 }
 
@@ -378,6 +655,22 @@ pub fn metric(params: &MlflowParams) -> Result<MetricPoint, MlflowError> {
             .unwrap_or_else(crate::domain::experiments::now_ms),
         step: params.i64("step")?.unwrap_or(0),
     })
+}
+
+/// The logged model a `log-metric` names with `model_id` (and its dataset), if any.
+pub fn model_metric(
+    params: &MlflowParams,
+    point: &MetricPoint,
+) -> Result<Option<ModelMetric>, MlflowError> {
+    let Some(model_id) = params.str("model_id")?.filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    Ok(Some(ModelMetric {
+        model_id,
+        point: point.clone(),
+        dataset_name: params.str("dataset_name")?.filter(|d| !d.is_empty()),
+        dataset_digest: params.str("dataset_digest")?.filter(|d| !d.is_empty()),
+    }))
 }
 
 #[cfg(test)]

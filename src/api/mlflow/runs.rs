@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::error::{MlflowError, MlflowResult, OrNotFound};
 use super::experiments::by_mlflow_id;
-use super::request::{metric, MlflowParams};
+use super::request::{metric, model_metric, MlflowParams};
 use super::search;
 use super::{empty, views, Ctx};
 use crate::domain::access::Action;
@@ -41,6 +41,7 @@ pub async fn create(
     .await?;
     let new = NewCandidate {
         name: params.str("run_name")?,
+        user: params.str("user_id")?.filter(|u| !u.is_empty()),
         start_time: params.i64("start_time")?,
         tags: params.key_values("tags")?,
     };
@@ -142,12 +143,14 @@ pub async fn log_metric(
 ) -> MlflowResult<Json<Value>> {
     let candidate = run_of(&state.registry, &ctx, &params)?;
     let point = metric(&params)?;
+    let model_metrics = model_metric(&params, &point)?.into_iter().collect();
     log(
         &state,
         &ctx,
         &candidate,
         LogBatch {
             metrics: vec![point],
+            model_metrics,
             ..LogBatch::default()
         },
     )
@@ -196,10 +199,12 @@ pub async fn log_batch(
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
     let candidate = run_of(&state.registry, &ctx, &params)?;
+    let (metrics, model_metrics) = params.metrics("metrics")?;
     let batch = LogBatch {
-        metrics: params.metrics("metrics")?,
+        metrics,
         params: params.key_values("params")?,
         tags: params.key_values("tags")?,
+        model_metrics,
     };
     if batch.metrics.len() + batch.params.len() + batch.tags.len() > 2000 {
         return Err(MlflowError::invalid(
@@ -234,32 +239,41 @@ pub async fn delete_tag(
     Ok(empty())
 }
 
-/// `runs/log-inputs`: datasets are accepted and not kept. It is still a write to the run, so the
-/// caller must be allowed to write runs, as for every other write.
+/// `runs/log-inputs`: the datasets a run used and the logged models it took as inputs. A write,
+/// like every other one.
 pub async fn log_inputs(
     State(state): State<AppState>,
     ctx: Ctx,
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
-    run_of(&state.registry, &ctx, &params)?;
+    let candidate = run_of(&state.registry, &ctx, &params)?;
     ctx.access.check(&ctx.caller, Action::WriteRegistry)?;
+    let datasets = params.dataset_inputs("datasets")?;
+    let models = params
+        .model_refs("models")?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    state
+        .registry
+        .log_inputs(&ctx.caller, &ctx.access, candidate.id, datasets, models)
+        .await?;
     Ok(empty())
 }
 
-/// `runs/outputs`: which logged models a run produced; each must exist. A write, like log-inputs.
+/// `runs/outputs`: the logged models a run produced, each at a step; each must exist.
 pub async fn log_outputs(
     State(state): State<AppState>,
     ctx: Ctx,
     params: MlflowParams,
 ) -> MlflowResult<Json<Value>> {
-    run_of(&state.registry, &ctx, &params)?;
+    let candidate = run_of(&state.registry, &ctx, &params)?;
     ctx.access.check(&ctx.caller, Action::WriteRegistry)?;
-    for id in params.model_ids("models") {
-        state
-            .registry
-            .logged_model_by_key(ctx.access.project.id, &id)
-            .or_not_found(|| format!("Logged model with ID '{id}' not found"))?;
-    }
+    let outputs = params.model_refs("models")?;
+    state
+        .registry
+        .log_outputs(&ctx.caller, &ctx.access, candidate.id, outputs)
+        .await?;
     Ok(empty())
 }
 
@@ -334,13 +348,13 @@ pub async fn search(
 ) -> MlflowResult<Json<Value>> {
     let registry = &state.registry;
     let lifecycles = match params
-        .str("run_view_type")?
+        .enum_name("run_view_type")?
         .unwrap_or_else(|| "ACTIVE_ONLY".into())
         .to_ascii_uppercase()
         .as_str()
     {
-        "ALL" => vec![Lifecycle::Active, Lifecycle::Deleted],
-        "DELETED_ONLY" => vec![Lifecycle::Deleted],
+        "ALL" | "3" => vec![Lifecycle::Active, Lifecycle::Deleted],
+        "DELETED_ONLY" | "2" => vec![Lifecycle::Deleted],
         _ => vec![Lifecycle::Active],
     };
     let mut experiments = Vec::new();
@@ -352,7 +366,7 @@ pub async fn search(
         clauses: search::parse_filter(&params.str("filter")?.unwrap_or_default())?,
         order: search::parse_order_by(&params.strings("order_by")?)?,
         lifecycles,
-        max_results: params.i64("max_results")?.unwrap_or(1000).clamp(1, 50_000) as usize,
+        max_results: params.max_results(1000, 50_000)?,
         page_token: params.str("page_token")?,
     };
     let page = registry.search_runs(&query)?;

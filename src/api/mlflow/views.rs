@@ -7,6 +7,7 @@ use crate::domain::logged_models::LoggedModel;
 use crate::domain::ml_records::{
     Candidate, Experiment, KeyValue, MetricPoint, Model, ModelVersion,
 };
+use crate::domain::run_links::Direction;
 use crate::domain::{Registry, Result};
 
 pub fn millis(t: &crate::domain::records::Timestamp) -> i64 {
@@ -56,7 +57,10 @@ pub fn experiment(registry: &Registry, experiment: &Experiment) -> Result<Value>
     Ok(json!({
         "experiment_id": experiment.iid.to_string(),
         "name": experiment.name,
-        "artifact_location": experiment_artifact_location(experiment),
+        "artifact_location": experiment
+            .artifact_location
+            .clone()
+            .unwrap_or_else(|| experiment_artifact_location(experiment)),
         "lifecycle_stage": experiment.lifecycle.as_str(),
         "last_update_time": millis(&experiment.updated_at),
         "creation_time": millis(&experiment.created_at),
@@ -82,7 +86,11 @@ pub fn run_info(registry: &Registry, candidate: &Candidate) -> Result<Value> {
     info.insert("run_uuid".into(), json!(candidate.run_id));
     info.insert("experiment_id".into(), json!(experiment.iid.to_string()));
     info.insert("run_name".into(), json!(candidate.name));
-    if let Some(user) = username(registry, candidate.user_id) {
+    if let Some(user) = candidate
+        .mlflow_user
+        .clone()
+        .or_else(|| username(registry, candidate.user_id))
+    {
         info.insert("user_id".into(), json!(user));
     }
     info.insert("status".into(), json!(candidate.status.as_str()));
@@ -109,30 +117,78 @@ pub fn run(registry: &Registry, candidate: &Candidate) -> Result<Value> {
         .collect();
     let params = registry.params(candidate.id)?;
     let tags = registry.tags(crate::domain::ml_records::TagOwner::Candidate(candidate.id))?;
-    Ok(json!({
-        "info": run_info(registry, candidate)?,
-        "data": { "metrics": metrics, "params": key_values(&params), "tags": key_values(&tags) },
-        "inputs": {},
-    }))
+    let mut out = Map::new();
+    out.insert("info".into(), run_info(registry, candidate)?);
+    out.insert(
+        "data".into(),
+        json!({ "metrics": metrics, "params": key_values(&params), "tags": key_values(&tags) }),
+    );
+    let (inputs, outputs) = run_inputs_outputs(registry, candidate)?;
+    out.insert("inputs".into(), inputs);
+    // MLflow 3 sends `outputs`; it is left out while empty so that MLflow 2 clients never see it.
+    if let Some(outputs) = outputs {
+        out.insert("outputs".into(), outputs);
+    }
+    Ok(Value::Object(out))
 }
 
-/// A version's MLflow object: `version` is its per-model sequence number; its SemVer string is
-/// an alias and the tag `gitlab.version`.
-pub fn model_version(registry: &Registry, model: &Model, version: &ModelVersion) -> Result<Value> {
-    let mut tags = registry.tags(crate::domain::ml_records::TagOwner::Version(version.id))?;
-    if !tags.iter().any(|t| t.key == "gitlab.version") {
-        tags.push(KeyValue {
-            key: "gitlab.version".into(),
-            value: version.version.clone(),
-        });
+/// MLflow's `RunInputs` (`dataset_inputs`, `model_inputs`) and `RunOutputs` (`model_outputs`);
+/// empty lists are left out, as MLflow's JSON does.
+fn run_inputs_outputs(
+    registry: &Registry,
+    candidate: &Candidate,
+) -> Result<(Value, Option<Value>)> {
+    let datasets: Vec<Value> = registry
+        .run_datasets(candidate.id)?
+        .iter()
+        .map(|input| {
+            let d = &input.dataset;
+            let mut dataset = Map::new();
+            dataset.insert("name".into(), json!(d.name));
+            dataset.insert("digest".into(), json!(d.digest));
+            dataset.insert("source_type".into(), json!(d.source_type));
+            dataset.insert("source".into(), json!(d.source));
+            if let Some(schema) = &d.schema {
+                dataset.insert("schema".into(), json!(schema));
+            }
+            if let Some(profile) = &d.profile {
+                dataset.insert("profile".into(), json!(profile));
+            }
+            json!({ "tags": key_values(&input.tags), "dataset": dataset })
+        })
+        .collect();
+    let links = registry.run_model_links(candidate.id)?;
+    let model_inputs: Vec<Value> = links
+        .iter()
+        .filter(|l| l.direction == Direction::Input)
+        .map(|l| json!({ "model_id": l.model_id }))
+        .collect();
+    let model_outputs: Vec<Value> = links
+        .iter()
+        .filter(|l| l.direction == Direction::Output)
+        .map(|l| json!({ "model_id": l.model_id, "step": l.step }))
+        .collect();
+    let mut inputs = Map::new();
+    if !datasets.is_empty() {
+        inputs.insert("dataset_inputs".into(), Value::Array(datasets));
     }
-    let mut aliases: Vec<String> = registry
+    if !model_inputs.is_empty() {
+        inputs.insert("model_inputs".into(), Value::Array(model_inputs));
+    }
+    let outputs = (!model_outputs.is_empty()).then(|| json!({ "model_outputs": model_outputs }));
+    Ok((Value::Object(inputs), outputs))
+}
+
+/// A version's MLflow object: `version` is its per-model sequence number. Its tags and aliases
+/// are exactly those clients set; its SemVer string resolves as an alias without being one.
+pub fn model_version(registry: &Registry, model: &Model, version: &ModelVersion) -> Result<Value> {
+    let tags = registry.tags(crate::domain::ml_records::TagOwner::Version(version.id))?;
+    let aliases: Vec<String> = registry
         .aliases(model.id)?
         .into_iter()
         .filter(|(_, id)| *id == version.id)
         .map(|(alias, _)| alias)
         .collect();
-    aliases.push(version.version.clone());
     let run_id = match &version.source_run_id {
         Some(run_id) => run_id.clone(),
         None => registry
@@ -253,5 +309,25 @@ pub fn logged_model(registry: &Registry, model: &LoggedModel) -> Result<Value> {
         info.insert("source_run_id".into(), json!(run_id));
     }
     info.insert("tags".into(), key_values(&tags));
-    Ok(json!({ "info": info, "data": { "params": key_values(&model.params), "metrics": [] } }))
+    let metrics: Vec<Value> = registry
+        .logged_model_metrics(model.id)?
+        .iter()
+        .map(|m| {
+            let mut metric = Map::new();
+            metric.insert("key".into(), json!(m.key));
+            metric.insert("value".into(), number(m.value));
+            metric.insert("timestamp".into(), json!(m.timestamp));
+            metric.insert("step".into(), json!(m.step));
+            if let Some(name) = &m.dataset_name {
+                metric.insert("dataset_name".into(), json!(name));
+            }
+            if let Some(digest) = &m.dataset_digest {
+                metric.insert("dataset_digest".into(), json!(digest));
+            }
+            metric.insert("model_id".into(), json!(model.key));
+            metric.insert("run_id".into(), json!(m.run_id));
+            Value::Object(metric)
+        })
+        .collect();
+    Ok(json!({ "info": info, "data": { "params": key_values(&model.params), "metrics": metrics } }))
 }

@@ -68,11 +68,12 @@ pub async fn list(
     let access = registry.project_for_action(&caller, path.project(), Action::ReadRegistry)?;
     let experiment =
         registry.experiment_by_iid(access.project.id, path.number("iid", "Experiment")?)?;
+    // The live runs, as MLflow's default view (ACTIVE_ONLY) lists them.
     let page = registry.candidates_page(
         experiment.id,
         RunOrder::Created,
         true,
-        true,
+        false,
         PageRequest::new(query.page, query.per_page),
     )?;
     listing(&state, &headers, &uri, page, |candidate| {
@@ -100,6 +101,7 @@ pub async fn create(
         registry.experiment_by_iid(access.project.id, path.number("iid", "Experiment")?)?;
     let now = now_ms();
     let batch = LogBatch {
+        model_metrics: Vec::new(),
         metrics: body
             .metrics
             .into_iter()

@@ -426,9 +426,10 @@ pub fn model(registry: &Registry, model: &Model) -> Result<ModelView> {
     let summary = registry.model_summary(model.clone())?;
     let experiment = registry.experiment(model.experiment_id)?;
     // Every version has its candidate in the model's experiment; the others are candidates.
-    let candidate_count = (registry.candidate_count(experiment.id, Lifecycle::Active)?
-        + registry.candidate_count(experiment.id, Lifecycle::Deleted)?)
-    .saturating_sub(summary.version_count);
+    // Deleted runs are not live ones (MLflow's default view); versions' runs are never deleted.
+    let candidate_count = registry
+        .candidate_count(experiment.id, Lifecycle::Active)?
+        .saturating_sub(summary.version_count);
     Ok(ModelView {
         id: model.id,
         name: model.name.clone(),
@@ -450,8 +451,7 @@ pub fn experiment(registry: &Registry, experiment: &Experiment) -> Result<Experi
         name: experiment.name.clone(),
         model_id: experiment.model_id,
         lifecycle: experiment.lifecycle.as_str().to_string(),
-        candidate_count: registry.candidate_count(experiment.id, Lifecycle::Active)?
-            + registry.candidate_count(experiment.id, Lifecycle::Deleted)?,
+        candidate_count: registry.candidate_count(experiment.id, Lifecycle::Active)?,
         creator: author(registry, experiment.creator_id),
         created_at: time(&experiment.created_at),
         updated_at: time(&experiment.updated_at),

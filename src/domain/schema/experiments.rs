@@ -78,6 +78,14 @@ pub fn by_name_in(
     super::get_by_index::<Experiments>(meta, Table::ExperimentsByName, &name_key(project_id, name))
 }
 
+pub fn load_by_name(
+    tx: &dyn Txn,
+    project_id: u64,
+    name: &str,
+) -> Result<Option<Experiment>, TxFail> {
+    super::load_by_index::<Experiments>(tx, Table::ExperimentsByName, &name_key(project_id, name))
+}
+
 pub fn name_taken(tx: &dyn Txn, project_id: u64, name: &str) -> Result<bool, TxFail> {
     Ok(tx
         .get(Table::ExperimentsByName, &name_key(project_id, name))?

@@ -4,7 +4,8 @@
 //! ordered indexes, kept counts, parent revisions, the latest metric values and a model's latest
 //! version. The upgrade keeps every record as it is and rebuilds every index from the records, in
 //! batches of transactions; it is idempotent (it starts by clearing what it rebuilds), so a crash
-//! half way is repaired by the next start. The version is recorded last.
+//! half way is repaired by the next start. The version is recorded last. Version 3 indexes files
+//! by sha256 (the OCI surface), version 4 versions by their source run (MLflow lineage).
 
 use std::collections::HashMap;
 
@@ -42,13 +43,17 @@ pub const STEPS: &[Step] = &[
         name: "files by content digest (for the OCI surface)",
         run: files_by_sha256_step,
     },
+    Step {
+        name: "versions by the run they were registered from",
+        run: versions_by_source_run_step,
+    },
 ];
 
 /// How many records one upgrade transaction rebuilds.
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 44] = [
+const DERIVED: [Table; 45] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -93,6 +98,7 @@ const DERIVED: [Table; 44] = [
     Table::TrustedPublishersByProject,
     Table::CiTokensByHash,
     Table::CiTokensByExpiry,
+    Table::VersionsBySourceRun,
 ];
 
 fn transact(
@@ -140,6 +146,36 @@ fn files_by_sha256_step(meta: &dyn MetaStore, progress: &mut Progress) -> Result
     progress.advance(rest);
     tracing::info!(files = done, "files indexed by sha256");
     Ok(())
+}
+
+/// Version 4: versions are found by the run they were registered from (the run page's
+/// lineage). Writes the index entry of every version that names a run; idempotent.
+fn versions_by_source_run_step(
+    meta: &dyn MetaStore,
+    progress: &mut Progress,
+) -> Result<(), StoreError> {
+    let mut batch: Vec<ModelVersion> = Vec::with_capacity(BATCH);
+    let flush = |batch: &mut Vec<ModelVersion>| -> Result<(), StoreError> {
+        transact(meta, |tx| {
+            for version in batch.iter() {
+                if let Some((key, value)) = super::versions::source_run_entry(version) {
+                    tx.put(Table::VersionsBySourceRun, &key, &value)?;
+                }
+            }
+            Ok(())
+        })?;
+        batch.clear();
+        Ok(())
+    };
+    for version in meta.scan_json::<ModelVersion>(Table::Versions, &[]) {
+        batch.push(version?);
+        if batch.len() == BATCH {
+            progress.advance(batch.len() as u64);
+            flush(&mut batch)?;
+        }
+    }
+    progress.advance(batch.len() as u64);
+    flush(&mut batch)
 }
 
 fn rebuild_step(meta: &dyn MetaStore, progress: &mut Progress) -> Result<(), StoreError> {

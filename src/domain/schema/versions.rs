@@ -58,6 +58,41 @@ fn entry_by_seq(v: &ModelVersion) -> Option<IndexEntry> {
     Some((key().id(v.model_id).id(v.seq).build(), id_key(v.id)))
 }
 
+/// `(project, run id, version)`: the versions registered from a run (MLflow's `run_id`).
+fn source_run_prefix(project_id: u64, run_id: &str) -> Vec<u8> {
+    key().id(project_id).str(run_id).build()
+}
+
+fn entry_by_source_run(v: &ModelVersion) -> Option<IndexEntry> {
+    let run_id = v.source_run_id.as_deref()?;
+    Some((
+        key()
+            .raw(&source_run_prefix(v.project_id, run_id))
+            .id(v.id)
+            .build(),
+        id_key(v.id),
+    ))
+}
+
+/// The versions of a project registered from a run, oldest first.
+pub fn ids_from_run(
+    meta: &dyn MetaStore,
+    project_id: u64,
+    run_id: &str,
+) -> Result<Vec<u64>, StoreError> {
+    meta.scan_keys(
+        Table::VersionsBySourceRun,
+        &source_run_prefix(project_id, run_id),
+    )
+    .map(|k| k.map(|k| super::trailing_id(&k).unwrap_or(0)))
+    .collect()
+}
+
+/// The version-by-source-run index entry of a version (the upgrade to schema 3 adds them).
+pub fn source_run_entry(v: &ModelVersion) -> Option<IndexEntry> {
+    entry_by_source_run(v)
+}
+
 const INDEXES: &[Index<ModelVersion>] = &[
     Index {
         table: Table::VersionsByModel,
@@ -78,6 +113,10 @@ const INDEXES: &[Index<ModelVersion>] = &[
     Index {
         table: Table::VersionsByStage,
         entry: entry_by_stage,
+    },
+    Index {
+        table: Table::VersionsBySourceRun,
+        entry: entry_by_source_run,
     },
 ];
 

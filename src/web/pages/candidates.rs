@@ -59,6 +59,8 @@ fn render(
     // Charts draw a thinned series, read by seeking: bounded work however much was logged.
     let history = registry.metric_series(candidate.id, CHART_POINTS)?;
     let latest = registry.latest_metrics(candidate.id)?;
+    let inputs = super::run_lineage::inputs_section(ctx, candidate)?;
+    let registered = super::run_lineage::registered_section(ctx, candidate)?;
     let url = candidate_url(ctx, candidate);
     let title = run_title(candidate);
     let tag = |key: &str| tags.iter().find(|t| t.key == key).map(|t| t.value.clone());
@@ -97,6 +99,7 @@ fn render(
             div {
                 h1 { (title) " " (status_badge(candidate)) }
                 p.subtitle.mono { "run " (candidate.run_id) }
+                (registered)
             }
             div.actions {
                 @if can_write && version.is_none() {
@@ -129,6 +132,7 @@ fn render(
                 }
                 h2 { "Metrics" }
                 (metrics_section(&url, query, &latest, &history))
+                (inputs)
                 h2 { "Artifacts " span.count { (files.len()) } }
                 (files_table(ctx, &files, &links))
                 h2 { "Parameters" }

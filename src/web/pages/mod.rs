@@ -9,6 +9,7 @@ pub mod experiments;
 pub mod models;
 pub mod projects;
 mod run_details;
+mod run_lineage;
 pub mod settings;
 pub mod tokens;
 pub mod versions;

@@ -358,15 +358,6 @@ fn render(
     let author = user_name(registry, version.author_id);
     let can_write = ctx.can_write();
     let may_delete_files = ctx.may(Action::DeletePackages) && ctx.may(Action::DeleteModelPackages);
-    let source_run = version
-        .source_run_id
-        .as_deref()
-        .filter(|run| *run != candidate.run_id)
-        .and_then(|run| {
-            registry
-                .candidate_by_run_id(ctx.access.project.id, run)
-                .ok()
-        });
     let links = FileLinks {
         page: url.clone(),
         api: format!(
@@ -472,12 +463,10 @@ fn render(
                 (ci_section(candidate.ci.as_ref()))
                 dl {
                     dt { "Run" } dd #lineage { a href=(ctx.ml(&format!("candidates/{}", candidate.iid))) { (super::experiments::run_title(&candidate)) } div.mono.muted.wrap { (candidate.run_id) } }
-                    @if let Some(run) = &source_run {
-                        dt { "Source run" } dd { a href=(ctx.ml(&format!("candidates/{}", run.iid))) { (super::experiments::run_title(run)) } }
-                    }
                     dt { "Package" } dd.mono.wrap { (model.name) "/" (version.version) }
                     dt { "Version id" } dd { (version.id) }
                     @if let Some(source) = &version.source { dt { "Source" } dd.mono.wrap { (source) } }
+                    (super::run_lineage::source_run(ctx, version))
                 }
             }
         }
