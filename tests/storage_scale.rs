@@ -446,6 +446,102 @@ fn run_searches_order_and_filter_by_latest_metrics() {
 }
 
 #[test]
+fn version_searches_list_the_most_recently_updated_first_page_by_page() {
+    let server = TestServer::start();
+    let project_id = project(&server, "search", "private");
+    let api = Api::root(&server);
+    let mut created = Vec::new(); // (model, number), oldest first
+    for i in 0..12u64 {
+        let name = if i % 3 == 0 { "alpha" } else { "beta" };
+        if i < 2 {
+            let model = api.post_json(
+                &mlflow(project_id, "registered-models/create"),
+                json!({ "name": name }),
+            );
+            assert_eq!(model.status, 200, "{}", model.text());
+        }
+        let version = api.post_json(
+            &mlflow(project_id, "model-versions/create"),
+            json!({ "name": name, "source": format!("s3://bucket/{i}") }),
+        );
+        assert_eq!(version.status, 200, "{}", version.text());
+        let number = version.json()["model_version"]["version"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        created.push((name.to_string(), number));
+        std::thread::sleep(std::time::Duration::from_millis(3));
+    }
+    // Updating the oldest version makes it the most recently updated one.
+    let (old_name, old_number) = created[0].clone();
+    let updated = api.send(
+        "PATCH",
+        &mlflow(project_id, "model-versions/update"),
+        &[("Content-Type", "application/json")],
+        json!({ "name": old_name, "version": old_number, "description": "retrained" })
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(updated.status, 200, "{}", updated.text());
+    let mut expected: Vec<(String, String)> = created[1..].iter().rev().cloned().collect();
+    expected.insert(0, created[0].clone());
+
+    let walk = |filter: &str| -> Vec<(String, String)> {
+        let mut seen = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let encode = |text: &str| {
+                percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            };
+            let mut query = format!("filter={}&max_results=5", encode(filter));
+            if let Some(token) = &token {
+                query.push_str(&format!("&page_token={}", encode(token)));
+            }
+            let reply = api.get(&mlflow(
+                project_id,
+                &format!("model-versions/search?{query}"),
+            ));
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            let page = reply.json();
+            let versions = page["model_versions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert!(versions.len() <= 5);
+            for v in versions {
+                seen.push((
+                    v["name"].as_str().unwrap().to_string(),
+                    v["version"].as_str().unwrap().to_string(),
+                ));
+            }
+            match page["next_page_token"].as_str() {
+                Some(next) => token = Some(next.to_string()),
+                None => return seen,
+            }
+        }
+    };
+    assert_eq!(
+        walk(""),
+        expected,
+        "the project's versions, newest update first"
+    );
+    let betas: Vec<_> = expected
+        .iter()
+        .filter(|(n, _)| n == "beta")
+        .cloned()
+        .collect();
+    assert_eq!(walk("name = 'beta'"), betas, "one model's index");
+    let alphas: Vec<_> = expected
+        .iter()
+        .filter(|(n, _)| n == "alpha")
+        .cloned()
+        .collect();
+    assert_eq!(walk("name = 'alpha'"), alphas);
+    assert_eq!(alphas[0], created[0], "the updated version leads");
+}
+
+#[test]
 fn deleting_a_model_removes_everything_it_owned() {
     let server = TestServer::start();
     let project_id = project(&server, "cleanup", "private");

@@ -199,6 +199,24 @@ impl Registry {
             .map(move |id| self.version(id?))
     }
 
+    /// A model's versions, the most recently updated first (then the newest number).
+    pub fn versions_by_updated<'a>(
+        &'a self,
+        model: &Model,
+    ) -> impl Iterator<Item = Result<ModelVersion>> + 'a {
+        schema::versions::ids_by_updated(self.meta.as_ref(), model.id)
+            .map(move |id| self.version(id?))
+    }
+
+    /// The versions of every model of a project, the most recently updated first.
+    pub fn project_versions_by_updated<'a>(
+        &'a self,
+        project_id: u64,
+    ) -> impl Iterator<Item = Result<ModelVersion>> + 'a {
+        schema::versions::ids_in_project_by_updated(self.meta.as_ref(), project_id)
+            .map(move |id| self.version(id?))
+    }
+
     /// Versions whose SemVer string starts with `prefix`, by string (the UI's filter).
     pub fn versions_with_prefix(
         &self,

@@ -84,10 +84,12 @@ pub enum Table {
     RunModelLinks,
     LoggedModelMetrics,
     VersionsBySourceRun,
+    VersionsByUpdated,
+    ProjectVersionsByUpdated,
 }
 
 impl Table {
-    pub const ALL: [Table; 74] = [
+    pub const ALL: [Table; 76] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -162,6 +164,8 @@ impl Table {
         Table::RunModelLinks,
         Table::LoggedModelMetrics,
         Table::VersionsBySourceRun,
+        Table::VersionsByUpdated,
+        Table::ProjectVersionsByUpdated,
     ];
 
     pub fn name(self) -> &'static str {
@@ -240,6 +244,8 @@ impl Table {
             Table::RunModelLinks => "run_model_links",
             Table::LoggedModelMetrics => "logged_model_metrics",
             Table::VersionsBySourceRun => "versions_by_source_run",
+            Table::VersionsByUpdated => "versions_by_updated",
+            Table::ProjectVersionsByUpdated => "project_versions_by_updated",
         }
     }
 

@@ -1,5 +1,8 @@
 //! `registered-models/*` and `model-versions/*`: registered models are models; a version's
-//! MLflow `version` is its per-model sequence number, its SemVer string is an alias.
+//! MLflow `version` is its per-model sequence number; its SemVer string resolves like an alias
+//! (`@1.2.0`, `@^1.2`) without being stored or listed as one.
+
+use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::Json;
@@ -660,30 +663,62 @@ pub async fn search_versions(
     let clauses = search::parse_filter(&params.str("filter")?.unwrap_or_default())?;
     // MLflow's cap on the page (the page itself is read by `PageQuery` below).
     params.max_results(10_000, 200_000)?;
-    let models = registry.models_named_from(ctx.access.project.id, &name_prefix(&clauses));
-    // Without `order_by`, MLflow lists the most recently updated first (then by name, then
-    // newest number). The matches of the models the filter's name narrows to are read, the
-    // page is cut from them in that order.
-    let mut found: Vec<(Model, ModelVersion)> = Vec::new();
-    for model in models {
-        let model = model?;
-        for version in registry.versions_by_seq(&model, true) {
-            let version = version?;
-            if search::matches(&clauses, |f| version_field(registry, &model, &version, f)) {
-                found.push((model.clone(), version));
+    let query = search::PageQuery::from_params(&params, 10_000, 200_000)?;
+    let project_id = ctx.access.project.id;
+    let (page, next) = if query.is_ordered() {
+        // An explicit order: the matches of the models the filter's name narrows to are read and
+        // sorted (ties: name, then newest number).
+        let mut found: Vec<(Model, ModelVersion)> = Vec::new();
+        for model in registry.models_named_from(project_id, &name_prefix(&clauses)) {
+            let model = model?;
+            for version in registry.versions_by_seq(&model, true) {
+                let version = version?;
+                if search::matches(&clauses, |f| version_field(registry, &model, &version, f)) {
+                    found.push((model.clone(), version));
+                }
             }
         }
-    }
-    let (page, next) = search::PageQuery::from_params(&params, 10_000, 200_000)?.apply(
-        found,
-        |(m, v), f| version_field(registry, m, v, f),
-        |a, b| {
-            b.1.updated_at
-                .cmp(&a.1.updated_at)
-                .then(a.0.name.cmp(&b.0.name))
-                .then(b.1.seq.cmp(&a.1.seq))
-        },
-    );
+        query.apply(
+            found,
+            |(m, v), f| version_field(registry, m, v, f),
+            |a, b| a.0.name.cmp(&b.0.name).then(b.1.seq.cmp(&a.1.seq)),
+        )
+    } else {
+        // MLflow's default order, the most recently updated first, read from the index in that
+        // order until the page is full: one model's index when the filter's name names one
+        // model, else the project's.
+        let mut narrowed = registry.models_named_from(project_id, &name_prefix(&clauses));
+        let only = match (narrowed.next().transpose()?, narrowed.next()) {
+            (Some(model), None) => Some(model),
+            _ => None,
+        };
+        let versions: Box<dyn Iterator<Item = Result<ModelVersion, _>>> = match &only {
+            Some(model) => Box::new(registry.versions_by_updated(model)),
+            None => Box::new(registry.project_versions_by_updated(project_id)),
+        };
+        let mut models: HashMap<u64, Model> = only.iter().map(|m| (m.id, m.clone())).collect();
+        let matches = versions.filter_map(|version| {
+            let with_model = version.and_then(|version| {
+                let model = match models.get(&version.model_id) {
+                    Some(model) => model.clone(),
+                    None => {
+                        let model = registry.model(version.model_id)?;
+                        models.insert(model.id, model.clone());
+                        model
+                    }
+                };
+                Ok((model, version))
+            });
+            match with_model {
+                Ok((model, version)) => {
+                    search::matches(&clauses, |f| version_field(registry, &model, &version, f))
+                        .then_some(Ok((model, version)))
+                }
+                Err(error) => Some(Err(error)),
+            }
+        });
+        query.cut(matches)?
+    };
     let next = next.map(|n| format!("o{n}"));
     let items = page
         .iter()

@@ -45,6 +45,31 @@ impl PageQuery {
         })
     }
 
+    /// Whether the search names an order (otherwise the listing's own index order applies).
+    pub fn is_ordered(&self) -> bool {
+        !self.order.is_empty()
+    }
+
+    /// Takes the page from `matches`, already in the listing's order: skips the earlier pages'
+    /// matches and stops one after the page, so the cost is the pages read, not every match.
+    pub fn cut<T, E>(
+        &self,
+        matches: impl Iterator<Item = Result<T, E>>,
+    ) -> Result<(Vec<T>, Option<String>), E> {
+        let mut page = Vec::new();
+        for found in matches.skip(self.start) {
+            let found = found?;
+            if page.len() == self.max_results {
+                return Ok((
+                    page,
+                    Some(self.start.saturating_add(self.max_results).to_string()),
+                ));
+            }
+            page.push(found);
+        }
+        Ok((page, None))
+    }
+
     /// Sorts by the order clauses (ties and no clauses: `fallback`), then cuts the page; the
     /// token of the next page when there is one.
     pub fn apply<T>(

@@ -5,7 +5,8 @@
 //! version. The upgrade keeps every record as it is and rebuilds every index from the records, in
 //! batches of transactions; it is idempotent (it starts by clearing what it rebuilds), so a crash
 //! half way is repaired by the next start. The version is recorded last. Version 3 indexes files
-//! by sha256 (the OCI surface), version 4 versions by their source run (MLflow lineage).
+//! by sha256 (the OCI surface), version 4 versions by their source run (MLflow lineage), version 5
+//! versions by last update (MLflow's default search order).
 
 use std::collections::HashMap;
 
@@ -47,13 +48,17 @@ pub const STEPS: &[Step] = &[
         name: "versions by the run they were registered from",
         run: versions_by_source_run_step,
     },
+    Step {
+        name: "versions by last update (MLflow's search order)",
+        run: versions_by_updated_step,
+    },
 ];
 
 /// How many records one upgrade transaction rebuilds.
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 45] = [
+const DERIVED: [Table; 47] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -99,6 +104,8 @@ const DERIVED: [Table; 45] = [
     Table::CiTokensByHash,
     Table::CiTokensByExpiry,
     Table::VersionsBySourceRun,
+    Table::VersionsByUpdated,
+    Table::ProjectVersionsByUpdated,
 ];
 
 fn transact(
@@ -149,17 +156,44 @@ fn files_by_sha256_step(meta: &dyn MetaStore, progress: &mut Progress) -> Result
 }
 
 /// Version 4: versions are found by the run they were registered from (the run page's
-/// lineage). Writes the index entry of every version that names a run; idempotent.
+/// lineage).
 fn versions_by_source_run_step(
     meta: &dyn MetaStore,
     progress: &mut Progress,
+) -> Result<(), StoreError> {
+    index_versions(meta, progress, |version| {
+        vec![(
+            Table::VersionsBySourceRun,
+            super::versions::source_run_entry(version),
+        )]
+    })
+}
+
+/// Version 5: versions by last update, per model and per project (MLflow's search order).
+fn versions_by_updated_step(
+    meta: &dyn MetaStore,
+    progress: &mut Progress,
+) -> Result<(), StoreError> {
+    index_versions(meta, progress, |version| {
+        super::versions::updated_entries(version).to_vec()
+    })
+}
+
+/// Writes the index entries `entries` gives for every version already there, in batches;
+/// idempotent (an entry is a function of its version).
+fn index_versions(
+    meta: &dyn MetaStore,
+    progress: &mut Progress,
+    entries: impl Fn(&ModelVersion) -> Vec<(Table, Option<super::IndexEntry>)>,
 ) -> Result<(), StoreError> {
     let mut batch: Vec<ModelVersion> = Vec::with_capacity(BATCH);
     let flush = |batch: &mut Vec<ModelVersion>| -> Result<(), StoreError> {
         transact(meta, |tx| {
             for version in batch.iter() {
-                if let Some((key, value)) = super::versions::source_run_entry(version) {
-                    tx.put(Table::VersionsBySourceRun, &key, &value)?;
+                for (table, entry) in entries(version) {
+                    if let Some((key, value)) = entry {
+                        tx.put(table, &key, &value)?;
+                    }
                 }
             }
             Ok(())

@@ -1,6 +1,7 @@
 //! Model versions: unique by `(model, version string)`; ordered by SemVer precedence (all
 //! versions, and releases alone) through [`super::semver_key`]; found by per-model sequence number
-//! (MLflow's `version`); counted per model.
+//! (MLflow's `version`); ordered by last update per model and per project (MLflow's default
+//! `search_model_versions` order); counted per model.
 
 use semver::Version;
 
@@ -93,6 +94,62 @@ pub fn source_run_entry(v: &ModelVersion) -> Option<IndexEntry> {
     entry_by_source_run(v)
 }
 
+fn updated_ms(v: &ModelVersion) -> u64 {
+    u64::try_from(v.updated_at.timestamp_millis()).unwrap_or(0)
+}
+
+/// `(model, updated ms, seq)`: read backwards, the most recently updated first, then the newest
+/// number.
+fn entry_by_updated(v: &ModelVersion) -> Option<IndexEntry> {
+    Some((
+        key().id(v.model_id).id(updated_ms(v)).id(v.seq).build(),
+        id_key(v.id),
+    ))
+}
+
+/// `(project, updated ms, !model, seq)`: read backwards, the most recently updated first, then
+/// the older model (MLflow breaks ties by name; here by model id), then the newest number.
+fn entry_in_project_by_updated(v: &ModelVersion) -> Option<IndexEntry> {
+    Some((
+        key()
+            .id(v.project_id)
+            .id(updated_ms(v))
+            .id(u64::MAX - v.model_id)
+            .id(v.seq)
+            .build(),
+        id_key(v.id),
+    ))
+}
+
+/// The by-last-update index entries of a version (the upgrade to schema 5 adds them).
+pub fn updated_entries(v: &ModelVersion) -> [(Table, Option<IndexEntry>); 2] {
+    [
+        (Table::VersionsByUpdated, entry_by_updated(v)),
+        (
+            Table::ProjectVersionsByUpdated,
+            entry_in_project_by_updated(v),
+        ),
+    ]
+}
+
+/// A model's version ids, the most recently updated first (then the newest number).
+pub fn ids_by_updated<'a>(
+    meta: &'a dyn MetaStore,
+    model_id: u64,
+) -> impl Iterator<Item = Result<u64, StoreError>> + 'a {
+    meta.scan_rev(Table::VersionsByUpdated, &id_key(model_id))
+        .map(|entry| entry.map(|(_, v)| super::trailing_id(&v).unwrap_or(0)))
+}
+
+/// A project's version ids of every model, the most recently updated first.
+pub fn ids_in_project_by_updated<'a>(
+    meta: &'a dyn MetaStore,
+    project_id: u64,
+) -> impl Iterator<Item = Result<u64, StoreError>> + 'a {
+    meta.scan_rev(Table::ProjectVersionsByUpdated, &id_key(project_id))
+        .map(|entry| entry.map(|(_, v)| super::trailing_id(&v).unwrap_or(0)))
+}
+
 const INDEXES: &[Index<ModelVersion>] = &[
     Index {
         table: Table::VersionsByModel,
@@ -117,6 +174,14 @@ const INDEXES: &[Index<ModelVersion>] = &[
     Index {
         table: Table::VersionsBySourceRun,
         entry: entry_by_source_run,
+    },
+    Index {
+        table: Table::VersionsByUpdated,
+        entry: entry_by_updated,
+    },
+    Index {
+        table: Table::ProjectVersionsByUpdated,
+        entry: entry_in_project_by_updated,
     },
 ];
 
