@@ -80,10 +80,16 @@ pub enum Table {
     CiTokens,
     CiTokensByHash,
     CiTokensByExpiry,
+    Hooks,
+    HooksByProject,
+    ProjectHooks,
+    Deliveries,
+    DeliveriesPending,
+    AliasMoves,
 }
 
 impl Table {
-    pub const ALL: [Table; 70] = [
+    pub const ALL: [Table; 76] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -154,6 +160,12 @@ impl Table {
         Table::CiTokens,
         Table::CiTokensByHash,
         Table::CiTokensByExpiry,
+        Table::Hooks,
+        Table::HooksByProject,
+        Table::ProjectHooks,
+        Table::Deliveries,
+        Table::DeliveriesPending,
+        Table::AliasMoves,
     ];
 
     pub fn name(self) -> &'static str {
@@ -228,6 +240,12 @@ impl Table {
             Table::CiTokens => "ci_tokens",
             Table::CiTokensByHash => "ci_tokens_by_hash",
             Table::CiTokensByExpiry => "ci_tokens_by_expiry",
+            Table::Hooks => "hooks",
+            Table::HooksByProject => "hooks_by_project",
+            Table::ProjectHooks => "project_hooks",
+            Table::Deliveries => "deliveries",
+            Table::DeliveriesPending => "deliveries_pending",
+            Table::AliasMoves => "alias_moves",
         }
     }
 
