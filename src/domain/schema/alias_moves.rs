@@ -61,30 +61,8 @@ pub fn page_of(
         .collect()
 }
 
-/// The last move of an alias, inside a transaction: sled transactions cannot scan, so the
-/// latest sequence number is looked up in a kept pointer.
-pub fn last(tx: &dyn Txn, model_id: u64, alias: &str) -> Result<Option<AliasMove>, TxFail> {
-    use crate::store::meta::TxnExt;
-    let pointer = key().str("last_alias_move").id(model_id).str(alias).build();
-    match tx.get(Table::Counters, &pointer)? {
-        Some(seq) => match super::trailing_id(&seq) {
-            Some(seq) => tx.get_json(
-                Table::AliasMoves,
-                &key().id(model_id).str(alias).id(seq).build(),
-            ),
-            None => Ok(None),
-        },
-        None => Ok(None),
-    }
-}
-
-/// Writes a move and makes it the alias's last one.
+/// Writes a move.
 pub fn record(tx: &dyn Txn, m: &AliasMove) -> Result<(), TxFail> {
     super::put::<AliasMoves>(tx, m)?;
-    let pointer = key()
-        .str("last_alias_move")
-        .id(m.model_id)
-        .str(&m.alias)
-        .build();
-    tx.put(Table::Counters, &pointer, &super::id_key(m.seq))
+    Ok(())
 }

@@ -62,6 +62,13 @@ pub fn delete(tx: &dyn Txn, owner: TagOwner, name: &str) -> Result<bool, TxFail>
     Ok(true)
 }
 
+/// A tag's value inside a transaction.
+pub fn value_in(tx: &dyn Txn, owner: TagOwner, name: &str) -> Result<Option<String>, TxFail> {
+    Ok(tx
+        .get(Table::Tags, &tag_key(owner, name))?
+        .map(|v| String::from_utf8_lossy(&v).into_owned()))
+}
+
 pub fn exists(tx: &dyn Txn, owner: TagOwner, name: &str) -> Result<bool, TxFail> {
     Ok(tx.get(Table::Tags, &tag_key(owner, name))?.is_some())
 }
