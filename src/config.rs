@@ -45,7 +45,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage users (on a stopped server's data dir).
     #[command(subcommand)]
     User(UserCommand),
@@ -136,6 +136,36 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "MODELYARD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Let webhooks target loopback, private and link-local addresses (refused by default).
+    #[arg(long, env = "MODELYARD_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// The first webhook retry's delay in milliseconds; each next one doubles.
+    #[arg(
+        long,
+        hide = true,
+        env = "MODELYARD_WEBHOOK_RETRY_BASE_MS",
+        default_value_t = 10_000
+    )]
+    pub webhook_retry_base_ms: u64,
+    /// The longest delay between webhook retries, in milliseconds.
+    #[arg(
+        long,
+        hide = true,
+        env = "MODELYARD_WEBHOOK_RETRY_CAP_MS",
+        default_value_t = 3_600_000
+    )]
+    pub webhook_retry_cap_ms: u64,
+    /// How long a webhook event is retried before it is given up, in seconds.
+    #[arg(
+        long,
+        hide = true,
+        env = "MODELYARD_WEBHOOK_RETRY_FOR",
+        default_value_t = 86_400
+    )]
+    pub webhook_retry_for: u64,
+    /// How long one webhook delivery attempt may take, in seconds.
+    #[arg(long, env = "MODELYARD_WEBHOOK_TIMEOUT", default_value_t = 10)]
+    pub webhook_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,5 +14,6 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+pub mod webhooks;
 
 pub use api::app;

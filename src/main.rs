@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(server::serve(&cli.data_dir, args))
+                .block_on(server::serve(&cli.data_dir, *args))
         }
         command => tokio::runtime::Builder::new_current_thread()
             .enable_all()

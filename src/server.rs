@@ -105,7 +105,14 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         model_file_bytes: args.max_model_file_size,
     };
     warn_if_exposed(data_dir);
-    let registry = open_registry(data_dir, limits, args.cache_mb)?;
+    let mut registry = open_registry(data_dir, limits, args.cache_mb)?;
+    registry.event_settings = crate::domain::events::EventSettings {
+        allow_private: args.webhook_allow_private,
+        retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
+        retry_cap: Duration::from_millis(args.webhook_retry_cap_ms.max(1)),
+        retry_for: Duration::from_secs(args.webhook_retry_for),
+        timeout: Duration::from_secs(args.webhook_timeout.max(1)),
+    };
     let root_token = args.root_token.as_ref().map(|s| s.0.as_str());
     if let Some(secret) = registry.bootstrap_root(root_token).await? {
         let path = data_dir.join("initial_root_token");
@@ -158,6 +165,12 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         audiences,
     );
     let state = AppState::new(Arc::new(registry), settings).with_identities(identities);
+    let link_base = state
+        .settings
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let deliverer = crate::webhooks::spawn(state.registry.clone(), link_base);
     let signalled = shutdown_signal()?;
     let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
     let cap = match args.max_connections {
@@ -210,6 +223,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!(%error, "the metrics server ended abnormally");
         }
     }
+    deliverer.abort();
     state.registry.persist_blocking()?;
     tracing::info!("metadata flushed; bye");
     Ok(())

@@ -63,7 +63,13 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(middleware::from_fn(unread_body::close_if_unread))
+        .layer(middleware::from_fn(with_actor))
         .with_state(state)
+}
+
+/// Gives each request a slot for its actor, named in the webhook events its changes announce.
+async fn with_actor(request: Request, next: middleware::Next) -> Response {
+    crate::domain::events::with_actor_slot(next.run(request)).await
 }
 
 /// The answer to a request whose handler panicked: GitLab's JSON 500, with the panic logged.

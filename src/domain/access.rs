@@ -158,6 +158,10 @@ pub enum Action {
     AdminProject,
     /// Delete the project.
     DeleteProject,
+    /// Create, change, delete and test the project's webhooks and read their delivery logs.
+    ManageHooks,
+    /// Move or delete a model's protected alias (`production`, say).
+    MoveProtectedAlias,
 }
 
 impl Action {
@@ -170,7 +174,9 @@ impl Action {
             Action::DeletePackages
             | Action::DeleteModelPackages
             | Action::AdoptPackages
-            | Action::AdminProject => Some(AccessLevel::Maintainer),
+            | Action::AdminProject
+            | Action::ManageHooks
+            | Action::MoveProtectedAlias => Some(AccessLevel::Maintainer),
             Action::DeleteProject => Some(AccessLevel::Owner),
         }
     }
@@ -186,6 +192,7 @@ impl Action {
                 | Action::WriteRegistry
                 | Action::AdoptPackages
                 | Action::DeleteModelPackages
+                | Action::MoveProtectedAlias
         )
     }
 
@@ -259,7 +266,10 @@ pub fn decide(
     match caller {
         Caller::Anonymous => return Err(Error::Unauthorized),
         Caller::Machine(machine) => {
-            if matches!(action, Action::AdminProject | Action::DeleteProject) {
+            if matches!(
+                action,
+                Action::AdminProject | Action::DeleteProject | Action::ManageHooks
+            ) {
                 return Err(Error::denied(format!(
                     "{} cannot change a project's settings or members",
                     machine.describe()

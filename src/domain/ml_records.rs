@@ -25,6 +25,9 @@ pub struct Model {
     /// The highest release (no prerelease): what "latest" means when the model has one.
     #[serde(default)]
     pub latest_release: Option<String>,
+    /// Aliases only Maintainers move or delete (`production`, say).
+    #[serde(default)]
+    pub protected_aliases: Vec<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

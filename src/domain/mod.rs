@@ -7,6 +7,8 @@ pub mod artifacts;
 pub mod candidates;
 pub mod ci;
 pub mod error;
+pub mod event_records;
+pub mod events;
 pub mod experiments;
 pub mod groups;
 pub mod logged_models;
@@ -65,6 +67,10 @@ pub struct Registry {
     readiness: std::sync::Mutex<Option<(std::time::Instant, std::result::Result<(), String>)>>,
     /// OCI upload sessions receive one chunk at a time.
     pub(crate) oci_uploads: oci::UploadLocks,
+    /// How webhooks are delivered.
+    pub event_settings: events::EventSettings,
+    /// Woken when a durable write put events in the outbox.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Registry {
@@ -76,6 +82,8 @@ impl Registry {
             limits,
             readiness: std::sync::Mutex::new(None),
             oci_uploads: oci::UploadLocks::default(),
+            event_settings: events::EventSettings::default(),
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -137,8 +145,13 @@ impl Registry {
         &self,
         body: impl FnMut(&dyn crate::store::meta::Txn) -> Result<R, crate::store::meta::TxError<Error>>,
     ) -> Result<R> {
+        schema::outbox::take_wrote();
         let done = self.meta.transaction(body)?;
+        let announced = schema::outbox::take_wrote();
         self.persist().await?;
+        if announced {
+            self.outbox_wake.notify_one();
+        }
         Ok(done)
     }
 
@@ -180,15 +193,20 @@ impl Registry {
         for _ in 0..ATTEMPTS {
             let mut seen = schema::revisions::ReadSet::new();
             let listed = list(&mut seen)?;
+            schema::outbox::take_wrote();
             let outcome = self.meta.transaction(|tx| {
                 if !seen.unchanged(tx)? {
                     return abort(Attempt::Stale);
                 }
                 change(tx, &listed)
             });
+            let announced = schema::outbox::take_wrote();
             match outcome {
                 Ok(done) => {
                     self.persist().await?;
+                    if announced {
+                        self.outbox_wake.notify_one();
+                    }
                     return Ok(done);
                 }
                 Err(Attempt::Stale) => continue,

@@ -185,6 +185,7 @@ impl Registry {
                 version_seq: 0,
                 latest_version: None,
                 latest_release: None,
+                protected_aliases: Vec::new(),
                 created_at: at,
                 updated_at: at,
             };

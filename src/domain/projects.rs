@@ -55,7 +55,12 @@ impl ProjectAccess {
             (Err(Error::Forbidden | Error::NotFound(_)), Some(reason)) => {
                 Err(Error::denied(reason.clone()))
             }
-            (decision, _) => decision,
+            (decision, _) => {
+                if decision.is_ok() {
+                    super::events::note_actor(caller);
+                }
+                decision
+            }
         }
     }
 }
@@ -297,9 +302,26 @@ impl Registry {
                         .iter()
                         .map(|r| r.id)
                         .collect();
-                Ok((packages, self.members(project.id)?, deploy_tokens, rules))
+                let mut hooks = Vec::new();
+                for id in schema::hooks::ids_of(self.meta.as_ref(), project.id)? {
+                    hooks.push((id, schema::outbox::keys_of(self.meta.as_ref(), id)?));
+                }
+                Ok((
+                    packages,
+                    self.members(project.id)?,
+                    deploy_tokens,
+                    rules,
+                    hooks,
+                ))
             },
-            |tx, (packages, members, deploy_tokens, rules)| {
+            |tx, (packages, members, deploy_tokens, rules, hooks)| {
+                // Hooks go first: the deletions below announce nothing to a deleted project.
+                for (id, deliveries) in hooks {
+                    for key in deliveries {
+                        schema::remove::<schema::outbox::Deliveries>(tx, key)?;
+                    }
+                    schema::remove::<schema::hooks::Hooks>(tx, &schema::id_key(*id))?;
+                }
                 for id in deploy_tokens {
                     schema::remove::<schema::deploy_tokens::DeployTokens>(
                         tx,

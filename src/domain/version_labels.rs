@@ -5,12 +5,21 @@ use semver::Version;
 
 use super::access::{Action, Caller};
 use super::error::{Error, Result};
+use super::event_records::AliasMove;
 use super::ml_records::{ModelVersion, TagOwner};
 use super::projects::ProjectAccess;
 use super::records::now;
 use super::schema::{self, versions::Versions};
 use super::Registry;
-use crate::store::meta::{abort, TxError};
+use crate::store::meta::abort;
+
+/// One change of [`Registry::move_aliases`]: point `alias` at `version`, or delete it.
+#[derive(Debug, Clone)]
+pub struct AliasChange {
+    pub alias: String,
+    pub version: Option<ModelVersion>,
+    pub reason: Option<String>,
+}
 
 pub const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];
 
@@ -49,6 +58,7 @@ pub fn parse_stage(stage: &str) -> Result<&'static str> {
 }
 
 impl Registry {
+    /// Points an alias at a version (see [`Registry::move_aliases`]).
     pub async fn set_alias(
         &self,
         caller: &Caller,
@@ -57,25 +67,20 @@ impl Registry {
         alias: &str,
     ) -> Result<()> {
         access.check(caller, Action::WriteRegistry)?;
-        validate_alias(alias)?;
         if version.project_id != access.project.id {
             return Err(Error::NotFound("Model version"));
         }
-        let tag = super::ml_records::KeyValue {
-            key: alias.to_string(),
-            value: version.id.to_string(),
+        let change = AliasChange {
+            alias: alias.to_string(),
+            version: Some(version.clone()),
+            reason: None,
         };
-        self.write(|tx| -> Result<(), TxError<Error>> {
-            schema::tags::set(
-                tx,
-                TagOwner::ModelAlias(version.model_id),
-                std::slice::from_ref(&tag),
-            )?;
-            Ok(())
-        })
-        .await
+        self.move_aliases(caller, access, version.model_id, vec![change])
+            .await
+            .map(|_| ())
     }
 
+    /// Deletes an alias (see [`Registry::move_aliases`]).
     pub async fn delete_alias(
         &self,
         caller: &Caller,
@@ -83,14 +88,219 @@ impl Registry {
         model_id: u64,
         alias: &str,
     ) -> Result<()> {
+        let change = AliasChange {
+            alias: alias.to_string(),
+            version: None,
+            reason: None,
+        };
+        self.move_aliases(caller, access, model_id, vec![change])
+            .await
+            .map(|_| ())
+    }
+
+    /// The one way aliases move: every change of a model's aliases, from MLflow, the web UI or
+    /// the native API. The changes are made together or not at all; each is kept in the alias's
+    /// history (who, when, from, to, why). A protected alias is moved by Maintainers only.
+    pub async fn move_aliases(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        model_id: u64,
+        changes: Vec<AliasChange>,
+    ) -> Result<Vec<AliasMove>> {
         access.check(caller, Action::WriteRegistry)?;
-        self.write(|tx| {
-            if !schema::tags::delete(tx, TagOwner::ModelAlias(model_id), alias)? {
-                return abort(Error::NotFoundMessage(format!(
-                    "Registered model alias {alias} not found."
+        let model = self.model(model_id)?;
+        if model.project_id != access.project.id {
+            return Err(Error::NotFound("Model"));
+        }
+        if changes.is_empty() {
+            return Err(Error::bad("aliases must name at least one alias"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for change in &changes {
+            validate_alias(&change.alias)?;
+            if !seen.insert(change.alias.as_str()) {
+                return Err(Error::bad(format!(
+                    "alias '{}' is named twice",
+                    change.alias
                 )));
             }
-            Ok(())
+            if let Some(version) = &change.version {
+                if version.model_id != model.id {
+                    return Err(Error::NotFound("Model version"));
+                }
+            }
+            if change
+                .reason
+                .as_ref()
+                .is_some_and(|r| r.chars().count() > 1000)
+            {
+                return Err(Error::bad("reason is longer than 1000 characters"));
+            }
+        }
+        let protected: Vec<&str> = changes
+            .iter()
+            .map(|c| c.alias.as_str())
+            .filter(|a| model.protected_aliases.iter().any(|p| p == a))
+            .collect();
+        if !protected.is_empty() {
+            access
+                .check(caller, Action::MoveProtectedAlias)
+                .map_err(|error| match error {
+                    Error::Forbidden | Error::Denied(_) => Error::denied(format!(
+                        "alias {} of model {} is protected: only Maintainers move it; nothing was changed",
+                        protected.join(", "),
+                        model.name
+                    )),
+                    other => other,
+                })?;
+        }
+        let (user_id, username) = match caller.user() {
+            Some(user) => (Some(user.id), Some(user.username.clone())),
+            None => (None, caller.machine().map(|m| m.describe())),
+        };
+        let at = now();
+        let owner = TagOwner::ModelAlias(model.id);
+        self.write(|tx| {
+            let mut moves = Vec::new();
+            for change in &changes {
+                let current = schema::tags::value_in(tx, owner, &change.alias)?
+                    .and_then(|v| v.parse::<u64>().ok());
+                let target = change.version.as_ref().map(|v| v.id);
+                if target.is_none() && current.is_none() {
+                    return abort(Error::NotFoundMessage(format!(
+                        "Registered model alias {} not found.",
+                        change.alias
+                    )));
+                }
+                if let Some(version) = &change.version {
+                    if schema::versions::load(tx, version.id)?.is_none() {
+                        return abort(Error::NotFound("Model version"));
+                    }
+                }
+                if current == target {
+                    continue;
+                }
+                match &change.version {
+                    Some(version) => schema::tags::set(
+                        tx,
+                        owner,
+                        &[super::ml_records::KeyValue {
+                            key: change.alias.clone(),
+                            value: version.id.to_string(),
+                        }],
+                    )?,
+                    None => {
+                        schema::tags::delete(tx, owner, &change.alias)?;
+                    }
+                }
+                let from_version = match current {
+                    Some(id) => schema::versions::load(tx, id)?.map(|v| v.version),
+                    None => None,
+                };
+                let record = AliasMove {
+                    model_id: model.id,
+                    alias: change.alias.clone(),
+                    seq: schema::alias_moves::next_seq(tx, model.id)?,
+                    project_id: model.project_id,
+                    user_id,
+                    username: username.clone(),
+                    from_version_id: current,
+                    from_version,
+                    to_version_id: target,
+                    to_version: change.version.as_ref().map(|v| v.version.clone()),
+                    reason: change.reason.clone(),
+                    created_at: at,
+                };
+                schema::alias_moves::record(tx, &record)?;
+                moves.push(record);
+            }
+            Ok(moves)
+        })
+        .await
+    }
+
+    /// Moves an alias back to where its last move took it from.
+    pub async fn rollback_alias(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        model_id: u64,
+        alias: &str,
+        reason: Option<String>,
+    ) -> Result<AliasMove> {
+        access.check(caller, Action::WriteRegistry)?;
+        let last = schema::alias_moves::page_of(
+            self.meta.as_ref(),
+            model_id,
+            alias,
+            &schema::Seek::Offset(0),
+            1,
+        )?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Error::NotFoundMessage(format!("Alias {alias} has no history to roll back"))
+        })?;
+        let version = match last.from_version_id {
+            Some(id) => Some(self.version(id).map_err(|_| {
+                Error::Conflict(format!(
+                    "alias {alias} cannot roll back: its previous version {} was deleted",
+                    last.from_version.clone().unwrap_or_default()
+                ))
+            })?),
+            None => None,
+        };
+        let change = AliasChange {
+            alias: alias.to_string(),
+            version,
+            reason: Some(reason.unwrap_or_else(|| format!("rollback of move {}", last.seq))),
+        };
+        self.move_aliases(caller, access, model_id, vec![change])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::bad(format!("alias {alias} is already there")))
+    }
+
+    /// A page of an alias's history, newest first.
+    pub fn alias_history(
+        &self,
+        model_id: u64,
+        alias: &str,
+        request: super::paging::PageRequest,
+    ) -> Result<super::paging::Page<AliasMove>> {
+        let meta = self.meta.as_ref();
+        let items = schema::alias_moves::page_of(
+            meta,
+            model_id,
+            alias,
+            &schema::Seek::Offset(request.offset()),
+            request.per_page,
+        )?;
+        let total = schema::alias_moves::count_of(meta, model_id, alias)?;
+        Ok(super::paging::Page::keyed(items, total, request, None))
+    }
+
+    /// Sets which aliases of a model are protected (Maintainers).
+    pub async fn set_protected_aliases(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        model_id: u64,
+        aliases: Vec<String>,
+    ) -> Result<super::ml_records::Model> {
+        access.check(caller, Action::MoveProtectedAlias)?;
+        for alias in &aliases {
+            validate_alias(alias)?;
+        }
+        let mut aliases = aliases;
+        aliases.sort();
+        aliases.dedup();
+        self.project_model(access, model_id)?;
+        self.update_record::<schema::models::Models>(model_id, "Model", |model| {
+            model.protected_aliases = aliases.clone();
+            model.updated_at = now();
         })
         .await
     }

@@ -86,10 +86,16 @@ pub enum Table {
     VersionsBySourceRun,
     VersionsByUpdated,
     ProjectVersionsByUpdated,
+    Hooks,
+    HooksByProject,
+    ProjectHooks,
+    Deliveries,
+    DeliveriesPending,
+    AliasMoves,
 }
 
 impl Table {
-    pub const ALL: [Table; 76] = [
+    pub const ALL: [Table; 82] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -166,6 +172,12 @@ impl Table {
         Table::VersionsBySourceRun,
         Table::VersionsByUpdated,
         Table::ProjectVersionsByUpdated,
+        Table::Hooks,
+        Table::HooksByProject,
+        Table::ProjectHooks,
+        Table::Deliveries,
+        Table::DeliveriesPending,
+        Table::AliasMoves,
     ];
 
     pub fn name(self) -> &'static str {
@@ -246,6 +258,12 @@ impl Table {
             Table::VersionsBySourceRun => "versions_by_source_run",
             Table::VersionsByUpdated => "versions_by_updated",
             Table::ProjectVersionsByUpdated => "project_versions_by_updated",
+            Table::Hooks => "hooks",
+            Table::HooksByProject => "hooks_by_project",
+            Table::ProjectHooks => "project_hooks",
+            Table::Deliveries => "deliveries",
+            Table::DeliveriesPending => "deliveries_pending",
+            Table::AliasMoves => "alias_moves",
         }
     }
 

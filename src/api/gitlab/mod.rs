@@ -3,6 +3,7 @@
 mod error;
 pub mod generic;
 mod groups;
+mod hooks;
 mod ml_files;
 mod packages;
 mod params;
@@ -134,6 +135,26 @@ pub fn router() -> Router<AppState> {
             get(projects::show_member)
                 .put(projects::update_member)
                 .delete(projects::remove_member),
+        )
+        .route(
+            "/api/v4/projects/{id}/hooks",
+            get(hooks::list).post(hooks::create),
+        )
+        .route(
+            "/api/v4/projects/{id}/hooks/{hook_id}",
+            get(hooks::show).put(hooks::update).delete(hooks::delete),
+        )
+        .route(
+            "/api/v4/projects/{id}/hooks/{hook_id}/events",
+            get(hooks::events),
+        )
+        .route(
+            "/api/v4/projects/{id}/hooks/{hook_id}/events/{event_id}/resend",
+            post(hooks::resend),
+        )
+        .route(
+            "/api/v4/projects/{id}/hooks/{hook_id}/test/{trigger}",
+            post(hooks::test),
         )
         .route("/api/v4/projects/{id}/packages", get(packages::list))
         .route(

@@ -2,6 +2,7 @@
 //! resolution), experiments and candidates, in GitLab's error shape, described by an OpenAPI 3
 //! document served at `/api/v4/ml/openapi.json`.
 
+mod aliases;
 mod candidates;
 mod experiments;
 mod models;
@@ -53,6 +54,18 @@ pub fn router() -> Router<AppState> {
                 .patch(versions::update)
                 .put(versions::update)
                 .delete(versions::delete),
+        )
+        .route(
+            &at("models/{model}/aliases"),
+            get(aliases::list).put(aliases::move_many),
+        )
+        .route(
+            &at("models/{model}/aliases/{alias}/history"),
+            get(aliases::history),
+        )
+        .route(
+            &at("models/{model}/aliases/{alias}/rollback"),
+            post(aliases::rollback),
         )
         .route(&at("experiments"), get(experiments::list))
         .route(

@@ -82,7 +82,9 @@ pub struct CreateModel {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateModel {
     /// Markdown, at most 10,000 characters.
-    description: String,
+    description: Option<String>,
+    /// The aliases only Maintainers move (setting them takes a Maintainer too).
+    protected_aliases: Option<Vec<String>>,
 }
 
 pub fn key_values(entries: Vec<MetadataView>) -> Vec<KeyValue> {
@@ -202,9 +204,17 @@ pub async fn update(
     let registry = &state.registry;
     let access = registry.project_for_action(&caller, path.project(), Action::WriteRegistry)?;
     let model = registry.find_model(access.project.id, path.get("model"))?;
-    let model = registry
-        .update_model_description(&caller, &access, model.id, &body.description)
-        .await?;
+    let mut model = model;
+    if let Some(aliases) = body.protected_aliases {
+        model = registry
+            .set_protected_aliases(&caller, &access, model.id, aliases)
+            .await?;
+    }
+    if let Some(description) = &body.description {
+        model = registry
+            .update_model_description(&caller, &access, model.id, description)
+            .await?;
+    }
     Ok(Json(views::model(registry, &model)?))
 }
 

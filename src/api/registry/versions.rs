@@ -63,7 +63,11 @@ pub fn model_of(
 }
 
 /// A version by its SemVer string, or by id (a bare number is never a SemVer version).
-fn version_of(registry: &Registry, model: &Model, reference: &str) -> Result<ModelVersion, Error> {
+pub fn version_of(
+    registry: &Registry,
+    model: &Model,
+    reference: &str,
+) -> Result<ModelVersion, Error> {
     match reference.parse::<u64>() {
         Ok(id) => registry
             .version(id)

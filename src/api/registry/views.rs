@@ -209,6 +209,8 @@ pub struct ModelView {
     pub candidate_count: usize,
     pub experiment_iid: u64,
     pub metadata: Vec<MetadataView>,
+    /// Aliases only Maintainers move.
+    pub protected_aliases: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -440,6 +442,7 @@ pub fn model(registry: &Registry, model: &Model) -> Result<ModelView> {
         candidate_count,
         experiment_iid: experiment.iid,
         metadata: metadata(registry.tags(TagOwner::Model(model.id))?),
+        protected_aliases: model.protected_aliases.clone(),
         created_at: time(&model.created_at),
         updated_at: time(&model.updated_at),
     })

@@ -105,6 +105,15 @@ impl Schema for Candidates {
     type Record = Candidate;
     const TABLE: Table = Table::Candidates;
 
+    fn announce(c: &Candidate) -> Option<super::outbox::Announce> {
+        Some(super::outbox::Announce {
+            flag: "run_events",
+            kind: "run",
+            project_id: c.project_id,
+            path: format!("/api/v4/projects/{}/ml/candidates/{}", c.project_id, c.iid),
+        })
+    }
+
     fn key(c: &Candidate) -> Vec<u8> {
         id_key(c.id)
     }

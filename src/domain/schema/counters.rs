@@ -9,6 +9,10 @@ use crate::store::meta::{Table, TxFail, Txn};
 pub enum Sequence {
     ExperimentIid,
     CandidateIid,
+    /// Per hook (keyed by the hook's id): the order of its deliveries.
+    HookDelivery,
+    /// Per model (keyed by the model's id) and alias: the order of the alias's moves.
+    AliasMove,
 }
 
 impl Sequence {
@@ -16,6 +20,8 @@ impl Sequence {
         match self {
             Sequence::ExperimentIid => "experiment_iid",
             Sequence::CandidateIid => "candidate_iid",
+            Sequence::HookDelivery => "hook_delivery",
+            Sequence::AliasMove => "alias_move",
         }
     }
 }

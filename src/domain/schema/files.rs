@@ -57,6 +57,18 @@ impl Schema for Files {
     type Record = PackageFile;
     const TABLE: Table = Table::PackageFiles;
 
+    fn announce(f: &PackageFile) -> Option<super::outbox::Announce> {
+        Some(super::outbox::Announce {
+            flag: "file_events",
+            kind: "file",
+            project_id: f.project_id,
+            path: format!(
+                "/api/v4/projects/{}/packages/{}/package_files",
+                f.project_id, f.package_id
+            ),
+        })
+    }
+
     fn key(f: &PackageFile) -> Vec<u8> {
         id_key(f.id)
     }

@@ -9,6 +9,7 @@
 //!
 //! Nothing outside this module names a [`Table`] or builds a key.
 
+pub mod alias_moves;
 pub mod candidates;
 pub mod ci_tokens;
 pub mod counters;
@@ -16,6 +17,7 @@ pub mod deploy_tokens;
 pub mod experiments;
 pub mod files;
 pub mod groups;
+pub mod hooks;
 pub mod logged_model_metrics;
 pub mod logged_models;
 pub mod members;
@@ -26,6 +28,7 @@ pub mod oci_blobs;
 pub mod oci_generated;
 pub mod oci_manifests;
 pub mod oci_uploads;
+pub mod outbox;
 pub mod packages;
 pub mod params;
 pub mod projects;
@@ -67,6 +70,12 @@ pub trait Schema {
     /// The parent whose children a record is (see [`revisions`]): its revision is bumped when
     /// such a record is added or removed.
     fn parent(_record: &Self::Record) -> Option<revisions::Parent> {
+        None
+    }
+
+    /// The webhook event a change of such a record announces (see [`outbox`]); written by
+    /// [`put`] and [`remove`], not by index rebuilds.
+    fn announce(_record: &Self::Record) -> Option<outbox::Announce> {
         None
     }
 
@@ -196,6 +205,20 @@ pub fn put<S: Schema>(tx: &dyn Txn, record: &S::Record) -> Result<Option<S::Reco
     let old = tx.get_json::<S::Record>(S::TABLE, &key)?;
     tx.put_json(S::TABLE, &key, record)?;
     S::updated(tx, old.as_ref(), Some(record))?;
+    if let Some(what) = S::announce(record) {
+        let hooks = outbox::targets(tx, &what)?;
+        if !hooks.is_empty() {
+            let object = serde_json::to_value(record).unwrap_or_default();
+            let action = match &old {
+                None => Some("created"),
+                Some(before) => (serde_json::to_value(before).unwrap_or_default() != object)
+                    .then_some("updated"),
+            };
+            if let Some(action) = action {
+                outbox::announce(tx, &what, &hooks, action, object)?;
+            }
+        }
+    }
     Ok(old)
 }
 
@@ -206,6 +229,13 @@ pub fn remove<S: Schema>(tx: &dyn Txn, key: &[u8]) -> Result<Option<S::Record>, 
     };
     tx.delete(S::TABLE, key)?;
     S::updated(tx, Some(&old), None)?;
+    if let Some(what) = S::announce(&old) {
+        let hooks = outbox::targets(tx, &what)?;
+        if !hooks.is_empty() {
+            let object = serde_json::to_value(&old).unwrap_or_default();
+            outbox::announce(tx, &what, &hooks, "deleted", object)?;
+        }
+    }
     Ok(Some(old))
 }
 

@@ -69,6 +69,15 @@ impl Schema for Models {
     type Record = Model;
     const TABLE: Table = Table::Models;
 
+    fn announce(m: &Model) -> Option<super::outbox::Announce> {
+        Some(super::outbox::Announce {
+            flag: "model_events",
+            kind: "model",
+            project_id: m.project_id,
+            path: format!("/api/v4/projects/{}/ml/models/{}", m.project_id, m.id),
+        })
+    }
+
     fn key(model: &Model) -> Vec<u8> {
         id_key(model.id)
     }

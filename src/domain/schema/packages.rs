@@ -161,6 +161,15 @@ impl Schema for Packages {
     type Record = Package;
     const TABLE: Table = Table::Packages;
 
+    fn announce(p: &Package) -> Option<super::outbox::Announce> {
+        Some(super::outbox::Announce {
+            flag: "package_events",
+            kind: "package",
+            project_id: p.project_id,
+            path: format!("/api/v4/projects/{}/packages/{}", p.project_id, p.id),
+        })
+    }
+
     fn key(p: &Package) -> Vec<u8> {
         id_key(p.id)
     }

@@ -25,8 +25,23 @@ pub fn set(tx: &dyn Txn, owner: TagOwner, tags: &[KeyValue]) -> Result<(), TxFai
     if tags.is_empty() {
         return Ok(());
     }
+    let hooks = super::hooks::any(tx)?;
     for tag in tags {
-        tx.put(Table::Tags, &tag_key(owner, &tag.key), tag.value.as_bytes())?;
+        let k = tag_key(owner, &tag.key);
+        let before = if hooks {
+            tx.get(Table::Tags, &k)?
+        } else {
+            None
+        };
+        tx.put(Table::Tags, &k, tag.value.as_bytes())?;
+        if hooks && before.as_deref() != Some(tag.value.as_bytes()) {
+            let action = if before.is_some() {
+                "updated"
+            } else {
+                "created"
+            };
+            announce(tx, owner, &tag.key, Some(&tag.value), action)?;
+        }
     }
     revisions::bump(tx, parent_of(owner))
 }
@@ -37,9 +52,21 @@ pub fn delete(tx: &dyn Txn, owner: TagOwner, name: &str) -> Result<bool, TxFail>
     if tx.get(Table::Tags, &k)?.is_none() {
         return Ok(false);
     }
+    let before = tx.get(Table::Tags, &k)?;
     tx.delete(Table::Tags, &k)?;
+    if super::hooks::any(tx)? {
+        let value = before.map(|v| String::from_utf8_lossy(&v).into_owned());
+        announce(tx, owner, name, value.as_deref(), "deleted")?;
+    }
     revisions::bump(tx, parent_of(owner))?;
     Ok(true)
+}
+
+/// A tag's value inside a transaction.
+pub fn value_in(tx: &dyn Txn, owner: TagOwner, name: &str) -> Result<Option<String>, TxFail> {
+    Ok(tx
+        .get(Table::Tags, &tag_key(owner, name))?
+        .map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
 
 pub fn exists(tx: &dyn Txn, owner: TagOwner, name: &str) -> Result<bool, TxFail> {
@@ -84,4 +111,78 @@ pub fn purge(tx: &dyn Txn, owner: TagOwner, names: &[String]) -> Result<(), TxFa
         tx.delete(Table::Tags, &tag_key(owner, name))?;
     }
     Ok(())
+}
+
+/// Announces a change of a tag or an alias to the project's hooks (tags purged with their owner
+/// are announced by the owner's own deletion).
+fn announce(
+    tx: &dyn Txn,
+    owner: TagOwner,
+    name: &str,
+    value: Option<&str>,
+    action: &str,
+) -> Result<(), TxFail> {
+    use serde_json::json;
+    let (owner_kind, owner_id, project_id) = match owner {
+        TagOwner::Experiment(id) => (
+            "experiment",
+            id,
+            super::experiments::load(tx, id)?.map(|e| e.project_id),
+        ),
+        TagOwner::Candidate(id) => (
+            "run",
+            id,
+            super::candidates::load(tx, id)?.map(|c| c.project_id),
+        ),
+        TagOwner::Model(id) | TagOwner::ModelAlias(id) => (
+            "model",
+            id,
+            super::models::load(tx, id)?.map(|m| m.project_id),
+        ),
+        TagOwner::Version(id) => (
+            "version",
+            id,
+            super::versions::load(tx, id)?.map(|v| v.project_id),
+        ),
+        TagOwner::LoggedModel(id) => (
+            "logged_model",
+            id,
+            super::load::<super::logged_models::LoggedModels>(tx, &super::id_key(id))?
+                .map(|m| m.project_id),
+        ),
+    };
+    let Some(project_id) = project_id else {
+        return Ok(());
+    };
+    let (what, object) = if let TagOwner::ModelAlias(model_id) = owner {
+        let version_id = value.and_then(|v| v.parse::<u64>().ok());
+        let version = match version_id {
+            Some(id) => super::versions::load(tx, id)?.map(|v| v.version),
+            None => None,
+        };
+        (
+            super::outbox::Announce {
+                flag: "alias_events",
+                kind: "alias",
+                project_id,
+                path: format!("/api/v4/projects/{project_id}/ml/models/{model_id}/aliases/{name}"),
+            },
+            json!({"model_id": model_id, "alias": name, "version_id": version_id, "version": version}),
+        )
+    } else {
+        (
+            super::outbox::Announce {
+                flag: "tag_events",
+                kind: "tag",
+                project_id,
+                path: format!("/api/v4/projects/{project_id}"),
+            },
+            json!({"owner": owner_kind, "owner_id": owner_id, "key": name, "value": value}),
+        )
+    };
+    let hooks = super::outbox::targets(tx, &what)?;
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    super::outbox::announce(tx, &what, &hooks, action, object)
 }

@@ -58,7 +58,7 @@ pub const STEPS: &[Step] = &[
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 47] = [
+const DERIVED: [Table; 50] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -106,6 +106,9 @@ const DERIVED: [Table; 47] = [
     Table::VersionsBySourceRun,
     Table::VersionsByUpdated,
     Table::ProjectVersionsByUpdated,
+    Table::HooksByProject,
+    Table::ProjectHooks,
+    Table::DeliveriesPending,
 ];
 
 fn transact(
@@ -281,6 +284,9 @@ fn rebuild(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     records += rebuild_kind::<DeployTokens>(meta)?;
     records += rebuild_kind::<TrustedPublishers>(meta)?;
     records += rebuild_kind::<CiTokens>(meta)?;
+    records += rebuild_kind::<super::hooks::Hooks>(meta)?;
+    records += rebuild_kind::<super::outbox::Deliveries>(meta)?;
+    records += rebuild_kind::<super::alias_moves::AliasMoves>(meta)?;
     records += rebuild_latest_metrics(meta)?;
     records += rebuild_params_by_value(meta)?;
     Ok(records)

@@ -193,6 +193,18 @@ impl Schema for Versions {
     type Record = ModelVersion;
     const TABLE: Table = Table::Versions;
 
+    fn announce(v: &ModelVersion) -> Option<super::outbox::Announce> {
+        Some(super::outbox::Announce {
+            flag: "version_events",
+            kind: "version",
+            project_id: v.project_id,
+            path: format!(
+                "/api/v4/projects/{}/ml/models/{}/versions/{}",
+                v.project_id, v.model_id, v.version
+            ),
+        })
+    }
+
     fn key(v: &ModelVersion) -> Vec<u8> {
         id_key(v.id)
     }
