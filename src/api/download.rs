@@ -170,6 +170,9 @@ pub async fn serve(
         "x-checksum-sha256",
         HeaderValue::from_str(&file.sha256).unwrap_or(HeaderValue::from_static("")),
     );
+    if let Some(digest) = crate::api::integrity::repr_digest(&file.sha256) {
+        headers.insert("repr-digest", digest);
+    }
     Ok(response)
 }
 

@@ -5,6 +5,7 @@ pub mod body_guard;
 pub mod body_limit;
 pub mod download;
 pub mod gitlab;
+pub mod integrity;
 pub mod loose;
 pub mod mlflow;
 pub mod oci;

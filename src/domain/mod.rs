@@ -9,6 +9,7 @@ pub mod ci;
 pub mod error;
 pub mod experiments;
 pub mod groups;
+pub mod integrity;
 pub mod logged_models;
 pub mod maintenance;
 pub mod ml_records;

@@ -80,10 +80,11 @@ pub enum Table {
     CiTokens,
     CiTokensByHash,
     CiTokensByExpiry,
+    FilesByContent,
 }
 
 impl Table {
-    pub const ALL: [Table; 70] = [
+    pub const ALL: [Table; 71] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -154,6 +155,7 @@ impl Table {
         Table::CiTokens,
         Table::CiTokensByHash,
         Table::CiTokensByExpiry,
+        Table::FilesByContent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -228,6 +230,7 @@ impl Table {
             Table::CiTokens => "ci_tokens",
             Table::CiTokensByHash => "ci_tokens_by_hash",
             Table::CiTokensByExpiry => "ci_tokens_by_expiry",
+            Table::FilesByContent => "files_by_content",
         }
     }
 

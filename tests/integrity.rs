@@ -1,0 +1,402 @@
+//! Integrity on the wire: client digests checked before a file is visible on every upload
+//! surface, digests on downloads, deploy by checksum, conditional downloads, whole-version
+//! archives.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use serde_json::json;
+
+fn b64_sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(data))
+}
+
+fn b64_sha512(data: &[u8]) -> String {
+    use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(data))
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(data))
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(data))
+}
+
+fn model(server: &TestServer, project_id: u64, name: &str) {
+    let reply = Api::root(server).post_json(
+        &format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0/mlflow/registered-models/create"),
+        json!({ "name": name }),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+/// A model version created over MLflow and its id (from its download URI).
+fn version_id(server: &TestServer, project_id: u64, name: &str) -> String {
+    let api = Api::root(server);
+    let created = api.post_json(
+        &format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0/mlflow/model-versions/create"),
+        json!({ "name": name, "source": "none" }),
+    );
+    assert_eq!(created.status, 200, "{}", created.text());
+    let version = created.json()["model_version"]["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let uri = api.get(&format!(
+        "/api/v4/projects/{project_id}/ml/mlflow/api/2.0/mlflow/model-versions/get-download-uri?name={name}&version={version}"
+    ));
+    uri.json()["artifact_uri"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// An MLflow run; returns the artifact root URL path of it.
+fn run_artifacts(server: &TestServer, project_id: u64) -> String {
+    let api = Api::root(server);
+    let base = format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0");
+    let experiment = api.post_json(
+        &format!("{base}/mlflow/experiments/create"),
+        json!({ "name": "integrity" }),
+    );
+    let experiment_id = experiment.json()["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = api.post_json(
+        &format!("{base}/mlflow/runs/create"),
+        json!({ "experiment_id": experiment_id }),
+    );
+    let run_id = run.json()["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    format!("{base}/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts")
+}
+
+/// Every header set that declares a wrong digest for `body`, one algorithm at a time.
+fn wrong_declarations(body: &[u8]) -> Vec<Vec<(&'static str, String)>> {
+    let other = b"something else";
+    vec![
+        vec![("Content-Digest", format!("sha-256=:{}:", b64_sha256(other)))],
+        vec![("Repr-Digest", format!("sha-256=:{}:", b64_sha256(other)))],
+        vec![("Content-Digest", format!("sha-512=:{}:", b64_sha512(other)))],
+        vec![("X-Checksum-Sha256", sha256_hex(other))],
+        vec![
+            ("X-Checksum-Sha256", sha256_hex(body)),
+            ("X-Checksum-Sha1", sha1_hex(other)),
+        ],
+        vec![("X-Checksum-Md5", md5_hex(other))],
+    ]
+}
+
+/// Every header set that declares the right digests for `body`.
+fn right_declarations(body: &[u8]) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "Content-Digest",
+            format!(
+                "sha-256=:{}:, sha-512=:{}:",
+                b64_sha256(body),
+                b64_sha512(body)
+            ),
+        ),
+        ("X-Checksum-Sha256", sha256_hex(body)),
+        ("X-Checksum-Sha1", sha1_hex(body)),
+        ("X-Checksum-Md5", md5_hex(body)),
+    ]
+}
+
+fn put_with(api: &Api, path: &str, headers: &[(&'static str, String)], body: &[u8]) -> Reply {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    api.send("PUT", path, &headers, body)
+}
+
+#[test]
+fn a_digest_mismatch_is_400_on_every_upload_surface_and_nothing_is_recorded() {
+    let server = TestServer::start();
+    let project_id = project(&server, "digests", "private");
+    model(&server, project_id, "clf");
+    let version = version_id(&server, project_id, "clf");
+    let artifacts = run_artifacts(&server, project_id);
+    let api = Api::root(&server);
+    let body = random_bytes(700_000, 3);
+    let surfaces = [
+        (
+            "generic",
+            format!("/api/v4/projects/{project_id}/packages/generic/tools/1.0/bad.bin"),
+        ),
+        (
+            "model version over generic",
+            format!("/api/v4/projects/{project_id}/packages/generic/clf/2.0.0/bad.bin"),
+        ),
+        (
+            "ml_models files",
+            format!("/api/v4/projects/{project_id}/packages/ml_models/{version}/files/bad.bin"),
+        ),
+        ("mlflow artifacts", format!("{artifacts}/bad.bin")),
+    ];
+    for (surface, path) in &surfaces {
+        for headers in wrong_declarations(&body) {
+            let reply = put_with(&api, path, &headers, &body);
+            assert_eq!(reply.status, 400, "{surface} {headers:?}: {}", reply.text());
+            let error = reply.json();
+            if surface.starts_with("mlflow") {
+                assert_eq!(error["error_code"], "INVALID_PARAMETER_VALUE", "{error}");
+                assert!(error["message"].as_str().unwrap().contains("declared"));
+            } else {
+                let message = error["message"].as_str().unwrap();
+                assert!(message.contains("declared"), "{surface}: {message}");
+            }
+            let fetched = api.get(path);
+            assert_eq!(fetched.status, 404, "{surface}: the refused file is absent");
+        }
+    }
+    // Not listed anywhere either: no package of the generic name, no artifact of the run.
+    let packages = api.get(&format!(
+        "/api/v4/projects/{project_id}/packages?package_name=tools"
+    ));
+    assert_eq!(
+        packages.json().as_array().unwrap().len(),
+        0,
+        "{}",
+        packages.text()
+    );
+    let version_files = api.get(&format!(
+        "/api/v4/projects/{project_id}/packages?package_name=clf&package_type=ml_model"
+    ));
+    for package in version_files.json().as_array().unwrap() {
+        let files = api.get(&format!(
+            "/api/v4/projects/{project_id}/packages/{}/package_files",
+            package["id"]
+        ));
+        assert!(!files.text().contains("bad.bin"), "{}", files.text());
+    }
+    assert_eq!(server.tmp_entries(), 0, "staged bodies are discarded");
+    assert_eq!(server.blob_count(), 0, "no blob kept for a refused body");
+
+    // The right digests: accepted on every surface; downloads carry them.
+    for (surface, path) in &surfaces {
+        let good = path.replace("bad.bin", "good.bin");
+        let reply = put_with(&api, &good, &right_declarations(&body), &body);
+        assert!(
+            reply.status == 200 || reply.status == 201,
+            "{surface}: {} {}",
+            reply.status,
+            reply.text()
+        );
+        let fetched = api.get(&good);
+        assert_eq!(fetched.status, 200, "{surface}");
+        assert_eq!(fetched.body, body);
+        assert_eq!(
+            fetched.header("repr-digest"),
+            Some(format!("sha-256=:{}:", b64_sha256(&body)).as_str()),
+            "{surface}"
+        );
+        assert_eq!(
+            fetched.header("x-checksum-sha256"),
+            Some(sha256_hex(&body).as_str())
+        );
+    }
+    let (prefix, run_path) = artifacts
+        .split_once("/mlflow-artifacts/artifacts/")
+        .unwrap();
+    let listed = api.get(&format!(
+        "{prefix}/mlflow-artifacts/artifacts?path={run_path}"
+    ));
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert!(listed.text().contains("good.bin"), "{}", listed.text());
+    assert!(!listed.text().contains("bad.bin"), "{}", listed.text());
+    let packages = api.get(&format!(
+        "/api/v4/projects/{project_id}/packages?package_name=tools"
+    ));
+    let package_id = packages.json()[0]["id"].clone();
+    let files = api.get(&format!(
+        "/api/v4/projects/{project_id}/packages/{package_id}/package_files"
+    ));
+    assert!(files.text().contains("good.bin"), "{}", files.text());
+    assert!(!files.text().contains("bad.bin"), "{}", files.text());
+    // A malformed digest header is a 400 too, not a silently unchecked upload.
+    let reply = api.send(
+        "PUT",
+        &surfaces[0].1,
+        &[("Content-Digest", "sha-256=not-a-byte-sequence")],
+        b"x",
+    );
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("content-digest"));
+}
+
+#[test]
+fn deploy_by_checksum_links_readable_content_and_never_reveals_other_projects() {
+    let server = TestServer::start();
+    let mine = project(&server, "mine", "private");
+    let theirs = project(&server, "theirs", "private");
+    let shared = project(&server, "shared", "private");
+    let (alice_id, alice) = user_with_token(&server, "alice", "api");
+    add_member(&server, mine, alice_id, 30);
+    add_member(&server, shared, alice_id, 20);
+    let root = Api::root(&server);
+    let api = Api::with_token(&server, &alice);
+
+    let secret = random_bytes(300_000, 11);
+    let visible = random_bytes(200_000, 12);
+    let local = random_bytes(100_000, 13);
+    let put = |project: u64, name: &str, body: &[u8]| {
+        let reply = root.put_bytes(
+            &format!("/api/v4/projects/{project}/packages/generic/src/1.0/{name}"),
+            body,
+        );
+        assert_eq!(reply.status, 201, "{}", reply.text());
+    };
+    put(theirs, "secret.bin", &secret);
+    put(shared, "visible.bin", &visible);
+    put(mine, "local.bin", &local);
+
+    let deploy = |sha256: &str, name: &str| {
+        api.send(
+            "PUT",
+            &format!("/api/v4/projects/{mine}/packages/generic/app/2.0/{name}"),
+            &[("X-Checksum-Deploy", "true"), ("X-Checksum-Sha256", sha256)],
+            b"",
+        )
+    };
+    // Inside the project.
+    let reply = deploy(&sha256_hex(&local), "local-copy.bin");
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let fetched = api.get(&format!(
+        "/api/v4/projects/{mine}/packages/generic/app/2.0/local-copy.bin"
+    ));
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.body, local);
+    // From another project the caller can read (as a Reporter).
+    let reply = deploy(&sha256_hex(&visible), "visible-copy.bin");
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let fetched = api.get(&format!(
+        "/api/v4/projects/{mine}/packages/generic/app/2.0/visible-copy.bin"
+    ));
+    assert_eq!(fetched.body, visible);
+    // From a project the caller cannot read: the same 404 as content that exists nowhere.
+    let refused = deploy(&sha256_hex(&secret), "secret-copy.bin");
+    let unknown = deploy(&sha256_hex(b"never uploaded"), "unknown.bin");
+    assert_eq!(refused.status, 404, "{}", refused.text());
+    assert_eq!(unknown.status, 404);
+    assert_eq!(refused.json(), unknown.json(), "no existence oracle");
+    assert_eq!(
+        api.get(&format!(
+            "/api/v4/projects/{mine}/packages/generic/app/2.0/secret-copy.bin"
+        ))
+        .status,
+        404
+    );
+    // A deploy needs a sha256 and no body; other declared digests must match the content.
+    let no_sha = api.send(
+        "PUT",
+        &format!("/api/v4/projects/{mine}/packages/generic/app/2.0/x.bin"),
+        &[("X-Checksum-Deploy", "true")],
+        b"",
+    );
+    assert_eq!(no_sha.status, 400, "{}", no_sha.text());
+    let with_body = api.send(
+        "PUT",
+        &format!("/api/v4/projects/{mine}/packages/generic/app/2.0/x.bin"),
+        &[
+            ("X-Checksum-Deploy", "true"),
+            ("X-Checksum-Sha256", &sha256_hex(&local)),
+        ],
+        b"bytes",
+    );
+    assert_eq!(with_body.status, 400, "{}", with_body.text());
+    let wrong_md5 = api.send(
+        "PUT",
+        &format!("/api/v4/projects/{mine}/packages/generic/app/2.0/x.bin"),
+        &[
+            ("X-Checksum-Deploy", "true"),
+            ("X-Checksum-Sha256", &sha256_hex(&local)),
+            ("X-Checksum-Md5", &md5_hex(b"other")),
+        ],
+        b"",
+    );
+    assert_eq!(wrong_md5.status, 400, "{}", wrong_md5.text());
+    // Over MLflow's artifact PUT too, with a Content-Digest.
+    let artifacts = run_artifacts(&server, mine);
+    let reply = root.send(
+        "PUT",
+        &format!("{artifacts}/deployed.bin"),
+        &[
+            ("X-Checksum-Deploy", "true"),
+            (
+                "Content-Digest",
+                &format!("sha-256=:{}:", b64_sha256(&local)),
+            ),
+        ],
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(root.get(&format!("{artifacts}/deployed.bin")).body, local);
+}
+
+/// A fenced block of the README marked `integrity-snippet=<name>`.
+fn readme_snippet(name: &str) -> String {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("README.md");
+    let marker = format!("integrity-snippet={name}");
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        if line.starts_with("```") && line.split_whitespace().any(|w| w == marker) {
+            let body: Vec<&str> = lines
+                .by_ref()
+                .take_while(|l| !l.starts_with("```"))
+                .collect();
+            return body.join("\n") + "\n";
+        }
+    }
+    panic!("the README has no block marked {marker}")
+}
+
+/// Runs a README snippet with bash in a temp dir, `HOST` and `TOKEN` set; returns its stdout.
+fn run_snippet(server: &TestServer, name: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &readme_snippet(name)])
+        .current_dir(dir.path())
+        .env("HOST", server.url(""))
+        .env("TOKEN", ROOT_TOKEN)
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "snippet {name} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn the_readme_digest_snippet_runs() {
+    let server = TestServer::start();
+    project(&server, "fraud", "private");
+    let out = run_snippet(&server, "digests");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["400", "201", "201"], "{out}");
+    assert!(
+        lines[3]
+            .to_ascii_lowercase()
+            .starts_with("repr-digest: sha-256=:"),
+        "{out}"
+    );
+}
