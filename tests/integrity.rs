@@ -400,3 +400,110 @@ fn the_readme_digest_snippet_runs() {
         "{out}"
     );
 }
+
+#[test]
+fn a_resumed_download_after_a_re_upload_gets_the_whole_new_file_not_a_splice() {
+    let server = TestServer::start();
+    let project_id = project(&server, "resume", "private");
+    let api = Api::root(&server);
+    let path = format!("/api/v4/projects/{project_id}/packages/generic/tools/1.0/model.bin");
+    let old = random_bytes(3 << 20, 21);
+    let new = random_bytes(3 << 20, 22);
+    assert_eq!(api.put_bytes(&path, &old).status, 201);
+    let first = api.get(&path);
+    let old_etag = first.header("etag").unwrap().to_string();
+    let old_date = first.header("last-modified").unwrap().to_string();
+    assert_eq!(old_etag, format!("\"{}\"", sha256_hex(&old)));
+    // The range of the old file, while it is current: 206.
+    let part = api.send(
+        "GET",
+        &path,
+        &[("Range", "bytes=100-199"), ("If-Range", &old_etag)],
+        b"",
+    );
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, &old[100..200]);
+    // Dates have whole seconds: the re-upload is recorded in a later one.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let part = api.send(
+        "GET",
+        &path,
+        &[("Range", "bytes=100-199"), ("If-Range", &old_date)],
+        b"",
+    );
+    assert_eq!(part.status, 206, "the date of the current file is honoured");
+    assert_eq!(part.body, &old[100..200]);
+
+    // A duplicate upload under the same name (allowed for generic packages): downloads serve it.
+    assert_eq!(api.put_bytes(&path, &new).status, 201);
+    for validator in [&old_etag, &old_date] {
+        let resumed = api.send(
+            "GET",
+            &path,
+            &[("Range", "bytes=1048576-"), ("If-Range", validator)],
+            b"",
+        );
+        assert_eq!(
+            resumed.status, 200,
+            "If-Range {validator}: the whole new file"
+        );
+        assert_eq!(resumed.body.len(), new.len());
+        assert!(resumed.body == new, "not a splice of old and new");
+        assert_eq!(
+            resumed.header("etag"),
+            Some(format!("\"{}\"", sha256_hex(&new)).as_str())
+        );
+    }
+    let new_etag = format!("\"{}\"", sha256_hex(&new));
+    let part = api.send(
+        "GET",
+        &path,
+        &[("Range", "bytes=1048576-"), ("If-Range", &new_etag)],
+        b"",
+    );
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, &new[1 << 20..]);
+    // If-Match: the old tag fails (412), the new one serves; If-None-Match the new one: 304.
+    let failed = api.send("GET", &path, &[("If-Match", &old_etag)], b"");
+    assert_eq!(failed.status, 412);
+    assert!(failed.body.is_empty());
+    let matched = api.send("GET", &path, &[("If-Match", &new_etag)], b"");
+    assert_eq!(matched.status, 200);
+    assert_eq!(matched.body, new);
+    let ranged = api.send(
+        "GET",
+        &path,
+        &[("If-Match", &new_etag), ("Range", "bytes=0-9")],
+        b"",
+    );
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.body, &new[..10]);
+    assert_eq!(
+        api.send("GET", &path, &[("If-None-Match", &new_etag)], b"")
+            .status,
+        304
+    );
+    assert_eq!(
+        api.send("GET", &path, &[("If-None-Match", &old_etag)], b"")
+            .status,
+        200
+    );
+    // If-Unmodified-Since the old file's date: the file changed since (412).
+    assert_eq!(
+        api.send("GET", &path, &[("If-Unmodified-Since", &old_date)], b"")
+            .status,
+        412
+    );
+    let new_date = api.get(&path).header("last-modified").unwrap().to_string();
+    assert_ne!(new_date, old_date);
+    assert_eq!(
+        api.send("GET", &path, &[("If-Unmodified-Since", &new_date)], b"")
+            .status,
+        200
+    );
+    assert_eq!(
+        api.send("GET", &path, &[("If-Modified-Since", &new_date)], b"")
+            .status,
+        304
+    );
+}

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod body_guard;
 pub mod body_limit;
+pub mod conditional;
 pub mod download;
 pub mod gitlab;
 pub mod integrity;
