@@ -507,3 +507,202 @@ fn a_resumed_download_after_a_re_upload_gets_the_whole_new_file_not_a_splice() {
         304
     );
 }
+
+/// A model `clf` with version 1.2.0 holding three files; returns them as (path, bytes).
+fn three_file_version(server: &TestServer, project_id: u64) -> Vec<(&'static str, Vec<u8>)> {
+    model(server, project_id, "clf");
+    let files = vec![
+        ("model.onnx", random_bytes(1_500_000, 31)),
+        ("tokenizer/vocab.txt", b"a\nb\nc\n".to_vec()),
+        ("config.json", br#"{"layers": 3}"#.to_vec()),
+    ];
+    for (path, body) in &files {
+        let reply = Api::root(server).put_bytes(
+            &format!("/api/v4/projects/{project_id}/packages/generic/clf/1.2.0/{path}"),
+            body,
+        );
+        assert_eq!(reply.status, 201, "{}", reply.text());
+    }
+    files
+}
+
+#[test]
+fn a_whole_version_archive_in_tar_and_zip_verifies_against_its_manifest() {
+    let server = TestServer::start();
+    let project_id = project(&server, "archives", "private");
+    let files = three_file_version(&server, project_id);
+    let api = Api::root(&server);
+    let dir = tempfile::tempdir().unwrap();
+    for (slot, format) in [("%5E1.2", "tar"), ("latest", "zip"), ("1.2.0", "tar")] {
+        let reply = api.get(&format!(
+            "/api/v4/projects/{project_id}/ml/models/clf/versions/{slot}/archive?format={format}"
+        ));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("x-model-version"), Some("1.2.0"));
+        assert!(reply
+            .header("content-disposition")
+            .unwrap()
+            .contains(&format!("clf-1.2.0.{format}")));
+        let file = dir.path().join(format!("v.{format}"));
+        std::fs::write(&file, &reply.body).unwrap();
+        // Python's own readers extract it; every file's sha256 is checked against the manifest
+        // and against what was uploaded.
+        let expected: serde_json::Value = files
+            .iter()
+            .map(|(path, body)| (path.to_string(), json!(sha256_hex(body))))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        let script = r#"
+import sys, json, hashlib, tarfile, zipfile
+path, fmt, expected = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+if fmt == "tar":
+    t = tarfile.open(path)
+    names = t.getnames()
+    read = lambda n: t.extractfile(n).read()
+else:
+    z = zipfile.ZipFile(path)
+    assert z.testzip() is None
+    names = z.namelist()
+    read = z.read
+manifest = json.loads(read("manifest.json"))
+assert names[0] == "manifest.json", names
+assert manifest["model"] == "clf" and manifest["version"] == "1.2.0", manifest
+listed = {f["path"]: f for f in manifest["files"]}
+assert sorted(listed) == sorted(expected) == sorted(n for n in names if n != "manifest.json"), (listed, names)
+for name, sha in expected.items():
+    data = read(name)
+    assert hashlib.sha256(data).hexdigest() == sha == listed[name]["sha256"], name
+    assert len(data) == listed[name]["size"], name
+print("verified", len(expected))
+"#;
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                script,
+                file.to_str().unwrap(),
+                format,
+                &expected.to_string(),
+            ])
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "{slot} {format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "verified 3");
+    }
+    // The manifest is canonical JSON: sorted keys, no whitespace.
+    let tar = std::fs::read(dir.path().join("v.tar")).unwrap();
+    let manifest_size = usize::from_str_radix(
+        std::str::from_utf8(&tar[124..135])
+            .unwrap()
+            .trim_matches('\0'),
+        8,
+    )
+    .unwrap();
+    let manifest = std::str::from_utf8(&tar[512..512 + manifest_size]).unwrap();
+    assert!(
+        manifest.starts_with(r#"{"files":[{"path":"config.json","sha256":""#),
+        "{manifest}"
+    );
+    assert!(!manifest.contains(' '));
+    // Bad format, unknown version, unreadable project.
+    let bad = api.get(&format!(
+        "/api/v4/projects/{project_id}/ml/models/clf/versions/1.2.0/archive?format=rar"
+    ));
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let none = api.get(&format!(
+        "/api/v4/projects/{project_id}/ml/models/clf/versions/%5E2/archive"
+    ));
+    assert_eq!(none.status, 404);
+    let anonymous = Api::anonymous(&server).get(&format!(
+        "/api/v4/projects/{project_id}/ml/models/clf/versions/1.2.0/archive"
+    ));
+    assert_eq!(anonymous.status, 404);
+}
+
+/// Writes `len` bytes of random-looking data quickly: a random MiB, varied per MiB.
+fn write_big_file(path: &std::path::Path, len: u64, seed: u64) {
+    use std::io::Write;
+    let mut block = random_bytes(1 << 20, seed);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut written = 0u64;
+    let mut n = 0u64;
+    while written < len {
+        block[..8].copy_from_slice(&n.to_le_bytes());
+        let take = (len - written).min(block.len() as u64) as usize;
+        file.write_all(&block[..take]).unwrap();
+        written += take as u64;
+        n += 1;
+    }
+    file.flush().unwrap();
+}
+
+#[test]
+fn streaming_a_1_gib_version_archive_keeps_the_server_rss_flat() {
+    use std::io::Read;
+    let server = TestServer::start();
+    let project_id = project(&server, "big", "private");
+    model(&server, project_id, "big");
+    let dir = tempfile::tempdir().unwrap();
+    let size = 342u64 << 20; // three files: just over 1 GiB
+    for (i, name) in ["a.bin", "b.bin", "c.bin"].iter().enumerate() {
+        let path = dir.path().join(name);
+        write_big_file(&path, size, 40 + i as u64);
+        let status = curl()
+            .args(["-f", "-o", "/dev/null", "-H"])
+            .arg(format!("PRIVATE-TOKEN: {ROOT_TOKEN}"))
+            .arg("--upload-file")
+            .arg(&path)
+            .arg(server.url(&format!(
+                "/api/v4/projects/{project_id}/packages/generic/big/1.0.0/{name}"
+            )))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::remove_file(&path).unwrap();
+    }
+    let before = server.rss_bytes();
+    let mut child = curl()
+        .args(["-f", "-H"])
+        .arg(format!("PRIVATE-TOKEN: {ROOT_TOKEN}"))
+        .arg(server.url(&format!(
+            "/api/v4/projects/{project_id}/ml/models/big/versions/latest/archive?format=tar"
+        )))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut total, mut next_sample, mut peak) = (0u64, 0u64, 0u64);
+    loop {
+        let n = out.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total >= next_sample {
+            peak = peak.max(server.rss_bytes());
+            next_sample += 32 << 20;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    eprintln!(
+        "archive of {} MiB: server RSS {} MiB before, {} MiB at most while streaming",
+        total >> 20,
+        before >> 20,
+        peak >> 20
+    );
+    // manifest entry + three files (sizes are multiples of 512) + the end blocks
+    assert!(
+        total > 3 * size + 1024 && total < 3 * size + 8192,
+        "{total}"
+    );
+    assert!(
+        peak < 100 << 20,
+        "server RSS reached {} MiB while streaming (before: {} MiB)",
+        peak >> 20,
+        before >> 20
+    );
+}

@@ -645,6 +645,7 @@ fn the_openapi_document_lists_every_route() {
             "/models/{model}/versions/{version}",
             &["get", "patch", "delete"],
         ),
+        ("/models/{model}/versions/{version}/archive", &["get"]),
         ("/experiments", &["get"]),
         ("/experiments/{iid}", &["get", "delete"]),
         ("/experiments/{iid}/candidates", &["get", "post"]),

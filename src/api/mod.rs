@@ -1,5 +1,6 @@
 //! The HTTP layer: one module per surface, each with its own `router()`, composed by [`app`].
 
+pub mod archive;
 pub mod auth;
 pub mod body_guard;
 pub mod body_limit;

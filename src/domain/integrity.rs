@@ -132,3 +132,74 @@ impl Registry {
         Ok(None)
     }
 }
+
+/// One file of a version's manifest (fields in key order: the JSON is canonical).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ManifestFile {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// What a version holds: every file's path, size and sha256, the model and the version. Its
+/// canonical JSON (keys sorted, no whitespace) is what archives carry as `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub files: Vec<ManifestFile>,
+    pub model: String,
+    pub version: String,
+}
+
+impl Manifest {
+    /// The canonical JSON: struct fields are declared in key order, serialized compactly.
+    pub fn canonical_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+impl Registry {
+    /// A model's version named by a URL's version slot: a version id, an exact SemVer version, or
+    /// a requirement (`^1.2`, `latest`), as downloads resolve it.
+    pub fn version_for_slot(
+        &self,
+        caller: &Caller,
+        access: &super::projects::ProjectAccess,
+        model: &super::ml_records::Model,
+        slot: &str,
+    ) -> Result<super::ml_records::ModelVersion> {
+        access.check(caller, Action::ReadRegistry)?;
+        if let Ok(id) = slot.parse::<u64>() {
+            return self
+                .version(id)
+                .ok()
+                .filter(|v| v.model_id == model.id)
+                .ok_or(Error::NotFound("Model version"));
+        }
+        if semver::Version::parse(slot).is_ok() {
+            return self.version_by_string(model.id, slot);
+        }
+        self.resolve_version(caller, access, model, slot)
+    }
+
+    /// A version's files (the newest of each path, by path) and its manifest.
+    pub fn version_manifest(
+        &self,
+        model: &super::ml_records::Model,
+        version: &super::ml_records::ModelVersion,
+    ) -> Result<(Vec<PackageFile>, Manifest)> {
+        let files = self.version_files(version)?;
+        let manifest = Manifest {
+            files: files
+                .iter()
+                .map(|f| ManifestFile {
+                    path: f.file_name.clone(),
+                    sha256: f.sha256.clone(),
+                    size: f.size,
+                })
+                .collect(),
+            model: model.name.clone(),
+            version: version.version.clone(),
+        };
+        Ok((files, manifest))
+    }
+}

@@ -54,6 +54,10 @@ pub fn router() -> Router<AppState> {
                 .put(versions::update)
                 .delete(versions::delete),
         )
+        .route(
+            &at("models/{model}/versions/{version}/archive"),
+            get(versions::archive),
+        )
         .route(&at("experiments"), get(experiments::list))
         .route(
             &at("experiments/{iid}"),
