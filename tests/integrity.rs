@@ -706,3 +706,16 @@ fn streaming_a_1_gib_version_archive_keeps_the_server_rss_flat() {
         before >> 20
     );
 }
+
+#[test]
+fn the_readme_resume_snippet_runs() {
+    let server = TestServer::start();
+    let project_id = project(&server, "fraud", "private");
+    model(&server, project_id, "fraud");
+    let body = random_bytes(3 << 20, 51);
+    let path = format!("/api/v4/projects/{project_id}/packages/generic/fraud/1.2.0/model.onnx");
+    assert_eq!(Api::root(&server).put_bytes(&path, &body).status, 201);
+    let out = run_snippet(&server, "resume");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["206", "412"], "{out}");
+}
