@@ -607,6 +607,16 @@ print("verified", len(expected))
         "{manifest}"
     );
     assert!(!manifest.contains(' '));
+    // The same bytes from the manifest endpoint, with their digest.
+    let served = api.get(&format!(
+        "/api/v4/projects/{project_id}/ml/models/clf/versions/latest/manifest"
+    ));
+    assert_eq!(served.status, 200);
+    assert_eq!(served.body, manifest.as_bytes());
+    assert_eq!(
+        served.header("x-manifest-digest"),
+        Some(format!("sha256:{}", sha256_hex(manifest.as_bytes())).as_str())
+    );
     // Bad format, unknown version, unreadable project.
     let bad = api.get(&format!(
         "/api/v4/projects/{project_id}/ml/models/clf/versions/1.2.0/archive?format=rar"

@@ -646,6 +646,7 @@ fn the_openapi_document_lists_every_route() {
             &["get", "patch", "delete"],
         ),
         ("/models/{model}/versions/{version}/archive", &["get"]),
+        ("/models/{model}/versions/{version}/manifest", &["get"]),
         ("/experiments", &["get"]),
         ("/experiments/{iid}", &["get", "delete"]),
         ("/experiments/{iid}/candidates", &["get", "post"]),

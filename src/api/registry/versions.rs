@@ -302,3 +302,38 @@ pub async fn archive(
     }
     Ok(response)
 }
+
+/// A version's manifest as canonical JSON (what its archive carries), its sha256 in
+/// `X-Manifest-Digest: sha256:<hex>`. The slot resolves as downloads do.
+#[utoipa::path(get, path = "/api/v4/projects/{id}/ml/models/{model}/versions/{version}/manifest", tag = "versions",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name"),
+           ("version" = String, Path, description = "Version id, SemVer string or requirement")),
+    responses((status = 200, description = "The canonical manifest", content_type = "application/json"),
+              (status = 401, body = ErrorView), (status = 404, body = ErrorView)))]
+pub async fn manifest(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+) -> ApiResult<Response> {
+    use sha2::Digest;
+    let registry = &state.registry;
+    let (access, model) = model_of(registry, &caller, &path, Action::ReadRegistry)?;
+    let version = registry.version_for_slot(&caller, &access, &model, path.get("version"))?;
+    let (_, manifest) = registry.version_manifest(&model, &version)?;
+    let body = manifest.canonical_json();
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body)));
+    let mut response = Response::new(axum::body::Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&digest) {
+        headers.insert("x-manifest-digest", value);
+    }
+    if let Ok(value) = axum::http::HeaderValue::from_str(&version.version) {
+        headers.insert("x-model-version", value);
+    }
+    Ok(response)
+}
