@@ -645,6 +645,8 @@ fn the_openapi_document_lists_every_route() {
             "/models/{model}/versions/{version}",
             &["get", "patch", "delete"],
         ),
+        ("/models/{model}/versions/{version}/archive", &["get"]),
+        ("/models/{model}/versions/{version}/manifest", &["get"]),
         ("/experiments", &["get"]),
         ("/experiments/{iid}", &["get", "delete"]),
         ("/experiments/{iid}/candidates", &["get", "post"]),

@@ -59,6 +59,8 @@ fn body(data: &'static [u8]) -> IncomingFile {
         ))])),
         declared_len: Some(data.len() as u64),
         status: None,
+        expected: Default::default(),
+        deploy: false,
     }
 }
 

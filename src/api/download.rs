@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use super::conditional::{self, Outcome};
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -35,18 +37,6 @@ fn read_buffers() -> Arc<ChunkPool> {
         .clone()
 }
 
-/// Whether `If-None-Match` names this entity (or `*`).
-fn not_modified(request: &Request, etag: &str) -> bool {
-    request
-        .headers()
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == etag || tag == "*")
-}
-
 /// `attachment; filename="name"` with an RFC 5987 form for names that are not plain ASCII.
 pub fn content_disposition(name: &str) -> HeaderValue {
     let plain: String = name
@@ -70,8 +60,7 @@ pub fn content_disposition(name: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
-/// A plain `GET` of the whole file: no range, no date or `If-Match` condition (those, and `HEAD`,
-/// are left to `ServeFile`).
+/// A plain `GET` of the whole file: no range (ranges and `HEAD` are left to `ServeFile`).
 fn whole_file_get(request: &Request) -> bool {
     request.method() == Method::GET
         && ![
@@ -154,13 +143,15 @@ async fn stream_whole_file(path: PathBuf) -> Result<Response, Error> {
     Ok(response)
 }
 
-/// Answers `request` with the bytes of `file`.
+/// Answers `request` with the bytes of `file`; its validators are its sha256 (`ETag`) and the
+/// time it was recorded (`Last-Modified`).
 pub async fn serve(
     registry: &Registry,
     file: &PackageFile,
     request: Request,
 ) -> Result<Response, Error> {
-    let mut response = serve_blob(registry, &file.sha256, request).await?;
+    let recorded: SystemTime = file.created_at.into();
+    let mut response = serve_validated(registry, &file.sha256, Some(recorded), request).await?;
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_DISPOSITION,
@@ -170,30 +161,79 @@ pub async fn serve(
         "x-checksum-sha256",
         HeaderValue::from_str(&file.sha256).unwrap_or(HeaderValue::from_static("")),
     );
+    if let Some(digest) = crate::api::integrity::repr_digest(&file.sha256) {
+        headers.insert("repr-digest", digest);
+    }
     Ok(response)
 }
 
 /// Answers `request` with the bytes of the blob `sha256` (`ETag`, `Range`, `HEAD` and
-/// conditional requests included): the one download path of every surface.
+/// conditional requests included; `Last-Modified` is the blob's): the one download path of
+/// every surface.
 pub async fn serve_blob(
     registry: &Registry,
     sha256: &str,
     request: Request,
 ) -> Result<Response, Error> {
+    serve_validated(registry, sha256, None, request).await
+}
+
+/// The preconditions of the request are evaluated here against the file's own validators
+/// (see [`conditional`]); `ServeFile` then only sees a `Range` that still applies.
+async fn serve_validated(
+    registry: &Registry,
+    sha256: &str,
+    modified: Option<SystemTime>,
+    request: Request,
+) -> Result<Response, Error> {
     let etag = format!("\"{sha256}\"");
-    if not_modified(&request, &etag) {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(value) = HeaderValue::from_str(&etag) {
-            response.headers_mut().insert(header::ETAG, value);
-        }
-        return Ok(response);
-    }
     let BlobLocation::LocalFile(path) = registry.blobs().locate(sha256)?;
+    let modified = match modified {
+        Some(at) => at,
+        None => tokio::fs::metadata(&path)
+            .await
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+    };
+    let last_modified = HeaderValue::from_str(&conditional::http_date(modified)).ok();
+    let outcome = conditional::evaluate(request.method(), request.headers(), &etag, modified);
+    let honour_range = match outcome {
+        Outcome::Serve { honour_range } => honour_range,
+        Outcome::Failed | Outcome::NotModified => {
+            let status = if outcome == Outcome::Failed {
+                StatusCode::PRECONDITION_FAILED
+            } else {
+                StatusCode::NOT_MODIFIED
+            };
+            let mut response = status.into_response();
+            let headers = response.headers_mut();
+            if let Ok(value) = HeaderValue::from_str(&etag) {
+                headers.insert(header::ETAG, value);
+            }
+            if let Some(value) = last_modified {
+                headers.insert(header::LAST_MODIFIED, value);
+            }
+            return Ok(response);
+        }
+    };
+    let (mut parts, _) = request.into_parts();
+    for name in [
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+        header::IF_RANGE,
+    ] {
+        parts.headers.remove(name);
+    }
+    if !honour_range {
+        // The client's copy is of another file: it gets the whole of this one (200).
+        parts.headers.remove(header::RANGE);
+    }
+    let request = Request::from_parts(parts, Body::empty());
     let mut response = if whole_file_get(&request) {
         stream_whole_file(path).await?
     } else {
-        let (parts, _) = request.into_parts();
-        let request = Request::from_parts(parts, Body::empty());
         let Ok(response) = ServeFile::new(path)
             .with_buf_chunk_size(READ_CHUNK)
             .oneshot(request)
@@ -203,6 +243,9 @@ pub async fn serve_blob(
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, value);
+    }
+    if let Some(value) = last_modified {
+        headers.insert(header::LAST_MODIFIED, value);
     }
     headers.insert(
         header::CONTENT_TYPE,

@@ -1,10 +1,13 @@
 //! The HTTP layer: one module per surface, each with its own `router()`, composed by [`app`].
 
+pub mod archive;
 pub mod auth;
 pub mod body_guard;
 pub mod body_limit;
+pub mod conditional;
 pub mod download;
 pub mod gitlab;
+pub mod integrity;
 pub mod loose;
 pub mod mlflow;
 pub mod oci;

@@ -82,6 +82,9 @@ impl From<BlobError> for Error {
             BlobError::TooLarge { .. } => Error::TooLarge,
             BlobError::StorageFull => Error::StorageFull,
             BlobError::BodyInterrupted(_) => Error::BodyInterrupted,
+            BlobError::DigestMismatch(_) => {
+                Error::BadRequest(format!("{error}: the file was not stored"))
+            }
             other => Error::Blob(other),
         }
     }

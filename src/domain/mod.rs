@@ -11,6 +11,7 @@ pub mod event_records;
 pub mod events;
 pub mod experiments;
 pub mod groups;
+pub mod integrity;
 pub mod logged_models;
 pub mod maintenance;
 pub mod ml_records;

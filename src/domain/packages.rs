@@ -10,6 +10,7 @@ use super::schema::revisions::{Parent, ReadSet};
 use super::schema::{self, files::Files, packages::Packages};
 use super::{Attempt, Registry};
 use crate::store::blobs::ByteStream;
+use crate::store::checksum::Expected;
 use crate::store::meta::{abort, TxError, Txn};
 
 /// Where a file goes: package name, version and type, and the file's path inside the package.
@@ -21,11 +22,21 @@ pub struct FileTarget {
     pub file_name: String,
 }
 
+/// An upload's content once durable and checked, before it is recorded.
+pub(crate) struct Received {
+    pub stored: crate::store::blobs::StoredBlob,
+    pub status: Option<PackageStatus>,
+}
+
 /// An upload's body and what the client declared about it.
 pub struct IncomingFile {
     pub body: ByteStream,
     pub declared_len: Option<u64>,
     pub status: Option<PackageStatus>,
+    /// The digests the client declared: the body must have them, or nothing is recorded.
+    pub expected: Expected,
+    /// Deploy by checksum: no body; the declared sha256 names content the caller can read.
+    pub deploy: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -149,11 +160,6 @@ impl Registry {
         limit: u64,
     ) -> Result<(Package, PackageFile)> {
         super::trust::check_package_name(caller, &target.package_name)?;
-        let creator = caller.user_id();
-        let ci = caller.ci().cloned();
-        if incoming.declared_len.is_some_and(|len| len > limit) {
-            return Err(Error::TooLarge);
-        }
         let duplicates_allowed =
             project.generic_duplicates_allowed || target.package_type != PackageType::Generic;
         if !duplicates_allowed {
@@ -165,7 +171,48 @@ impl Registry {
                 }
             }
         }
-        let stored = self.blobs.put(incoming.body, limit).await?;
+        let received = self.receive(caller, project, incoming, limit).await?;
+        self.record_package_file(project, caller, target, received)
+            .await
+    }
+
+    /// The bytes of an upload made durable (or, for a deploy by checksum, the content it names),
+    /// with the declared digests checked: nothing is recorded yet.
+    pub(crate) async fn receive(
+        &self,
+        caller: &Caller,
+        project: &Project,
+        incoming: IncomingFile,
+        limit: u64,
+    ) -> Result<Received> {
+        if incoming.declared_len.is_some_and(|len| len > limit) {
+            return Err(Error::TooLarge);
+        }
+        let status = incoming.status;
+        let stored = if incoming.deploy {
+            self.deployed_content(caller, project, incoming).await?
+        } else {
+            self.blobs
+                .put_checked(incoming.body, limit, &incoming.expected)
+                .await?
+        };
+        Ok(Received { stored, status })
+    }
+
+    /// Records received content as a file of its package (created if absent), durably.
+    pub(crate) async fn record_package_file(
+        &self,
+        project: &Project,
+        caller: &Caller,
+        target: FileTarget,
+        received: Received,
+    ) -> Result<(Package, PackageFile)> {
+        super::trust::check_package_name(caller, &target.package_name)?;
+        let creator = caller.user_id();
+        let ci = caller.ci().cloned();
+        let duplicates_allowed =
+            project.generic_duplicates_allowed || target.package_type != PackageType::Generic;
+        let Received { stored, status } = received;
         let new_package_id = self.new_id()?;
         let file_id = self.new_id()?;
         let at = now();
@@ -202,7 +249,7 @@ impl Registry {
                 {
                     return abort(Error::DuplicateNotAllowed);
                 }
-                if let Some(status) = incoming.status {
+                if let Some(status) = status {
                     package.status = status;
                 }
                 package.updated_at = at;

@@ -715,6 +715,12 @@ impl Registry {
         let record = match self.version_by_string(model.id, version) {
             Ok(v) => v,
             Err(Error::NotFound(_)) => {
+                // The body is received and checked first: a refused upload creates no version.
+                super::trust::check_package_name(caller, &model.name)?;
+                let limit = self.limits.model_file_bytes;
+                let received = self
+                    .receive(caller, &access.project, incoming, limit)
+                    .await?;
                 let created = self
                     .create_version(
                         caller,
@@ -726,12 +732,18 @@ impl Registry {
                         },
                     )
                     .await;
-                match created {
+                let record = match created {
                     Ok(v) => v,
                     // A concurrent upload created it first.
                     Err(Error::AlreadyExists(_)) => self.version_by_string(model.id, version)?,
                     Err(other) => return Err(other),
-                }
+                };
+                let target =
+                    self.model_file_target(access, ModelFileOwner::Version(record.id), file_name)?;
+                let (_, file) = self
+                    .record_package_file(&access.project, caller, target, received)
+                    .await?;
+                return Ok((record, file));
             }
             Err(other) => return Err(other),
         };

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::Stream;
 
-use super::checksum::Digests;
+use super::checksum::{Digests, Expected, Mismatch};
 
 /// A request body as the blob store consumes it.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
@@ -33,6 +33,9 @@ pub enum BlobError {
     BodyInterrupted(String),
     #[error("no space left on the blob store's device")]
     StorageFull,
+    /// The body is not what the client declared (nothing was kept).
+    #[error("the body's {} is {}, but the request declared {}", .0.algorithm, .0.actual, .0.declared)]
+    DigestMismatch(Mismatch),
     #[error("blob {0} does not exist")]
     Missing(String),
     #[error("blob store I/O")]
@@ -54,7 +57,17 @@ impl BlobError {
 pub trait BlobStore: Send + Sync + 'static {
     /// Streams `body` to durable storage while hashing it. On success the blob is durable and
     /// addressable by its sha256; on any failure nothing is left behind.
-    async fn put(&self, body: ByteStream, limit: u64) -> Result<StoredBlob, BlobError>;
+    async fn put(&self, body: ByteStream, limit: u64) -> Result<StoredBlob, BlobError> {
+        self.put_checked(body, limit, &Expected::default()).await
+    }
+    /// [`BlobStore::put`], refusing (and keeping nothing of) a body whose digests differ from
+    /// the ones `expected` declares: [`BlobError::DigestMismatch`].
+    async fn put_checked(
+        &self,
+        body: ByteStream,
+        limit: u64,
+        expected: &Expected,
+    ) -> Result<StoredBlob, BlobError>;
     /// Where to read a blob from.
     fn locate(&self, sha256: &str) -> Result<BlobLocation, BlobError>;
     fn exists(&self, sha256: &str) -> bool;

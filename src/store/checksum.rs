@@ -27,6 +27,75 @@ impl Digests {
     }
 }
 
+/// The digests a client declared for a body (lower-case hex), checked before the body is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expected {
+    pub md5: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+    pub sha512: Option<String>,
+}
+
+/// A declared digest the body does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub algorithm: &'static str,
+    pub declared: String,
+    pub actual: String,
+}
+
+impl Expected {
+    pub fn is_empty(&self) -> bool {
+        self.md5.is_none() && self.sha1.is_none() && self.sha256.is_none() && self.sha512.is_none()
+    }
+
+    /// The first declared digest that differs from the computed ones (`sha512` computed only
+    /// when one was declared).
+    pub fn mismatch(&self, digests: &Digests, sha512: Option<&str>) -> Option<Mismatch> {
+        let pairs = [
+            (
+                "sha256",
+                self.sha256.as_deref(),
+                Some(digests.sha256.as_str()),
+            ),
+            ("sha512", self.sha512.as_deref(), sha512),
+            ("sha1", self.sha1.as_deref(), Some(digests.sha1.as_str())),
+            ("md5", self.md5.as_deref(), Some(digests.md5.as_str())),
+        ];
+        pairs.into_iter().find_map(|(algorithm, declared, actual)| {
+            let declared = declared?;
+            let actual = actual.unwrap_or_default();
+            (declared != actual).then(|| Mismatch {
+                algorithm,
+                declared: declared.to_string(),
+                actual: actual.to_string(),
+            })
+        })
+    }
+}
+
+/// One digest on its own blocking thread, fed shared chunks.
+pub struct SingleHasher {
+    sender: mpsc::Sender<Bytes>,
+    task: JoinHandle<String>,
+}
+
+impl SingleHasher {
+    pub fn sha512(depth: usize) -> Self {
+        let (sender, task) = spawn_digest::<sha2::Sha512>(depth);
+        SingleHasher { sender, task }
+    }
+
+    pub async fn feed(&self, chunk: &Bytes) {
+        let _ = self.sender.send(chunk.clone()).await;
+    }
+
+    pub async fn finish(self) -> std::io::Result<String> {
+        drop(self.sender);
+        self.task.await.map_err(std::io::Error::other)
+    }
+}
+
 /// One pass of three digests, fed chunk by chunk.
 #[derive(Default)]
 pub struct MultiHasher {
@@ -115,6 +184,30 @@ mod tests {
         assert_eq!(
             d.sha256,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn a_declared_digest_that_differs_is_named() {
+        let d = Digests::of(b"abc");
+        let mut expected = Expected {
+            sha256: Some(d.sha256.clone()),
+            md5: Some(d.md5.clone()),
+            ..Expected::default()
+        };
+        assert_eq!(expected.mismatch(&d, None), None);
+        expected.sha1 = Some("0".repeat(40));
+        let found = expected.mismatch(&d, None).expect("mismatch");
+        assert_eq!(found.algorithm, "sha1");
+        assert_eq!(found.actual, d.sha1);
+        let only_512 = Expected {
+            sha512: Some("ab".into()),
+            ..Expected::default()
+        };
+        assert_eq!(only_512.mismatch(&d, Some("ab")), None);
+        assert_eq!(
+            only_512.mismatch(&d, Some("cd")).map(|m| m.algorithm),
+            Some("sha512")
         );
     }
 

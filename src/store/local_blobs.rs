@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::blobs::{BlobError, BlobLocation, BlobStore, ByteStream, StoredBlob};
-use super::checksum::{MultiHasher, ParallelHasher};
+use super::checksum::{Expected, MultiHasher, ParallelHasher, SingleHasher};
 use super::chunk_pool::{release_free_heap, Chunk, ChunkPool};
 
 /// Bodies are regrouped into chunks of this size before hashing and writing.
@@ -206,7 +206,32 @@ impl Pipeline {
 
 #[async_trait::async_trait]
 impl BlobStore for LocalBlobs {
-    async fn put(&self, mut body: ByteStream, limit: u64) -> Result<StoredBlob, BlobError> {
+    async fn put_checked(
+        &self,
+        body: ByteStream,
+        limit: u64,
+        expected: &Expected,
+    ) -> Result<StoredBlob, BlobError> {
+        // A sha-512 is computed only when a client declared one, beside the three kept ones.
+        let sha512 = expected
+            .sha512
+            .is_some()
+            .then(|| Arc::new(SingleHasher::sha512(QUEUE_DEPTH)));
+        let mut body: ByteStream = match &sha512 {
+            None => body,
+            Some(hasher) => {
+                let hasher = hasher.clone();
+                Box::pin(body.then(move |next| {
+                    let hasher = hasher.clone();
+                    async move {
+                        if let Ok(data) = &next {
+                            hasher.feed(data).await;
+                        }
+                        next
+                    }
+                }))
+            }
+        };
         let path = self.staging_path();
         let mut guard = TempGuard {
             path: path.clone(),
@@ -282,6 +307,15 @@ impl BlobStore for LocalBlobs {
             }
         };
 
+        drop(body);
+        let sha512 = match sha512.and_then(Arc::into_inner) {
+            Some(hasher) => Some(hasher.finish().await?),
+            None => None,
+        };
+        if let Some(mismatch) = expected.mismatch(&digests, sha512.as_deref()) {
+            // The guard removes the staged file: nothing of the body is kept.
+            return Err(BlobError::DigestMismatch(mismatch));
+        }
         let sha256 = digests.sha256.clone();
         let staged = path.clone();
         let store = self.handle();
@@ -528,6 +562,52 @@ mod tests {
             assert_eq!(fs::read(path).unwrap(), data);
         }
         assert!(tmp_is_empty(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn a_body_unlike_its_declared_digests_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobs::open(dir.path()).unwrap();
+        for size in [5usize, 3 * CHUNK + 1] {
+            let data = vec![7u8; size];
+            let right = Digests::of(&data);
+            let wrong = Expected {
+                sha256: Some("0".repeat(64)),
+                ..Expected::default()
+            };
+            let refused = store
+                .put_checked(body(vec![data.clone()]), u64::MAX, &wrong)
+                .await;
+            assert!(matches!(refused, Err(BlobError::DigestMismatch(_))));
+            assert!(store.list().unwrap().is_empty());
+            assert!(tmp_is_empty(dir.path()));
+            let sha512 = {
+                use sha2::Sha512;
+                hex::encode(Sha512::digest(&data))
+            };
+            let bad512 = Expected {
+                sha512: Some("0".repeat(128)),
+                ..Expected::default()
+            };
+            let refused = store
+                .put_checked(body(vec![data.clone()]), u64::MAX, &bad512)
+                .await;
+            assert!(
+                matches!(refused, Err(BlobError::DigestMismatch(m)) if m.algorithm == "sha512")
+            );
+            let good = Expected {
+                sha256: Some(right.sha256.clone()),
+                sha1: Some(right.sha1.clone()),
+                md5: Some(right.md5.clone()),
+                sha512: Some(sha512),
+            };
+            let kept = store
+                .put_checked(body(vec![data]), u64::MAX, &good)
+                .await
+                .unwrap();
+            assert_eq!(kept.digests, right);
+            store.remove(&right.sha256).unwrap();
+        }
     }
 
     #[tokio::test]

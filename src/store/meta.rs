@@ -92,10 +92,11 @@ pub enum Table {
     Deliveries,
     DeliveriesPending,
     AliasMoves,
+    FilesByContent,
 }
 
 impl Table {
-    pub const ALL: [Table; 82] = [
+    pub const ALL: [Table; 83] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -178,6 +179,7 @@ impl Table {
         Table::Deliveries,
         Table::DeliveriesPending,
         Table::AliasMoves,
+        Table::FilesByContent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -264,6 +266,7 @@ impl Table {
             Table::Deliveries => "deliveries",
             Table::DeliveriesPending => "deliveries_pending",
             Table::AliasMoves => "alias_moves",
+            Table::FilesByContent => "files_by_content",
         }
     }
 

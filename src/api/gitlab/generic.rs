@@ -91,12 +91,15 @@ pub async fn upload(
     crate::domain::access::precheck(&caller, crate::domain::access::Action::WritePackages)?;
     let access = state.registry.project_for(&caller, &id)?;
     let declared_len = declared_length(request.headers());
+    let (expected, deploy) = crate::api::integrity::declared(request.headers())?;
     let _in_progress = state.telemetry.upload_started();
     let body: Body = request.into_body();
     let incoming = IncomingFile {
         body: Box::pin(body.into_data_stream().map_err(std::io::Error::other)),
         declared_len,
         status,
+        expected,
+        deploy,
     };
     let file = state
         .registry

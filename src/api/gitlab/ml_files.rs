@@ -75,6 +75,7 @@ pub async fn upload(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
+    let (expected, deploy) = crate::api::integrity::declared(request.headers())?;
     let _in_progress = state.telemetry.upload_started();
     let incoming = IncomingFile {
         body: Box::pin(
@@ -85,6 +86,8 @@ pub async fn upload(
         ),
         declared_len,
         status,
+        expected,
+        deploy,
     };
     state
         .registry

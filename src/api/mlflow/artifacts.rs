@@ -279,6 +279,7 @@ pub async fn upload(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
+    let (expected, deploy) = crate::api::integrity::declared(request.headers())?;
     let _in_progress = state.telemetry.upload_started();
     let incoming = IncomingFile {
         body: Box::pin(
@@ -289,6 +290,8 @@ pub async fn upload(
         ),
         declared_len,
         status: None,
+        expected,
+        deploy,
     };
     state
         .registry

@@ -67,6 +67,14 @@ pub fn router() -> Router<AppState> {
             &at("models/{model}/aliases/{alias}/rollback"),
             post(aliases::rollback),
         )
+        .route(
+            &at("models/{model}/versions/{version}/archive"),
+            get(versions::archive),
+        )
+        .route(
+            &at("models/{model}/versions/{version}/manifest"),
+            get(versions::manifest),
+        )
         .route(&at("experiments"), get(experiments::list))
         .route(
             &at("experiments/{iid}"),

@@ -226,3 +226,118 @@ pub async fn delete(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ArchiveQuery {
+    /// `tar` (default) or `zip` (stored, zip64 when needed).
+    format: Option<String>,
+}
+
+/// Every file of a version and its `manifest.json` (every file's path, size and sha256; the
+/// model; the version) as one tar or zip, streamed. The version slot resolves as downloads do:
+/// a version id, an exact version, or a requirement (`^1.2`, `latest`).
+#[utoipa::path(get, path = "/api/v4/projects/{id}/ml/models/{model}/versions/{version}/archive", tag = "versions",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name"),
+           ("version" = String, Path, description = "Version id, SemVer string or requirement"),
+           ArchiveQuery),
+    responses((status = 200, description = "The archive", content_type = "application/x-tar"),
+              (status = 400, body = ErrorView), (status = 401, body = ErrorView),
+              (status = 404, body = ErrorView)))]
+pub async fn archive(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+    QueryParams(query): QueryParams<ArchiveQuery>,
+) -> ApiResult<Response> {
+    use crate::api::archive::{self, Entry, Format, Source};
+    use crate::store::blobs::BlobLocation;
+    let format = match query.format.as_deref() {
+        None => Format::Tar,
+        Some(name) => Format::parse(name).ok_or_else(|| Error::InvalidParam {
+            param: "format".into(),
+            problem: "does not have a valid value (tar or zip)".into(),
+        })?,
+    };
+    let registry = &state.registry;
+    let (access, model) = model_of(registry, &caller, &path, Action::ReadRegistry)?;
+    let version = registry.version_for_slot(&caller, &access, &model, path.get("version"))?;
+    let (files, manifest) = registry.version_manifest(&model, &version)?;
+    let manifest_name = if files.iter().any(|f| f.file_name == "manifest.json") {
+        ".modelyard/manifest.json"
+    } else {
+        "manifest.json"
+    };
+    let manifest = bytes::Bytes::from(manifest.canonical_json());
+    let mut entries = vec![Entry {
+        name: manifest_name.to_string(),
+        size: manifest.len() as u64,
+        source: Source::Bytes(manifest),
+    }];
+    for file in files {
+        let BlobLocation::LocalFile(blob) =
+            registry.blobs().locate(&file.sha256).map_err(Error::from)?;
+        entries.push(Entry {
+            name: file.file_name,
+            size: file.size,
+            source: Source::Blob(blob),
+        });
+    }
+    let mtime = version.created_at.timestamp().max(0) as u64;
+    let body = axum::body::Body::from_stream(archive::stream(format, entries, mtime));
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(format.content_type()),
+    );
+    headers.insert(
+        axum::http::header::CONTENT_DISPOSITION,
+        crate::api::download::content_disposition(&format!(
+            "{}-{}.{}",
+            model.name,
+            version.version,
+            format.extension()
+        )),
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&version.version) {
+        headers.insert("x-model-version", value);
+    }
+    Ok(response)
+}
+
+/// A version's manifest as canonical JSON (what its archive carries), its sha256 in
+/// `X-Manifest-Digest: sha256:<hex>`. The slot resolves as downloads do.
+#[utoipa::path(get, path = "/api/v4/projects/{id}/ml/models/{model}/versions/{version}/manifest", tag = "versions",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name"),
+           ("version" = String, Path, description = "Version id, SemVer string or requirement")),
+    responses((status = 200, description = "The canonical manifest", content_type = "application/json"),
+              (status = 401, body = ErrorView), (status = 404, body = ErrorView)))]
+pub async fn manifest(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+) -> ApiResult<Response> {
+    use sha2::Digest;
+    let registry = &state.registry;
+    let (access, model) = model_of(registry, &caller, &path, Action::ReadRegistry)?;
+    let version = registry.version_for_slot(&caller, &access, &model, path.get("version"))?;
+    let (_, manifest) = registry.version_manifest(&model, &version)?;
+    let body = manifest.canonical_json();
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body)));
+    let mut response = Response::new(axum::body::Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&digest) {
+        headers.insert("x-manifest-digest", value);
+    }
+    if let Ok(value) = axum::http::HeaderValue::from_str(&version.version) {
+        headers.insert("x-model-version", value);
+    }
+    Ok(response)
+}

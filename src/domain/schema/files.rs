@@ -27,6 +27,15 @@ pub(crate) fn entry_by_sha256(f: &PackageFile) -> Option<IndexEntry> {
     ))
 }
 
+/// Where a content lives across projects: `(sha256, project, file)` → package id, so that deploy
+/// by checksum finds a readable copy in another project without scanning projects.
+pub(crate) fn entry_by_content(f: &PackageFile) -> Option<IndexEntry> {
+    Some((
+        key().str(&f.sha256).id(f.project_id).id(f.id).build(),
+        id_key(f.package_id),
+    ))
+}
+
 const INDEXES: &[Index<PackageFile>] = &[
     Index {
         table: Table::FilesByPackage,
@@ -35,6 +44,10 @@ const INDEXES: &[Index<PackageFile>] = &[
     Index {
         table: Table::FilesBySha256,
         entry: entry_by_sha256,
+    },
+    Index {
+        table: Table::FilesByContent,
+        entry: entry_by_content,
     },
 ];
 
@@ -250,10 +263,42 @@ pub fn with_sha256(
         .collect()
 }
 
-/// Writes the by-sha256 index entry of a file (the upgrade that adds that index).
-pub(crate) fn put_sha256_entry(tx: &dyn Txn, f: &PackageFile) -> Result<(), TxFail> {
-    if let Some((k, v)) = entry_by_sha256(f) {
-        tx.put(Table::FilesBySha256, &k, &v)?;
+/// Files anywhere with this content, as `(project id, file id, package id)`, by project: at
+/// most `take` of them.
+pub fn anywhere_with_sha256(
+    meta: &dyn MetaStore,
+    sha256: &str,
+    take: usize,
+) -> Result<Vec<(u64, u64, u64)>, StoreError> {
+    let prefix = key().str(sha256).build();
+    meta.scan(Table::FilesByContent, &prefix)
+        .take(take)
+        .map(|entry| {
+            let (k, package) = entry?;
+            let rest = k.get(prefix.len()..).unwrap_or_default();
+            let project = rest
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            Ok((
+                project,
+                super::trailing_id(&k).unwrap_or(0),
+                super::trailing_id(&package).unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
+/// Writes a file's entry of one of its content indexes (the upgrades that add them).
+pub(crate) fn put_index_entry(tx: &dyn Txn, table: Table, f: &PackageFile) -> Result<(), TxFail> {
+    let entry = match table {
+        Table::FilesBySha256 => entry_by_sha256(f),
+        Table::FilesByContent => entry_by_content(f),
+        _ => None,
+    };
+    if let Some((k, v)) = entry {
+        tx.put(table, &k, &v)?;
     }
     Ok(())
 }

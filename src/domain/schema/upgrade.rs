@@ -6,7 +6,8 @@
 //! batches of transactions; it is idempotent (it starts by clearing what it rebuilds), so a crash
 //! half way is repaired by the next start. The version is recorded last. Version 3 indexes files
 //! by sha256 (the OCI surface), version 4 versions by their source run (MLflow lineage), version 5
-//! versions by last update (MLflow's default search order).
+//! versions by last update (MLflow's default search order), version 6
+//! files by content across projects (deploy by checksum).
 
 use std::collections::HashMap;
 
@@ -52,13 +53,17 @@ pub const STEPS: &[Step] = &[
         name: "versions by last update (MLflow's search order)",
         run: versions_by_updated_step,
     },
+    Step {
+        name: "files by content across projects (deploy by checksum)",
+        run: files_by_content_step,
+    },
 ];
 
 /// How many records one upgrade transaction rebuilds.
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 50] = [
+const DERIVED: [Table; 51] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -109,6 +114,7 @@ const DERIVED: [Table; 50] = [
     Table::HooksByProject,
     Table::ProjectHooks,
     Table::DeliveriesPending,
+    Table::FilesByContent,
 ];
 
 fn transact(
@@ -127,7 +133,22 @@ fn transact(
 /// Version 3 indexes every file by `(project, sha256)`: the OCI surface finds a repository's
 /// blobs through it. Idempotent: it clears the index first.
 fn files_by_sha256_step(meta: &dyn MetaStore, progress: &mut Progress) -> Result<(), StoreError> {
-    meta.clear(Table::FilesBySha256)?;
+    file_index_step(meta, progress, Table::FilesBySha256)
+}
+
+/// Version 6 indexes every file by `(sha256, project)`: deploy by checksum finds content the
+/// caller can read in another project through it. Idempotent like version 3.
+fn files_by_content_step(meta: &dyn MetaStore, progress: &mut Progress) -> Result<(), StoreError> {
+    file_index_step(meta, progress, Table::FilesByContent)
+}
+
+/// Rebuilds one index of the files (`FilesBySha256` or `FilesByContent`) from their records.
+fn file_index_step(
+    meta: &dyn MetaStore,
+    progress: &mut Progress,
+    table: Table,
+) -> Result<(), StoreError> {
+    meta.clear(table)?;
     let mut batch: Vec<crate::domain::records::PackageFile> = Vec::with_capacity(BATCH);
     let mut done = 0u64;
     let write = |batch: &mut Vec<crate::domain::records::PackageFile>| {
@@ -136,7 +157,7 @@ fn files_by_sha256_step(meta: &dyn MetaStore, progress: &mut Progress) -> Result
         }
         let result = transact(meta, |tx| {
             for file in batch.iter() {
-                super::files::put_sha256_entry(tx, file)?;
+                super::files::put_index_entry(tx, table, file)?;
             }
             Ok(())
         });
@@ -154,7 +175,7 @@ fn files_by_sha256_step(meta: &dyn MetaStore, progress: &mut Progress) -> Result
     let rest = batch.len() as u64;
     write(&mut batch)?;
     progress.advance(rest);
-    tracing::info!(files = done, "files indexed by sha256");
+    tracing::info!(files = done, table = table.name(), "files indexed");
     Ok(())
 }
 

@@ -287,6 +287,8 @@ async fn store_file(
         body: Box::pin(field.map_err(std::io::Error::other)),
         declared_len: None,
         status: None,
+        expected: Default::default(),
+        deploy: false,
     };
     ctx.registry()
         .upload_model_file(
