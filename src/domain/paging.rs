@@ -138,6 +138,16 @@ impl<T> Page<T> {
         (self.request.page > 1).then(|| (self.request.page - 1).min(self.total_pages()))
     }
 
+    /// [`Page::map`] with a fallible `f`: the first error is the answer.
+    pub fn try_map<U, E>(self, f: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        Ok(Page {
+            items: self.items.into_iter().map(f).collect::<Result<_, _>>()?,
+            total: self.total,
+            request: self.request,
+            next_cursor: self.next_cursor,
+        })
+    }
+
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),

@@ -83,17 +83,13 @@ pub async fn list(
     if (descending_default && !ascending) || params.str("sort")?.as_deref() == Some("desc") {
         projects.reverse();
     }
-    let items = projects
-        .iter()
-        .map(|a| project_json(&state, &a.project, &base))
-        .collect::<Result<_, _>>()?;
-    let page = PageRequest::new(params.usize("page")?, params.usize("per_page")?);
-    Ok(paginated(
-        Page::of(items, page),
-        &base,
-        uri.path(),
-        uri.query(),
-    ))
+    // The page is cut before its projects are rendered (each with its counts and links).
+    let page = Page::of(
+        projects,
+        PageRequest::new(params.usize("page")?, params.usize("per_page")?),
+    )
+    .try_map(|a| project_json(&state, &a.project, &base))?;
+    Ok(paginated(page, &base, uri.path(), uri.query()))
 }
 
 pub async fn create(
