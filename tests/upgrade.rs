@@ -752,6 +752,56 @@ fn check_mlflow(server: &TestServer, expected: &Value) {
     }
 }
 
+/// An index a later schema version adds, built from the fixture's records by the upgrade:
+/// versions by last update (MLflow's default version search).
+fn check_later_indexes(server: &TestServer, expected: &Value) {
+    let root = Api::with_token(server, &root_token(expected));
+    for listing in list(expected, "version_listings") {
+        let project = n(listing, "project_id");
+        let filter = url_encode(&format!("name = '{}'", s(listing, "model")));
+        let url = mlflow(
+            project,
+            &format!("mlflow/model-versions/search?filter={filter}&max_results=1000"),
+        );
+        let found = ok(root.get(&url), &url);
+        let versions = found["model_versions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let count = listing["order"].as_array().map_or(0, Vec::len);
+        assert_eq!(versions.len(), count, "{url}: {found}");
+        let updated: Vec<i64> = versions
+            .iter()
+            .map(|v| v["last_updated_timestamp"].as_i64().expect("a timestamp"))
+            .collect();
+        assert!(
+            updated.windows(2).all(|w| w[0] >= w[1]),
+            "newest update first: {updated:?}"
+        );
+    }
+}
+
+/// Files by content, built by the upgrade: an old file deployed by its checksum into a fresh
+/// package of the same project, read back by its bytes.
+fn deploy_an_old_file_by_checksum(server: &TestServer, expected: &Value) {
+    let root = Api::with_token(server, &root_token(expected));
+    let file = &list(expected, "generic_files")[0];
+    let project = n(file, "project_id");
+    let url =
+        format!("/api/v4/projects/{project}/packages/generic/deployed-by-checksum/1.0.0/copy.bin");
+    let deployed = root.send(
+        "PUT",
+        &url,
+        &[
+            ("X-Checksum-Deploy", "true"),
+            ("X-Checksum-Sha256", s(file, "sha256")),
+        ],
+        b"",
+    );
+    assert_eq!(deployed.status, 201, "{url}: {}", deployed.text());
+    assert_bytes(&root.get(&url), file, &url);
+}
+
 fn check_everything(server: &TestServer, expected: &Value) {
     check_users(server, expected);
     check_projects(server, expected);
@@ -761,6 +811,7 @@ fn check_everything(server: &TestServer, expected: &Value) {
     check_version_files(server, expected);
     check_candidates(server, expected);
     check_mlflow(server, expected);
+    check_later_indexes(server, expected);
 }
 
 #[test]
@@ -885,6 +936,7 @@ fn an_upgraded_data_dir_takes_new_writes_without_clashing_with_old_records() {
         history_values(history["metrics"].as_array().expect("metrics"), "accuracy"),
         values
     );
+    deploy_an_old_file_by_checksum(&server, &expected);
 }
 
 #[test]
