@@ -209,10 +209,6 @@ pub async fn list_members(
     ))
 }
 
-fn parse_user_id(raw: &str) -> Result<u64, Error> {
-    raw.parse().map_err(|_| Error::NotFound("Member"))
-}
-
 pub async fn show_member(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -220,7 +216,7 @@ pub async fn show_member(
     Path((id, user_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let access = state.registry.group_for(&caller, &id)?;
-    let user_id = parse_user_id(&user_id)?;
+    let user_id = super::projects::parse_user_id(&user_id)?;
     let member = state
         .registry
         .group_member(access.group.id, user_id)?
@@ -289,7 +285,7 @@ pub async fn update_member(
     Path((id, user_id)): Path<(String, String)>,
     params: Params,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let user_id = parse_user_id(&user_id)?;
+    let user_id = super::projects::parse_user_id(&user_id)?;
     save_member(&state, &headers, &caller, &id, user_id, &params, false).await
 }
 
@@ -301,7 +297,7 @@ pub async fn remove_member(
     let access = state.registry.group_for(&caller, &id)?;
     state
         .registry
-        .remove_group_member(&caller, &access, parse_user_id(&user_id)?)
+        .remove_group_member(&caller, &access, super::projects::parse_user_id(&user_id)?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

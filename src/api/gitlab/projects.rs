@@ -226,7 +226,8 @@ pub async fn list_members(
     ))
 }
 
-fn parse_user_id(raw: &str) -> Result<u64, Error> {
+/// A member's user id in a path: anything else is a member that does not exist.
+pub(super) fn parse_user_id(raw: &str) -> Result<u64, Error> {
     raw.parse().map_err(|_| Error::NotFound("Member"))
 }
 
