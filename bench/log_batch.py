@@ -35,6 +35,22 @@ def start(binary, data):
     raise SystemExit("the server exited before listening")
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds the process has used (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def flushes(host, port):
+    """The server's count of durable metadata flushes (its /metrics, read as the admin)."""
+    conn = http.client.HTTPConnection(host, port)
+    conn.request("GET", "/metrics", headers={"PRIVATE-TOKEN": TOKEN})
+    for line in conn.getresponse().read().decode().splitlines():
+        if line.startswith("modelyard_metadata_flushes_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
 def call(conn, method, path, body=None):
     headers = {"PRIVATE-TOKEN": TOKEN, "Content-Type": "application/json"}
     conn.request(method, path, body=body, headers=headers)
@@ -82,16 +98,26 @@ def main():
                     call(c, "POST", f"{api}/runs/log-batch", body)
 
             threads = [threading.Thread(target=work, args=(mine,)) for mine in per_client]
+            flushes_before = flushes(host, port)
+            server_cpu_before = cpu_seconds(proc.pid)
+            client_before = os.times()
             started = time.perf_counter()
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
             elapsed = time.perf_counter() - started
+            server_cpu = cpu_seconds(proc.pid) - server_cpu_before
+            client_after = os.times()
+            flushed = flushes(host, port) - flushes_before
+            client_cpu = (client_after.user - client_before.user) + (client_after.system - client_before.system)
             total = args.calls * args.per
             print(f"log-batch: {args.calls} calls x {args.per} metrics from {args.clients} clients in {elapsed:.2f} s")
             print(f"  {total / elapsed:,.0f} metrics/s  ({args.calls / elapsed:,.0f} calls/s); target >= 1,000,000 metrics/s: "
                   f"ratio {total / elapsed / 1e6:.2f}")
+            print(f"  CPU in the window: server {server_cpu:.2f} s ({server_cpu / elapsed:.2f} cores, "
+                  f"{server_cpu / args.calls * 1e6:,.0f} us/call), client {client_cpu:.2f} s ({client_cpu / elapsed:.2f} cores); "
+                  f"{flushed} metadata flushes ({args.calls / max(flushed, 1):.1f} calls each)")
         finally:
             proc.terminate()
             proc.wait()

@@ -3,9 +3,9 @@
 //! next one, which starts after their commits and so covers them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{mpsc, Arc, OnceLock};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::meta::{MetaStore, StoreError};
 
@@ -14,7 +14,7 @@ type Waiter = oneshot::Sender<Result<(), Arc<StoreError>>>;
 
 pub struct GroupCommit {
     meta: Arc<dyn MetaStore>,
-    queue: OnceLock<mpsc::UnboundedSender<Waiter>>,
+    queue: OnceLock<Option<mpsc::Sender<Waiter>>>,
     flushes: Arc<AtomicU64>,
 }
 
@@ -32,18 +32,32 @@ impl GroupCommit {
         self.flushes.load(Ordering::Relaxed)
     }
 
-    fn queue(&self) -> &mpsc::UnboundedSender<Waiter> {
-        self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(run(self.meta.clone(), self.flushes.clone(), rx));
-            tx
-        })
+    /// The flusher's queue: a thread of its own, started on first use, that lives as long as
+    /// this value (it ends when the queue closes). A thread rather than a task that hops to
+    /// the blocking pool for each flush: a waiter costs one wake-up of the flusher and one of
+    /// itself, however busy the server is. `None` when no thread could be started.
+    fn queue(&self) -> Option<&mpsc::Sender<Waiter>> {
+        self.queue
+            .get_or_init(|| {
+                let (tx, rx) = mpsc::channel();
+                let meta = self.meta.clone();
+                let flushes = self.flushes.clone();
+                std::thread::Builder::new()
+                    .name("metadata flusher".into())
+                    .spawn(move || run(meta.as_ref(), &flushes, rx))
+                    .ok()
+                    .map(|_| tx)
+            })
+            .as_ref()
     }
 
     /// Waits until a flush that started after this call has finished.
     pub async fn durable(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        if self.queue().send(tx).is_err() {
+        let Some(queue) = self.queue() else {
+            return self.flush_now();
+        };
+        if queue.send(tx).is_err() {
             return self.flush_now();
         }
         match rx.await {
@@ -59,23 +73,14 @@ impl GroupCommit {
     }
 }
 
-async fn run(
-    meta: Arc<dyn MetaStore>,
-    flushes: Arc<AtomicU64>,
-    mut rx: mpsc::UnboundedReceiver<Waiter>,
-) {
-    while let Some(first) = rx.recv().await {
+/// The flusher: takes every waiter queued so far, flushes once for all of them, tells each the
+/// outcome, and sleeps until the next one comes.
+fn run(meta: &dyn MetaStore, flushes: &AtomicU64, rx: mpsc::Receiver<Waiter>) {
+    while let Ok(first) = rx.recv() {
         let mut waiters = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            waiters.push(more);
-        }
-        let store = meta.clone();
+        waiters.extend(rx.try_iter());
         flushes.fetch_add(1, Ordering::Relaxed);
-        let result = match tokio::task::spawn_blocking(move || store.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Arc::new(e)),
-            Err(e) => Err(Arc::new(StoreError::engine(e))),
-        };
+        let result = meta.flush().map_err(Arc::new);
         for waiter in waiters {
             let _ = waiter.send(result.clone());
         }

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 
 use super::error::MlflowError;
 use crate::api::body_limit;
-use crate::api::loose::{Capped, Loose};
+use crate::api::loose::{Capped, Loose, MAX_LIST_ITEMS};
 use crate::domain::logged_models::ModelMetric;
 use crate::domain::ml_records::{KeyValue, MetricPoint};
 
@@ -338,15 +338,98 @@ fn key_value_of(item: &KeyValueItem) -> Result<KeyValue, MlflowError> {
     })
 }
 
-fn metric_of(item: &MetricItem) -> Result<MetricPoint, MlflowError> {
-    Ok(MetricPoint {
-        key: field("key", &item.key).required()?,
-        value: field("value", &item.value).metric_value()?,
-        timestamp: field("timestamp", &item.timestamp)
-            .i64()?
-            .unwrap_or_else(crate::domain::experiments::now_ms),
-        step: field("step", &item.step).i64()?.unwrap_or(0),
-    })
+/// `required`, keeping the string that arrived instead of copying it.
+fn required_owned(key: &str, value: Option<Loose>) -> Result<String, MlflowError> {
+    match value {
+        Some(Loose::Str(s)) if !s.is_empty() => Ok(s),
+        other => field(key, &other).required(),
+    }
+}
+
+/// The metrics of a log-batch, turned into points while the list is decoded: no list of loosely
+/// typed items in between, no copy of a key. An item's first field error is kept and reported
+/// once the whole list decoded, as if the list were read first and its items after (a list
+/// that does not decode is refused as such).
+#[derive(Default)]
+struct MetricList {
+    points: Vec<MetricPoint>,
+    for_models: Vec<ModelMetric>,
+    refused: Option<MlflowError>,
+}
+
+impl MetricList {
+    fn take(&mut self, item: MetricItem) -> Result<(), MlflowError> {
+        let MetricItem {
+            key,
+            value,
+            timestamp,
+            step,
+            model_id,
+            dataset_name,
+            dataset_digest,
+        } = item;
+        let point = MetricPoint {
+            key: required_owned("key", key)?,
+            value: field("value", &value).metric_value()?,
+            timestamp: field("timestamp", &timestamp)
+                .i64()?
+                .unwrap_or_else(crate::domain::experiments::now_ms),
+            step: field("step", &step).i64()?.unwrap_or(0),
+        };
+        if let Some(model_id) = field("model_id", &model_id)
+            .str()?
+            .filter(|m| !m.is_empty())
+        {
+            self.for_models.push(ModelMetric {
+                model_id,
+                point: point.clone(),
+                dataset_name: field("dataset_name", &dataset_name)
+                    .str()?
+                    .filter(|d| !d.is_empty()),
+                dataset_digest: field("dataset_digest", &dataset_digest)
+                    .str()?
+                    .filter(|d| !d.is_empty()),
+            });
+        }
+        self.points.push(point);
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Items;
+        impl<'de> serde::de::Visitor<'de> for Items {
+            type Value = MetricList;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a list of at most {MAX_LIST_ITEMS} metrics")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<MetricList, A::Error> {
+                let mut list = MetricList::default();
+                let mut items = 0;
+                while let Some(item) = seq.next_element::<MetricItem>()? {
+                    items += 1;
+                    if items > MAX_LIST_ITEMS {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {MAX_LIST_ITEMS} items"
+                        )));
+                    }
+                    if list.refused.is_none() {
+                        if let Err(refused) = list.take(item) {
+                            list.refused = Some(refused);
+                        }
+                    }
+                }
+                Ok(list)
+            }
+        }
+        deserializer.deserialize_seq(Items)
+    }
 }
 
 impl MlflowParams {
@@ -468,33 +551,15 @@ impl MlflowParams {
 
     /// The metrics of a batch, and those of them sent with a logged model's `model_id`.
     pub fn metrics(&self, key: &str) -> Result<(Vec<MetricPoint>, Vec<ModelMetric>), MlflowError> {
-        let items =
-            self.typed::<Option<Capped<MetricItem>>>(key, "expected a list of metric objects")?;
-        let Some(Capped(items)) = items.flatten() else {
-            return Ok((Vec::new(), Vec::new()));
-        };
-        let mut points = Vec::with_capacity(items.len());
-        let mut for_models = Vec::new();
-        for item in &items {
-            let point = metric_of(item)?;
-            if let Some(model_id) = field("model_id", &item.model_id)
-                .str()?
-                .filter(|m| !m.is_empty())
-            {
-                for_models.push(ModelMetric {
-                    model_id,
-                    point: point.clone(),
-                    dataset_name: field("dataset_name", &item.dataset_name)
-                        .str()?
-                        .filter(|d| !d.is_empty()),
-                    dataset_digest: field("dataset_digest", &item.dataset_digest)
-                        .str()?
-                        .filter(|d| !d.is_empty()),
-                });
-            }
-            points.push(point);
+        let list = self.typed::<Option<MetricList>>(key, "expected a list of metric objects")?;
+        match list.flatten() {
+            None => Ok((Vec::new(), Vec::new())),
+            Some(MetricList {
+                refused: Some(refused),
+                ..
+            }) => Err(refused),
+            Some(list) => Ok((list.points, list.for_models)),
         }
-        Ok((points, for_models))
     }
 
     /// A metric value: a JSON number, or the strings MLflow uses for non-finite values.

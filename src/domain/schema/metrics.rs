@@ -87,9 +87,31 @@ fn order_of(point: &MetricPoint) -> (i64, i64, u64) {
     (point.step, point.timestamp, point.value.to_bits())
 }
 
-/// How many points a call may append to a metric's last chunk (larger calls, and calls whose
-/// points come before the chunk's last, start a chunk of their own).
-const APPEND_UP_TO: usize = 1024;
+/// How many points a chunk holds at most (3 KiB), whether one call writes it or several
+/// calls append to it; a call with more points of one metric writes several chunks. Small
+/// chunks keep sled's leaves (up to 17 entries) far below the size at which sled writes a
+/// page as a file of its own (a quarter of its 512 KiB segment), which 24 KiB chunks
+/// crossed: every rewrite of such a leaf created, wrote and later deleted a file.
+const CHUNK_POINTS: usize = 128;
+
+/// A call's sorted points of one metric cut into chunks of about [`CHUNK_POINTS`], never
+/// between two points of one step, so that the chunks of one call start at different steps
+/// (and their keys, which share the call's chunk id, differ).
+fn pieces<'a, 'p>(sorted: &'a [&'p MetricPoint]) -> impl Iterator<Item = &'a [&'p MetricPoint]> {
+    let mut rest = sorted;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = rest.len().min(CHUNK_POINTS);
+        while end < rest.len() && rest[end].step == rest[end - 1].step {
+            end += 1;
+        }
+        let (piece, after) = rest.split_at(end);
+        rest = after;
+        Some(piece)
+    })
+}
 
 /// A metric's row in the latest table: its latest point and where its history ends (the last
 /// chunk, to append small calls to).
@@ -165,7 +187,7 @@ pub fn log(tx: &dyn Txn, run: Run, points: &[MetricPoint], chunk_id: u64) -> Res
             continue;
         };
         let appendable = current.tail.filter(|tail| {
-            order_of(first) > tail.last && tail.count as usize + sorted.len() <= APPEND_UP_TO
+            order_of(first) > tail.last && tail.count as usize + sorted.len() <= CHUNK_POINTS
         });
         let tail = match appendable {
             Some(tail) => {
@@ -184,13 +206,19 @@ pub fn log(tx: &dyn Txn, run: Run, points: &[MetricPoint], chunk_id: u64) -> Res
                 }
             }
             None => {
-                let added = metric_history::append(tx, run.candidate_id, name, chunk_id, &sorted)?;
-                Tail {
-                    first_step: first.step,
-                    chunk_id,
-                    count: added as u32,
-                    last: order_of(last),
+                let mut tail = None;
+                for piece in pieces(&sorted) {
+                    let added =
+                        metric_history::append(tx, run.candidate_id, name, chunk_id, piece)?;
+                    tail = piece.first().zip(piece.last()).map(|(first, last)| Tail {
+                        first_step: first.step,
+                        chunk_id,
+                        count: added as u32,
+                        last: order_of(last),
+                    });
                 }
+                let Some(tail) = tail else { continue };
+                tail
             }
         };
         super::add_to_count(tx, &count_key(run.candidate_id, name), sorted.len() as i64)?;
@@ -466,5 +494,68 @@ mod tests {
             );
             assert!(decode_latest("loss", &encode(&point)).tail.is_none());
         }
+    }
+
+    fn points(steps: impl Iterator<Item = i64>) -> Vec<MetricPoint> {
+        steps
+            .enumerate()
+            .map(|(i, step)| MetricPoint {
+                key: "loss".into(),
+                value: i as f64,
+                timestamp: 1_700_000_000_000 + i as i64,
+                step,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pieces_hold_at_most_a_chunk_and_never_split_a_step() {
+        let logged = points((0..1000).map(|i| i / 3));
+        let sorted: Vec<&MetricPoint> = logged.iter().collect();
+        let cut: Vec<&[&MetricPoint]> = pieces(&sorted).collect();
+        assert_eq!(cut.iter().map(|p| p.len()).sum::<usize>(), 1000);
+        for (a, b) in cut.iter().zip(cut.iter().skip(1)) {
+            assert!(a.len() <= CHUNK_POINTS + 2, "{} points in a chunk", a.len());
+            assert!(
+                a[a.len() - 1].step < b[0].step,
+                "a step split over two chunks"
+            );
+        }
+        let one_step = points(std::iter::repeat_n(4, 300));
+        let sorted: Vec<&MetricPoint> = one_step.iter().collect();
+        assert_eq!(pieces(&sorted).count(), 1);
+    }
+
+    #[test]
+    fn large_calls_are_stored_in_small_chunks_and_read_back_whole() {
+        use crate::store::meta::TxError;
+        use crate::store::sled_meta::SledMeta;
+        let dir = tempfile::tempdir().unwrap();
+        let sled = SledMeta::open(dir.path(), 1 << 20).unwrap();
+        let meta: &dyn MetaStore = &sled;
+        let run = Run {
+            candidate_id: 7,
+            experiment_id: 1,
+        };
+        let first = points(0..1000);
+        let second = points(1000..1100);
+        for (call, logged) in [(100, &first), (101, &second)] {
+            meta.transaction(|tx| {
+                log(tx, run, logged, call)?;
+                Ok::<_, TxError<StoreError>>(())
+            })
+            .unwrap();
+        }
+        let chunks: Vec<usize> = meta
+            .scan(Table::Metrics, &super::super::id_key(7))
+            .map(|row| row.unwrap().1.len() / 24)
+            .collect();
+        assert!(chunks.len() >= 1100 / CHUNK_POINTS, "{chunks:?}");
+        assert!(chunks.iter().all(|n| *n <= CHUNK_POINTS), "{chunks:?}");
+        let back = history(meta, 7, Some("loss")).unwrap();
+        let steps: Vec<i64> = back.iter().map(|p| p.step).collect();
+        assert_eq!(steps, (0..1100).collect::<Vec<_>>());
+        assert_eq!(count_of(meta, 7, "loss").unwrap(), 1100);
+        assert_eq!(latest(meta, 7, "loss").unwrap().unwrap().step, 1099);
     }
 }
