@@ -1,0 +1,435 @@
+//! Conformance suites for the two store traits, written once against `dyn MetaStore` and
+//! `dyn BlobStore` and run against every back-end in `metadata_backends()` /
+//! `blob_backends()` (as garage runs one suite over its `garage_db` engines). Today the
+//! embedded ones (sled, the local disk); a new back-end joins by adding itself to the list.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream;
+use modelyard::store::blobs::{BlobError, BlobLocation, BlobStore, ByteStream};
+use modelyard::store::checksum::{Digests, Expected};
+use modelyard::store::local_blobs::LocalBlobs;
+use modelyard::store::meta::{abort, MetaStore, StoreError, Table, TxError};
+use modelyard::store::sled_meta::SledMeta;
+
+/// A metadata back-end: its name and how to open it on a directory (reopening the same
+/// directory must find everything flushed before).
+type OpenMeta = fn(&Path) -> Arc<dyn MetaStore>;
+
+fn metadata_backends() -> Vec<(&'static str, OpenMeta)> {
+    vec![("sled", |dir| {
+        Arc::new(SledMeta::open(dir, 1 << 20).expect("open sled"))
+    })]
+}
+
+type OpenBlobs = fn(&Path) -> Arc<dyn BlobStore>;
+
+fn blob_backends() -> Vec<(&'static str, OpenBlobs)> {
+    vec![("local", |dir| {
+        Arc::new(LocalBlobs::open(dir).expect("open the local blob store"))
+    })]
+}
+
+fn each_meta(check: impl Fn(&str, &Path, &dyn MetaStore)) {
+    for (name, open) in metadata_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        check(name, dir.path(), store.as_ref());
+    }
+}
+
+#[derive(Debug)]
+struct Refused;
+
+impl From<StoreError> for Refused {
+    fn from(error: StoreError) -> Self {
+        panic!("the store failed: {error}")
+    }
+}
+
+fn put(store: &dyn MetaStore, table: Table, key: &[u8], value: &[u8]) {
+    store
+        .transaction(|tx| {
+            tx.put(table, key, value)?;
+            Ok::<_, TxError<Refused>>(())
+        })
+        .unwrap();
+}
+
+fn keys(rows: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>>) -> Vec<Vec<u8>> {
+    rows.map(|row| row.unwrap().0).collect()
+}
+
+#[test]
+fn a_transaction_commits_every_table_or_none() {
+    each_meta(|name, _, store| {
+        store
+            .transaction(|tx| {
+                tx.put(Table::Users, b"u1", b"alice")?;
+                tx.put(Table::UsersByName, b"alice", b"u1")?;
+                Ok::<_, TxError<Refused>>(())
+            })
+            .unwrap();
+        assert_eq!(
+            store.get(Table::Users, b"u1").unwrap().as_deref(),
+            Some(&b"alice"[..]),
+            "{name}"
+        );
+        assert_eq!(
+            store.get(Table::UsersByName, b"alice").unwrap().as_deref(),
+            Some(&b"u1"[..]),
+            "{name}"
+        );
+
+        let refused = store.transaction(|tx| {
+            tx.put(Table::Users, b"u2", b"bob")?;
+            tx.delete(Table::Users, b"u1")?;
+            tx.put(Table::UsersByName, b"bob", b"u2")?;
+            abort::<(), _>(Refused)
+        });
+        assert!(matches!(refused, Err(Refused)), "{name}");
+        assert_eq!(
+            store.get(Table::Users, b"u2").unwrap(),
+            None,
+            "{name}: an aborted put is visible"
+        );
+        assert_eq!(
+            store.get(Table::UsersByName, b"bob").unwrap(),
+            None,
+            "{name}"
+        );
+        assert!(
+            store.get(Table::Users, b"u1").unwrap().is_some(),
+            "{name}: an aborted delete took effect"
+        );
+
+        let seen = store
+            .transaction(|tx| {
+                tx.put(Table::Users, b"u3", b"carol")?;
+                let inside = tx.get(Table::Users, b"u3")?;
+                tx.delete(Table::Users, b"u3")?;
+                let after_delete = tx.get(Table::Users, b"u3")?;
+                Ok::<_, TxError<Refused>>((inside, after_delete))
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            (Some(b"carol".to_vec()), None),
+            "{name}: a transaction reads its own writes"
+        );
+        assert_eq!(store.get(Table::Users, b"u3").unwrap(), None, "{name}");
+    });
+}
+
+#[test]
+fn scans_keep_key_order_prefixes_and_cursors() {
+    each_meta(|name, _, store| {
+        for key in [&b"a/3"[..], b"a/1", b"b/1", b"a/2", b"a/10", b"a", b"a/2/x"] {
+            put(store, Table::Models, key, b"v");
+        }
+        put(store, Table::Projects, b"a/0", b"other table");
+        let forward = keys(store.scan(Table::Models, b"a/"));
+        let expected: Vec<Vec<u8>> = [&b"a/1"[..], b"a/10", b"a/2", b"a/2/x", b"a/3"]
+            .iter()
+            .map(|k| k.to_vec())
+            .collect();
+        assert_eq!(forward, expected, "{name}: scan");
+        let mut reverse = expected.clone();
+        reverse.reverse();
+        assert_eq!(
+            keys(store.scan_rev(Table::Models, b"a/")),
+            reverse,
+            "{name}: scan_rev"
+        );
+        assert_eq!(
+            keys(store.scan_after(Table::Models, b"a/", b"a/2", false)),
+            expected[3..].to_vec(),
+            "{name}: scan_after forward is strictly after"
+        );
+        assert_eq!(
+            keys(store.scan_after(Table::Models, b"a/", b"a/2", true)),
+            vec![b"a/10".to_vec(), b"a/1".to_vec()],
+            "{name}: scan_after reverse is strictly before"
+        );
+        assert_eq!(
+            keys(store.scan_from(Table::Models, b"a/", b"a/2")),
+            expected[2..].to_vec(),
+            "{name}: scan_from includes its start"
+        );
+        assert_eq!(
+            keys(store.scan(Table::Models, b"")).len(),
+            7,
+            "{name}: the empty prefix is the table"
+        );
+        assert!(keys(store.scan(Table::Models, b"c")).is_empty(), "{name}");
+        store.clear(Table::Models).unwrap();
+        assert!(
+            keys(store.scan(Table::Models, b"")).is_empty(),
+            "{name}: clear"
+        );
+        assert_eq!(
+            keys(store.scan(Table::Projects, b"")).len(),
+            1,
+            "{name}: clear touched another table"
+        );
+    });
+}
+
+#[test]
+fn concurrent_read_modify_write_transactions_lose_no_update() {
+    each_meta(|name, _, store| {
+        const THREADS: u64 = 8;
+        const EACH: u64 = 40;
+        std::thread::scope(|scope| {
+            for _ in 0..THREADS {
+                scope.spawn(|| {
+                    for _ in 0..EACH {
+                        store
+                            .transaction(|tx| {
+                                let now = tx
+                                    .get(Table::Counters, b"n")?
+                                    .map(|v| u64::from_be_bytes(v.try_into().unwrap()))
+                                    .unwrap_or(0);
+                                tx.put(Table::Counters, b"n", &(now + 1).to_be_bytes())?;
+                                Ok::<_, TxError<Refused>>(())
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let total = store.get(Table::Counters, b"n").unwrap().unwrap();
+        assert_eq!(
+            u64::from_be_bytes(total.try_into().unwrap()),
+            THREADS * EACH,
+            "{name}"
+        );
+    });
+}
+
+#[test]
+fn ids_are_unique_across_threads() {
+    each_meta(|name, _, store| {
+        let ids: Vec<u64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..500)
+                            .map(|_| store.next_id().unwrap())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let unique: BTreeSet<u64> = ids.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "{name}: an id was handed out twice"
+        );
+        assert!(!unique.contains(&0), "{name}: 0 is not an id");
+    });
+}
+
+#[test]
+fn what_was_flushed_is_there_after_reopening() {
+    for (name, open) in metadata_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = {
+            let store = open(dir.path());
+            put(store.as_ref(), Table::Projects, b"p1", b"one");
+            let id = store.next_id().unwrap();
+            store.flush().unwrap();
+            id
+        };
+        let store = open(dir.path());
+        assert_eq!(
+            store.get(Table::Projects, b"p1").unwrap().as_deref(),
+            Some(&b"one"[..]),
+            "{name}"
+        );
+        assert!(
+            store.next_id().unwrap() > before,
+            "{name}: ids went back after a reopen"
+        );
+    }
+}
+
+fn body(chunks: Vec<Result<Bytes, std::io::Error>>) -> ByteStream {
+    Box::pin(stream::iter(chunks))
+}
+
+fn pieces(data: &[u8]) -> ByteStream {
+    body(
+        data.chunks(100_000)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect(),
+    )
+}
+
+fn read(store: &dyn BlobStore, sha256: &str) -> Vec<u8> {
+    match store.locate(sha256).unwrap() {
+        BlobLocation::LocalFile(path) => std::fs::read(path).unwrap(),
+    }
+}
+
+async fn each_blobs(check: impl AsyncFn(&str, &dyn BlobStore)) {
+    for (name, open) in blob_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        check(name, store.as_ref()).await;
+    }
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[tokio::test]
+async fn blobs_put_read_list_rehash_and_remove() {
+    each_blobs(async |name, store| {
+        let content = data(1_234_567, 7);
+        let stored = store.put(pieces(&content), u64::MAX).await.unwrap();
+        assert_eq!(stored.size, content.len() as u64, "{name}");
+        assert_eq!(stored.digests, Digests::of(&content), "{name}");
+        let sha = stored.digests.sha256.clone();
+        assert!(store.exists(&sha), "{name}");
+        assert_eq!(read(store, &sha), content, "{name}");
+        assert_eq!(store.rehash(&sha).unwrap(), sha, "{name}");
+        let again = store.put(pieces(&content), u64::MAX).await.unwrap();
+        assert_eq!(again, stored, "{name}: the same content is one blob");
+        let other = store.put(pieces(b"small"), u64::MAX).await.unwrap();
+        let listed: BTreeSet<String> = store.list().unwrap().into_iter().collect();
+        assert_eq!(
+            listed,
+            BTreeSet::from([sha.clone(), other.digests.sha256.clone()]),
+            "{name}"
+        );
+        assert_eq!(
+            store.remove(&sha).unwrap(),
+            content.len() as u64,
+            "{name}: bytes freed"
+        );
+        assert!(!store.exists(&sha), "{name}");
+        assert_eq!(store.list().unwrap(), vec![other.digests.sha256], "{name}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_or_broken_body_leaves_nothing() {
+    each_blobs(async |name, store| {
+        let content = data(300_000, 3);
+        let too_large = store.put(pieces(&content), 299_999).await;
+        assert!(
+            matches!(too_large, Err(BlobError::TooLarge { .. })),
+            "{name}: {too_large:?}"
+        );
+        let declared = Expected {
+            sha256: Some("0".repeat(64)),
+            ..Expected::default()
+        };
+        let mismatch = store
+            .put_checked(pieces(&content), u64::MAX, &declared)
+            .await;
+        assert!(
+            matches!(mismatch, Err(BlobError::DigestMismatch(_))),
+            "{name}: {mismatch:?}"
+        );
+        let broken = store
+            .put(
+                body(vec![
+                    Ok(Bytes::from(content.clone())),
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "gone",
+                    )),
+                ]),
+                u64::MAX,
+            )
+            .await;
+        assert!(broken.is_err(), "{name}: a broken body was stored");
+        assert!(
+            store.list().unwrap().is_empty(),
+            "{name}: a refused body left a blob"
+        );
+        assert!(!store.exists(&Digests::of(&content).sha256), "{name}");
+        store.clean_staging().unwrap();
+        let right = Expected {
+            sha256: Some(Digests::of(&content).sha256),
+            ..Expected::default()
+        };
+        let kept = store
+            .put_checked(pieces(&content), u64::MAX, &right)
+            .await
+            .unwrap();
+        assert_eq!(read(store, &kept.digests.sha256), content, "{name}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn uploads_in_parts_survive_a_reopen_and_finish_as_one_blob() {
+    for (name, open) in blob_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "0123456789abcdef0123456789abcdef";
+        let first = data(200_000, 1);
+        let second = data(150_000, 2);
+        {
+            let store = open(dir.path());
+            store.start_upload(id).unwrap();
+            assert_eq!(
+                store
+                    .append_upload(id, pieces(&first), u64::MAX)
+                    .await
+                    .unwrap(),
+                200_000,
+                "{name}"
+            );
+            assert_eq!(
+                store.list_uploads().unwrap(),
+                vec![id.to_string()],
+                "{name}"
+            );
+        }
+        let store = open(dir.path());
+        assert_eq!(
+            store.upload_size(id).unwrap(),
+            Some(200_000),
+            "{name}: the staged part after a reopen"
+        );
+        store
+            .append_upload(id, pieces(&second), u64::MAX)
+            .await
+            .unwrap();
+        let done = store.finish_upload(id).await.unwrap();
+        let whole = [first, second].concat();
+        assert_eq!(done.digests, Digests::of(&whole), "{name}");
+        assert_eq!(read(store.as_ref(), &done.digests.sha256), whole, "{name}");
+        assert_eq!(
+            store.upload_size(id).unwrap(),
+            None,
+            "{name}: a finished upload lingers"
+        );
+
+        let gone = "fedcba9876543210fedcba9876543210";
+        store.start_upload(gone).unwrap();
+        store
+            .append_upload(gone, pieces(b"abc"), u64::MAX)
+            .await
+            .unwrap();
+        store.discard_upload(gone).unwrap();
+        store.discard_upload(gone).unwrap();
+        assert_eq!(store.upload_size(gone).unwrap(), None, "{name}");
+        assert!(store.list_uploads().unwrap().is_empty(), "{name}");
+    }
+}
