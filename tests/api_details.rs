@@ -151,3 +151,74 @@ fn members_expire_scopes_are_understood_and_users_are_listed() {
         assert!(file.get(field).is_some(), "{field} missing from {file}");
     }
 }
+
+/// `GET /users` reads one page by id with the kept total, finds a username through its index
+/// (any case), and a search walks past the first batch of users it reads.
+#[test]
+fn the_users_listing_pages_with_a_kept_total_and_searches_past_a_batch() {
+    let server = TestServer::start();
+    let root = Api::root(&server);
+    for i in 0..520 {
+        let name = if i == 515 {
+            "Needle Person".to_string()
+        } else {
+            format!("User {i}")
+        };
+        let made = root.post_json(
+            "/api/v4/users",
+            json!({"username": format!("u{i:03}"), "name": name, "email": format!("u{i}@example.com")}),
+        );
+        assert_eq!(made.status, 201, "{}", made.text());
+    }
+    let second = root.get("/api/v4/users?per_page=50&page=2");
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(second.header("x-total"), Some("521"), "root and 520 users");
+    assert_eq!(second.header("x-total-pages"), Some("11"));
+    assert_eq!(second.header("x-next-page"), Some("3"));
+    let names: Vec<String> = second
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (49..99).map(|i| format!("u{i:03}")).collect();
+    assert_eq!(names, expected, "page 2 is users 50-99 by id, root first");
+    let last = root.get("/api/v4/users?per_page=50&page=11");
+    assert_eq!(last.json().as_array().unwrap().len(), 21);
+    assert_eq!(last.header("x-next-page"), Some(""));
+
+    let one = root.get("/api/v4/users?username=U042");
+    assert_eq!(one.json().as_array().unwrap().len(), 1);
+    assert_eq!(one.json()[0]["username"], "u042");
+    assert_eq!(one.header("x-total"), Some("1"));
+    let none = root.get("/api/v4/users?username=nobody");
+    assert_eq!(none.json(), json!([]));
+
+    let found = root.get("/api/v4/users?search=needle");
+    assert_eq!(found.status, 200);
+    let found = found.json();
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(
+        found[0]["username"], "u515",
+        "a match after the first 500 users read"
+    );
+    let many = root.get("/api/v4/users?search=user%201&per_page=5&page=2");
+    let many_names: Vec<String> = many
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        many_names,
+        ["u014", "u015", "u016", "u017", "u018"],
+        "matches 6-10 in id order"
+    );
+    assert_eq!(
+        many.header("x-next-page"),
+        Some("3"),
+        "more matches after this page"
+    );
+}

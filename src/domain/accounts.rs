@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::access::Caller;
 use super::error::{Error, Result};
 use super::names;
+use super::paging::{Page, PageRequest};
 use super::records::{now, PersonalAccessToken, Scope, User};
 use super::schema::{self, tokens::Tokens, users::Users};
 use super::Registry;
@@ -163,6 +164,45 @@ impl Registry {
 
     pub fn user_by_name(&self, username: &str) -> Result<User> {
         schema::users::by_name(self.meta.as_ref(), username)?.ok_or(Error::NotFound("User"))
+    }
+
+    /// One page of users by id, read from the users table with its kept count; with a
+    /// username, that user alone (found by the names index). A search by substring reads the
+    /// users in id order until the page is full and one more match says whether there are
+    /// more, so its cost is that of the users it passes, and its total counts no further.
+    pub fn users_page(
+        &self,
+        username: Option<&str>,
+        search: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<User>> {
+        if let Some(username) = username {
+            let found: Vec<User> = schema::users::by_name(self.meta.as_ref(), username)?
+                .into_iter()
+                .filter(|u| search.is_none_or(|s| matches_search(u, s)))
+                .collect();
+            return Ok(Page::of(found, page));
+        }
+        let Some(search) = search else {
+            let items = schema::users::page(self.meta.as_ref(), &page.seek(), page.per_page)?;
+            let total = schema::users::total(self.meta.as_ref())?;
+            return Ok(Page::keyed(items, total, page, None));
+        };
+        let wanted = page.offset() + page.per_page + 1;
+        let mut found = Vec::new();
+        let mut after = schema::Seek::Offset(0);
+        while found.len() < wanted {
+            let batch = schema::users::page(self.meta.as_ref(), &after, 500)?;
+            let Some(last) = batch.last() else { break };
+            after = schema::Seek::After(schema::id_key(last.id));
+            let full = batch.len() < 500;
+            found.extend(batch.into_iter().filter(|u| matches_search(u, search)));
+            if full {
+                break;
+            }
+        }
+        found.truncate(wanted);
+        Ok(Page::of(found, page))
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
@@ -434,4 +474,10 @@ impl Registry {
             None => Ok(None),
         }
     }
+}
+
+/// GitLab's user search: the username or the name contains the text, ignoring case (`search`
+/// is given in lower case).
+fn matches_search(user: &User, search: &str) -> bool {
+    user.username.to_lowercase().contains(search) || user.name.to_lowercase().contains(search)
 }

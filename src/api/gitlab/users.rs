@@ -66,29 +66,13 @@ pub async fn list_users(
     let me = signed_in(&caller)?;
     let username = params.str("username")?;
     let search = params.str("search")?.map(|s| s.to_lowercase());
-    let users: Vec<Value> = state
-        .registry
-        .users()?
-        .iter()
-        .filter(|u| {
-            username
-                .as_deref()
-                .is_none_or(|n| u.username.eq_ignore_ascii_case(n))
-        })
-        .filter(|u| {
-            search.as_deref().is_none_or(|s| {
-                u.username.to_lowercase().contains(s) || u.name.to_lowercase().contains(s)
-            })
-        })
-        .map(|u| views::user(u, &state.base_url(&headers), me.admin || me.id == u.id))
-        .collect();
     let page = PageRequest::new(params.usize("page")?, params.usize("per_page")?);
-    Ok(paginated(
-        Page::of(users, page),
-        &state.base_url(&headers),
-        uri.path(),
-        uri.query(),
-    ))
+    let base = state.base_url(&headers);
+    let users = state
+        .registry
+        .users_page(username.as_deref(), search.as_deref(), page)?
+        .map(|u| views::user(&u, &base, me.admin || me.id == u.id));
+    Ok(paginated(users, &base, uri.path(), uri.query()))
 }
 
 pub async fn get_user(
