@@ -113,6 +113,13 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         retry_for: Duration::from_secs(args.webhook_retry_for),
         timeout: Duration::from_secs(args.webhook_timeout.max(1)),
     };
+    registry.audit = crate::domain::audit::AuditSettings {
+        enabled: args.audit == "on",
+        downloads: args.audit_downloads,
+        retention_seconds: args
+            .audit_retention_seconds
+            .unwrap_or(args.audit_retention_days.saturating_mul(86_400)),
+    };
     let root_token = args.root_token.as_ref().map(|s| s.0.as_str());
     if let Some(secret) = registry.bootstrap_root(root_token).await? {
         let path = data_dir.join("initial_root_token");
@@ -171,6 +178,10 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
     let deliverer = crate::webhooks::spawn(state.registry.clone(), link_base);
+    let pruner = spawn_audit_pruner(
+        state.registry.clone(),
+        Duration::from_secs(args.audit_prune_interval.max(1)),
+    );
     let signalled = shutdown_signal()?;
     let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
     let cap = match args.max_connections {
@@ -224,9 +235,28 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     deliverer.abort();
+    pruner.abort();
     state.registry.persist_blocking()?;
     tracing::info!("metadata flushed; bye");
     Ok(())
+}
+
+/// Prunes expired audit events now and then every `interval`, a bounded batch at a time.
+fn spawn_audit_pruner(
+    registry: Arc<crate::domain::Registry>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            match registry.prune_audit(500, 20).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned expired audit events"),
+                Err(error) => tracing::warn!(%error, "pruning audit events"),
+            }
+        }
+    })
 }
 
 /// Serves HTTP/1.1 connections until `shutdown` completes, then lets each connection finish the

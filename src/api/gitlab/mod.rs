@@ -3,6 +3,7 @@
 mod error;
 pub mod generic;
 mod groups;
+mod audit;
 mod hooks;
 mod ml_files;
 mod packages;
@@ -135,6 +136,19 @@ pub fn router() -> Router<AppState> {
             get(projects::show_member)
                 .put(projects::update_member)
                 .delete(projects::remove_member),
+        )
+        .route(
+            "/api/v4/projects/{id}/audit_events",
+            get(audit::project_list),
+        )
+        .route(
+            "/api/v4/projects/{id}/audit_events/{event_id}",
+            get(audit::project_show),
+        )
+        .route("/api/v4/audit_events", get(audit::instance_list))
+        .route(
+            "/api/v4/audit_events/{event_id}",
+            get(audit::instance_show),
         )
         .route(
             "/api/v4/projects/{id}/hooks",
