@@ -151,7 +151,11 @@ pub async fn serve(
     request: Request,
 ) -> Result<Response, Error> {
     let recorded: SystemTime = file.created_at.into();
+    let get = request.method() == Method::GET;
     let mut response = serve_validated(registry, &file.sha256, Some(recorded), request).await?;
+    if get && response.status().is_success() {
+        registry.audit_download(file).await?;
+    }
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_DISPOSITION,

@@ -24,7 +24,7 @@ use super::records::{now, PackageFile, Timestamp};
 use super::schema::audit_events::{self as events, Target, Walk};
 use super::schema::{self, audit_events::AuditEvents};
 use super::Registry;
-use crate::store::meta::{MetaStore, TxError, TxFail, TxFailKind};
+use crate::store::meta::{TxError, TxFail, TxFailKind};
 
 /// One audited change or event.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -186,15 +186,25 @@ pub struct Context {
     pub author: Option<(u64, String)>,
     pub token_id: Option<u64>,
     pub address: Option<String>,
-    ids: Arc<dyn MetaStore>,
+    /// The events of one write are numbered from `base` (a fresh id of the store taken before
+    /// the transaction, shifted: ids cannot be drawn inside a transaction); `next` counts them.
+    base: u64,
+    next: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// How many events one write may number (beyond, the ids of a later write could repeat).
+const EVENTS_PER_WRITE_BITS: u32 = 24;
+
 impl Context {
-    /// A fresh event id (unique and increasing over the life of the store).
+    /// A fresh event id, unique over the life of the store.
     fn next_id(&self) -> std::result::Result<u64, TxFail> {
-        self.ids
-            .next_id()
-            .map_err(|e| TxFail(TxFailKind::Decode(e)))
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n >= 1 << EVENTS_PER_WRITE_BITS {
+            return Err(TxFail(TxFailKind::Decode(crate::store::meta::StoreError::Engine(
+                "too many audit events in one write".into(),
+            ))));
+        }
+        Ok((self.base << EVENTS_PER_WRITE_BITS) | n)
     }
 }
 
@@ -386,11 +396,19 @@ impl Registry {
             return None;
         }
         let request = request_info();
+        let base = match self.meta.next_id() {
+            Ok(base) => base,
+            Err(error) => {
+                tracing::warn!(%error, "no id for audit events: the write is not audited");
+                return None;
+            }
+        };
         Some(Context {
             author: super::events::actor(),
             token_id: request.token_id,
             address: request.address.map(|a| a.to_string()),
-            ids: self.meta.clone(),
+            base,
+            next: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
 
@@ -570,7 +588,8 @@ impl Registry {
             author: user.clone(),
             token_id: None,
             address: address.map(|a| a.to_string()),
-            ids: self.meta.clone(),
+            base: 0,
+            next: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         };
         let (action, message) = match &user {
             Some(_) => ("signed_in", format!("{username} signed in")),
@@ -620,7 +639,7 @@ impl Registry {
         path: &str,
     ) -> Result<AuditEvent> {
         Ok(AuditEvent {
-            id: self.new_id()?,
+            id: self.new_id()? << EVENTS_PER_WRITE_BITS,
             created_at: now(),
             author_id: context.author.as_ref().map(|a| a.0),
             author_name: context.author.as_ref().map(|a| a.1.clone()),
