@@ -190,7 +190,12 @@ pub struct ServeArgs {
     )]
     pub audit_prune_interval: u64,
     /// Download counts per version and file: on or off.
-    #[arg(long, env = "MODELYARD_USAGE_COUNTING", default_value = "on", value_parser = ["on", "off"])]
+    #[arg(
+        long,
+        env = "MODELYARD_USAGE_COUNTING",
+        default_value = "on",
+        value_parser = ["on", "off"]
+    )]
     pub usage_counting: String,
     /// How often the download counts kept in memory are written, in seconds (a crash loses at
     /// most this long's counts).

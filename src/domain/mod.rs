@@ -33,6 +33,7 @@ pub mod search_syntax;
 pub mod semver_rules;
 pub mod sessions;
 pub mod trust;
+pub mod usage;
 pub mod version_labels;
 pub mod versions;
 
@@ -75,6 +76,8 @@ pub struct Registry {
     pub outbox_wake: Arc<tokio::sync::Notify>,
     /// What the audit log records and keeps.
     pub audit: audit::AuditSettings,
+    /// Download counts not yet written.
+    pub usage: usage::UsageCounters,
 }
 
 impl Registry {
@@ -89,6 +92,7 @@ impl Registry {
             event_settings: events::EventSettings::default(),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             audit: audit::AuditSettings::default(),
+            usage: usage::UsageCounters::new(true),
         }
     }
 

@@ -41,6 +41,7 @@ pub mod tags;
 pub mod tokens;
 pub mod trusted_publishers;
 pub mod upgrade;
+pub mod usage;
 pub mod users;
 pub mod versions;
 
