@@ -22,7 +22,12 @@ fn ok(reply: Reply) -> Reply {
 
 fn send_json(api: &Api, method: &str, path: &str, body: Value) -> Reply {
     let bytes = serde_json::to_vec(&body).unwrap();
-    api.send(method, path, &[("Content-Type", "application/json")], &bytes)
+    api.send(
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        &bytes,
+    )
 }
 
 /// Every event of a listing, following `Link: rel="next"` page by page.
@@ -74,7 +79,10 @@ fn every_kind_of_change_is_audited_with_actor_token_address_and_before_after() {
 
     // Users and tokens (instance events).
     let (alice, alice_token) = user_with_token(&server, "alice", "api");
-    ok(root.put_json(&format!("/api/v4/users/{alice}"), json!({ "name": "Alice A." })));
+    ok(root.put_json(
+        &format!("/api/v4/users/{alice}"),
+        json!({ "name": "Alice A." }),
+    ));
     let token = ok(root.post_json(
         &format!("/api/v4/users/{alice}/personal_access_tokens"),
         json!({ "name": "second", "scopes": ["read_api"] }),
@@ -169,7 +177,10 @@ fn every_kind_of_change_is_audited_with_actor_token_address_and_before_after() {
         let event = one(&events, kind, action);
         assert_eq!(event["project_id"], project_id, "{event}");
         assert_eq!(event["details"]["ip_address"], "127.0.0.1", "{event}");
-        assert!(event["created_at"].as_str().unwrap().ends_with('Z'), "{event}");
+        assert!(
+            event["created_at"].as_str().unwrap().ends_with('Z'),
+            "{event}"
+        );
     }
     // Actor and token: alice's changes name her and her token; root's name root.
     let model_created = one(&events, "Model", "created");
@@ -203,7 +214,10 @@ fn every_kind_of_change_is_audited_with_actor_token_address_and_before_after() {
         .find(|e| e["entity_id"] == alice)
         .expect("alice's creation");
     assert_eq!(alice_created["author_id"], root_id);
-    assert_eq!(alice_created["details"]["after"]["password_hash"], "[redacted]");
+    assert_eq!(
+        alice_created["details"]["after"]["password_hash"],
+        "[redacted]"
+    );
     let renamed = one(&all, "User", "updated");
     assert_eq!(renamed["details"]["to"], "Alice A.");
     let minted = find(&all, "PersonalAccessToken", "created");
@@ -217,10 +231,7 @@ fn every_kind_of_change_is_audited_with_actor_token_address_and_before_after() {
     // Every project event is in the instance log too, and one event reads alone.
     assert!(all.len() > events.len());
     let id = model_created["id"].as_u64().unwrap();
-    let alone = ok(api.get(&format!(
-        "/api/v4/projects/{project_id}/audit_events/{id}"
-    )))
-    .json();
+    let alone = ok(api.get(&format!("/api/v4/projects/{project_id}/audit_events/{id}"))).json();
     assert_eq!(&alone, model_created);
     assert_eq!(
         ok(root.get(&format!("/api/v4/audit_events/{id}"))).json(),
@@ -251,20 +262,32 @@ fn only_maintainers_read_a_projects_log_and_only_admins_the_instances() {
     let (_, stranger) = user_with_token(&server, "stranger", "api");
     assert_eq!(Api::with_token(&server, &stranger).get(&path).status, 404);
     // A Maintainer with a read_api token reads it: reading the log is a read.
-    assert_eq!(Api::with_token(&server, &maint_token).get(&path).status, 200);
+    assert_eq!(
+        Api::with_token(&server, &maint_token).get(&path).status,
+        200
+    );
     assert_eq!(
         Api::with_token(&server, &maint_token)
             .get("/api/v4/audit_events")
             .status,
         403
     );
-    assert_eq!(Api::anonymous(&server).get("/api/v4/audit_events").status, 401);
+    assert_eq!(
+        Api::anonymous(&server).get("/api/v4/audit_events").status,
+        401
+    );
     let bad = Api::root(&server).get("/api/v4/audit_events?created_after=yesterday");
     assert_eq!(bad.status, 400, "{}", bad.text());
     let bad = Api::root(&server).get("/api/v4/audit_events?entity_id=3");
     assert_eq!(bad.status, 400, "{}", bad.text());
-    assert_eq!(Api::root(&server).get("/api/v4/audit_events/nope").status, 404);
-    assert_eq!(Api::root(&server).get("/api/v4/audit_events/999999").status, 404);
+    assert_eq!(
+        Api::root(&server).get("/api/v4/audit_events/nope").status,
+        404
+    );
+    assert_eq!(
+        Api::root(&server).get("/api/v4/audit_events/999999").status,
+        404
+    );
 }
 
 /// One sign-in attempt through the web form (the double-submit CSRF token is ours to pick).
@@ -337,13 +360,19 @@ fn filters_and_pagination_follow_gitlab() {
     let root = Api::root(&server);
     let api = Api::with_token(&server, &alice_token);
     for i in 0..7 {
-        ok(root.post_json(&ml(project_id, "models"), json!({ "name": format!("r{i}") })));
+        ok(root.post_json(
+            &ml(project_id, "models"),
+            json!({ "name": format!("r{i}") }),
+        ));
     }
     std::thread::sleep(std::time::Duration::from_millis(20));
     let middle = chrono::Utc::now();
     std::thread::sleep(std::time::Duration::from_millis(20));
     for i in 0..5 {
-        ok(api.post_json(&ml(project_id, "models"), json!({ "name": format!("a{i}") })));
+        ok(api.post_json(
+            &ml(project_id, "models"),
+            json!({ "name": format!("a{i}") }),
+        ));
     }
     let base = format!("/api/v4/projects/{project_id}/audit_events");
 
@@ -366,7 +395,10 @@ fn filters_and_pagination_follow_gitlab() {
     let mut sorted = times.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(times, sorted, "newest first");
-    let mut ids: Vec<u64> = everything.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    let mut ids: Vec<u64> = everything
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), total, "no event twice");
@@ -422,7 +454,10 @@ fn export_round_trips_the_apis_events() {
     let root = Api::root(&server);
     let start = chrono::Utc::now();
     ok(root.post_json(&ml(project_id, "models"), json!({ "name": "m" })));
-    ok(root.post_json(&ml(project_id, "models/m/versions"), json!({ "version": "1.0.0" })));
+    ok(root.post_json(
+        &ml(project_id, "models/m/versions"),
+        json!({ "version": "1.0.0" }),
+    ));
     let events = all_events(&root, "/api/v4/audit_events?per_page=100");
     let recent: Vec<&Value> = events
         .iter()
@@ -435,7 +470,11 @@ fn export_round_trips_the_apis_events() {
     server.stop();
 
     let out = server.admin(&["audit", "export"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -62,11 +62,24 @@ fn downloads_are_counted_per_version_and_file_and_survive_a_clean_shutdown() {
     }
     ok(api.get(&format!("{base}/cfg.json")));
     // Not downloads: a HEAD, and a range that resumes past the start.
-    assert_eq!(api.send("HEAD", &format!("{base}/w.bin"), &[], b"").status, 200);
-    let resumed = api.send("GET", &format!("{base}/w.bin"), &[("Range", "bytes=4-")], b"");
+    assert_eq!(
+        api.send("HEAD", &format!("{base}/w.bin"), &[], b"").status,
+        200
+    );
+    let resumed = api.send(
+        "GET",
+        &format!("{base}/w.bin"),
+        &[("Range", "bytes=4-")],
+        b"",
+    );
     assert_eq!(resumed.status, 206);
     // A range from the start is a download (parallel clients fetch the head first).
-    let head = api.send("GET", &format!("{base}/w.bin"), &[("Range", "bytes=0-3")], b"");
+    let head = api.send(
+        "GET",
+        &format!("{base}/w.bin"),
+        &[("Range", "bytes=0-3")],
+        b"",
+    );
     assert_eq!(head.status, 206);
 
     // Shown at once, though not yet written (the flush interval is an hour).

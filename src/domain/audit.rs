@@ -200,9 +200,9 @@ impl Context {
     fn next_id(&self) -> std::result::Result<u64, TxFail> {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if n >= 1 << EVENTS_PER_WRITE_BITS {
-            return Err(TxFail(TxFailKind::Decode(crate::store::meta::StoreError::Engine(
-                "too many audit events in one write".into(),
-            ))));
+            return Err(TxFail(TxFailKind::Decode(
+                crate::store::meta::StoreError::Engine("too many audit events in one write".into()),
+            )));
         }
         Ok((self.base << EVENTS_PER_WRITE_BITS) | n)
     }
@@ -616,7 +616,9 @@ impl Registry {
         };
         let event = AuditEvent {
             message: format!("downloaded {}", file.file_name),
-            after: Some(json!({"package_id": file.package_id, "size": file.size, "sha256": file.sha256})),
+            after: Some(
+                json!({"package_id": file.package_id, "size": file.size, "sha256": file.sha256}),
+            ),
             ..self.plain_event(
                 &context,
                 "PackageFile",
@@ -684,7 +686,10 @@ mod tests {
         let record = json!({"name": "m", "description": long, "password_hash": "$argon2id$..."});
         let s = summarize(&record);
         assert_eq!(s["name"], "m");
-        assert!(s["description"].as_str().unwrap().ends_with("(500 characters)"));
+        assert!(s["description"]
+            .as_str()
+            .unwrap()
+            .ends_with("(500 characters)"));
         assert_eq!(s["password_hash"], "[redacted]");
         let (changes, before, after) = diff(
             &json!({"a": 1, "b": "same", "secret_sha256": "old"}),

@@ -1,9 +1,9 @@
 //! The GitLab-compatible REST surface under `/api/v4`.
 
+mod audit;
 mod error;
 pub mod generic;
 mod groups;
-mod audit;
 mod hooks;
 mod ml_files;
 mod packages;
@@ -146,10 +146,7 @@ pub fn router() -> Router<AppState> {
             get(audit::project_show),
         )
         .route("/api/v4/audit_events", get(audit::instance_list))
-        .route(
-            "/api/v4/audit_events/{event_id}",
-            get(audit::instance_show),
-        )
+        .route("/api/v4/audit_events/{event_id}", get(audit::instance_show))
         .route(
             "/api/v4/projects/{id}/hooks",
             get(hooks::list).post(hooks::create),

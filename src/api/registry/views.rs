@@ -314,7 +314,9 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'+');
 
 pub fn version_brief(registry: &Registry, version: &ModelVersion) -> VersionBrief {
-    let usage = registry.package_usage(version.package_id).unwrap_or_default();
+    let usage = registry
+        .package_usage(version.package_id)
+        .unwrap_or_default();
     VersionBrief {
         download_count: usage.download_count,
         last_downloaded_at: usage.last_downloaded_at.as_ref().map(time),

@@ -268,7 +268,10 @@ pub fn walk<'a>(
 }
 
 /// The event an index entry names.
-pub fn event_of(meta: &dyn MetaStore, entry: &IndexEntry) -> Result<Option<AuditEvent>, StoreError> {
+pub fn event_of(
+    meta: &dyn MetaStore,
+    entry: &IndexEntry,
+) -> Result<Option<AuditEvent>, StoreError> {
     match super::trailing_id(&entry.0) {
         Some(id) => get(meta, id),
         None => Ok(None),

@@ -230,7 +230,8 @@ fn audit(
             ],
         )
     } else {
-        let value = |v: &str| json!({"owner": owner_kind, "owner_id": owner_id, "key": name, "value": v});
+        let value =
+            |v: &str| json!({"owner": owner_kind, "owner_id": owner_id, "key": name, "value": v});
         (
             "Tag",
             format!("{owner_kind} {owner_id} tag {name}"),
