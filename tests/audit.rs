@@ -562,3 +562,15 @@ fn downloads_are_audited_when_asked_and_nothing_is_with_audit_off() {
     assert_eq!(reply.json(), json!([]));
     assert_eq!(reply.header("x-total"), Some("0"));
 }
+
+#[test]
+fn the_projects_audit_page_is_for_maintainers_only() {
+    let server = TestServer::start();
+    let project_id = project(&server, "paged-ui", "public");
+    ok(Api::root(&server).post_json(&ml(project_id, "models"), json!({ "name": "shown" })));
+    // Anonymous visitors of a public project are asked to sign in, and see no event.
+    let anonymous = Api::anonymous(&server).get("/root/paged-ui/-/audit_events");
+    assert_ne!(anonymous.status, 200);
+    assert_ne!(anonymous.status, 404, "the page exists");
+    assert!(!anonymous.text().contains("model_created"));
+}
