@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::config::{MemberCommand, ProjectCommand, TokenCommand, UserCommand};
+use crate::config::{AuditCommand, MemberCommand, ProjectCommand, TokenCommand, UserCommand};
 use crate::domain::access::Caller;
 use crate::domain::accounts::NewUser;
 use crate::domain::projects::NewProject;
@@ -26,6 +26,33 @@ pub async fn run(data_dir: &Path, command: crate::config::Command) -> anyhow::Re
         Command::Gc => gc(data_dir).await,
         Command::Verify => verify(data_dir).await,
         Command::Backup { dest } => backup(data_dir, &dest).await,
+        Command::Audit(c) => audit(data_dir, c).await,
+    }
+}
+
+/// `audit export`: JSON lines on stdout, oldest first; reads only.
+pub async fn audit(data_dir: &Path, command: AuditCommand) -> anyhow::Result<()> {
+    use std::io::Write;
+    match command {
+        AuditCommand::Export { since } => {
+            let since = since
+                .map(|s| {
+                    chrono::DateTime::parse_from_rfc3339(&s)
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .map_err(|e| anyhow!("--since {s} is not an RFC 3339 time: {e}"))
+                })
+                .transpose()?;
+            let registry = open_registry(data_dir, Limits::default(), 16)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let written = registry.export_audit(since, |event| {
+                serde_json::to_writer(&mut out, &event.to_json())?;
+                out.write_all(b"\n")
+            })?;
+            out.flush()?;
+            eprintln!("audit export: {written} events");
+            Ok(())
+        }
     }
 }
 

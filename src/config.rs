@@ -62,6 +62,9 @@ pub enum Command {
     Gc,
     /// Re-hash every blob and check every file record's blob; exits non-zero on a problem.
     Verify,
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Copy the metadata and every referenced blob into an empty directory, then verify the copy.
     /// The copy is a data dir: `serve --data-dir <DEST>` restores it.
     Backup {
@@ -166,6 +169,49 @@ pub struct ServeArgs {
     /// How long one webhook delivery attempt may take, in seconds.
     #[arg(long, env = "MODELYARD_WEBHOOK_TIMEOUT", default_value_t = 10)]
     pub webhook_timeout: u64,
+    /// The audit log: on (every change, sign-in and failed authentication is recorded) or off.
+    #[arg(long, env = "MODELYARD_AUDIT", default_value = "on", value_parser = ["on", "off"])]
+    pub audit: String,
+    /// Record every file download in the audit log too.
+    #[arg(long, env = "MODELYARD_AUDIT_DOWNLOADS")]
+    pub audit_downloads: bool,
+    /// How many days audit events are kept (0: forever); older ones are pruned in the background.
+    #[arg(long, env = "MODELYARD_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: u64,
+    /// The retention in seconds, overriding the days (for tests).
+    #[arg(long, hide = true, env = "MODELYARD_AUDIT_RETENTION_SECONDS")]
+    pub audit_retention_seconds: Option<u64>,
+    /// How often expired audit events are pruned, in seconds.
+    #[arg(
+        long,
+        hide = true,
+        env = "MODELYARD_AUDIT_PRUNE_INTERVAL",
+        default_value_t = 3600
+    )]
+    pub audit_prune_interval: u64,
+    /// Download counts per version and file: on or off.
+    #[arg(
+        long,
+        env = "MODELYARD_USAGE_COUNTING",
+        default_value = "on",
+        value_parser = ["on", "off"]
+    )]
+    pub usage_counting: String,
+    /// How often the download counts kept in memory are written, in seconds (a crash loses at
+    /// most this long's counts).
+    #[arg(long, env = "MODELYARD_USAGE_FLUSH_SECONDS", default_value_t = 10)]
+    pub usage_flush_seconds: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the audit events created at or after `--since` (all without it) to stdout as JSON
+    /// lines, oldest first, in the API's shape.
+    Export {
+        /// An RFC 3339 time, e.g. 2026-01-31T00:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

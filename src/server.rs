@@ -113,6 +113,14 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         retry_for: Duration::from_secs(args.webhook_retry_for),
         timeout: Duration::from_secs(args.webhook_timeout.max(1)),
     };
+    registry.audit = crate::domain::audit::AuditSettings {
+        enabled: args.audit == "on",
+        downloads: args.audit_downloads,
+        retention_seconds: args
+            .audit_retention_seconds
+            .unwrap_or(args.audit_retention_days.saturating_mul(86_400)),
+    };
+    registry.usage = crate::domain::usage::UsageCounters::new(args.usage_counting == "on");
     let root_token = args.root_token.as_ref().map(|s| s.0.as_str());
     if let Some(secret) = registry.bootstrap_root(root_token).await? {
         let path = data_dir.join("initial_root_token");
@@ -171,6 +179,14 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
     let deliverer = crate::webhooks::spawn(state.registry.clone(), link_base);
+    let usage_flusher = spawn_usage_flusher(
+        state.registry.clone(),
+        Duration::from_secs(args.usage_flush_seconds.max(1)),
+    );
+    let pruner = spawn_audit_pruner(
+        state.registry.clone(),
+        Duration::from_secs(args.audit_prune_interval.max(1)),
+    );
     let signalled = shutdown_signal()?;
     let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
     let cap = match args.max_connections {
@@ -224,9 +240,50 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     deliverer.abort();
+    pruner.abort();
+    usage_flusher.abort();
+    // The counts of the last interval survive a clean shutdown.
+    if let Err(error) = state.registry.flush_usage().await {
+        tracing::warn!(%error, "writing the last download counts");
+    }
     state.registry.persist_blocking()?;
     tracing::info!("metadata flushed; bye");
     Ok(())
+}
+
+/// Writes the download counts kept in memory every `interval`, in one transaction.
+fn spawn_usage_flusher(
+    registry: Arc<crate::domain::Registry>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(error) = registry.flush_usage().await {
+                tracing::warn!(%error, "writing download counts");
+            }
+        }
+    })
+}
+
+/// Prunes expired audit events now and then every `interval`, a bounded batch at a time.
+fn spawn_audit_pruner(
+    registry: Arc<crate::domain::Registry>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            match registry.prune_audit(500, 1000).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned expired audit events"),
+                Err(error) => tracing::warn!(%error, "pruning audit events"),
+            }
+        }
+    })
 }
 
 /// Serves HTTP/1.1 connections until `shutdown` completes, then lets each connection finish the

@@ -95,8 +95,40 @@ pub fn presented_secret(headers: &HeaderMap) -> Result<Option<String>, Error> {
     })
 }
 
-/// Who is calling: anonymous without credentials, `Unauthorized` for bad ones.
+/// Who is calling: anonymous without credentials, `Unauthorized` for bad ones (recorded in
+/// the audit log).
 pub async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Caller, Error> {
+    match identify(state, headers, query).await {
+        Ok(caller) => {
+            crate::domain::events::note_actor(&caller);
+            Ok(caller)
+        }
+        Err(error) => {
+            if let Some(reason) = refused_credential(&error) {
+                if let Err(audit_error) = state.registry.audit_failed_authentication(&reason).await
+                {
+                    tracing::warn!(error = %audit_error, "recording a failed authentication");
+                }
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Why credentials were refused, when `error` is such a refusal.
+fn refused_credential(error: &Error) -> Option<String> {
+    match error {
+        Error::Unauthorized => Some("invalid or expired credentials".to_string()),
+        Error::UnauthorizedBecause(reason) => Some(reason.clone()),
+        _ => None,
+    }
+}
+
+async fn identify(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,

@@ -151,7 +151,18 @@ pub async fn serve(
     request: Request,
 ) -> Result<Response, Error> {
     let recorded: SystemTime = file.created_at.into();
+    // A download is a GET of the file from its start (a resumed or parallel range does not
+    // count again).
+    let counted = request.method() == Method::GET
+        && request
+            .headers()
+            .get(header::RANGE)
+            .is_none_or(|r| r.to_str().is_ok_and(|r| r.trim().starts_with("bytes=0-")));
     let mut response = serve_validated(registry, &file.sha256, Some(recorded), request).await?;
+    if counted && response.status().is_success() {
+        registry.count_download(file);
+        registry.audit_download(file).await?;
+    }
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_DISPOSITION,

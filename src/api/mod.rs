@@ -71,8 +71,17 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
 }
 
 /// Gives each request a slot for its actor, named in the webhook events its changes announce.
+/// and the client's address and token, named in the audit events they record.
 async fn with_actor(request: Request, next: middleware::Next) -> Response {
-    crate::domain::events::with_actor_slot(next.run(request)).await
+    let address = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    crate::domain::audit::with_request(
+        address,
+        crate::domain::events::with_actor_slot(next.run(request)),
+    )
+    .await
 }
 
 /// The answer to a request whose handler panicked: GitLab's JSON 500, with the panic logged.

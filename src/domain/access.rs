@@ -162,6 +162,8 @@ pub enum Action {
     ManageHooks,
     /// Move or delete a model's protected alias (`production`, say).
     MoveProtectedAlias,
+    /// Read the project's audit log (a Maintainer's; a read, so `read_api` tokens may).
+    ReadAuditLog,
 }
 
 impl Action {
@@ -176,13 +178,14 @@ impl Action {
             | Action::AdoptPackages
             | Action::AdminProject
             | Action::ManageHooks
-            | Action::MoveProtectedAlias => Some(AccessLevel::Maintainer),
+            | Action::MoveProtectedAlias
+            | Action::ReadAuditLog => Some(AccessLevel::Maintainer),
             Action::DeleteProject => Some(AccessLevel::Owner),
         }
     }
 
     pub fn is_write(self) -> bool {
-        self.required_level().is_some()
+        self.required_level().is_some() && self != Action::ReadAuditLog
     }
 
     fn touches_registry(self) -> bool {
@@ -268,7 +271,10 @@ pub fn decide(
         Caller::Machine(machine) => {
             if matches!(
                 action,
-                Action::AdminProject | Action::DeleteProject | Action::ManageHooks
+                Action::AdminProject
+                    | Action::DeleteProject
+                    | Action::ManageHooks
+                    | Action::ReadAuditLog
             ) {
                 return Err(Error::denied(format!(
                     "{} cannot change a project's settings or members",
@@ -282,7 +288,9 @@ pub fn decide(
                 )));
             }
         }
-        Caller::User(principal) if !principal.can_write => return Err(Error::Forbidden),
+        Caller::User(principal) if !principal.can_write && action.is_write() => {
+            return Err(Error::Forbidden)
+        }
         Caller::User(_) => {}
     }
     if meets(admin, level, required) {

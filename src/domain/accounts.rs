@@ -342,6 +342,7 @@ impl Registry {
             return Err(Error::Unauthorized);
         }
         let user = self.user(token.user_id).map_err(|_| Error::Unauthorized)?;
+        super::audit::note_token(token.id);
         Ok(Caller::from_user(user, &token.scopes))
     }
 

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod accounts;
 pub mod artifacts;
+pub mod audit;
 pub mod candidates;
 pub mod ci;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod search_syntax;
 pub mod semver_rules;
 pub mod sessions;
 pub mod trust;
+pub mod usage;
 pub mod version_labels;
 pub mod versions;
 
@@ -72,6 +74,10 @@ pub struct Registry {
     pub event_settings: events::EventSettings,
     /// Woken when a durable write put events in the outbox.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// What the audit log records and keeps.
+    pub audit: audit::AuditSettings,
+    /// Download counts not yet written.
+    pub usage: usage::UsageCounters,
 }
 
 impl Registry {
@@ -85,6 +91,8 @@ impl Registry {
             oci_uploads: oci::UploadLocks::default(),
             event_settings: events::EventSettings::default(),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            audit: audit::AuditSettings::default(),
+            usage: usage::UsageCounters::new(true),
         }
     }
 
@@ -147,7 +155,7 @@ impl Registry {
         body: impl FnMut(&dyn crate::store::meta::Txn) -> Result<R, crate::store::meta::TxError<Error>>,
     ) -> Result<R> {
         schema::outbox::take_wrote();
-        let done = self.meta.transaction(body)?;
+        let done = audit::within(self.audit_context(), || self.meta.transaction(body))?;
         let announced = schema::outbox::take_wrote();
         self.persist().await?;
         if announced {
@@ -195,11 +203,13 @@ impl Registry {
             let mut seen = schema::revisions::ReadSet::new();
             let listed = list(&mut seen)?;
             schema::outbox::take_wrote();
-            let outcome = self.meta.transaction(|tx| {
-                if !seen.unchanged(tx)? {
-                    return abort(Attempt::Stale);
-                }
-                change(tx, &listed)
+            let outcome = audit::within(self.audit_context(), || {
+                self.meta.transaction(|tx| {
+                    if !seen.unchanged(tx)? {
+                        return abort(Attempt::Stale);
+                    }
+                    change(tx, &listed)
+                })
             });
             let announced = schema::outbox::take_wrote();
             match outcome {

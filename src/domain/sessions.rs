@@ -29,6 +29,8 @@ pub struct Session {
 pub struct OpenedSession {
     pub session: Session,
     pub secret: String,
+    /// Who signed in: `(id, username)`.
+    pub user: (u64, String),
 }
 
 /// A random string for session secrets and CSRF tokens.
@@ -70,7 +72,11 @@ impl Registry {
             schema::sessions::put(tx, &key, &session)?;
             Ok::<_, crate::store::meta::TxError<Error>>(())
         })?;
-        Ok(OpenedSession { session, secret })
+        Ok(OpenedSession {
+            session,
+            secret,
+            user: (user.id, user.username.clone()),
+        })
     }
 
     /// The live session a cookie secret names, with its user; `None` when unknown or expired.

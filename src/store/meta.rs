@@ -93,10 +93,16 @@ pub enum Table {
     DeliveriesPending,
     AliasMoves,
     FilesByContent,
+    AuditEvents,
+    AuditByTime,
+    AuditByProject,
+    AuditByAuthor,
+    AuditByType,
+    Usage,
 }
 
 impl Table {
-    pub const ALL: [Table; 83] = [
+    pub const ALL: [Table; 89] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -180,6 +186,12 @@ impl Table {
         Table::DeliveriesPending,
         Table::AliasMoves,
         Table::FilesByContent,
+        Table::AuditEvents,
+        Table::AuditByTime,
+        Table::AuditByProject,
+        Table::AuditByAuthor,
+        Table::AuditByType,
+        Table::Usage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -267,6 +279,12 @@ impl Table {
             Table::DeliveriesPending => "deliveries_pending",
             Table::AliasMoves => "alias_moves",
             Table::FilesByContent => "files_by_content",
+            Table::AuditEvents => "audit_events",
+            Table::AuditByTime => "audit_by_time",
+            Table::AuditByProject => "audit_by_project",
+            Table::AuditByAuthor => "audit_by_author",
+            Table::AuditByType => "audit_by_type",
+            Table::Usage => "usage",
         }
     }
 

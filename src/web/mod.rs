@@ -105,6 +105,7 @@ async fn route(state: &AppState, request: Request) -> WebResult<Response> {
     match segments.as_slice() {
         [] if get => projects::show(&ctx),
         ["settings", "ci_cd"] if get => pages::settings::show(&ctx),
+        ["audit_events"] if get => pages::audit::show(&ctx, query),
         ["settings", "ci_cd"] if post => pages::settings::update(&ctx, request).await,
         ["ml", rest @ ..] => {
             ctx.can_read_registry()?;

@@ -31,11 +31,15 @@ impl Visitor {
             return Ok(Visitor::anonymous(secure));
         };
         Ok(match state.registry.session(&secret)? {
-            Some((session, user)) => Visitor {
-                caller: session_caller(user),
-                session: Some(session),
-                secure,
-            },
+            Some((session, user)) => {
+                let caller = session_caller(user);
+                crate::domain::events::note_actor(&caller);
+                Visitor {
+                    caller,
+                    session: Some(session),
+                    secure,
+                }
+            }
             None => Visitor::anonymous(secure),
         })
     }

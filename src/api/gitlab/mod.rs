@@ -1,5 +1,6 @@
 //! The GitLab-compatible REST surface under `/api/v4`.
 
+mod audit;
 mod error;
 pub mod generic;
 mod groups;
@@ -136,6 +137,16 @@ pub fn router() -> Router<AppState> {
                 .put(projects::update_member)
                 .delete(projects::remove_member),
         )
+        .route(
+            "/api/v4/projects/{id}/audit_events",
+            get(audit::project_list),
+        )
+        .route(
+            "/api/v4/projects/{id}/audit_events/{event_id}",
+            get(audit::project_show),
+        )
+        .route("/api/v4/audit_events", get(audit::instance_list))
+        .route("/api/v4/audit_events/{event_id}", get(audit::instance_show))
         .route(
             "/api/v4/projects/{id}/hooks",
             get(hooks::list).post(hooks::create),

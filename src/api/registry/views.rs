@@ -115,6 +115,9 @@ pub struct FileView {
     pub created_at: String,
     /// Where to GET the bytes (relative to the server).
     pub download_path: String,
+    /// How often the file was downloaded, and when last (`null`: never).
+    pub download_count: u64,
+    pub last_downloaded_at: Option<String>,
 }
 
 /// A version as lists and models show it.
@@ -129,6 +132,9 @@ pub struct VersionBrief {
     pub package_id: u64,
     pub created_at: String,
     pub updated_at: String,
+    /// How often the version's files were downloaded, and when last (`null`: never).
+    pub download_count: u64,
+    pub last_downloaded_at: Option<String>,
 }
 
 /// A candidate as lists show it.
@@ -274,10 +280,18 @@ pub fn encode_path(path: &str) -> String {
         .join("/")
 }
 
-pub fn file(project_id: u64, package: (&str, &str), file: &PackageFile) -> FileView {
+pub fn file(
+    registry: &Registry,
+    project_id: u64,
+    package: (&str, &str),
+    file: &PackageFile,
+) -> FileView {
     let encode = encode_segment;
     let path = encode_path(&file.file_name);
+    let usage = registry.file_usage(file.id).unwrap_or_default();
     FileView {
+        download_count: usage.download_count,
+        last_downloaded_at: usage.last_downloaded_at.as_ref().map(time),
         id: file.id,
         file_name: file.file_name.clone(),
         size: file.size,
@@ -300,7 +314,12 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'+');
 
 pub fn version_brief(registry: &Registry, version: &ModelVersion) -> VersionBrief {
+    let usage = registry
+        .package_usage(version.package_id)
+        .unwrap_or_default();
     VersionBrief {
+        download_count: usage.download_count,
+        last_downloaded_at: usage.last_downloaded_at.as_ref().map(time),
         id: version.id,
         version: version.version.clone(),
         prerelease: semver::Version::parse(&version.version).is_ok_and(|v| !v.pre.is_empty()),
@@ -363,7 +382,7 @@ pub fn run_data(
         metadata: metadata(registry.tags(TagOwner::Candidate(candidate.id))?),
         files: files
             .iter()
-            .map(|f| file(candidate.project_id, package, f))
+            .map(|f| file(registry, candidate.project_id, package, f))
             .collect(),
     })
 }

@@ -105,6 +105,15 @@ impl Schema for Candidates {
     type Record = Candidate;
     const TABLE: Table = Table::Candidates;
 
+    fn audited(r: &Candidate) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "Run",
+            entity_id: r.id,
+            project_id: Some(r.project_id),
+            path: r.run_id.clone(),
+        })
+    }
+
     fn announce(c: &Candidate) -> Option<super::outbox::Announce> {
         Some(super::outbox::Announce {
             flag: "run_events",

@@ -33,6 +33,15 @@ impl Schema for DeployTokens {
     type Record = DeployToken;
     const TABLE: Table = Table::DeployTokens;
 
+    fn audited(r: &DeployToken) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "DeployToken",
+            entity_id: r.id,
+            project_id: Some(r.project_id),
+            path: r.name.clone(),
+        })
+    }
+
     fn key(t: &DeployToken) -> Vec<u8> {
         id_key(t.id)
     }

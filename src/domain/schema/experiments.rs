@@ -41,6 +41,15 @@ impl Schema for Experiments {
     type Record = Experiment;
     const TABLE: Table = Table::Experiments;
 
+    fn audited(r: &Experiment) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "Experiment",
+            entity_id: r.id,
+            project_id: Some(r.project_id),
+            path: r.name.clone(),
+        })
+    }
+
     fn key(e: &Experiment) -> Vec<u8> {
         id_key(e.id)
     }

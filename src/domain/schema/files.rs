@@ -70,6 +70,15 @@ impl Schema for Files {
     type Record = PackageFile;
     const TABLE: Table = Table::PackageFiles;
 
+    fn audited(r: &PackageFile) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "PackageFile",
+            entity_id: r.id,
+            project_id: Some(r.project_id),
+            path: r.file_name.clone(),
+        })
+    }
+
     fn announce(f: &PackageFile) -> Option<super::outbox::Announce> {
         Some(super::outbox::Announce {
             flag: "file_events",

@@ -25,6 +25,15 @@ impl Schema for Groups {
     type Record = Group;
     const TABLE: Table = Table::Groups;
 
+    fn audited(r: &Group) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "Group",
+            entity_id: r.id,
+            project_id: None,
+            path: r.full_path.clone(),
+        })
+    }
+
     fn key(g: &Group) -> Vec<u8> {
         id_key(g.id)
     }
@@ -77,6 +86,15 @@ fn owners_key(group_id: u64) -> Vec<u8> {
 impl Schema for GroupMembers {
     type Record = GroupMember;
     const TABLE: Table = Table::GroupMembers;
+
+    fn audited(r: &GroupMember) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "GroupMember",
+            entity_id: r.user_id,
+            project_id: None,
+            path: format!("group {} user {}", r.group_id, r.user_id),
+        })
+    }
 
     fn key(m: &GroupMember) -> Vec<u8> {
         member_key(m.group_id, m.user_id)

@@ -27,6 +27,15 @@ impl Schema for Hooks {
     type Record = Hook;
     const TABLE: Table = Table::Hooks;
 
+    fn audited(r: &Hook) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "Hook",
+            entity_id: r.id,
+            project_id: Some(r.project_id),
+            path: r.url.clone(),
+        })
+    }
+
     fn key(h: &Hook) -> Vec<u8> {
         id_key(h.id)
     }

@@ -24,6 +24,15 @@ impl Schema for Members {
     type Record = Member;
     const TABLE: Table = Table::Members;
 
+    fn audited(r: &Member) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "Member",
+            entity_id: r.user_id,
+            project_id: Some(r.project_id),
+            path: format!("user {}", r.user_id),
+        })
+    }
+
     fn key(m: &Member) -> Vec<u8> {
         member_key(m.project_id, m.user_id)
     }

@@ -10,6 +10,7 @@
 //! Nothing outside this module names a [`Table`] or builds a key.
 
 pub mod alias_moves;
+pub mod audit_events;
 pub mod candidates;
 pub mod ci_tokens;
 pub mod counters;
@@ -40,6 +41,7 @@ pub mod tags;
 pub mod tokens;
 pub mod trusted_publishers;
 pub mod upgrade;
+pub mod usage;
 pub mod users;
 pub mod versions;
 
@@ -76,6 +78,12 @@ pub trait Schema {
     /// The webhook event a change of such a record announces (see [`outbox`]); written by
     /// [`put`] and [`remove`], not by index rebuilds.
     fn announce(_record: &Self::Record) -> Option<outbox::Announce> {
+        None
+    }
+
+    /// What the audit log calls a change of such a record (see [`audit_events`]); `None`:
+    /// not audited. Recorded by [`put`] and [`remove`] when the write has an audit context.
+    fn audited(_record: &Self::Record) -> Option<audit_events::Target> {
         None
     }
 
@@ -219,7 +227,28 @@ pub fn put<S: Schema>(tx: &dyn Txn, record: &S::Record) -> Result<Option<S::Reco
             }
         }
     }
+    audit_change::<S>(tx, old.as_ref(), Some(record))?;
     Ok(old)
+}
+
+/// Records the change in the audit log when the kind is audited and the write has an audit
+/// context.
+fn audit_change<S: Schema>(
+    tx: &dyn Txn,
+    old: Option<&S::Record>,
+    new: Option<&S::Record>,
+) -> Result<(), TxFail> {
+    let Some(record) = new.or(old) else {
+        return Ok(());
+    };
+    if crate::domain::audit::context().is_none() {
+        return Ok(());
+    }
+    let Some(target) = S::audited(record) else {
+        return Ok(());
+    };
+    let json = |r: &S::Record| serde_json::to_value(r).unwrap_or_default();
+    audit_events::changed(tx, target, old.map(json), new.map(json))
 }
 
 /// Removes the record under `key` and its index entries; returns it if it existed.
@@ -236,6 +265,7 @@ pub fn remove<S: Schema>(tx: &dyn Txn, key: &[u8]) -> Result<Option<S::Record>, 
             outbox::announce(tx, &what, &hooks, "deleted", object)?;
         }
     }
+    audit_change::<S>(tx, Some(&old), None)?;
     Ok(Some(old))
 }
 

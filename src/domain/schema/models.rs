@@ -69,6 +69,15 @@ impl Schema for Models {
     type Record = Model;
     const TABLE: Table = Table::Models;
 
+    fn audited(r: &Model) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "Model",
+            entity_id: r.id,
+            project_id: Some(r.project_id),
+            path: r.name.clone(),
+        })
+    }
+
     fn announce(m: &Model) -> Option<super::outbox::Announce> {
         Some(super::outbox::Announce {
             flag: "model_events",

@@ -161,6 +161,15 @@ impl Schema for Packages {
     type Record = Package;
     const TABLE: Table = Table::Packages;
 
+    fn audited(r: &Package) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "Package",
+            entity_id: r.id,
+            project_id: Some(r.project_id),
+            path: format!("{}/{}", r.name, r.version),
+        })
+    }
+
     fn announce(p: &Package) -> Option<super::outbox::Announce> {
         Some(super::outbox::Announce {
             flag: "package_events",

@@ -23,6 +23,15 @@ impl Schema for Projects {
     type Record = Project;
     const TABLE: Table = Table::Projects;
 
+    fn audited(r: &Project) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "Project",
+            entity_id: r.id,
+            project_id: Some(r.id),
+            path: format!("{}/{}", r.namespace, r.path),
+        })
+    }
+
     fn key(p: &Project) -> Vec<u8> {
         id_key(p.id)
     }

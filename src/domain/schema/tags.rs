@@ -26,21 +26,28 @@ pub fn set(tx: &dyn Txn, owner: TagOwner, tags: &[KeyValue]) -> Result<(), TxFai
         return Ok(());
     }
     let hooks = super::hooks::any(tx)?;
+    let audited = crate::domain::audit::context().is_some();
     for tag in tags {
         let k = tag_key(owner, &tag.key);
-        let before = if hooks {
+        let before = if hooks || audited {
             tx.get(Table::Tags, &k)?
         } else {
             None
         };
         tx.put(Table::Tags, &k, tag.value.as_bytes())?;
-        if hooks && before.as_deref() != Some(tag.value.as_bytes()) {
+        if before.as_deref() != Some(tag.value.as_bytes()) {
             let action = if before.is_some() {
                 "updated"
             } else {
                 "created"
             };
-            announce(tx, owner, &tag.key, Some(&tag.value), action)?;
+            if hooks {
+                announce(tx, owner, &tag.key, Some(&tag.value), action)?;
+            }
+            if audited {
+                let before = before.map(|v| String::from_utf8_lossy(&v).into_owned());
+                audit(tx, owner, &tag.key, before.as_deref(), Some(&tag.value))?;
+            }
         }
     }
     revisions::bump(tx, parent_of(owner))
@@ -49,15 +56,15 @@ pub fn set(tx: &dyn Txn, owner: TagOwner, tags: &[KeyValue]) -> Result<(), TxFai
 /// Removes one tag; whether it existed.
 pub fn delete(tx: &dyn Txn, owner: TagOwner, name: &str) -> Result<bool, TxFail> {
     let k = tag_key(owner, name);
-    if tx.get(Table::Tags, &k)?.is_none() {
+    let Some(before) = tx.get(Table::Tags, &k)? else {
         return Ok(false);
-    }
-    let before = tx.get(Table::Tags, &k)?;
+    };
     tx.delete(Table::Tags, &k)?;
+    let value = String::from_utf8_lossy(&before).into_owned();
     if super::hooks::any(tx)? {
-        let value = before.map(|v| String::from_utf8_lossy(&v).into_owned());
-        announce(tx, owner, name, value.as_deref(), "deleted")?;
+        announce(tx, owner, name, Some(&value), "deleted")?;
     }
+    audit(tx, owner, name, Some(&value), None)?;
     revisions::bump(tx, parent_of(owner))?;
     Ok(true)
 }
@@ -123,34 +130,7 @@ fn announce(
     action: &str,
 ) -> Result<(), TxFail> {
     use serde_json::json;
-    let (owner_kind, owner_id, project_id) = match owner {
-        TagOwner::Experiment(id) => (
-            "experiment",
-            id,
-            super::experiments::load(tx, id)?.map(|e| e.project_id),
-        ),
-        TagOwner::Candidate(id) => (
-            "run",
-            id,
-            super::candidates::load(tx, id)?.map(|c| c.project_id),
-        ),
-        TagOwner::Model(id) | TagOwner::ModelAlias(id) => (
-            "model",
-            id,
-            super::models::load(tx, id)?.map(|m| m.project_id),
-        ),
-        TagOwner::Version(id) => (
-            "version",
-            id,
-            super::versions::load(tx, id)?.map(|v| v.project_id),
-        ),
-        TagOwner::LoggedModel(id) => (
-            "logged_model",
-            id,
-            super::load::<super::logged_models::LoggedModels>(tx, &super::id_key(id))?
-                .map(|m| m.project_id),
-        ),
-    };
+    let (owner_kind, owner_id, project_id) = owner_of(tx, owner)?;
     let Some(project_id) = project_id else {
         return Ok(());
     };
@@ -185,4 +165,89 @@ fn announce(
         return Ok(());
     }
     super::outbox::announce(tx, &what, &hooks, action, object)
+}
+
+/// The kind, id and project of a tag's owner.
+fn owner_of(tx: &dyn Txn, owner: TagOwner) -> Result<(&'static str, u64, Option<u64>), TxFail> {
+    Ok(match owner {
+        TagOwner::Experiment(id) => (
+            "experiment",
+            id,
+            super::experiments::load(tx, id)?.map(|e| e.project_id),
+        ),
+        TagOwner::Candidate(id) => (
+            "run",
+            id,
+            super::candidates::load(tx, id)?.map(|c| c.project_id),
+        ),
+        TagOwner::Model(id) | TagOwner::ModelAlias(id) => (
+            "model",
+            id,
+            super::models::load(tx, id)?.map(|m| m.project_id),
+        ),
+        TagOwner::Version(id) => (
+            "version",
+            id,
+            super::versions::load(tx, id)?.map(|v| v.project_id),
+        ),
+        TagOwner::LoggedModel(id) => (
+            "logged_model",
+            id,
+            super::load::<super::logged_models::LoggedModels>(tx, &super::id_key(id))?
+                .map(|m| m.project_id),
+        ),
+    })
+}
+
+/// Records the change of a tag or an alias in the audit log (when the write is audited).
+fn audit(
+    tx: &dyn Txn,
+    owner: TagOwner,
+    name: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> Result<(), TxFail> {
+    use serde_json::json;
+    if crate::domain::audit::context().is_none() {
+        return Ok(());
+    }
+    let (owner_kind, owner_id, project_id) = owner_of(tx, owner)?;
+    let (entity_type, path, value_of) = if let TagOwner::ModelAlias(model_id) = owner {
+        let version_of = |v: Option<&str>| -> Result<serde_json::Value, TxFail> {
+            let id = v.and_then(|v| v.parse::<u64>().ok());
+            let version = match id {
+                Some(id) => super::versions::load(tx, id)?.map(|v| v.version),
+                None => None,
+            };
+            Ok(json!({"model_id": model_id, "alias": name, "version_id": id, "version": version}))
+        };
+        (
+            "Alias",
+            format!("model {model_id} alias {name}"),
+            [
+                before.map(|b| version_of(Some(b))).transpose()?,
+                after.map(|a| version_of(Some(a))).transpose()?,
+            ],
+        )
+    } else {
+        let value =
+            |v: &str| json!({"owner": owner_kind, "owner_id": owner_id, "key": name, "value": v});
+        (
+            "Tag",
+            format!("{owner_kind} {owner_id} tag {name}"),
+            [before.map(value), after.map(value)],
+        )
+    };
+    let [old, new] = value_of;
+    super::audit_events::changed(
+        tx,
+        super::audit_events::Target {
+            entity_type,
+            entity_id: owner_id,
+            project_id,
+            path,
+        },
+        old,
+        new,
+    )
 }

@@ -33,6 +33,15 @@ impl Schema for Tokens {
     type Record = PersonalAccessToken;
     const TABLE: Table = Table::Tokens;
 
+    fn audited(r: &PersonalAccessToken) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "PersonalAccessToken",
+            entity_id: r.id,
+            project_id: None,
+            path: format!("user {}: {}", r.user_id, r.name),
+        })
+    }
+
     fn key(t: &PersonalAccessToken) -> Vec<u8> {
         id_key(t.id)
     }

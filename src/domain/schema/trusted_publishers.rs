@@ -19,6 +19,15 @@ impl Schema for TrustedPublishers {
     type Record = TrustedPublisher;
     const TABLE: Table = Table::TrustedPublishers;
 
+    fn audited(r: &TrustedPublisher) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "TrustedPublisher",
+            entity_id: r.id,
+            project_id: Some(r.project_id),
+            path: r.issuer.clone(),
+        })
+    }
+
     fn key(t: &TrustedPublisher) -> Vec<u8> {
         id_key(t.id)
     }

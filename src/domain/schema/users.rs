@@ -23,6 +23,15 @@ impl Schema for Users {
     type Record = User;
     const TABLE: Table = Table::Users;
 
+    fn audited(r: &User) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "User",
+            entity_id: r.id,
+            project_id: None,
+            path: r.username.clone(),
+        })
+    }
+
     fn key(u: &User) -> Vec<u8> {
         id_key(u.id)
     }

@@ -193,6 +193,15 @@ impl Schema for Versions {
     type Record = ModelVersion;
     const TABLE: Table = Table::Versions;
 
+    fn audited(r: &ModelVersion) -> Option<super::audit_events::Target> {
+        Some(super::audit_events::Target {
+            entity_type: "ModelVersion",
+            entity_id: r.id,
+            project_id: Some(r.project_id),
+            path: format!("model {} version {}", r.model_id, r.version),
+        })
+    }
+
     fn announce(v: &ModelVersion) -> Option<super::outbox::Announce> {
         Some(super::outbox::Announce {
             flag: "version_events",

@@ -155,6 +155,16 @@ async fn sign_in(state: &AppState, request: Request) -> WebResult<Response> {
         Err(Error::Unauthorized) => state.sign_in.failed(&username, address),
         Err(_) => {}
     }
+    let signed_in = match &attempt {
+        Ok(opened) => Some(opened.user.clone()),
+        Err(_) => None,
+    };
+    if attempt.is_ok() || matches!(attempt, Err(Error::Unauthorized)) {
+        state
+            .registry
+            .audit_sign_in(&username, signed_in, address)
+            .await?;
+    }
     match attempt {
         Ok(opened) => {
             let mut response = see_other(&return_to);

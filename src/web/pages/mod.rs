@@ -2,6 +2,7 @@
 //! redirect or a file.
 
 mod artifacts;
+pub mod audit;
 pub mod auth;
 pub mod candidates;
 pub mod compare;

@@ -371,6 +371,7 @@ fn render(
         delete_action: may_delete_files.then(|| format!("{url}/files/delete")),
     };
     let version_uri = format!("models:/{}/{}", model.name, version.seq);
+    let usage = registry.package_usage(version.package_id)?;
     let body = html! {
         div.page-head {
             div {
@@ -467,6 +468,11 @@ fn render(
                     dt { "Run" } dd #lineage { a href=(ctx.ml(&format!("candidates/{}", candidate.iid))) { (super::experiments::run_title(&candidate)) } div.mono.muted.wrap { (candidate.run_id) } }
                     dt { "Package" } dd.mono.wrap { (model.name) "/" (version.version) }
                     dt { "Version id" } dd { (version.id) }
+                    dt { "Downloads" } dd #downloads {
+                        (usage.download_count)
+                        @if let Some(at) = &usage.last_downloaded_at { span.muted { ", last " (layout::time(at)) } }
+                        @else { span.muted { ", never downloaded" } }
+                    }
                     @if let Some(source) = &version.source { dt { "Source" } dd.mono.wrap { (source) } }
                     (super::run_lineage::source_run(ctx, version))
                 }
