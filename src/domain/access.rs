@@ -162,6 +162,8 @@ pub enum Action {
     ManageHooks,
     /// Move or delete a model's protected alias (`production`, say).
     MoveProtectedAlias,
+    /// Seal a version (freeze its files) and set a model's automatic sealing.
+    SealVersion,
 }
 
 impl Action {
@@ -176,7 +178,8 @@ impl Action {
             | Action::AdoptPackages
             | Action::AdminProject
             | Action::ManageHooks
-            | Action::MoveProtectedAlias => Some(AccessLevel::Maintainer),
+            | Action::MoveProtectedAlias
+            | Action::SealVersion => Some(AccessLevel::Maintainer),
             Action::DeleteProject => Some(AccessLevel::Owner),
         }
     }
@@ -193,6 +196,7 @@ impl Action {
                 | Action::AdoptPackages
                 | Action::DeleteModelPackages
                 | Action::MoveProtectedAlias
+                | Action::SealVersion
         )
     }
 

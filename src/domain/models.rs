@@ -186,6 +186,7 @@ impl Registry {
                 latest_version: None,
                 latest_release: None,
                 protected_aliases: Vec::new(),
+                auto_seal: super::ml_records::AutoSeal::Off,
                 created_at: at,
                 updated_at: at,
             };
@@ -623,6 +624,7 @@ fn adopt_in(
         source: None,
         source_run_id: None,
         stage: None,
+        seal: None,
         created_at: package.created_at,
         updated_at: at,
     };

@@ -115,6 +115,19 @@ pub struct FileView {
     pub created_at: String,
     /// Where to GET the bytes (relative to the server).
     pub download_path: String,
+    /// `safetensors`, `gguf`, `onnx`, `pickle` or `pytorch` (a zip with `data.pkl`), found
+    /// while the file was uploaded; absent for other files.
+    pub format: Option<String>,
+    /// Safetensors and GGUF: the number of tensors in the header.
+    pub tensor_count: Option<u64>,
+    /// Safetensors and GGUF: the tensors' dtypes, sorted.
+    pub dtypes: Option<Vec<String>>,
+    /// Safetensors and GGUF: the sum of the tensors' element counts.
+    pub parameter_count: Option<u64>,
+    /// Why the header's facts are missing (malformed, truncated, larger than 16 MiB).
+    pub format_error: Option<String>,
+    /// Pickle-based formats run code when loaded: this says so.
+    pub format_warning: Option<String>,
 }
 
 /// A version as lists and models show it.
@@ -127,6 +140,14 @@ pub struct VersionBrief {
     pub description: String,
     pub author: Option<UserView>,
     pub package_id: u64,
+    /// Whether the version is sealed: its files never change again.
+    pub sealed: bool,
+    /// `sha256:<hex>` of the sealed manifest's canonical JSON (what `GET .../manifest` serves);
+    /// usable in the version slot of downloads, archives and this API to pin that content.
+    pub manifest_digest: Option<String>,
+    pub sealed_at: Option<String>,
+    /// The username (or CI identity) that sealed the version.
+    pub sealed_by: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -211,6 +232,9 @@ pub struct ModelView {
     pub metadata: Vec<MetadataView>,
     /// Aliases only Maintainers move.
     pub protected_aliases: Vec<String>,
+    /// When releases are sealed automatically: `off`, `on_promote` (a release promoted from a
+    /// candidate) or `on_create_with_files` (a release created with its files in one step).
+    pub auto_seal: String,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -289,6 +313,20 @@ pub fn file(project_id: u64, package: (&str, &str), file: &PackageFile) -> FileV
             encode(package.0),
             encode(package.1)
         ),
+        format: file.format.as_ref().map(|f| f.format.clone()),
+        tensor_count: file.format.as_ref().and_then(|f| f.tensor_count),
+        dtypes: file
+            .format
+            .as_ref()
+            .filter(|f| f.tensor_count.is_some())
+            .map(|f| f.dtypes.clone()),
+        parameter_count: file.format.as_ref().and_then(|f| f.parameter_count),
+        format_error: file.format.as_ref().and_then(|f| f.error.clone()),
+        format_warning: file
+            .format
+            .as_ref()
+            .and_then(|f| f.warning())
+            .map(str::to_string),
     }
 }
 
@@ -307,6 +345,10 @@ pub fn version_brief(registry: &Registry, version: &ModelVersion) -> VersionBrie
         description: version.description.clone(),
         author: author(registry, version.author_id),
         package_id: version.package_id,
+        sealed: version.seal.is_some(),
+        manifest_digest: version.seal.as_ref().map(|s| s.manifest_digest.clone()),
+        sealed_at: version.seal.as_ref().map(|s| time(&s.sealed_at)),
+        sealed_by: version.seal.as_ref().map(|s| s.sealed_by.clone()),
         created_at: time(&version.created_at),
         updated_at: time(&version.updated_at),
     }
@@ -443,6 +485,7 @@ pub fn model(registry: &Registry, model: &Model) -> Result<ModelView> {
         experiment_iid: experiment.iid,
         metadata: metadata(registry.tags(TagOwner::Model(model.id))?),
         protected_aliases: model.protected_aliases.clone(),
+        auto_seal: model.auto_seal.as_str().to_string(),
         created_at: time(&model.created_at),
         updated_at: time(&model.updated_at),
     })

@@ -63,7 +63,7 @@ pub const STEPS: &[Step] = &[
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 51] = [
+const DERIVED: [Table; 52] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -115,6 +115,7 @@ const DERIVED: [Table; 51] = [
     Table::ProjectHooks,
     Table::DeliveriesPending,
     Table::FilesByContent,
+    Table::VersionsByManifest,
 ];
 
 fn transact(
