@@ -131,10 +131,12 @@ impl Sniffer {
             if self.safetensors_candidate() {
                 match usize::try_from(len).ok().filter(|l| *l <= MAX_HEADER) {
                     Some(len) => self.want = 8 + len,
-                    None => self.oversized = Some(format!(
+                    None => {
+                        self.oversized = Some(format!(
                         "the safetensors header of {len} bytes is larger than the {} MiB parsed",
                         MAX_HEADER >> 20
-                    )),
+                    ))
+                    }
                 }
             } else {
                 self.want = HEAD;

@@ -31,6 +31,9 @@ pub struct Model {
     /// When releases of this model are sealed without being asked to.
     #[serde(default)]
     pub auto_seal: AutoSeal,
+    /// How versions' SemVer bumps are checked against their `MLmodel` signature.
+    #[serde(default)]
+    pub signature_policy: super::signatures::SignaturePolicy,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -63,6 +66,9 @@ pub struct ModelVersion {
     /// Set once the version is sealed: its files never change again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<Seal>,
+    /// A signature check that found the SemVer bump too small (the model's policy warns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_check: Option<super::signatures::SignatureCheck>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -33,6 +33,7 @@ pub mod sealing;
 pub mod search_syntax;
 pub mod semver_rules;
 pub mod sessions;
+pub mod signatures;
 pub mod trust;
 pub mod version_labels;
 pub mod versions;

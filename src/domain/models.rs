@@ -187,6 +187,7 @@ impl Registry {
                 latest_release: None,
                 protected_aliases: Vec::new(),
                 auto_seal: super::ml_records::AutoSeal::Off,
+                signature_policy: super::signatures::SignaturePolicy::Off,
                 created_at: at,
                 updated_at: at,
             };
@@ -625,6 +626,7 @@ fn adopt_in(
         source_run_id: None,
         stage: None,
         seal: None,
+        signature_check: None,
         created_at: package.created_at,
         updated_at: at,
     };

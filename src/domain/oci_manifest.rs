@@ -460,6 +460,7 @@ mod tests {
             source_run_id: None,
             stage: None,
             seal: None,
+            signature_check: None,
             created_at: now(),
             updated_at: now(),
         }

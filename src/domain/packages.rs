@@ -282,6 +282,21 @@ impl Registry {
         let format = self
             .file_format(head, &stored.digests.sha256, &target.file_name)
             .await;
+        // An MLmodel file of a version: its signature against the release it follows.
+        let signature_check = if target.package_type == PackageType::MlModel
+            && super::signatures::is_mlmodel(&target.file_name)
+        {
+            self.signature_verdict(
+                project.id,
+                &target.package_name,
+                &target.version,
+                &target.file_name,
+                &stored.digests.sha256,
+            )
+            .await?
+        } else {
+            None
+        };
         let new_package_id = self.new_id()?;
         let file_id = self.new_id()?;
         let at = now();
@@ -340,6 +355,9 @@ impl Registry {
                 };
                 schema::put::<Packages>(tx, &package)?;
                 schema::put::<Files>(tx, &file)?;
+                if let Some(found) = &signature_check {
+                    super::signatures::record_finding(tx, &package, found)?;
+                }
                 Ok((package, file))
             })
             .await?;

@@ -484,6 +484,7 @@ impl Registry {
                         .or_else(|| new.run_id.clone()),
                     stage: None,
                     seal: None,
+                    signature_check: None,
                     created_at: at,
                     updated_at: at,
                 };
@@ -745,6 +746,17 @@ impl Registry {
                 let received = self
                     .receive(caller, &access.project, incoming, limit)
                     .await?;
+                if super::signatures::is_mlmodel(file_name) {
+                    // An enforced signature check refuses before the version exists.
+                    self.signature_verdict(
+                        access.project.id,
+                        &model.name,
+                        version,
+                        file_name,
+                        &received.stored.digests.sha256,
+                    )
+                    .await?;
+                }
                 let created = self
                     .create_version(
                         caller,

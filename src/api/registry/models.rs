@@ -14,6 +14,7 @@ use crate::domain::access::Action;
 use crate::domain::ml_records::{AutoSeal, KeyValue};
 use crate::domain::models::{ModelOrder, ModelQuery, NewModel};
 use crate::domain::paging::PageRequest;
+use crate::domain::signatures::SignaturePolicy;
 use crate::domain::Error;
 use crate::state::AppState;
 
@@ -89,6 +90,9 @@ pub struct UpdateModel {
     /// When releases are sealed automatically (Maintainers): `off`, `on_promote` or
     /// `on_create_with_files`.
     auto_seal: Option<String>,
+    /// How versions' SemVer bumps are checked against their `MLmodel` signature
+    /// (Maintainers): `off`, `warn` or `enforce`.
+    signature_policy: Option<String>,
 }
 
 pub fn key_values(entries: Vec<MetadataView>) -> Vec<KeyValue> {
@@ -221,6 +225,15 @@ pub async fn update(
         })?;
         model = registry
             .set_auto_seal(&caller, &access, model.id, policy)
+            .await?;
+    }
+    if let Some(policy) = &body.signature_policy {
+        let policy = SignaturePolicy::parse(policy).ok_or_else(|| Error::InvalidParam {
+            param: "signature_policy".into(),
+            problem: "does not have a valid value (off, warn or enforce)".into(),
+        })?;
+        model = registry
+            .set_signature_policy(&caller, &access, model.id, policy)
             .await?;
     }
     if let Some(description) = &body.description {

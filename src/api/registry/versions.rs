@@ -363,7 +363,7 @@ pub async fn seal(
     path: Segments,
 ) -> ApiResult<Json<VersionView>> {
     let registry = &state.registry;
-    let (access, model) = model_of(registry, &caller, &path, Action::ReadRegistry)?;
+    let (access, model) = model_of(registry, &caller, &path, Action::SealVersion)?;
     let version = version_of(registry, &model, path.get("version"))?;
     let version = registry.seal_version(&caller, &access, version.id).await?;
     Ok(Json(views::version(registry, &model, &version)?))

@@ -212,8 +212,31 @@ pub struct VersionView {
     pub candidate_iid: u64,
     pub run_id: String,
     pub ci_job: Option<CiJobView>,
+    /// Set when the model's `signature_policy` is `warn` and the version's `MLmodel` signature
+    /// changed more than its SemVer bump says.
+    pub signature_warning: Option<SignatureWarningView>,
     #[serde(flatten)]
     pub data: RunData,
+}
+
+/// A signature check's finding: the release compared with, the bump needed and made, and
+/// each changed field with the bump it needs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignatureWarningView {
+    pub message: String,
+    pub previous: String,
+    /// `major`, `minor` or `patch`.
+    pub required_bump: String,
+    pub actual_bump: String,
+    pub changes: Vec<SignatureChangeView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignatureChangeView {
+    /// `inputs.<name>` or `outputs.<name>`.
+    pub field: String,
+    pub change: String,
+    pub needs: String,
 }
 
 /// A model with its latest version and counts.
@@ -235,6 +258,9 @@ pub struct ModelView {
     /// When releases are sealed automatically: `off`, `on_promote` (a release promoted from a
     /// candidate) or `on_create_with_files` (a release created with its files in one step).
     pub auto_seal: String,
+    /// How versions' SemVer bumps are checked against their `MLmodel` signature: `off`, `warn`
+    /// or `enforce`.
+    pub signature_policy: String,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -440,6 +466,24 @@ pub fn version_given_latest(
         candidate_iid: candidate.iid,
         run_id: candidate.run_id.clone(),
         ci_job: candidate.ci.as_ref().map(CiJobView::from),
+        signature_warning: version
+            .signature_check
+            .as_ref()
+            .map(|check| SignatureWarningView {
+                message: check.message(&version.version),
+                previous: check.previous.clone(),
+                required_bump: check.required.as_str().to_string(),
+                actual_bump: check.actual.as_str().to_string(),
+                changes: check
+                    .changes
+                    .iter()
+                    .map(|c| SignatureChangeView {
+                        field: c.field.clone(),
+                        change: c.change.clone(),
+                        needs: c.needs.as_str().to_string(),
+                    })
+                    .collect(),
+            }),
         data,
     })
 }
@@ -486,6 +530,7 @@ pub fn model(registry: &Registry, model: &Model) -> Result<ModelView> {
         metadata: metadata(registry.tags(TagOwner::Model(model.id))?),
         protected_aliases: model.protected_aliases.clone(),
         auto_seal: model.auto_seal.as_str().to_string(),
+        signature_policy: model.signature_policy.as_str().to_string(),
         created_at: time(&model.created_at),
         updated_at: time(&model.updated_at),
     })

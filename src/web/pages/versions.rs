@@ -389,6 +389,9 @@ fn render(
         @if let Some(problem) = problem {
             div.alert.error role="alert" { (problem) }
         }
+        @if let Some(check) = &version.signature_check {
+            div.alert.warning #signature-warning role="status" { "Signature check: " (check.message(&version.version)) }
+        }
         @if let Some(seal) = &version.seal {
             div.card.sealed #seal {
                 p { span.badge.sealed { "sealed" } " Sealed " (layout::time(&seal.sealed_at)) " by " (seal.sealed_by) ": its files never change." }
