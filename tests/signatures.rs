@@ -187,3 +187,65 @@ fn signature_changes_warn_or_are_enforced_with_the_bump_named() {
         patch.text()
     );
 }
+
+#[test]
+fn mlflow_model_versions_from_a_run_are_checked_too() {
+    let server = TestServer::start();
+    let project_id = project(&server, "mlflow-signatures", "private");
+    let api = Api::root(&server);
+    let base = format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0");
+    let created = api.post_json(
+        &format!("{base}/mlflow/registered-models/create"),
+        json!({ "name": "scorer" }),
+    );
+    assert_eq!(created.status, 200, "{}", created.text());
+    assert_eq!(policy(&api, project_id, "enforce").status, 200);
+    let experiment = api.post_json(
+        &format!("{base}/mlflow/experiments/create"),
+        json!({ "name": "runs" }),
+    );
+    let experiment_id = experiment.json()["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A run logs its model (an MLmodel), then the model version is created from it.
+    let register = |outputs: &str| -> Reply {
+        let run = api.post_json(
+            &format!("{base}/mlflow/runs/create"),
+            json!({ "experiment_id": experiment_id }),
+        );
+        let run_id = run.json()["run"]["info"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let put = api.put_bytes(
+            &format!(
+                "{base}/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/model/MLmodel"
+            ),
+            &mlmodel(INPUTS, outputs),
+        );
+        assert_eq!(put.status, 200, "{}", put.text());
+        api.post_json(
+            &format!("{base}/mlflow/model-versions/create"),
+            json!({ "name": "scorer", "source": format!("runs:/{run_id}/model"), "run_id": run_id }),
+        )
+    };
+    let first = register(OUTPUTS);
+    assert_eq!(first.status, 200, "{}", first.text());
+    // The next one (an automatic patch, 1.0.1) drops the output: refused in MLflow's shape.
+    let refused = register("[]");
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(refused.json()["error_code"], "INVALID_PARAMETER_VALUE");
+    assert!(
+        refused.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("outputs.score was removed (needs a major bump)"),
+        "{}",
+        refused.text()
+    );
+    let versions = api.get(&format!(
+        "/api/v4/projects/{project_id}/ml/models/scorer/versions"
+    ));
+    assert_eq!(versions.json().as_array().unwrap().len(), 1);
+}

@@ -62,7 +62,7 @@ fn extension(file_name: &str) -> String {
 }
 
 /// Collects the head of a file as it streams past, as much as its format's header needs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sniffer {
     head: Vec<u8>,
     /// How many bytes are wanted in all; grows as the header tells its size.
@@ -71,6 +71,12 @@ pub struct Sniffer {
     oversized: Option<String>,
     /// The file's size so far.
     seen: u64,
+}
+
+impl Default for Sniffer {
+    fn default() -> Self {
+        Sniffer::new()
+    }
 }
 
 impl Sniffer {

@@ -340,6 +340,42 @@ impl Registry {
             },
             None => None,
         };
+        // A version created with its MLmodel (MLflow's create_model_version from a source, an
+        // OCI push): its signature against the release it follows, for the version it will
+        // most likely get (the explicit one, or the next patch).
+        let signature_check = match new
+            .files
+            .iter()
+            .find(|f| super::signatures::is_mlmodel(&f.file_name))
+        {
+            Some(mlmodel) => {
+                let planned = match &explicit {
+                    Some(v) => Some(v.clone()),
+                    None => semver_rules::next_patch(
+                        model
+                            .latest_version
+                            .as_deref()
+                            .and_then(|v| Version::parse(v).ok())
+                            .as_ref(),
+                    )
+                    .ok(),
+                };
+                match planned {
+                    Some(planned) => {
+                        self.signature_verdict(
+                            model.project_id,
+                            &model.name,
+                            &planned.to_string(),
+                            &mlmodel.file_name,
+                            &mlmodel.sha256,
+                        )
+                        .await?
+                    }
+                    None => None,
+                }
+            }
+            None => None,
+        };
         let promoted_files = match &candidate_package {
             Some(package) => schema::files::count_of(self.meta.as_ref(), package.id)? > 0,
             None => false,
@@ -484,7 +520,7 @@ impl Registry {
                         .or_else(|| new.run_id.clone()),
                     stage: None,
                     seal: None,
-                    signature_check: None,
+                    signature_check: signature_check.clone(),
                     created_at: at,
                     updated_at: at,
                 };
