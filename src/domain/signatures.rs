@@ -287,73 +287,6 @@ pub fn check(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mlmodel(inputs: &str, outputs: &str) -> String {
-        format!(
-            "artifact_path: model\nflavors:\n  python_function: {{}}\nsignature:\n  inputs: '{inputs}'\n  outputs: '{outputs}'\n  params: null\n"
-        )
-    }
-
-    fn v(s: &str) -> Version {
-        Version::parse(s).unwrap()
-    }
-
-    #[test]
-    fn changes_need_the_bumps_of_the_rules() {
-        let old = parse_mlmodel(&mlmodel(
-            r#"[{"type": "double", "name": "amount", "required": true}, {"type": "string", "name": "country", "required": false}]"#,
-            r#"[{"type": "double", "name": "score"}]"#,
-        ))
-        .unwrap();
-        assert_eq!(old.inputs.len(), 2);
-        assert!(!old.inputs[1].required);
-        let optional = parse_mlmodel(&mlmodel(
-            r#"[{"type": "double", "name": "amount", "required": true}, {"type": "string", "name": "country", "required": false}, {"type": "long", "name": "age", "required": false}]"#,
-            r#"[{"type": "double", "name": "score"}, {"type": "string", "name": "label"}]"#,
-        ))
-        .unwrap();
-        let found = check(&v("1.2.0"), &old, &v("1.2.1"), &optional).unwrap();
-        assert_eq!(found.required, Bump::Minor);
-        assert_eq!(found.actual, Bump::Patch);
-        assert!(found.violated());
-        assert!(found
-            .message("1.2.1")
-            .contains("inputs.age is a new optional input (needs a minor bump)"));
-        assert!(!check(&v("1.2.0"), &old, &v("1.3.0"), &optional)
-            .unwrap()
-            .violated());
-        let breaking = parse_mlmodel(&mlmodel(
-            r#"[{"type": "float", "name": "amount", "required": true}, {"type": "string", "name": "country", "required": true}, {"type": "long", "name": "age"}]"#,
-            r#"[]"#,
-        ))
-        .unwrap();
-        let found = check(&v("1.2.0"), &old, &v("1.3.0"), &breaking).unwrap();
-        assert_eq!(found.required, Bump::Major);
-        let fields: Vec<&str> = found.changes.iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "inputs.amount",
-                "inputs.country",
-                "inputs.age",
-                "outputs.score"
-            ]
-        );
-        assert!(!check(&v("1.2.0"), &old, &v("2.0.0"), &breaking)
-            .unwrap()
-            .violated());
-        // Before 1.0.0 a minor bump is a major one.
-        assert!(!check(&v("0.2.0"), &old, &v("0.3.0"), &breaking)
-            .unwrap()
-            .violated());
-        assert_eq!(check(&v("1.0.0"), &old, &v("1.0.1"), &old), None);
-        assert_eq!(parse_mlmodel("flavors: {}\n"), None);
-    }
-}
-
 /// How much of an `MLmodel` file is read.
 const MLMODEL_MAX: usize = 1024 * 1024;
 
@@ -483,4 +416,71 @@ pub(crate) fn record_finding(
     };
     schema::put::<schema::versions::Versions>(tx, &updated)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mlmodel(inputs: &str, outputs: &str) -> String {
+        format!(
+            "artifact_path: model\nflavors:\n  python_function: {{}}\nsignature:\n  inputs: '{inputs}'\n  outputs: '{outputs}'\n  params: null\n"
+        )
+    }
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn changes_need_the_bumps_of_the_rules() {
+        let old = parse_mlmodel(&mlmodel(
+            r#"[{"type": "double", "name": "amount", "required": true}, {"type": "string", "name": "country", "required": false}]"#,
+            r#"[{"type": "double", "name": "score"}]"#,
+        ))
+        .unwrap();
+        assert_eq!(old.inputs.len(), 2);
+        assert!(!old.inputs[1].required);
+        let optional = parse_mlmodel(&mlmodel(
+            r#"[{"type": "double", "name": "amount", "required": true}, {"type": "string", "name": "country", "required": false}, {"type": "long", "name": "age", "required": false}]"#,
+            r#"[{"type": "double", "name": "score"}, {"type": "string", "name": "label"}]"#,
+        ))
+        .unwrap();
+        let found = check(&v("1.2.0"), &old, &v("1.2.1"), &optional).unwrap();
+        assert_eq!(found.required, Bump::Minor);
+        assert_eq!(found.actual, Bump::Patch);
+        assert!(found.violated());
+        assert!(found
+            .message("1.2.1")
+            .contains("inputs.age is a new optional input (needs a minor bump)"));
+        assert!(!check(&v("1.2.0"), &old, &v("1.3.0"), &optional)
+            .unwrap()
+            .violated());
+        let breaking = parse_mlmodel(&mlmodel(
+            r#"[{"type": "float", "name": "amount", "required": true}, {"type": "string", "name": "country", "required": true}, {"type": "long", "name": "age"}]"#,
+            r#"[]"#,
+        ))
+        .unwrap();
+        let found = check(&v("1.2.0"), &old, &v("1.3.0"), &breaking).unwrap();
+        assert_eq!(found.required, Bump::Major);
+        let fields: Vec<&str> = found.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "inputs.amount",
+                "inputs.country",
+                "inputs.age",
+                "outputs.score"
+            ]
+        );
+        assert!(!check(&v("1.2.0"), &old, &v("2.0.0"), &breaking)
+            .unwrap()
+            .violated());
+        // Before 1.0.0 a minor bump is a major one.
+        assert!(!check(&v("0.2.0"), &old, &v("0.3.0"), &breaking)
+            .unwrap()
+            .violated());
+        assert_eq!(check(&v("1.0.0"), &old, &v("1.0.1"), &old), None);
+        assert_eq!(parse_mlmodel("flavors: {}\n"), None);
+    }
 }
