@@ -93,6 +93,24 @@ fn signature_changes_warn_or_are_enforced_with_the_bump_named() {
         .map(|c| c["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["inputs.age", "outputs.score"], "{warning}");
+    // A corrected MLmodel replaces the finding: the warning is gone.
+    let corrected = upload(&reporter, project_id, "1.0.2", &mlmodel(INPUTS, "[]"));
+    assert_eq!(corrected.status, 201);
+    assert_eq!(
+        version(&api, project_id, "1.0.2").json()["signature_warning"],
+        Value::Null
+    );
+    let again = upload(
+        &reporter,
+        project_id,
+        "1.0.2",
+        &mlmodel(WITH_OPTIONAL, OUTPUTS),
+    );
+    assert_eq!(again.status, 201);
+    assert_eq!(
+        version(&api, project_id, "1.0.2").json()["signature_warning"]["required_bump"],
+        "minor"
+    );
     // A minor release with a new optional input passes (against 1.0.2).
     let minor = upload(
         &reporter,

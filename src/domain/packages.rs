@@ -283,9 +283,9 @@ impl Registry {
             .file_format(head, &stored.digests.sha256, &target.file_name)
             .await;
         // An MLmodel file of a version: its signature against the release it follows.
-        let signature_check = if target.package_type == PackageType::MlModel
-            && super::signatures::is_mlmodel(&target.file_name)
-        {
+        let is_mlmodel = target.package_type == PackageType::MlModel
+            && super::signatures::is_mlmodel(&target.file_name);
+        let signature_check = if is_mlmodel {
             self.signature_verdict(
                 project.id,
                 &target.package_name,
@@ -355,8 +355,9 @@ impl Registry {
                 };
                 schema::put::<Packages>(tx, &package)?;
                 schema::put::<Files>(tx, &file)?;
-                if let Some(found) = &signature_check {
-                    super::signatures::record_finding(tx, &package, found)?;
+                if is_mlmodel {
+                    // The new MLmodel's finding replaces the last one (none: cleared).
+                    super::signatures::record_finding(tx, &package, signature_check.as_ref())?;
                 }
                 Ok((package, file))
             })

@@ -393,12 +393,12 @@ impl super::Registry {
     }
 }
 
-/// Records a warning's finding on the version whose package this is, in the upload's
-/// transaction.
+/// Records a warning's finding (or that there is none) on the version whose package this is,
+/// in the upload's transaction.
 pub(crate) fn record_finding(
     tx: &dyn crate::store::meta::Txn,
     package: &super::records::Package,
-    found: &SignatureCheck,
+    found: Option<&SignatureCheck>,
 ) -> Result<(), crate::store::meta::TxFail> {
     use super::schema;
     let Some(model) = schema::models::load_by_name(tx, package.project_id, &package.name)? else {
@@ -407,11 +407,11 @@ pub(crate) fn record_finding(
     let Some(version) = schema::versions::load_by_string(tx, model.id, &package.version)? else {
         return Ok(());
     };
-    if version.package_id != package.id {
+    if version.package_id != package.id || version.signature_check.as_ref() == found {
         return Ok(());
     }
     let updated = super::ml_records::ModelVersion {
-        signature_check: Some(found.clone()),
+        signature_check: found.cloned(),
         ..version
     };
     schema::put::<schema::versions::Versions>(tx, &updated)?;
