@@ -647,6 +647,7 @@ fn the_openapi_document_lists_every_route() {
         ),
         ("/models/{model}/versions/{version}/archive", &["get"]),
         ("/models/{model}/versions/{version}/manifest", &["get"]),
+        ("/models/{model}/versions/{version}/seal", &["post"]),
         ("/experiments", &["get"]),
         ("/experiments/{iid}", &["get", "delete"]),
         ("/experiments/{iid}/candidates", &["get", "post"]),

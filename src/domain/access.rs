@@ -164,6 +164,8 @@ pub enum Action {
     MoveProtectedAlias,
     /// Read the project's audit log (a Maintainer's; a read, so `read_api` tokens may).
     ReadAuditLog,
+    /// Seal a version (freeze its files) and set a model's automatic sealing.
+    SealVersion,
 }
 
 impl Action {
@@ -179,7 +181,8 @@ impl Action {
             | Action::AdminProject
             | Action::ManageHooks
             | Action::MoveProtectedAlias
-            | Action::ReadAuditLog => Some(AccessLevel::Maintainer),
+            | Action::ReadAuditLog
+            | Action::SealVersion => Some(AccessLevel::Maintainer),
             Action::DeleteProject => Some(AccessLevel::Owner),
         }
     }
@@ -196,6 +199,7 @@ impl Action {
                 | Action::AdoptPackages
                 | Action::DeleteModelPackages
                 | Action::MoveProtectedAlias
+                | Action::SealVersion
         )
     }
 

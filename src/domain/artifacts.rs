@@ -140,6 +140,7 @@ impl Registry {
             if doomed.is_empty() {
                 return abort(Error::NotFound("Artifact"));
             }
+            super::sealing::ensure_unsealed(tx, package.id)?;
             super::packages::remove_files_in(tx, &doomed)?;
             Ok(())
         })

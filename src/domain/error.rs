@@ -41,6 +41,10 @@ pub enum Error {
     /// model (DESIGN §2 "Name ownership"). The text names the conflict.
     #[error("{0}")]
     NameTaken(String),
+    /// A change to the files of a sealed version (409 on every surface); the text names the
+    /// version and its manifest digest.
+    #[error("{0}")]
+    Sealed(String),
     #[error("File is too large")]
     TooLarge,
     #[error("Duplicate package is not allowed")]

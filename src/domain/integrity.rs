@@ -147,6 +147,12 @@ pub struct ManifestFile {
 pub struct Manifest {
     pub files: Vec<ManifestFile>,
     pub model: String,
+    /// When a sealed manifest was sealed (RFC 3339, milliseconds, UTC); absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_at: Option<String>,
+    /// Who sealed it; absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_by: Option<String>,
     pub version: String,
 }
 
@@ -155,6 +161,17 @@ impl Manifest {
     pub fn canonical_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
+
+    /// `sha256:<hex>` of the canonical JSON.
+    pub fn digest(&self) -> String {
+        digest_of_json(&self.canonical_json())
+    }
+}
+
+/// `sha256:<hex>` of a manifest's canonical JSON.
+pub fn digest_of_json(canonical: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(canonical)))
 }
 
 impl Registry {
@@ -181,13 +198,19 @@ impl Registry {
         self.resolve_version(caller, access, model, slot)
     }
 
-    /// A version's files (the newest of each path, by path) and its manifest.
+    /// A version's files (the newest of each path, by path) and its manifest: for a sealed
+    /// version, the manifest frozen when it was sealed.
     pub fn version_manifest(
         &self,
         model: &super::ml_records::Model,
         version: &super::ml_records::ModelVersion,
     ) -> Result<(Vec<PackageFile>, Manifest)> {
         let files = self.version_files(version)?;
+        if version.seal.is_some() {
+            let manifest = self.sealed_manifest(version)?;
+            super::sealing::check_sealed_files(version, &manifest, &files)?;
+            return Ok((files, manifest));
+        }
         let manifest = Manifest {
             files: files
                 .iter()
@@ -198,6 +221,8 @@ impl Registry {
                 })
                 .collect(),
             model: model.name.clone(),
+            sealed_at: None,
+            sealed_by: None,
             version: version.version.clone(),
         };
         Ok((files, manifest))

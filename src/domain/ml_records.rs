@@ -28,6 +28,12 @@ pub struct Model {
     /// Aliases only Maintainers move or delete (`production`, say).
     #[serde(default)]
     pub protected_aliases: Vec<String>,
+    /// When releases of this model are sealed without being asked to.
+    #[serde(default)]
+    pub auto_seal: AutoSeal,
+    /// How versions' SemVer bumps are checked against their `MLmodel` signature.
+    #[serde(default)]
+    pub signature_policy: super::signatures::SignaturePolicy,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -57,8 +63,59 @@ pub struct ModelVersion {
     /// MLflow's (deprecated) stage: Staging, Production or Archived; `None` when unset.
     #[serde(default)]
     pub stage: Option<String>,
+    /// Set once the version is sealed: its files never change again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<Seal>,
+    /// A signature check that found the SemVer bump too small (the model's policy warns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_check: Option<super::signatures::SignatureCheck>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// A sealed version's frozen manifest: its digest, and who sealed it when.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Seal {
+    /// `sha256:<hex>` of the canonical JSON of the sealed manifest.
+    pub manifest_digest: String,
+    pub sealed_at: Timestamp,
+    /// The sealer as the manifest names them (a username, or the CI identity).
+    pub sealed_by: String,
+    #[serde(default)]
+    pub sealed_by_id: Option<u64>,
+}
+
+/// A model's automatic sealing of releases (prereleases are never sealed automatically).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoSeal {
+    /// Versions are sealed only when asked to (`POST .../seal`).
+    #[default]
+    Off,
+    /// A release made by promoting a candidate is sealed as it is created.
+    OnPromote,
+    /// A release created with its files in one step (promotion, MLflow's
+    /// `create_model_version` from a source, an OCI push) is sealed as it is created.
+    OnCreateWithFiles,
+}
+
+impl AutoSeal {
+    pub fn parse(s: &str) -> Option<AutoSeal> {
+        match s {
+            "off" => Some(AutoSeal::Off),
+            "on_promote" => Some(AutoSeal::OnPromote),
+            "on_create_with_files" => Some(AutoSeal::OnCreateWithFiles),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoSeal::Off => "off",
+            AutoSeal::OnPromote => "on_promote",
+            AutoSeal::OnCreateWithFiles => "on_create_with_files",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -186,6 +186,8 @@ impl Registry {
                 latest_version: None,
                 latest_release: None,
                 protected_aliases: Vec::new(),
+                auto_seal: super::ml_records::AutoSeal::Off,
+                signature_policy: super::signatures::SignaturePolicy::Off,
                 created_at: at,
                 updated_at: at,
             };
@@ -623,6 +625,8 @@ fn adopt_in(
         source: None,
         source_run_id: None,
         stage: None,
+        seal: None,
+        signature_check: None,
         created_at: package.created_at,
         updated_at: at,
     };

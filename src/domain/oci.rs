@@ -973,6 +973,7 @@ impl Registry {
                 sha256: blob.sha256.clone(),
                 created_at: now(),
                 ci: None,
+                format: None,
             });
         }
         let existing = match self.version_by_string(model.id, version) {
@@ -1025,6 +1026,9 @@ impl Registry {
         self.write(|tx| {
             if schema::versions::load(tx, version.id)?.is_none() {
                 return abort(Error::NotFound("Model version"));
+            }
+            if !new.is_empty() {
+                super::sealing::ensure_unsealed(tx, package_id)?;
             }
             for (file, id) in new.iter().zip(&ids) {
                 schema::put::<Files>(

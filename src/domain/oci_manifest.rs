@@ -441,6 +441,7 @@ mod tests {
             sha256: sha.into(),
             created_at: now(),
             ci: None,
+            format: None,
         }
     }
 
@@ -458,6 +459,8 @@ mod tests {
             source: None,
             source_run_id: None,
             stage: None,
+            seal: None,
+            signature_check: None,
             created_at: now(),
             updated_at: now(),
         }

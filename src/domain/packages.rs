@@ -26,6 +26,9 @@ pub struct FileTarget {
 pub(crate) struct Received {
     pub stored: crate::store::blobs::StoredBlob,
     pub status: Option<PackageStatus>,
+    /// The head of the content, kept while it streamed past (see [`super::formats`]); `None`
+    /// when no body streamed (the head is then read from the stored blob).
+    pub head: Option<super::formats::Sniffer>,
 }
 
 /// An upload's body and what the client declared about it.
@@ -160,6 +163,7 @@ impl Registry {
         limit: u64,
     ) -> Result<(Package, PackageFile)> {
         super::trust::check_package_name(caller, &target.package_name)?;
+        self.refuse_sealed_target(project.id, &target)?;
         let duplicates_allowed =
             project.generic_duplicates_allowed || target.package_type != PackageType::Generic;
         if !duplicates_allowed {
@@ -189,14 +193,72 @@ impl Registry {
             return Err(Error::TooLarge);
         }
         let status = incoming.status;
-        let stored = if incoming.deploy {
-            self.deployed_content(caller, project, incoming).await?
-        } else {
-            self.blobs
-                .put_checked(incoming.body, limit, &incoming.expected)
-                .await?
+        if incoming.deploy {
+            let stored = self.deployed_content(caller, project, incoming).await?;
+            return Ok(Received {
+                stored,
+                status,
+                head: None,
+            });
+        }
+        // The sniffer sees the chunks the hasher sees, and keeps a bounded head of them.
+        let sniffer = std::sync::Arc::new(std::sync::Mutex::new(super::formats::Sniffer::new()));
+        let tap = sniffer.clone();
+        let body: ByteStream = Box::pin(futures_util::StreamExt::inspect(
+            incoming.body,
+            move |chunk| {
+                if let Ok(chunk) = chunk {
+                    if let Ok(mut sniffer) = tap.lock() {
+                        sniffer.feed(chunk);
+                    }
+                }
+            },
+        ));
+        let stored = self
+            .blobs
+            .put_checked(body, limit, &incoming.expected)
+            .await?;
+        let head = sniffer.lock().map(|mut s| std::mem::take(&mut *s)).ok();
+        Ok(Received {
+            stored,
+            status,
+            head,
+        })
+    }
+
+    /// What a received file is, from the head kept while it streamed, or else from the first
+    /// bytes of its stored blob (bounded by [`super::formats::MAX_HEADER`]).
+    async fn file_format(
+        &self,
+        head: Option<super::formats::Sniffer>,
+        sha256: &str,
+        file_name: &str,
+    ) -> Option<super::formats::FormatFacts> {
+        let sniffer = match head {
+            Some(sniffer) => sniffer,
+            None => self.sniff_blob(sha256).await,
         };
-        Ok(Received { stored, status })
+        sniffer.finish(file_name)
+    }
+
+    async fn sniff_blob(&self, sha256: &str) -> super::formats::Sniffer {
+        use tokio::io::AsyncReadExt;
+        let mut sniffer = super::formats::Sniffer::new();
+        let Ok(crate::store::blobs::BlobLocation::LocalFile(path)) = self.blobs.locate(sha256)
+        else {
+            return sniffer;
+        };
+        let Ok(mut file) = tokio::fs::File::open(&path).await else {
+            return sniffer;
+        };
+        let mut buffer = vec![0u8; 64 * 1024];
+        while sniffer.wants_more() {
+            match file.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sniffer.feed(&buffer[..n]),
+            }
+        }
+        sniffer
     }
 
     /// Records received content as a file of its package (created if absent), durably.
@@ -212,7 +274,29 @@ impl Registry {
         let ci = caller.ci().cloned();
         let duplicates_allowed =
             project.generic_duplicates_allowed || target.package_type != PackageType::Generic;
-        let Received { stored, status } = received;
+        let Received {
+            stored,
+            status,
+            head,
+        } = received;
+        let format = self
+            .file_format(head, &stored.digests.sha256, &target.file_name)
+            .await;
+        // An MLmodel file of a version: its signature against the release it follows.
+        let is_mlmodel = target.package_type == PackageType::MlModel
+            && super::signatures::is_mlmodel(&target.file_name);
+        let signature_check = if is_mlmodel {
+            self.signature_verdict(
+                project.id,
+                &target.package_name,
+                &target.version,
+                &target.file_name,
+                &stored.digests.sha256,
+            )
+            .await?
+        } else {
+            None
+        };
         let new_package_id = self.new_id()?;
         let file_id = self.new_id()?;
         let at = now();
@@ -231,6 +315,9 @@ impl Registry {
                 {
                     // A model of that name was created since the upload was routed.
                     return abort(name_owned_by_model(&target.package_name));
+                }
+                if let Some(package) = &existing {
+                    super::sealing::ensure_package_unsealed(tx, package)?;
                 }
                 let mut package = existing.unwrap_or_else(|| Package {
                     id: new_package_id,
@@ -264,9 +351,14 @@ impl Registry {
                     sha256: stored.digests.sha256.clone(),
                     created_at: at,
                     ci: ci.clone(),
+                    format: format.clone(),
                 };
                 schema::put::<Packages>(tx, &package)?;
                 schema::put::<Files>(tx, &file)?;
+                if is_mlmodel {
+                    // The new MLmodel's finding replaces the last one (none: cleared).
+                    super::signatures::record_finding(tx, &package, signature_check.as_ref())?;
+                }
                 Ok((package, file))
             })
             .await?;
@@ -524,6 +616,7 @@ impl Registry {
             },
             |tx, contents| {
                 if let Some(contents) = contents {
+                    super::sealing::ensure_unsealed(tx, contents.package.id)?;
                     remove_package_in(tx, contents)?;
                 }
                 Ok(())
@@ -547,6 +640,7 @@ impl Registry {
             return Err(Error::NotFound("Package file"));
         }
         self.write(|tx| {
+            super::sealing::ensure_unsealed(tx, package.id)?;
             if schema::remove::<Files>(tx, &schema::id_key(file.id))?.is_none() {
                 return abort(Error::NotFound("Package file"));
             }

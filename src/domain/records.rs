@@ -318,6 +318,10 @@ pub struct PackageFile {
     /// The verified CI job that uploaded the file.
     #[serde(default)]
     pub ci: Option<CiJob>,
+    /// What the file is (safetensors, GGUF, ONNX, pickle-based) and its header's facts, found
+    /// while it was uploaded; `None` for other files and files of earlier releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<super::formats::FormatFacts>,
 }
 
 impl PackageFile {

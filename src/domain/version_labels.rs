@@ -367,10 +367,14 @@ impl Registry {
         let at = now();
         self.write(|tx| {
             for other in &others {
+                // Read again here: a seal given meanwhile is kept.
+                let Some(other) = schema::versions::load(tx, other.id)? else {
+                    continue;
+                };
                 let archived = ModelVersion {
                     stage: Some("Archived".into()),
                     updated_at: at,
-                    ..other.clone()
+                    ..other
                 };
                 schema::put::<Versions>(tx, &archived)?;
             }

@@ -100,6 +100,7 @@ pub(crate) fn remove_version_in(
     tx: &dyn Txn,
     contents: &VersionContents,
 ) -> Result<(), TxError<Attempt>> {
+    super::sealing::ensure_version_unsealed(tx, contents.version.id)?;
     if let Some(package) = &contents.package {
         super::packages::remove_package_in(tx, package)?;
     }
@@ -108,6 +109,10 @@ pub(crate) fn remove_version_in(
     }
     schema::tags::purge(tx, TagOwner::Version(contents.version.id), &contents.tags)?;
     schema::remove::<Versions>(tx, &schema::id_key(contents.version.id))?;
+    schema::remove::<super::schema::sealed_manifests::SealedManifests>(
+        tx,
+        &schema::id_key(contents.version.id),
+    )?;
     schema::revisions::forget(tx, Parent::Version(contents.version.id))?;
     Ok(())
 }
@@ -275,7 +280,8 @@ impl Registry {
     }
 
     /// The highest version matching a requirement; 404 with the requirement named when none
-    /// does. Seeks the requirement's upper bound in the precedence index.
+    /// does. Seeks the requirement's upper bound in the precedence index. `sha256:<manifest
+    /// digest>` names the sealed version with that manifest.
     pub fn resolve_version(
         &self,
         caller: &Caller,
@@ -284,6 +290,10 @@ impl Registry {
         requirement: &str,
     ) -> Result<ModelVersion> {
         access.check(caller, Action::ReadRegistry)?;
+        if requirement.starts_with("sha256:") {
+            // A sealed version pinned by its manifest digest: exactly that content.
+            return self.version_by_manifest_digest(model, requirement);
+        }
         let parsed: Requirement = semver_rules::parse_requirement(requirement)?;
         schema::versions::resolve(self.meta.as_ref(), model.id, &parsed)?.ok_or_else(|| {
             Error::NotFoundMessage(format!(
@@ -330,6 +340,47 @@ impl Registry {
             },
             None => None,
         };
+        // A version created with its MLmodel (MLflow's create_model_version from a source, an
+        // OCI push): its signature against the release it follows, for the version it will
+        // most likely get (the explicit one, or the next patch).
+        let signature_check = match new
+            .files
+            .iter()
+            .find(|f| super::signatures::is_mlmodel(&f.file_name))
+        {
+            Some(mlmodel) => {
+                let planned = match &explicit {
+                    Some(v) => Some(v.clone()),
+                    None => semver_rules::next_patch(
+                        model
+                            .latest_version
+                            .as_deref()
+                            .and_then(|v| Version::parse(v).ok())
+                            .as_ref(),
+                    )
+                    .ok(),
+                };
+                match planned {
+                    Some(planned) => {
+                        self.signature_verdict(
+                            model.project_id,
+                            &model.name,
+                            &planned.to_string(),
+                            &mlmodel.file_name,
+                            &mlmodel.sha256,
+                        )
+                        .await?
+                    }
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        let promoted_files = match &candidate_package {
+            Some(package) => schema::files::count_of(self.meta.as_ref(), package.id)? > 0,
+            None => false,
+        };
+        let with_files = promoted_files || !new.files.is_empty();
         let version_id = self.new_id()?;
         let fresh_candidate_id = self.new_id()?;
         let fresh_package_id = self.new_id()?;
@@ -338,142 +389,152 @@ impl Registry {
             .map(|_| self.new_id())
             .collect::<Result<Vec<_>>>()?;
         let at = now();
-        self.write(|tx| {
-            let Some(mut current_model) = schema::models::load(tx, model.id)? else {
-                return abort(Error::NotFound("Model"));
-            };
-            // The automatic version is allocated here, from the latest the model record keeps:
-            // concurrent creators are serialized by the transaction and get distinct numbers.
-            let version = match &explicit {
-                Some(v) => v.clone(),
-                None => {
-                    let latest = current_model
-                        .latest_version
-                        .as_deref()
-                        .and_then(|v| Version::parse(v).ok());
-                    match semver_rules::next_patch(latest.as_ref()) {
-                        Ok(next) => next,
-                        Err(refused) => return abort(refused),
-                    }
-                }
-            };
-            let version_text = version.to_string();
-            if schema::versions::exists(tx, model.id, &version_text)? {
-                return abort(Error::AlreadyExists(format!(
-                    "Version {version_text} already exists for model '{}'",
-                    model.name
-                )));
-            }
-            current_model.version_seq += 1;
-            current_model.updated_at = at;
-            note_new_version(&mut current_model, &version);
-            // The candidate: the promoted one, or a new one in the model's experiment.
-            let mut candidate = match &promoted {
-                Some(c) => match schema::candidates::load(tx, c.id)? {
-                    Some(c) if c.model_version_id.is_none() => c,
-                    _ => return abort(Error::bad("the candidate is gone or already a version")),
-                },
-                None => candidate_record(
-                    fresh_candidate_id,
-                    schema::counters::next(tx, model.project_id, Sequence::CandidateIid)?,
-                    &experiment,
-                    caller.user_id(),
-                    &NewCandidate {
-                        name: Some(version_text.clone()),
-                        ..NewCandidate::default()
-                    },
-                ),
-            };
-            candidate.model_version_id = Some(version_id);
-            if promoted.is_none() {
-                // The version's own record of its run is complete: it never stays running.
-                candidate.status = super::ml_records::RunStatus::Finished;
-                candidate.end_time = Some(candidate.start_time);
-            }
-            let run = schema::metrics::Run {
-                candidate_id: candidate.id,
-                experiment_id: candidate.experiment_id,
-            };
-            if let Some(source) = &inherited {
-                put_params(tx, &candidate, &source.params)?;
-                schema::metrics::log(tx, run, &source.metrics, metrics_chunk_id)?;
-                candidate.ci = ci::merge(candidate.ci.take(), source.ci.clone());
-            }
-            candidate.ci = ci::merge(candidate.ci.take(), new.ci.clone());
-            // What a CI identity creates records its verified link, whatever was typed.
-            candidate.ci = ci::merge(candidate.ci.take(), caller.ci().cloned());
-            schema::put::<Candidates>(tx, &candidate)?;
-            // The package: the promoted candidate's, renamed; else a new one (or one left by
-            // uploads).
-            let existing = schema::packages::load_by_identity(
-                tx,
-                model.project_id,
-                &model.name,
-                &version_text,
-                PackageType::MlModel,
-            )?;
-            let package = match (&candidate_package, existing) {
-                (Some(_), Some(_)) => {
-                    return abort(Error::AlreadyExists(format!(
-                        "A package {}/{version_text} already exists",
-                        model.name
-                    )))
-                }
-                (Some(p), None) => Package {
-                    version: version_text.clone(),
-                    updated_at: at,
-                    ..p.clone()
-                },
-                (None, Some(p)) => p,
-                (None, None) => Package {
-                    id: fresh_package_id,
-                    project_id: model.project_id,
-                    name: model.name.clone(),
-                    version: version_text.clone(),
-                    package_type: PackageType::MlModel,
-                    status: PackageStatus::Default,
-                    creator_id: caller.user_id(),
-                    created_at: at,
-                    updated_at: at,
-                    ci: caller.ci().cloned(),
-                },
-            };
-            schema::put::<Packages>(tx, &package)?;
-            for (file, id) in new.files.iter().zip(&file_ids) {
-                let referenced = PackageFile {
-                    id: *id,
-                    package_id: package.id,
-                    project_id: model.project_id,
-                    created_at: at,
-                    ..file.clone()
+        let record = self
+            .write(|tx| {
+                let Some(mut current_model) = schema::models::load(tx, model.id)? else {
+                    return abort(Error::NotFound("Model"));
                 };
-                schema::put::<Files>(tx, &referenced)?;
-            }
-            let record = ModelVersion {
-                id: version_id,
-                project_id: model.project_id,
-                model_id: model.id,
-                version: version_text.clone(),
-                seq: current_model.version_seq,
-                description: description.clone(),
-                author_id: caller.user_id(),
-                candidate_id: candidate.id,
-                package_id: package.id,
-                source: new.source.clone(),
-                source_run_id: inherited
-                    .as_ref()
-                    .map(|run| run.run_id.clone())
-                    .or_else(|| new.run_id.clone()),
-                stage: None,
-                created_at: at,
-                updated_at: at,
-            };
-            schema::put::<Versions>(tx, &record)?;
-            schema::put::<Models>(tx, &current_model)?;
-            schema::tags::set(tx, TagOwner::Version(version_id), &new.tags)?;
-            Ok(record)
-        })
-        .await
+                // The automatic version is allocated here, from the latest the model record keeps:
+                // concurrent creators are serialized by the transaction and get distinct numbers.
+                let version = match &explicit {
+                    Some(v) => v.clone(),
+                    None => {
+                        let latest = current_model
+                            .latest_version
+                            .as_deref()
+                            .and_then(|v| Version::parse(v).ok());
+                        match semver_rules::next_patch(latest.as_ref()) {
+                            Ok(next) => next,
+                            Err(refused) => return abort(refused),
+                        }
+                    }
+                };
+                let version_text = version.to_string();
+                if schema::versions::exists(tx, model.id, &version_text)? {
+                    return abort(Error::AlreadyExists(format!(
+                        "Version {version_text} already exists for model '{}'",
+                        model.name
+                    )));
+                }
+                current_model.version_seq += 1;
+                current_model.updated_at = at;
+                note_new_version(&mut current_model, &version);
+                // The candidate: the promoted one, or a new one in the model's experiment.
+                let mut candidate = match &promoted {
+                    Some(c) => match schema::candidates::load(tx, c.id)? {
+                        Some(c) if c.model_version_id.is_none() => c,
+                        _ => {
+                            return abort(Error::bad("the candidate is gone or already a version"))
+                        }
+                    },
+                    None => candidate_record(
+                        fresh_candidate_id,
+                        schema::counters::next(tx, model.project_id, Sequence::CandidateIid)?,
+                        &experiment,
+                        caller.user_id(),
+                        &NewCandidate {
+                            name: Some(version_text.clone()),
+                            ..NewCandidate::default()
+                        },
+                    ),
+                };
+                candidate.model_version_id = Some(version_id);
+                if promoted.is_none() {
+                    // The version's own record of its run is complete: it never stays running.
+                    candidate.status = super::ml_records::RunStatus::Finished;
+                    candidate.end_time = Some(candidate.start_time);
+                }
+                let run = schema::metrics::Run {
+                    candidate_id: candidate.id,
+                    experiment_id: candidate.experiment_id,
+                };
+                if let Some(source) = &inherited {
+                    put_params(tx, &candidate, &source.params)?;
+                    schema::metrics::log(tx, run, &source.metrics, metrics_chunk_id)?;
+                    candidate.ci = ci::merge(candidate.ci.take(), source.ci.clone());
+                }
+                candidate.ci = ci::merge(candidate.ci.take(), new.ci.clone());
+                // What a CI identity creates records its verified link, whatever was typed.
+                candidate.ci = ci::merge(candidate.ci.take(), caller.ci().cloned());
+                schema::put::<Candidates>(tx, &candidate)?;
+                // The package: the promoted candidate's, renamed; else a new one (or one left by
+                // uploads).
+                let existing = schema::packages::load_by_identity(
+                    tx,
+                    model.project_id,
+                    &model.name,
+                    &version_text,
+                    PackageType::MlModel,
+                )?;
+                let package = match (&candidate_package, existing) {
+                    (Some(_), Some(_)) => {
+                        return abort(Error::AlreadyExists(format!(
+                            "A package {}/{version_text} already exists",
+                            model.name
+                        )))
+                    }
+                    (Some(p), None) => Package {
+                        version: version_text.clone(),
+                        updated_at: at,
+                        ..p.clone()
+                    },
+                    (None, Some(p)) => p,
+                    (None, None) => Package {
+                        id: fresh_package_id,
+                        project_id: model.project_id,
+                        name: model.name.clone(),
+                        version: version_text.clone(),
+                        package_type: PackageType::MlModel,
+                        status: PackageStatus::Default,
+                        creator_id: caller.user_id(),
+                        created_at: at,
+                        updated_at: at,
+                        ci: caller.ci().cloned(),
+                    },
+                };
+                schema::put::<Packages>(tx, &package)?;
+                for (file, id) in new.files.iter().zip(&file_ids) {
+                    let referenced = PackageFile {
+                        id: *id,
+                        package_id: package.id,
+                        project_id: model.project_id,
+                        created_at: at,
+                        ..file.clone()
+                    };
+                    schema::put::<Files>(tx, &referenced)?;
+                }
+                let record = ModelVersion {
+                    id: version_id,
+                    project_id: model.project_id,
+                    model_id: model.id,
+                    version: version_text.clone(),
+                    seq: current_model.version_seq,
+                    description: description.clone(),
+                    author_id: caller.user_id(),
+                    candidate_id: candidate.id,
+                    package_id: package.id,
+                    source: new.source.clone(),
+                    source_run_id: inherited
+                        .as_ref()
+                        .map(|run| run.run_id.clone())
+                        .or_else(|| new.run_id.clone()),
+                    stage: None,
+                    seal: None,
+                    signature_check: signature_check.clone(),
+                    created_at: at,
+                    updated_at: at,
+                };
+                schema::put::<Versions>(tx, &record)?;
+                schema::put::<Models>(tx, &current_model)?;
+                schema::tags::set(tx, TagOwner::Version(version_id), &new.tags)?;
+                Ok(record)
+            })
+            .await?;
+        let promoted = new.candidate_id.is_some();
+        if super::sealing::auto_seals(model.auto_seal, &record.version, promoted, with_files) {
+            return self.seal_now(caller, record.id).await;
+        }
+        Ok(record)
     }
 
     fn inheritance_from(&self, candidate_id: u64) -> Result<Inheritance> {
@@ -721,6 +782,17 @@ impl Registry {
                 let received = self
                     .receive(caller, &access.project, incoming, limit)
                     .await?;
+                if super::signatures::is_mlmodel(file_name) {
+                    // An enforced signature check refuses before the version exists.
+                    self.signature_verdict(
+                        access.project.id,
+                        &model.name,
+                        version,
+                        file_name,
+                        &received.stored.digests.sha256,
+                    )
+                    .await?;
+                }
                 let created = self
                     .create_version(
                         caller,

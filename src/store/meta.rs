@@ -99,10 +99,12 @@ pub enum Table {
     AuditByAuthor,
     AuditByType,
     Usage,
+    SealedManifests,
+    VersionsByManifest,
 }
 
 impl Table {
-    pub const ALL: [Table; 89] = [
+    pub const ALL: [Table; 91] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -192,6 +194,8 @@ impl Table {
         Table::AuditByAuthor,
         Table::AuditByType,
         Table::Usage,
+        Table::SealedManifests,
+        Table::VersionsByManifest,
     ];
 
     pub fn name(self) -> &'static str {
@@ -285,6 +289,8 @@ impl Table {
             Table::AuditByAuthor => "audit_by_author",
             Table::AuditByType => "audit_by_type",
             Table::Usage => "usage",
+            Table::SealedManifests => "sealed_manifests",
+            Table::VersionsByManifest => "versions_by_manifest",
         }
     }
 

@@ -57,7 +57,9 @@ impl WebError {
                 Error::TooLarge | Error::RequestTooLarge { .. } => {
                     (StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
                 }
-                Error::NameTaken(message) => (StatusCode::CONFLICT, message.clone()),
+                Error::NameTaken(message) | Error::Sealed(message) => {
+                    (StatusCode::CONFLICT, message.clone())
+                }
                 Error::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, error.to_string()),
                 Error::Store(_) | Error::Blob(_) => {
                     tracing::error!(

@@ -59,6 +59,10 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
         Error::NameTaken(message) | Error::Conflict(message) => {
             (StatusCode::CONFLICT, json!({ "message": message }))
         }
+        Error::Sealed(message) => (
+            StatusCode::CONFLICT,
+            json!({ "message": format!("409 Conflict - {message}") }),
+        ),
         Error::BadRequest(_)
         | Error::TooLarge
         | Error::DuplicateNotAllowed

@@ -148,6 +148,19 @@ pub fn package_file(file: &PackageFile) -> Value {
         "file_final_path": null,
         "status": "default",
         "pipelines": file.ci.as_ref().map(pipeline).into_iter().collect::<Vec<_>>(),
+        "format": file.format.as_ref().map(|f| f.format.clone()),
+        "format_facts": file.format.as_ref().map(format_facts),
+        "format_error": file.format.as_ref().and_then(|f| f.error.clone()),
+        "format_warning": file.format.as_ref().and_then(|f| f.warning()),
+    })
+}
+
+/// The header facts of a safetensors or GGUF file.
+fn format_facts(facts: &crate::domain::formats::FormatFacts) -> Value {
+    json!({
+        "tensor_count": facts.tensor_count,
+        "dtypes": facts.dtypes,
+        "parameter_count": facts.parameter_count,
     })
 }
 

@@ -132,6 +132,7 @@ fn domain_shape(error: &Error) -> (StatusCode, &'static str, String) {
             "PERMISSION_DENIED",
             format!("Permission denied: {reason}"),
         ),
+        Error::Sealed(message) => (StatusCode::CONFLICT, "INVALID_STATE", message.clone()),
         Error::AlreadyExists(message) | Error::NameTaken(message) | Error::Conflict(message) => (
             StatusCode::BAD_REQUEST,
             "RESOURCE_ALREADY_EXISTS",

@@ -82,7 +82,7 @@ pub fn status_and_code(
             "requested access to the resource is denied".into(),
         ),
         Error::Denied(reason) => (StatusCode::FORBIDDEN, "DENIED", reason.clone()),
-        Error::NameTaken(message) | Error::Conflict(message) => {
+        Error::NameTaken(message) | Error::Conflict(message) | Error::Sealed(message) => {
             (StatusCode::CONFLICT, "DENIED", message.clone())
         }
         Error::Oci(code, message) => {

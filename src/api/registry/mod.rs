@@ -75,6 +75,10 @@ pub fn router() -> Router<AppState> {
             &at("models/{model}/versions/{version}/manifest"),
             get(versions::manifest),
         )
+        .route(
+            &at("models/{model}/versions/{version}/seal"),
+            post(versions::seal),
+        )
         .route(&at("experiments"), get(experiments::list))
         .route(
             &at("experiments/{iid}"),

@@ -11,9 +11,11 @@ use super::views::{self, ErrorView, MetadataView, ModelView};
 use super::{listing, Body, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
-use crate::domain::ml_records::KeyValue;
+use crate::domain::ml_records::{AutoSeal, KeyValue};
 use crate::domain::models::{ModelOrder, ModelQuery, NewModel};
 use crate::domain::paging::PageRequest;
+use crate::domain::signatures::SignaturePolicy;
+use crate::domain::Error;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -85,6 +87,12 @@ pub struct UpdateModel {
     description: Option<String>,
     /// The aliases only Maintainers move (setting them takes a Maintainer too).
     protected_aliases: Option<Vec<String>>,
+    /// When releases are sealed automatically (Maintainers): `off`, `on_promote` or
+    /// `on_create_with_files`.
+    auto_seal: Option<String>,
+    /// How versions' SemVer bumps are checked against their `MLmodel` signature
+    /// (Maintainers): `off`, `warn` or `enforce`.
+    signature_policy: Option<String>,
 }
 
 pub fn key_values(entries: Vec<MetadataView>) -> Vec<KeyValue> {
@@ -208,6 +216,24 @@ pub async fn update(
     if let Some(aliases) = body.protected_aliases {
         model = registry
             .set_protected_aliases(&caller, &access, model.id, aliases)
+            .await?;
+    }
+    if let Some(policy) = &body.auto_seal {
+        let policy = AutoSeal::parse(policy).ok_or_else(|| Error::InvalidParam {
+            param: "auto_seal".into(),
+            problem: "does not have a valid value (off, on_promote or on_create_with_files)".into(),
+        })?;
+        model = registry
+            .set_auto_seal(&caller, &access, model.id, policy)
+            .await?;
+    }
+    if let Some(policy) = &body.signature_policy {
+        let policy = SignaturePolicy::parse(policy).ok_or_else(|| Error::InvalidParam {
+            param: "signature_policy".into(),
+            problem: "does not have a valid value (off, warn or enforce)".into(),
+        })?;
+        model = registry
+            .set_signature_policy(&caller, &access, model.id, policy)
             .await?;
     }
     if let Some(description) = &body.description {

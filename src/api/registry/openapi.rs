@@ -17,7 +17,7 @@ use super::{candidates, experiments, models, versions};
     paths(
         models::list, models::create, models::show, models::update, models::delete,
         versions::list, versions::create, versions::resolve, versions::show, versions::update,
-        versions::delete, versions::archive, versions::manifest,
+        versions::delete, versions::archive, versions::manifest, versions::seal,
         experiments::list, experiments::show, experiments::delete,
         candidates::list, candidates::create, candidates::show, candidates::delete,
         candidates::promote, candidates::metric_history,

@@ -62,12 +62,16 @@ pub fn model_of(
     Ok((access, model))
 }
 
-/// A version by its SemVer string, or by id (a bare number is never a SemVer version).
+/// A version by its SemVer string, by id (a bare number is never a SemVer version), or, sealed,
+/// by `sha256:<manifest digest>`.
 pub fn version_of(
     registry: &Registry,
     model: &Model,
     reference: &str,
 ) -> Result<ModelVersion, Error> {
+    if reference.starts_with("sha256:") {
+        return registry.version_by_manifest_digest(model, reference);
+    }
     match reference.parse::<u64>() {
         Ok(id) => registry
             .version(id)
@@ -340,4 +344,27 @@ pub async fn manifest(
         headers.insert("x-model-version", value);
     }
     Ok(response)
+}
+
+/// Seals a version (Maintainers): its manifest (every file's path, size and sha256; the model
+/// and version; who sealed it and when) is frozen, and its files never change again on any
+/// surface (409). Idempotent; a body, if any, is ignored. The version slot takes a version id,
+/// an exact version or `sha256:<manifest digest>`.
+#[utoipa::path(post, path = "/api/v4/projects/{id}/ml/models/{model}/versions/{version}/seal", tag = "versions",
+    params(("id" = String, Path, description = "Project id or URL-encoded path"),
+           ("model" = String, Path, description = "Model id or URL-encoded name"),
+           ("version" = String, Path, description = "SemVer string or version id")),
+    responses((status = 200, description = "The sealed version", body = VersionView),
+              (status = 401, body = ErrorView), (status = 403, body = ErrorView),
+              (status = 404, body = ErrorView)))]
+pub async fn seal(
+    State(state): State<AppState>,
+    GitlabCaller(caller): GitlabCaller,
+    path: Segments,
+) -> ApiResult<Json<VersionView>> {
+    let registry = &state.registry;
+    let (access, model) = model_of(registry, &caller, &path, Action::SealVersion)?;
+    let version = version_of(registry, &model, path.get("version"))?;
+    let version = registry.seal_version(&caller, &access, version.id).await?;
+    Ok(Json(views::version(registry, &model, &version)?))
 }

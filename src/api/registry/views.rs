@@ -118,6 +118,19 @@ pub struct FileView {
     /// How often the file was downloaded, and when last (`null`: never).
     pub download_count: u64,
     pub last_downloaded_at: Option<String>,
+    /// `safetensors`, `gguf`, `onnx`, `pickle` or `pytorch` (a zip with `data.pkl`), found
+    /// while the file was uploaded; absent for other files.
+    pub format: Option<String>,
+    /// Safetensors and GGUF: the number of tensors in the header.
+    pub tensor_count: Option<u64>,
+    /// Safetensors and GGUF: the tensors' dtypes, sorted.
+    pub dtypes: Option<Vec<String>>,
+    /// Safetensors and GGUF: the sum of the tensors' element counts.
+    pub parameter_count: Option<u64>,
+    /// Why the header's facts are missing (malformed, truncated, larger than 16 MiB).
+    pub format_error: Option<String>,
+    /// Pickle-based formats run code when loaded: this says so.
+    pub format_warning: Option<String>,
 }
 
 /// A version as lists and models show it.
@@ -130,6 +143,14 @@ pub struct VersionBrief {
     pub description: String,
     pub author: Option<UserView>,
     pub package_id: u64,
+    /// Whether the version is sealed: its files never change again.
+    pub sealed: bool,
+    /// `sha256:<hex>` of the sealed manifest's canonical JSON (what `GET .../manifest` serves);
+    /// usable in the version slot of downloads, archives and this API to pin that content.
+    pub manifest_digest: Option<String>,
+    pub sealed_at: Option<String>,
+    /// The username (or CI identity) that sealed the version.
+    pub sealed_by: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     /// How often the version's files were downloaded, and when last (`null`: never).
@@ -197,8 +218,31 @@ pub struct VersionView {
     pub candidate_iid: u64,
     pub run_id: String,
     pub ci_job: Option<CiJobView>,
+    /// Set when the model's `signature_policy` is `warn` and the version's `MLmodel` signature
+    /// changed more than its SemVer bump says.
+    pub signature_warning: Option<SignatureWarningView>,
     #[serde(flatten)]
     pub data: RunData,
+}
+
+/// A signature check's finding: the release compared with, the bump needed and made, and
+/// each changed field with the bump it needs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignatureWarningView {
+    pub message: String,
+    pub previous: String,
+    /// `major`, `minor` or `patch`.
+    pub required_bump: String,
+    pub actual_bump: String,
+    pub changes: Vec<SignatureChangeView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignatureChangeView {
+    /// `inputs.<name>` or `outputs.<name>`.
+    pub field: String,
+    pub change: String,
+    pub needs: String,
 }
 
 /// A model with its latest version and counts.
@@ -217,6 +261,12 @@ pub struct ModelView {
     pub metadata: Vec<MetadataView>,
     /// Aliases only Maintainers move.
     pub protected_aliases: Vec<String>,
+    /// When releases are sealed automatically: `off`, `on_promote` (a release promoted from a
+    /// candidate) or `on_create_with_files` (a release created with its files in one step).
+    pub auto_seal: String,
+    /// How versions' SemVer bumps are checked against their `MLmodel` signature: `off`, `warn`
+    /// or `enforce`.
+    pub signature_policy: String,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -303,6 +353,20 @@ pub fn file(
             encode(package.0),
             encode(package.1)
         ),
+        format: file.format.as_ref().map(|f| f.format.clone()),
+        tensor_count: file.format.as_ref().and_then(|f| f.tensor_count),
+        dtypes: file
+            .format
+            .as_ref()
+            .filter(|f| f.tensor_count.is_some())
+            .map(|f| f.dtypes.clone()),
+        parameter_count: file.format.as_ref().and_then(|f| f.parameter_count),
+        format_error: file.format.as_ref().and_then(|f| f.error.clone()),
+        format_warning: file
+            .format
+            .as_ref()
+            .and_then(|f| f.warning())
+            .map(str::to_string),
     }
 }
 
@@ -326,6 +390,10 @@ pub fn version_brief(registry: &Registry, version: &ModelVersion) -> VersionBrie
         description: version.description.clone(),
         author: author(registry, version.author_id),
         package_id: version.package_id,
+        sealed: version.seal.is_some(),
+        manifest_digest: version.seal.as_ref().map(|s| s.manifest_digest.clone()),
+        sealed_at: version.seal.as_ref().map(|s| time(&s.sealed_at)),
+        sealed_by: version.seal.as_ref().map(|s| s.sealed_by.clone()),
         created_at: time(&version.created_at),
         updated_at: time(&version.updated_at),
     }
@@ -417,6 +485,24 @@ pub fn version_given_latest(
         candidate_iid: candidate.iid,
         run_id: candidate.run_id.clone(),
         ci_job: candidate.ci.as_ref().map(CiJobView::from),
+        signature_warning: version
+            .signature_check
+            .as_ref()
+            .map(|check| SignatureWarningView {
+                message: check.message(&version.version),
+                previous: check.previous.clone(),
+                required_bump: check.required.as_str().to_string(),
+                actual_bump: check.actual.as_str().to_string(),
+                changes: check
+                    .changes
+                    .iter()
+                    .map(|c| SignatureChangeView {
+                        field: c.field.clone(),
+                        change: c.change.clone(),
+                        needs: c.needs.as_str().to_string(),
+                    })
+                    .collect(),
+            }),
         data,
     })
 }
@@ -462,6 +548,8 @@ pub fn model(registry: &Registry, model: &Model) -> Result<ModelView> {
         experiment_iid: experiment.iid,
         metadata: metadata(registry.tags(TagOwner::Model(model.id))?),
         protected_aliases: model.protected_aliases.clone(),
+        auto_seal: model.auto_seal.as_str().to_string(),
+        signature_policy: model.signature_policy.as_str().to_string(),
         created_at: time(&model.created_at),
         updated_at: time(&model.updated_at),
     })

@@ -35,6 +35,7 @@ pub mod params;
 pub mod projects;
 pub mod revisions;
 pub mod run_links;
+pub mod sealed_manifests;
 pub mod semver_key;
 pub mod sessions;
 pub mod tags;

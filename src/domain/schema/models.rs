@@ -116,6 +116,11 @@ pub fn by_name_in(
     super::get_by_index::<Models>(meta, Table::ModelsByName, &name_key(project_id, name))
 }
 
+/// A project's model by name, inside a transaction.
+pub fn load_by_name(tx: &dyn Txn, project_id: u64, name: &str) -> Result<Option<Model>, TxFail> {
+    super::load_by_index::<Models>(tx, Table::ModelsByName, &name_key(project_id, name))
+}
+
 /// Whether the project has a model of this name (inside the transaction that would add one).
 pub fn name_taken(tx: &dyn Txn, project_id: u64, name: &str) -> Result<bool, TxFail> {
     Ok(tx

@@ -63,7 +63,7 @@ pub const STEPS: &[Step] = &[
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 55] = [
+const DERIVED: [Table; 56] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -119,6 +119,7 @@ const DERIVED: [Table; 55] = [
     Table::AuditByProject,
     Table::AuditByAuthor,
     Table::AuditByType,
+    Table::VersionsByManifest,
 ];
 
 fn transact(

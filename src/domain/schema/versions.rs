@@ -150,6 +150,32 @@ pub fn ids_in_project_by_updated<'a>(
         .map(|entry| entry.map(|(_, v)| super::trailing_id(&v).unwrap_or(0)))
 }
 
+/// `(model, manifest digest)`: a sealed version found by the digest of its manifest.
+fn manifest_key(model_id: u64, digest: &str) -> Vec<u8> {
+    key().id(model_id).str(digest).build()
+}
+
+fn entry_by_manifest(v: &ModelVersion) -> Option<IndexEntry> {
+    let seal = v.seal.as_ref()?;
+    Some((
+        manifest_key(v.model_id, &seal.manifest_digest),
+        id_key(v.id),
+    ))
+}
+
+/// The sealed version of a model whose manifest has this digest (`sha256:<hex>`).
+pub fn by_manifest_digest(
+    meta: &dyn MetaStore,
+    model_id: u64,
+    digest: &str,
+) -> Result<Option<ModelVersion>, StoreError> {
+    super::get_by_index::<Versions>(
+        meta,
+        Table::VersionsByManifest,
+        &manifest_key(model_id, digest),
+    )
+}
+
 const INDEXES: &[Index<ModelVersion>] = &[
     Index {
         table: Table::VersionsByModel,
@@ -182,6 +208,10 @@ const INDEXES: &[Index<ModelVersion>] = &[
     Index {
         table: Table::ProjectVersionsByUpdated,
         entry: entry_in_project_by_updated,
+    },
+    Index {
+        table: Table::VersionsByManifest,
+        entry: entry_by_manifest,
     },
 ];
 

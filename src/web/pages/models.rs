@@ -74,6 +74,9 @@ pub fn version_badges(version: &ModelVersion, latest: bool) -> Markup {
     html! {
         @if latest { span.badge.latest { "latest" } }
         @if prerelease { span.badge.pre { "prerelease" } }
+        @if let Some(seal) = &version.seal {
+            span.badge.sealed title=(format!("Sealed: manifest {}", seal.manifest_digest)) { "sealed" }
+        }
     }
 }
 

@@ -55,6 +55,22 @@ pub fn files_table(ctx: &Ctx, files: &[PackageFile], links: &FileLinks) -> Marku
                                     tr.file data-path=(file.file_name) {
                                         td class=(format!("depth-{depth}")) {
                                             a.preview-link href=(format!("{}/preview/{path}", links.page)) title=(format!("Preview {}", file.file_name)) { (file.base_name()) }
+                                            @if let Some(facts) = &file.format {
+                                                " "
+                                                span.badge.format data-format=(facts.format) { (facts.format) }
+                                                @if let Some(warning) = facts.warning() {
+                                                    " "
+                                                    span.badge.warning.format-warning title=(warning) { "⚠ runs code when loaded" }
+                                                }
+                                                @if let (Some(tensors), Some(params)) = (facts.tensor_count, facts.parameter_count) {
+                                                    " "
+                                                    span.muted.format-facts { (tensors) " tensors, " (params) " parameters, " (facts.dtypes.join(", ")) }
+                                                }
+                                                @if let Some(error) = &facts.error {
+                                                    " "
+                                                    span.muted.format-error title=(error) { "header not read" }
+                                                }
+                                            }
                                         }
                                         td.num { (layout::human_size(file.size)) }
                                         td.sha title=(file.sha256) { (file.sha256.get(..SHORT_SHA).unwrap_or(&file.sha256)) }

@@ -358,8 +358,10 @@ fn render(
     let url = version_url(ctx, model, version);
     let model_url = ctx.ml(&format!("models/{}", model.id));
     let author = user_name(registry, version.author_id);
+    let sealed = version.seal.is_some();
     let can_write = ctx.can_write();
-    let may_delete_files = ctx.may(Action::DeletePackages) && ctx.may(Action::DeleteModelPackages);
+    let may_delete_files =
+        !sealed && ctx.may(Action::DeletePackages) && ctx.may(Action::DeleteModelPackages);
     let links = FileLinks {
         page: url.clone(),
         api: format!(
@@ -379,7 +381,7 @@ fn render(
                 p.subtitle { "Version created " (layout::time(&version.created_at)) @if let Some(author) = &author { " by " (author) } }
             }
             div.actions {
-                @if can_write {
+                @if can_write && !sealed {
                     (layout::post_button(&ctx.visitor, &format!("{url}/delete"), "Delete version", "danger",
                         Some(&format!("Delete version {} of {} and its files? This cannot be undone.", version.version, model.name))))
                 }
@@ -387,6 +389,16 @@ fn render(
         }
         @if let Some(problem) = problem {
             div.alert.error role="alert" { (problem) }
+        }
+        @if let Some(check) = &version.signature_check {
+            div.alert.warning #signature-warning role="status" { "Signature check: " (check.message(&version.version)) }
+        }
+        @if let Some(seal) = &version.seal {
+            div.card.sealed #seal {
+                p { span.badge.sealed { "sealed" } " Sealed " (layout::time(&seal.sealed_at)) " by " (seal.sealed_by) ": its files never change." }
+                p { "Manifest digest " code #manifest-digest { (seal.manifest_digest) } }
+                (layout::snippet(&format!("{}/packages/generic/{}/{}/<file>", ctx.api_root(), encode_segment(&model.name), seal.manifest_digest)))
+            }
         }
         div.layout {
             div {
@@ -405,7 +417,7 @@ fn render(
                 }
                 h2 { "Files " span.count { (files.len()) } }
                 (files_table(ctx, &files, &links))
-                @if can_write {
+                @if can_write && !sealed {
                     details.edit #add-files open[files.is_empty()] {
                         summary { "Add files" }
                         form.form method="post" action=(format!("{url}/files")) enctype="multipart/form-data" data-progress="upload-progress" {
