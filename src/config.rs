@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// Largest model file, in bytes.
     #[arg(long, env = "MODELYARD_MAX_MODEL_FILE_SIZE", default_value_t = 10 * 1024 * 1024 * 1024)]
     pub max_model_file_size: u64,
+    /// Hours a resumable (tus) upload is kept after its last chunk; stale uploads and their
+    /// staged bytes are removed in the background (fractions allowed).
+    #[arg(long, env = "MODELYARD_UPLOAD_EXPIRY_HOURS", default_value_t = 24.0)]
+    pub upload_expiry_hours: f64,
     /// Token of the root administrator; generated on first start when unset.
     #[arg(long, env = "MODELYARD_ROOT_TOKEN", hide_env_values = true)]
     pub root_token: Option<Secret>,

@@ -113,6 +113,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         retry_for: Duration::from_secs(args.webhook_retry_for),
         timeout: Duration::from_secs(args.webhook_timeout.max(1)),
     };
+    registry.upload_expiry = upload_expiry(args.upload_expiry_hours)?;
     let root_token = args.root_token.as_ref().map(|s| s.0.as_str());
     if let Some(secret) = registry.bootstrap_root(root_token).await? {
         let path = data_dir.join("initial_root_token");
@@ -171,6 +172,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
     let deliverer = crate::webhooks::spawn(state.registry.clone(), link_base);
+    let expirer = spawn_upload_expiry(state.registry.clone());
     let signalled = shutdown_signal()?;
     let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
     let cap = match args.max_connections {
@@ -224,9 +226,38 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     deliverer.abort();
+    expirer.abort();
     state.registry.persist_blocking()?;
     tracing::info!("metadata flushed; bye");
     Ok(())
+}
+
+/// The lifetime of a stale resumable upload, from `--upload-expiry-hours`.
+fn upload_expiry(hours: f64) -> anyhow::Result<Duration> {
+    if !hours.is_finite() || hours <= 0.0 {
+        anyhow::bail!("--upload-expiry-hours must be a positive number of hours");
+    }
+    Ok(Duration::from_secs_f64((hours * 3600.0).min(1e9)))
+}
+
+/// Removes expired resumable uploads and their staged bytes, a quarter of the expiry apart (at
+/// most every 5 minutes, at least every second).
+fn spawn_upload_expiry(registry: Arc<crate::domain::Registry>) -> tokio::task::JoinHandle<()> {
+    let every = (registry.upload_expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            match registry.expire_uploads().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "expired resumable uploads removed"),
+                Err(error) => tracing::warn!(
+                    error = %crate::domain::error::chain(&error),
+                    "removing expired uploads failed"
+                ),
+            }
+        }
+    })
 }
 
 /// Serves HTTP/1.1 connections until `shutdown` completes, then lets each connection finish the

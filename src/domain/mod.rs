@@ -32,6 +32,7 @@ pub mod search_syntax;
 pub mod semver_rules;
 pub mod sessions;
 pub mod trust;
+pub mod uploads;
 pub mod version_labels;
 pub mod versions;
 
@@ -72,6 +73,10 @@ pub struct Registry {
     pub event_settings: events::EventSettings,
     /// Woken when a durable write put events in the outbox.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Resumable uploads receive one chunk at a time and keep their digests between chunks.
+    pub(crate) resumable: uploads::UploadSessions,
+    /// How long a resumable upload lives after its last chunk.
+    pub upload_expiry: std::time::Duration,
 }
 
 impl Registry {
@@ -85,6 +90,8 @@ impl Registry {
             oci_uploads: oci::UploadLocks::default(),
             event_settings: events::EventSettings::default(),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            resumable: uploads::UploadSessions::default(),
+            upload_expiry: std::time::Duration::from_secs(24 * 3600),
         }
     }
 

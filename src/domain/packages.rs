@@ -28,9 +28,23 @@ pub(crate) struct Received {
     pub status: Option<PackageStatus>,
 }
 
+/// What an upload's content is: a body still to stream, or the bytes of a resumable upload,
+/// already staged and hashed as they arrived (see [`super::uploads`]).
+pub enum Content {
+    Stream(ByteStream),
+    Staged(Staged),
+}
+
+/// A complete resumable upload: its staged bytes and the digests computed while they arrived.
+pub struct Staged {
+    pub(crate) upload_id: String,
+    pub(crate) size: u64,
+    pub(crate) digests: crate::store::checksum::Digests,
+}
+
 /// An upload's body and what the client declared about it.
 pub struct IncomingFile {
-    pub body: ByteStream,
+    pub body: Content,
     pub declared_len: Option<u64>,
     pub status: Option<PackageStatus>,
     /// The digests the client declared: the body must have them, or nothing is recorded.
@@ -160,10 +174,19 @@ impl Registry {
         limit: u64,
     ) -> Result<(Package, PackageFile)> {
         super::trust::check_package_name(caller, &target.package_name)?;
+        self.refuse_duplicate(project, &target)?;
+        let received = self.receive(caller, project, incoming, limit).await?;
+        self.record_package_file(project, caller, target, received)
+            .await
+    }
+
+    /// A file the target's package has already, when the project refuses duplicates: checked
+    /// before any byte is received (and again in the recording transaction).
+    pub(crate) fn refuse_duplicate(&self, project: &Project, target: &FileTarget) -> Result<()> {
         let duplicates_allowed =
             project.generic_duplicates_allowed || target.package_type != PackageType::Generic;
         if !duplicates_allowed {
-            if let Ok(package) = self.find_package(project.id, &target) {
+            if let Ok(package) = self.find_package(project.id, target) {
                 if schema::files::newest(self.meta.as_ref(), package.id, &target.file_name)?
                     .is_some()
                 {
@@ -171,9 +194,7 @@ impl Registry {
                 }
             }
         }
-        let received = self.receive(caller, project, incoming, limit).await?;
-        self.record_package_file(project, caller, target, received)
-            .await
+        Ok(())
     }
 
     /// The bytes of an upload made durable (or, for a deploy by checksum, the content it names),
@@ -192,9 +213,14 @@ impl Registry {
         let stored = if incoming.deploy {
             self.deployed_content(caller, project, incoming).await?
         } else {
-            self.blobs
-                .put_checked(incoming.body, limit, &incoming.expected)
-                .await?
+            match incoming.body {
+                Content::Stream(body) => {
+                    self.blobs
+                        .put_checked(body, limit, &incoming.expected)
+                        .await?
+                }
+                Content::Staged(staged) => self.install_staged(staged, &incoming.expected).await?,
+            }
         };
         Ok(Received { stored, status })
     }

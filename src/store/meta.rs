@@ -93,10 +93,12 @@ pub enum Table {
     DeliveriesPending,
     AliasMoves,
     FilesByContent,
+    ResumableUploads,
+    ResumableUploadsByExpiry,
 }
 
 impl Table {
-    pub const ALL: [Table; 83] = [
+    pub const ALL: [Table; 85] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -180,6 +182,8 @@ impl Table {
         Table::DeliveriesPending,
         Table::AliasMoves,
         Table::FilesByContent,
+        Table::ResumableUploads,
+        Table::ResumableUploadsByExpiry,
     ];
 
     pub fn name(self) -> &'static str {
@@ -267,6 +271,8 @@ impl Table {
             Table::DeliveriesPending => "deliveries_pending",
             Table::AliasMoves => "alias_moves",
             Table::FilesByContent => "files_by_content",
+            Table::ResumableUploads => "resumable_uploads",
+            Table::ResumableUploadsByExpiry => "resumable_uploads_by_expiry",
         }
     }
 

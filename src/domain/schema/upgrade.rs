@@ -63,7 +63,7 @@ pub const STEPS: &[Step] = &[
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 51] = [
+const DERIVED: [Table; 52] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -115,6 +115,7 @@ const DERIVED: [Table; 51] = [
     Table::ProjectHooks,
     Table::DeliveriesPending,
     Table::FilesByContent,
+    Table::ResumableUploadsByExpiry,
 ];
 
 fn transact(
@@ -308,6 +309,7 @@ fn rebuild(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     records += rebuild_kind::<super::hooks::Hooks>(meta)?;
     records += rebuild_kind::<super::outbox::Deliveries>(meta)?;
     records += rebuild_kind::<super::alias_moves::AliasMoves>(meta)?;
+    records += rebuild_kind::<super::resumable_uploads::ResumableUploads>(meta)?;
     records += rebuild_latest_metrics(meta)?;
     records += rebuild_params_by_value(meta)?;
     Ok(records)
