@@ -274,6 +274,7 @@ async fn caller_and_project(
     state: &AppState,
     request: &Parts,
     id: &str,
+    writes: bool,
 ) -> Result<
     (
         crate::domain::access::Caller,
@@ -283,6 +284,10 @@ async fn caller_and_project(
 > {
     check_version(&request.headers)?;
     let caller = crate::api::auth::caller(state, &request.headers, request.uri.query()).await?;
+    if writes {
+        // As a PUT: an anonymous writer hears 401 before anything about the project.
+        crate::domain::access::precheck(&caller, crate::domain::access::Action::WritePackages)?;
+    }
     let access = state.registry.project_for(&caller, id)?;
     Ok((caller, access))
 }
@@ -304,8 +309,7 @@ pub async fn create(
 async fn create_upload(state: &AppState, id: &str, request: Request) -> Result<Response, Error> {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let (caller, access) = caller_and_project(state, &parts, id).await?;
-    crate::domain::access::precheck(&caller, crate::domain::access::Action::WritePackages)?;
+    let (caller, access) = caller_and_project(state, &parts, id, true).await?;
     if text(headers, "upload-defer-length").is_some() {
         return Err(bad_header(
             "Upload-Defer-Length",
@@ -384,7 +388,7 @@ pub async fn status(
 ) -> Response {
     let (parts, _) = request.into_parts();
     let result = async {
-        let (caller, access) = caller_and_project(&state, &parts, &decoded(&id)).await?;
+        let (caller, access) = caller_and_project(&state, &parts, &decoded(&id), false).await?;
         let upload = state.registry.upload_of(&caller, &access, &upload_id)?;
         let mut response = StatusCode::OK.into_response();
         set(&mut response, "upload-offset", upload.offset.to_string());
@@ -409,7 +413,7 @@ pub async fn append(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let result = async {
-        let (caller, access) = caller_and_project(&state, &parts, &decoded(&id)).await?;
+        let (caller, access) = caller_and_project(&state, &parts, &decoded(&id), true).await?;
         let headers = &parts.headers;
         if !is_chunk(headers) {
             return Err(Error::Upload(
@@ -447,8 +451,7 @@ pub async fn terminate(
 ) -> Response {
     let (parts, _) = request.into_parts();
     let result = async {
-        let (caller, access) = caller_and_project(&state, &parts, &decoded(&id)).await?;
-        crate::domain::access::precheck(&caller, crate::domain::access::Action::WritePackages)?;
+        let (caller, access) = caller_and_project(&state, &parts, &decoded(&id), true).await?;
         state
             .registry
             .terminate_upload(&caller, &access, &upload_id)
