@@ -640,22 +640,31 @@ async fn pull_file(
         Ok((hasher, written))
     });
     let mut body = answer.bytes_stream();
-    let mut since_pause = 0usize;
+    // The network's small frames are gathered into pieces of about 1 MiB for the writer.
+    let mut gathered = bytes::BytesMut::new();
     let streamed: Result<()> = async {
-        while let Some(piece) = body.next().await {
-            let piece = piece?;
-            bar.inc(piece.len() as u64);
-            since_pause += piece.len();
-            pieces
-                .send(piece)
-                .await
-                .map_err(|_| anyhow!("the file writer stopped"))?;
-            if !client.pause.is_zero() && since_pause >= 1 << 20 {
-                since_pause = 0;
-                tokio::time::sleep(client.pause).await;
+        loop {
+            let next = body.next().await.transpose()?;
+            if let Some(frame) = &next {
+                bar.inc(frame.len() as u64);
+                if gathered.capacity() == 0 {
+                    gathered.reserve(READ_BUFFER);
+                }
+                gathered.extend_from_slice(frame);
+            }
+            if gathered.len() >= READ_BUFFER || (next.is_none() && !gathered.is_empty()) {
+                pieces
+                    .send(gathered.split().freeze())
+                    .await
+                    .map_err(|_| anyhow!("the file writer stopped"))?;
+                if !client.pause.is_zero() {
+                    tokio::time::sleep(client.pause).await;
+                }
+            }
+            if next.is_none() {
+                return Ok(());
             }
         }
-        Ok(())
     }
     .await;
     drop(pieces);
