@@ -89,13 +89,13 @@ pub struct ClientArgs {
     #[arg(long, env = "MODELYARD_PROJECT")]
     pub project: String,
     /// The model's name.
-    #[arg(long)]
+    #[arg(long, env = "MODELYARD_MODEL")]
     pub model: String,
     /// The version (push: a SemVer version; pull: a version, `latest` or a requirement).
-    #[arg(long)]
+    #[arg(long, env = "MODELYARD_MODEL_VERSION")]
     pub version: String,
     /// Files transferred at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, env = "MODELYARD_PARALLEL", default_value_t = 4)]
     pub parallel: usize,
     /// Milliseconds to wait after each chunk (push) or MiB (pull): slows a transfer down, for
     /// tests that interrupt one.
@@ -108,7 +108,7 @@ pub struct PushArgs {
     #[command(flatten)]
     pub client: ClientArgs,
     /// Size of each uploaded chunk, in MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, env = "MODELYARD_CHUNK_MIB", default_value_t = 64)]
     pub chunk_mib: u64,
     /// The directory whose files (with their sub-paths) become the version's files.
     pub dir: PathBuf,

@@ -243,7 +243,8 @@ fn upload_expiry(hours: f64) -> anyhow::Result<Duration> {
 /// Removes expired resumable uploads and their staged bytes, a quarter of the expiry apart (at
 /// most every 5 minutes, at least every second).
 fn spawn_upload_expiry(registry: Arc<crate::domain::Registry>) -> tokio::task::JoinHandle<()> {
-    let every = (registry.upload_expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    let every =
+        (registry.upload_expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(300));
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         loop {

@@ -80,13 +80,26 @@ fn push_and_pull_resume_after_an_interruption_and_verify() {
     }
     let dir = source.path().to_str().unwrap();
     let target = [
-        "--project", "root/fraud", "--model", "fraud", "--version", "1.4.0",
+        "--project",
+        "root/fraud",
+        "--model",
+        "fraud",
+        "--version",
+        "1.4.0",
     ];
 
     // Push, slowed down, killed once a chunk or two of the big file are on the server.
     let mut first = vec!["push"];
     first.extend_from_slice(&target);
-    first.extend_from_slice(&["--chunk-mib", "1", "--parallel", "2", "--pause-ms", "150", dir]);
+    first.extend_from_slice(&[
+        "--chunk-mib",
+        "1",
+        "--parallel",
+        "2",
+        "--pause-ms",
+        "150",
+        dir,
+    ]);
     let uploads = server.data_dir().join("uploads");
     kill_when(
         client(&server, &first).spawn().expect("push"),
@@ -119,7 +132,14 @@ fn push_and_pull_resume_after_an_interruption_and_verify() {
     // Pull by requirement, slowed down, killed once part of the big file is on disk.
     let out_dir = tempfile::tempdir().unwrap();
     let pull_dir = out_dir.path().to_str().unwrap();
-    let requirement = ["--project", "root/fraud", "--model", "fraud", "--version", "^1.2"];
+    let requirement = [
+        "--project",
+        "root/fraud",
+        "--model",
+        "fraud",
+        "--version",
+        "^1.2",
+    ];
     let mut first = vec!["pull"];
     first.extend_from_slice(&requirement);
     first.extend_from_slice(&["--parallel", "2", "--pause-ms", "100", pull_dir]);
@@ -137,10 +157,7 @@ fn push_and_pull_resume_after_an_interruption_and_verify() {
         stdout.lines().any(|l| l.starts_with("resuming ")),
         "the second pull did not resume: {stdout}"
     );
-    assert!(
-        stdout.contains("pulled fraud 1.4.0: 4 files"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("pulled fraud 1.4.0: 4 files"), "{stdout}");
     for (name, data) in &files {
         let got = std::fs::read(out_dir.path().join(name)).unwrap();
         assert_eq!(sha256_hex(&got), sha256_hex(data), "{name}");
@@ -151,7 +168,10 @@ fn push_and_pull_resume_after_an_interruption_and_verify() {
     std::fs::write(out_dir.path().join("config.json"), b"{\"layers\": 4}").unwrap();
     let out = run(&server, &again);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("up to date weights/model.safetensors"), "{stdout}");
+    assert!(
+        stdout.contains("up to date weights/model.safetensors"),
+        "{stdout}"
+    );
     assert!(stdout.contains("pulled config.json"), "{stdout}");
     assert_eq!(
         std::fs::read(out_dir.path().join("config.json")).unwrap(),
@@ -169,7 +189,16 @@ fn push_and_pull_refuse_clearly() {
     // Not SemVer: refused at creation, with the server's message.
     let out = client(
         &server,
-        &["push", "--project", "root/fraud", "--model", "fraud", "--version", "v1", dir],
+        &[
+            "push",
+            "--project",
+            "root/fraud",
+            "--model",
+            "fraud",
+            "--version",
+            "v1",
+            dir,
+        ],
     )
     .output()
     .unwrap();
@@ -181,7 +210,18 @@ fn push_and_pull_refuse_clearly() {
     );
     // No token.
     let out = Command::new(binary())
-        .args(["pull", "--url", &server.url(""), "--project", "root/fraud", "--model", "fraud", "--version", "1.0.0", dir])
+        .args([
+            "pull",
+            "--url",
+            &server.url(""),
+            "--project",
+            "root/fraud",
+            "--model",
+            "fraud",
+            "--version",
+            "1.0.0",
+            dir,
+        ])
         .env_remove("MODELYARD_TOKEN")
         .output()
         .unwrap();
@@ -190,7 +230,16 @@ fn push_and_pull_refuse_clearly() {
     // No such version.
     let out = client(
         &server,
-        &["pull", "--project", "root/fraud", "--model", "fraud", "--version", "^9", dir],
+        &[
+            "pull",
+            "--project",
+            "root/fraud",
+            "--model",
+            "fraud",
+            "--version",
+            "^9",
+            dir,
+        ],
     )
     .output()
     .unwrap();

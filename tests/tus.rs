@@ -161,7 +161,10 @@ fn an_upload_in_chunks_becomes_the_file_a_put_would_make() {
     assert_eq!(tus.offset(&path), 0);
     let head = tus.head(&path);
     assert_eq!(head.header("upload-length"), Some("3145728"));
-    assert!(head.header("upload-metadata").unwrap().contains("package_name"));
+    assert!(head
+        .header("upload-metadata")
+        .unwrap()
+        .contains("package_name"));
     assert_eq!(head.header("cache-control"), Some("no-store"));
 
     let first = &data[..1 << 20];
@@ -175,7 +178,10 @@ fn an_upload_in_chunks_becomes_the_file_a_put_would_make() {
     // A chunk that does not start where the upload ends is 409, and nothing changes.
     let wrong = tus.patch(&path, 0, &first[..1000], &[]);
     assert_eq!(wrong.status, 409, "{}", wrong.text());
-    assert!(wrong.json()["message"].as_str().unwrap().contains("1048576"));
+    assert!(wrong.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("1048576"));
     assert_eq!(wrong.header("tus-resumable"), Some("1.0.0"));
     assert_eq!(tus.offset(&path), 1 << 20);
     // Not yet a file.
@@ -292,7 +298,12 @@ fn a_chunk_unlike_its_checksum_is_460_and_discarded() {
         } else {
             format!("sha256 {}", sha256_b64(rest))
         };
-        let refused = tus.patch(&path, 700_000, &corrupted, &[("Upload-Checksum", &checksum)]);
+        let refused = tus.patch(
+            &path,
+            700_000,
+            &corrupted,
+            &[("Upload-Checksum", &checksum)],
+        );
         assert_eq!(refused.status, 460, "{}", refused.text());
         assert!(refused.json()["message"]
             .as_str()
@@ -300,12 +311,22 @@ fn a_chunk_unlike_its_checksum_is_460_and_discarded() {
             .contains("discarded"));
         assert_eq!(tus.offset(&path), 700_000);
     }
-    let staged = std::fs::metadata(server.data_dir().join("uploads").join(path.rsplit('/').next().unwrap()))
-        .unwrap()
-        .len();
+    let staged = std::fs::metadata(
+        server
+            .data_dir()
+            .join("uploads")
+            .join(path.rsplit('/').next().unwrap()),
+    )
+    .unwrap()
+    .len();
     assert_eq!(staged, 700_000, "the refused chunk's bytes are not kept");
     // Unknown algorithms and malformed values are 400.
-    let unknown = tus.patch(&path, 700_000, &rest[..10], &[("Upload-Checksum", "crc32 AAAA")]);
+    let unknown = tus.patch(
+        &path,
+        700_000,
+        &rest[..10],
+        &[("Upload-Checksum", "crc32 AAAA")],
+    );
     assert_eq!(unknown.status, 400);
     // The right chunk completes it, with the digests of the right bytes.
     let done = tus.patch(&path, 700_000, rest, &[("Upload-Checksum", &sha1)]);
@@ -361,7 +382,13 @@ fn protocol_errors_have_their_statuses() {
     );
     assert_eq!(reply.status, 415);
     // Missing Upload-Offset: 400; a chunk past Upload-Length: 400, nothing kept.
-    let reply = raw(&server.base, "PATCH", &path, &[TUS, tus.auth(), CHUNK], b"abc");
+    let reply = raw(
+        &server.base,
+        "PATCH",
+        &path,
+        &[TUS, tus.auth(), CHUNK],
+        b"abc",
+    );
     assert_eq!(reply.status, 400);
     let reply = tus.patch(&path, 0, b"0123456789ABC", &[]);
     assert_eq!(reply.status, 400, "{}", reply.text());
@@ -389,7 +416,8 @@ fn protocol_errors_have_their_statuses() {
     assert_eq!(tus.head(&unknown).status, 404);
     assert_eq!(tus.patch(&unknown, 0, b"x", &[]).status, 404);
     assert_eq!(
-        tus.head(&format!("/api/v4/projects/{id}/uploads/nothex")).status,
+        tus.head(&format!("/api/v4/projects/{id}/uploads/nothex"))
+            .status,
         404
     );
 }
@@ -423,7 +451,10 @@ fn stale_uploads_expire_and_their_bytes_are_cleaned() {
     let lifetime = expires
         .duration_since(std::time::SystemTime::now())
         .unwrap_or_default();
-    assert!(lifetime <= std::time::Duration::from_secs(3), "{lifetime:?}");
+    assert!(
+        lifetime <= std::time::Duration::from_secs(3),
+        "{lifetime:?}"
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let status = tus.head(&path).status;
@@ -470,7 +501,10 @@ fn permissions_are_those_of_a_put_at_creation_and_at_completion() {
     let (other_id, other) = user_with_token(&server, "other-dev", "api");
     add_member(&server, id, other_id, 30);
     assert_eq!(as_user(&other).head(&path).status, 404);
-    assert_eq!(as_user(&other).patch(&path, 0, b"0123456789", &[]).status, 404);
+    assert_eq!(
+        as_user(&other).patch(&path, 0, b"0123456789", &[]).status,
+        404
+    );
     // Rights are checked again at completion: a developer demoted meanwhile cannot finish.
     assert_eq!(dev.patch(&path, 0, b"01234", &[]).status, 204);
     let demoted = Api::root(&server).put_json(
@@ -539,7 +573,10 @@ fn an_upload_survives_a_restart_and_resumes_from_the_recorded_offset() {
         .join(path.rsplit('/').next().unwrap());
     {
         use std::io::Write;
-        let mut file = std::fs::OpenOptions::new().append(true).open(&staged).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&staged)
+            .unwrap();
         file.write_all(&[0xEE; 12345]).unwrap();
     }
     server.restart();

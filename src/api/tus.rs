@@ -85,7 +85,10 @@ fn set(response: &mut Response, name: &'static str, value: String) {
 }
 
 fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 fn bad_header(name: &str, problem: &str) -> Error {
@@ -136,7 +139,10 @@ pub fn parse_metadata(raw: &str) -> Result<Vec<(String, Option<String>)>, Error>
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(encoded)
                     .map_err(|_| {
-                        bad_header("Upload-Metadata", &format!("value of '{key}' is not base64"))
+                        bad_header(
+                            "Upload-Metadata",
+                            &format!("value of '{key}' is not base64"),
+                        )
                     })?;
                 Some(String::from_utf8(bytes).map_err(|_| {
                     bad_header("Upload-Metadata", &format!("value of '{key}' is not UTF-8"))
@@ -427,14 +433,7 @@ pub async fn append(
         let _in_progress = state.telemetry.upload_started();
         let progress = state
             .registry
-            .append_to_upload(
-                &caller,
-                &access,
-                &upload_id,
-                offset,
-                body_of(body),
-                check,
-            )
+            .append_to_upload(&caller, &access, &upload_id, offset, body_of(body), check)
             .await?;
         let mut response = StatusCode::NO_CONTENT.into_response();
         progress_headers(&mut response, &progress);

@@ -114,7 +114,7 @@ pub enum Progress {
     /// The upload is complete and its file recorded; the upload itself is gone.
     Complete {
         upload: ResumableUpload,
-        file: PackageFile,
+        file: Box<PackageFile>,
     },
 }
 
@@ -528,7 +528,7 @@ impl Registry {
         self.resumable.forget(id);
         Ok(Progress::Complete {
             upload,
-            file: file?,
+            file: Box::new(file?),
         })
     }
 

@@ -259,7 +259,9 @@ pub struct ChunkHasher {
     task: JoinHandle<Vec<u8>>,
 }
 
-fn spawn_raw<D: Digest + Send + 'static>(depth: usize) -> (mpsc::Sender<Bytes>, JoinHandle<Vec<u8>>) {
+fn spawn_raw<D: Digest + Send + 'static>(
+    depth: usize,
+) -> (mpsc::Sender<Bytes>, JoinHandle<Vec<u8>>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(depth);
     let task = tokio::task::spawn_blocking(move || {
         let mut digest = D::new();
@@ -314,7 +316,10 @@ mod tests {
         assert_eq!(state.digests(), Digests::of(&data[..1234]));
         let chunk = ChunkHasher::start("sha256", 2).unwrap();
         chunk.feed(&Bytes::copy_from_slice(&data)).await;
-        assert_eq!(hex::encode(chunk.finish().await.unwrap()), Digests::of(&data).sha256);
+        assert_eq!(
+            hex::encode(chunk.finish().await.unwrap()),
+            Digests::of(&data).sha256
+        );
         assert!(ChunkHasher::start("crc32", 2).is_none());
     }
 
