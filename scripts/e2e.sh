@@ -14,7 +14,7 @@ venv_for() {
     python3 -m venv "$venv"
   fi
   if ! cmp -s "$requirements" "$venv/.requirements" 2>/dev/null; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
     cp "$requirements" "$venv/.requirements"
   fi
 }

@@ -18,7 +18,9 @@ use crate::store::blobs::BlobLocation;
 pub async fn run(data_dir: &Path, command: crate::config::Command) -> anyhow::Result<()> {
     use crate::config::Command;
     match command {
-        Command::Serve(_) => bail!("serve is not an admin command"),
+        Command::Serve(_) | Command::Push(_) | Command::Pull(_) => {
+            bail!("serve, push and pull are not admin commands")
+        }
         Command::User(c) => user(data_dir, c).await,
         Command::Token(c) => token(data_dir, c).await,
         Command::Project(c) => project(data_dir, c).await,

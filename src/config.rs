@@ -71,6 +71,58 @@ pub enum Command {
         /// Where to write the backup (must not exist or be empty).
         dest: PathBuf,
     },
+    /// Client: upload a directory as a model version (resumable tus uploads, several files at
+    /// once; run it again after an interruption to resume).
+    Push(Box<PushArgs>),
+    /// Client: download a model version, or the newest matching a requirement (`^1.2`), into a
+    /// directory, every file verified against the version's manifest (resumed when run again).
+    Pull(Box<PullArgs>),
+}
+
+/// Where a client command talks to and what it moves.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The server's URL.
+    #[arg(long, env = "MODELYARD_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// An API token (`api` scope to push, `read_api` is enough to pull).
+    #[arg(long, env = "MODELYARD_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
+    /// The project: its id or `namespace/path`.
+    #[arg(long, env = "MODELYARD_PROJECT")]
+    pub project: String,
+    /// The model's name.
+    #[arg(long, env = "MODELYARD_MODEL")]
+    pub model: String,
+    /// The version (push: a SemVer version; pull: a version, `latest` or a requirement).
+    #[arg(long, env = "MODELYARD_MODEL_VERSION")]
+    pub version: String,
+    /// Files transferred at once.
+    #[arg(long, env = "MODELYARD_PARALLEL", default_value_t = 4)]
+    pub parallel: usize,
+    /// Milliseconds to wait after each chunk (push) or MiB (pull): slows a transfer down, for
+    /// tests that interrupt one.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub pause_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Size of each uploaded chunk, in MiB.
+    #[arg(long, env = "MODELYARD_CHUNK_MIB", default_value_t = 64)]
+    pub chunk_mib: u64,
+    /// The directory whose files (with their sub-paths) become the version's files.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Where the files go (created if absent).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +143,10 @@ pub struct ServeArgs {
     /// Largest model file, in bytes.
     #[arg(long, env = "MODELYARD_MAX_MODEL_FILE_SIZE", default_value_t = 10 * 1024 * 1024 * 1024)]
     pub max_model_file_size: u64,
+    /// Hours a resumable (tus) upload is kept after its last chunk; stale uploads and their
+    /// staged bytes are removed in the background (fractions allowed).
+    #[arg(long, env = "MODELYARD_UPLOAD_EXPIRY_HOURS", default_value_t = 24.0)]
+    pub upload_expiry_hours: f64,
     /// Token of the root administrator; generated on first start when unset.
     #[arg(long, env = "MODELYARD_ROOT_TOKEN", hide_env_values = true)]
     pub root_token: Option<Secret>,

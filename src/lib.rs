@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod connections;
 pub mod domain;

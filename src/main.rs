@@ -38,6 +38,20 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(server::serve(&cli.data_dir, *args))
         }
+        Command::Push(args) => {
+            init_tracing(false);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(modelyard::client::push(*args))
+        }
+        Command::Pull(args) => {
+            init_tracing(false);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(modelyard::client::pull(*args))
+        }
         command => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?

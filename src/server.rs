@@ -121,6 +121,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or(args.audit_retention_days.saturating_mul(86_400)),
     };
     registry.usage = crate::domain::usage::UsageCounters::new(args.usage_counting == "on");
+    registry.upload_expiry = upload_expiry(args.upload_expiry_hours)?;
     let root_token = args.root_token.as_ref().map(|s| s.0.as_str());
     if let Some(secret) = registry.bootstrap_root(root_token).await? {
         let path = data_dir.join("initial_root_token");
@@ -187,6 +188,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         state.registry.clone(),
         Duration::from_secs(args.audit_prune_interval.max(1)),
     );
+    let expirer = spawn_upload_expiry(state.registry.clone());
     let signalled = shutdown_signal()?;
     let header_timeout = Duration::from_secs(args.header_read_timeout.max(1));
     let cap = match args.max_connections {
@@ -246,6 +248,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     if let Err(error) = state.registry.flush_usage().await {
         tracing::warn!(%error, "writing the last download counts");
     }
+    expirer.abort();
     state.registry.persist_blocking()?;
     tracing::info!("metadata flushed; bye");
     Ok(())
@@ -281,6 +284,35 @@ fn spawn_audit_pruner(
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, "pruned expired audit events"),
                 Err(error) => tracing::warn!(%error, "pruning audit events"),
+            }
+        }
+    })
+}
+
+/// The lifetime of a stale resumable upload, from `--upload-expiry-hours`.
+fn upload_expiry(hours: f64) -> anyhow::Result<Duration> {
+    if !hours.is_finite() || hours <= 0.0 {
+        anyhow::bail!("--upload-expiry-hours must be a positive number of hours");
+    }
+    Ok(Duration::from_secs_f64((hours * 3600.0).min(1e9)))
+}
+
+/// Removes expired resumable uploads and their staged bytes, a quarter of the expiry apart (at
+/// most every 5 minutes, at least every second).
+fn spawn_upload_expiry(registry: Arc<crate::domain::Registry>) -> tokio::task::JoinHandle<()> {
+    let every =
+        (registry.upload_expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            match registry.expire_uploads().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "expired resumable uploads removed"),
+                Err(error) => tracing::warn!(
+                    error = %crate::domain::error::chain(&error),
+                    "removing expired uploads failed"
+                ),
             }
         }
     })

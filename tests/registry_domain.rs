@@ -54,9 +54,9 @@ async fn fixture() -> Fixture {
 
 fn body(data: &'static [u8]) -> IncomingFile {
     IncomingFile {
-        body: Box::pin(futures_util::stream::iter(vec![Ok(Bytes::from_static(
-            data,
-        ))])),
+        body: modelyard::domain::packages::Content::Stream(Box::pin(futures_util::stream::iter(
+            vec![Ok(Bytes::from_static(data))],
+        ))),
         declared_len: Some(data.len() as u64),
         status: None,
         expected: Default::default(),

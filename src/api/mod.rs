@@ -13,6 +13,7 @@ pub mod mlflow;
 pub mod oci;
 pub mod ops;
 pub mod registry;
+pub mod tus;
 pub mod unread_body;
 
 use std::any::Any;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .merge(mlflow::router())
         .merge(registry::router())
         .merge(oci::router())
+        .merge(tus::router())
         .merge(ops::router())
         .merge(crate::web::router())
         .fallback(fallback)

@@ -64,10 +64,29 @@ pub enum Error {
     Store(#[source] StoreError),
     #[error("storage failed")]
     Blob(#[source] BlobError),
+    /// A resumable upload refuses a request for a reason of the upload protocol's own (tus):
+    /// its kind decides the status.
+    #[error("{1}")]
+    Upload(UploadProblem, String),
     /// A refusal of the OCI distribution surface, in the spec's terms (its code decides the
     /// status there; other surfaces answer 404 for unknown things, 400 otherwise).
     #[error("{1}")]
     Oci(crate::domain::oci_manifest::OciCode, String),
+}
+
+/// Why a resumable upload refuses a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadProblem {
+    /// A chunk that does not start where the upload ends (409).
+    OffsetMismatch,
+    /// A chunk unlike its `Upload-Checksum` (tus: 460); it was not kept.
+    ChecksumMismatch,
+    /// The upload expired (410).
+    Expired,
+    /// A protocol version the server does not speak (412).
+    UnsupportedVersion,
+    /// A body that is not `application/offset+octet-stream` (415).
+    ContentType,
 }
 
 impl From<StoreError> for Error {

@@ -49,7 +49,11 @@ impl Registry {
                 "a deploy by checksum (X-Checksum-Deploy: true) has no body",
             ));
         }
-        let mut body = incoming.body;
+        let super::packages::Content::Stream(mut body) = incoming.body else {
+            return Err(Error::bad(
+                "a deploy by checksum (X-Checksum-Deploy: true) has no body",
+            ));
+        };
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|_| Error::BodyInterrupted)?;
             if !chunk.is_empty() {

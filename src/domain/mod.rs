@@ -37,6 +37,7 @@ pub mod sessions;
 pub mod signatures;
 pub mod trust;
 pub mod usage;
+pub mod uploads;
 pub mod version_labels;
 pub mod versions;
 
@@ -81,6 +82,10 @@ pub struct Registry {
     pub audit: audit::AuditSettings,
     /// Download counts not yet written.
     pub usage: usage::UsageCounters,
+    /// Resumable uploads receive one chunk at a time and keep their digests between chunks.
+    pub(crate) resumable: uploads::UploadSessions,
+    /// How long a resumable upload lives after its last chunk.
+    pub upload_expiry: std::time::Duration,
 }
 
 impl Registry {
@@ -96,6 +101,8 @@ impl Registry {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             audit: audit::AuditSettings::default(),
             usage: usage::UsageCounters::new(true),
+            resumable: uploads::UploadSessions::default(),
+            upload_expiry: std::time::Duration::from_secs(24 * 3600),
         }
     }
 

@@ -1159,18 +1159,22 @@ impl Registry {
         Ok(out)
     }
 
-    /// Upload ids on disk with no session (a session removed, or never recorded).
+    /// Upload ids on disk with no session (a session removed, or never recorded): neither an
+    /// OCI upload session nor a resumable (tus) upload in progress.
     pub(crate) fn oci_orphan_uploads(&self) -> Result<Vec<String>> {
         let mut sessions = std::collections::HashSet::new();
         for s in schema::oci_uploads::all(self.meta.as_ref()) {
             sessions.insert(s?.id);
         }
-        Ok(self
-            .blobs
-            .list_uploads()?
-            .into_iter()
-            .filter(|id| !sessions.contains(id))
-            .collect())
+        let mut orphans = Vec::new();
+        for id in self.blobs.list_uploads()? {
+            if !sessions.contains(&id)
+                && !schema::resumable_uploads::exists(self.meta.as_ref(), &id)?
+            {
+                orphans.push(id);
+            }
+        }
+        Ok(orphans)
     }
 }
 

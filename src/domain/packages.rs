@@ -31,9 +31,23 @@ pub(crate) struct Received {
     pub head: Option<super::formats::Sniffer>,
 }
 
+/// What an upload's content is: a body still to stream, or the bytes of a resumable upload,
+/// already staged and hashed as they arrived (see [`super::uploads`]).
+pub enum Content {
+    Stream(ByteStream),
+    Staged(Staged),
+}
+
+/// A complete resumable upload: its staged bytes and the digests computed while they arrived.
+pub struct Staged {
+    pub(crate) upload_id: String,
+    pub(crate) size: u64,
+    pub(crate) digests: crate::store::checksum::Digests,
+}
+
 /// An upload's body and what the client declared about it.
 pub struct IncomingFile {
-    pub body: ByteStream,
+    pub body: Content,
     pub declared_len: Option<u64>,
     pub status: Option<PackageStatus>,
     /// The digests the client declared: the body must have them, or nothing is recorded.
@@ -164,10 +178,19 @@ impl Registry {
     ) -> Result<(Package, PackageFile)> {
         super::trust::check_package_name(caller, &target.package_name)?;
         self.refuse_sealed_target(project.id, &target)?;
+        self.refuse_duplicate(project, &target)?;
+        let received = self.receive(caller, project, incoming, limit).await?;
+        self.record_package_file(project, caller, target, received)
+            .await
+    }
+
+    /// A file the target's package has already, when the project refuses duplicates: checked
+    /// before any byte is received (and again in the recording transaction).
+    pub(crate) fn refuse_duplicate(&self, project: &Project, target: &FileTarget) -> Result<()> {
         let duplicates_allowed =
             project.generic_duplicates_allowed || target.package_type != PackageType::Generic;
         if !duplicates_allowed {
-            if let Ok(package) = self.find_package(project.id, &target) {
+            if let Ok(package) = self.find_package(project.id, target) {
                 if schema::files::newest(self.meta.as_ref(), package.id, &target.file_name)?
                     .is_some()
                 {
@@ -175,9 +198,7 @@ impl Registry {
                 }
             }
         }
-        let received = self.receive(caller, project, incoming, limit).await?;
-        self.record_package_file(project, caller, target, received)
-            .await
+        Ok(())
     }
 
     /// The bytes of an upload made durable (or, for a deploy by checksum, the content it names),
@@ -201,11 +222,23 @@ impl Registry {
                 head: None,
             });
         }
+        let body = match incoming.body {
+            Content::Stream(body) => body,
+            // A resumable upload's bytes are staged already; its head is read from the blob.
+            Content::Staged(staged) => {
+                let stored = self.install_staged(staged, &incoming.expected).await?;
+                return Ok(Received {
+                    stored,
+                    status,
+                    head: None,
+                });
+            }
+        };
         // The sniffer sees the chunks the hasher sees, and keeps a bounded head of them.
         let sniffer = std::sync::Arc::new(std::sync::Mutex::new(super::formats::Sniffer::new()));
         let tap = sniffer.clone();
         let body: ByteStream = Box::pin(futures_util::StreamExt::inspect(
-            incoming.body,
+            body,
             move |chunk| {
                 if let Ok(chunk) = chunk {
                     if let Ok(mut sniffer) = tap.lock() {

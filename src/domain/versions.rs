@@ -766,13 +766,7 @@ impl Registry {
         incoming: IncomingFile,
     ) -> Result<(ModelVersion, PackageFile)> {
         access.check(caller, Action::WriteRegistry)?;
-        let parsed = semver_rules::parse_version(version)?.to_string();
-        if parsed != version {
-            return Err(Error::bad(format!(
-                "version '{version}' {}",
-                semver_rules::SEMVER_RULE
-            )));
-        }
+        exact_semver(version)?;
         let record = match self.version_by_string(model.id, version) {
             Ok(v) => v,
             Err(Error::NotFound(_)) => {
@@ -840,4 +834,16 @@ impl Registry {
     pub fn version_files(&self, version: &ModelVersion) -> Result<Vec<PackageFile>> {
         self.current_files(version.package_id)
     }
+}
+
+/// A model version's string as uploads name it: a SemVer 2.0.0 version, spelled canonically.
+pub(crate) fn exact_semver(version: &str) -> Result<()> {
+    let parsed = semver_rules::parse_version(version)?.to_string();
+    if parsed != version {
+        return Err(Error::bad(format!(
+            "version '{version}' {}",
+            semver_rules::SEMVER_RULE
+        )));
+    }
+    Ok(())
 }

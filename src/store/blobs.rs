@@ -100,6 +100,14 @@ pub trait BlobStore: Send + Sync + 'static {
     fn discard_upload(&self, id: &str) -> Result<(), BlobError>;
     /// The ids of every upload on disk, for gc.
     fn list_uploads(&self) -> Result<Vec<String>, BlobError>;
+    /// Cuts an upload back to its first `len` bytes, durably (bytes past an acknowledged offset,
+    /// or a chunk refused after it was written, are not kept).
+    fn truncate_upload(&self, id: &str, len: u64) -> Result<(), BlobError>;
+    /// The bytes an upload holds, streamed (to hash them again after a restart).
+    fn read_upload(&self, id: &str) -> Result<ByteStream, BlobError>;
+    /// Moves a complete upload whose sha256 the caller computed while it arrived to its
+    /// address, without reading it again; identical content is kept once.
+    async fn install_upload(&self, id: &str, sha256: &str) -> Result<(), BlobError>;
 }
 
 /// Whether `id` names an upload: 32 lower-case hex digits.

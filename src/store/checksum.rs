@@ -172,9 +172,156 @@ impl ParallelHasher {
     }
 }
 
+/// The running md5, sha1 and sha256 of a body received over several requests (a resumable
+/// upload): a value that can be kept between requests, cloned before a chunk that may be taken
+/// back, and finished into [`Digests`] once the body is complete.
+#[derive(Clone, Default)]
+pub struct HashState {
+    md5: Md5,
+    sha1: Sha1,
+    sha256: Sha256,
+}
+
+impl HashState {
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.md5.update(chunk);
+        self.sha1.update(chunk);
+        self.sha256.update(chunk);
+    }
+
+    /// The digests of everything fed so far.
+    pub fn digests(&self) -> Digests {
+        let state = self.clone();
+        Digests {
+            md5: hex::encode(state.md5.finalize()),
+            sha1: hex::encode(state.sha1.finalize()),
+            sha256: hex::encode(state.sha256.finalize()),
+        }
+    }
+}
+
+fn spawn_state<D: Digest + Send + 'static>(
+    mut digest: D,
+    depth: usize,
+) -> (mpsc::Sender<Bytes>, JoinHandle<D>) {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(depth);
+    let task = tokio::task::spawn_blocking(move || {
+        while let Some(chunk) = rx.blocking_recv() {
+            digest.update(&chunk);
+        }
+        digest
+    });
+    (tx, task)
+}
+
+/// A [`HashState`] carried on by three blocking threads while a request's body streams (as
+/// [`ParallelHasher`]), handed back by [`ResumedHasher::finish`].
+pub struct ResumedHasher {
+    senders: [mpsc::Sender<Bytes>; 3],
+    md5: JoinHandle<Md5>,
+    sha1: JoinHandle<Sha1>,
+    sha256: JoinHandle<Sha256>,
+}
+
+impl ResumedHasher {
+    pub fn resume(state: HashState, depth: usize) -> Self {
+        let (md5_tx, md5) = spawn_state(state.md5, depth);
+        let (sha1_tx, sha1) = spawn_state(state.sha1, depth);
+        let (sha256_tx, sha256) = spawn_state(state.sha256, depth);
+        ResumedHasher {
+            senders: [md5_tx, sha1_tx, sha256_tx],
+            md5,
+            sha1,
+            sha256,
+        }
+    }
+
+    pub async fn feed(&self, chunk: &Bytes) {
+        for sender in &self.senders {
+            let _ = sender.send(chunk.clone()).await;
+        }
+    }
+
+    pub async fn finish(self) -> std::io::Result<HashState> {
+        drop(self.senders);
+        Ok(HashState {
+            md5: self.md5.await.map_err(std::io::Error::other)?,
+            sha1: self.sha1.await.map_err(std::io::Error::other)?,
+            sha256: self.sha256.await.map_err(std::io::Error::other)?,
+        })
+    }
+}
+
+/// A digest of one chunk of a body (tus `Upload-Checksum`), on its own blocking thread; the raw
+/// digest bytes come back from [`ChunkHasher::finish`].
+pub struct ChunkHasher {
+    sender: mpsc::Sender<Bytes>,
+    task: JoinHandle<Vec<u8>>,
+}
+
+fn spawn_raw<D: Digest + Send + 'static>(
+    depth: usize,
+) -> (mpsc::Sender<Bytes>, JoinHandle<Vec<u8>>) {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(depth);
+    let task = tokio::task::spawn_blocking(move || {
+        let mut digest = D::new();
+        while let Some(chunk) = rx.blocking_recv() {
+            digest.update(&chunk);
+        }
+        digest.finalize().to_vec()
+    });
+    (tx, task)
+}
+
+impl ChunkHasher {
+    /// A hasher for one of the algorithms chunks may be checked with (`sha1`, `sha256`,
+    /// `sha512`, `md5`); `None` for another.
+    pub fn start(algorithm: &str, depth: usize) -> Option<Self> {
+        let (sender, task) = match algorithm {
+            "sha1" => spawn_raw::<Sha1>(depth),
+            "sha256" => spawn_raw::<Sha256>(depth),
+            "sha512" => spawn_raw::<sha2::Sha512>(depth),
+            "md5" => spawn_raw::<Md5>(depth),
+            _ => return None,
+        };
+        Some(ChunkHasher { sender, task })
+    }
+
+    pub async fn feed(&self, chunk: &Bytes) {
+        let _ = self.sender.send(chunk.clone()).await;
+    }
+
+    pub async fn finish(self) -> std::io::Result<Vec<u8>> {
+        drop(self.sender);
+        self.task.await.map_err(std::io::Error::other)
+    }
+}
+
+/// The algorithms [`ChunkHasher`] knows, as tus's `Tus-Checksum-Algorithm` lists them.
+pub const CHUNK_ALGORITHMS: &str = "sha1,sha256,sha512,md5";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_resumed_state_hashes_like_one_pass() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut state = HashState::default();
+        state.update(&data[..1234]);
+        let hasher = ResumedHasher::resume(state.clone(), 2);
+        hasher.feed(&Bytes::copy_from_slice(&data[1234..])).await;
+        let resumed = hasher.finish().await.unwrap();
+        assert_eq!(resumed.digests(), Digests::of(&data));
+        assert_eq!(state.digests(), Digests::of(&data[..1234]));
+        let chunk = ChunkHasher::start("sha256", 2).unwrap();
+        chunk.feed(&Bytes::copy_from_slice(&data)).await;
+        assert_eq!(
+            hex::encode(chunk.finish().await.unwrap()),
+            Digests::of(&data).sha256
+        );
+        assert!(ChunkHasher::start("crc32", 2).is_none());
+    }
 
     #[test]
     fn known_vectors() {

@@ -532,6 +532,40 @@ impl BlobStore for LocalBlobs {
         out.sort();
         Ok(out)
     }
+
+    fn truncate_upload(&self, id: &str, len: u64) -> Result<(), BlobError> {
+        let path = self.upload_path(id)?;
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|_| BlobError::Missing(id.to_string()))?;
+        file.set_len(len).map_err(BlobError::from_io)?;
+        file.sync_all().map_err(BlobError::from_io)?;
+        Ok(())
+    }
+
+    fn read_upload(&self, id: &str) -> Result<ByteStream, BlobError> {
+        let path = self.upload_path(id)?;
+        let file = File::open(&path).map_err(|_| BlobError::Missing(id.to_string()))?;
+        let reader = tokio::fs::File::from_std(file);
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            reader, CHUNK,
+        )))
+    }
+
+    async fn install_upload(&self, id: &str, sha256: &str) -> Result<(), BlobError> {
+        let path = self.upload_path(id)?;
+        if !path.exists() {
+            return Err(BlobError::Missing(id.to_string()));
+        }
+        let (store, sha256) = (self.handle(), sha256.to_string());
+        tokio::task::spawn_blocking(move || {
+            store.install(&path, &sha256)?;
+            sync_dir(&store.uploads).map_err(BlobError::from_io)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
 }
 
 #[cfg(test)]

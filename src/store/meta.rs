@@ -101,10 +101,12 @@ pub enum Table {
     Usage,
     SealedManifests,
     VersionsByManifest,
+    ResumableUploads,
+    ResumableUploadsByExpiry,
 }
 
 impl Table {
-    pub const ALL: [Table; 91] = [
+    pub const ALL: [Table; 93] = [
         Table::Users,
         Table::UsersByName,
         Table::Tokens,
@@ -196,6 +198,8 @@ impl Table {
         Table::Usage,
         Table::SealedManifests,
         Table::VersionsByManifest,
+        Table::ResumableUploads,
+        Table::ResumableUploadsByExpiry,
     ];
 
     pub fn name(self) -> &'static str {
@@ -291,6 +295,8 @@ impl Table {
             Table::Usage => "usage",
             Table::SealedManifests => "sealed_manifests",
             Table::VersionsByManifest => "versions_by_manifest",
+            Table::ResumableUploads => "resumable_uploads",
+            Table::ResumableUploadsByExpiry => "resumable_uploads_by_expiry",
         }
     }
 

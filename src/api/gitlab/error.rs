@@ -79,6 +79,23 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
             StatusCode::INSUFFICIENT_STORAGE,
             json!({ "message": "507 Insufficient Storage - no space left on the server's storage" }),
         ),
+        Error::Upload(problem, message) => {
+            use crate::domain::error::UploadProblem;
+            let status = match problem {
+                UploadProblem::OffsetMismatch => StatusCode::CONFLICT,
+                UploadProblem::ChecksumMismatch => {
+                    StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST)
+                }
+                UploadProblem::Expired => StatusCode::GONE,
+                UploadProblem::UnsupportedVersion => StatusCode::PRECONDITION_FAILED,
+                UploadProblem::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            };
+            let reason = status.canonical_reason().unwrap_or("Checksum Mismatch");
+            (
+                status,
+                json!({ "message": format!("{} {reason} - {message}", status.as_u16()) }),
+            )
+        }
         Error::Oci(code, message) if code.is_unknown() => {
             (StatusCode::NOT_FOUND, json!({ "message": message }))
         }

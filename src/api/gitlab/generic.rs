@@ -95,7 +95,9 @@ pub async fn upload(
     let _in_progress = state.telemetry.upload_started();
     let body: Body = request.into_body();
     let incoming = IncomingFile {
-        body: Box::pin(body.into_data_stream().map_err(std::io::Error::other)),
+        body: crate::domain::packages::Content::Stream(Box::pin(
+            body.into_data_stream().map_err(std::io::Error::other),
+        )),
         declared_len,
         status,
         expected,

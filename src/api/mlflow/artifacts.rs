@@ -282,12 +282,12 @@ pub async fn upload(
     let (expected, deploy) = crate::api::integrity::declared(request.headers())?;
     let _in_progress = state.telemetry.upload_started();
     let incoming = IncomingFile {
-        body: Box::pin(
+        body: crate::domain::packages::Content::Stream(Box::pin(
             request
                 .into_body()
                 .into_data_stream()
                 .map_err(std::io::Error::other),
-        ),
+        )),
         declared_len,
         status: None,
         expected,

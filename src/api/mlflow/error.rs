@@ -143,6 +143,7 @@ fn domain_shape(error: &Error) -> (StatusCode, &'static str, String) {
         | Error::TooLarge
         | Error::DuplicateNotAllowed
         | Error::KeysetUnsupported
+        | Error::Upload(..)
         | Error::BodyInterrupted => (
             StatusCode::BAD_REQUEST,
             "INVALID_PARAMETER_VALUE",

@@ -111,6 +111,7 @@ pub fn status_and_code(
         | Error::BadRequest(_)
         | Error::AlreadyExists(_)
         | Error::DuplicateNotAllowed
+        | Error::Upload(..)
         | Error::KeysetUnsupported => (StatusCode::BAD_REQUEST, "DENIED", error.to_string()),
         Error::StorageFull => (
             StatusCode::INSUFFICIENT_STORAGE,

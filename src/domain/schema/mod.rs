@@ -33,6 +33,7 @@ pub mod outbox;
 pub mod packages;
 pub mod params;
 pub mod projects;
+pub mod resumable_uploads;
 pub mod revisions;
 pub mod run_links;
 pub mod sealed_manifests;

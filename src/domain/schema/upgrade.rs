@@ -63,7 +63,7 @@ pub const STEPS: &[Step] = &[
 const BATCH: usize = 500;
 
 /// The tables the upgrade empties and rebuilds from the records.
-const DERIVED: [Table; 56] = [
+const DERIVED: [Table; 57] = [
     Table::UsersByName,
     Table::TokensByHash,
     Table::TokensByUser,
@@ -120,6 +120,7 @@ const DERIVED: [Table; 56] = [
     Table::AuditByAuthor,
     Table::AuditByType,
     Table::VersionsByManifest,
+    Table::ResumableUploadsByExpiry,
 ];
 
 fn transact(
@@ -314,6 +315,7 @@ fn rebuild(meta: &dyn MetaStore) -> Result<usize, StoreError> {
     records += rebuild_kind::<super::outbox::Deliveries>(meta)?;
     records += rebuild_kind::<super::alias_moves::AliasMoves>(meta)?;
     records += rebuild_kind::<super::audit_events::AuditEvents>(meta)?;
+    records += rebuild_kind::<super::resumable_uploads::ResumableUploads>(meta)?;
     records += rebuild_latest_metrics(meta)?;
     records += rebuild_params_by_value(meta)?;
     Ok(records)

@@ -284,7 +284,9 @@ async fn store_file(
     }
     let _in_progress = ctx.state.telemetry.upload_started();
     let incoming = IncomingFile {
-        body: Box::pin(field.map_err(std::io::Error::other)),
+        body: crate::domain::packages::Content::Stream(Box::pin(
+            field.map_err(std::io::Error::other),
+        )),
         declared_len: None,
         status: None,
         expected: Default::default(),
