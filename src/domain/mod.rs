@@ -36,8 +36,8 @@ pub mod semver_rules;
 pub mod sessions;
 pub mod signatures;
 pub mod trust;
-pub mod usage;
 pub mod uploads;
+pub mod usage;
 pub mod version_labels;
 pub mod versions;
 

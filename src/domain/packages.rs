@@ -237,16 +237,13 @@ impl Registry {
         // The sniffer sees the chunks the hasher sees, and keeps a bounded head of them.
         let sniffer = std::sync::Arc::new(std::sync::Mutex::new(super::formats::Sniffer::new()));
         let tap = sniffer.clone();
-        let body: ByteStream = Box::pin(futures_util::StreamExt::inspect(
-            body,
-            move |chunk| {
-                if let Ok(chunk) = chunk {
-                    if let Ok(mut sniffer) = tap.lock() {
-                        sniffer.feed(chunk);
-                    }
+        let body: ByteStream = Box::pin(futures_util::StreamExt::inspect(body, move |chunk| {
+            if let Ok(chunk) = chunk {
+                if let Ok(mut sniffer) = tap.lock() {
+                    sniffer.feed(chunk);
                 }
-            },
-        ));
+            }
+        }));
         let stored = self
             .blobs
             .put_checked(body, limit, &incoming.expected)
