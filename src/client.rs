@@ -290,7 +290,31 @@ pub async fn push(args: PushArgs) -> Result<()> {
     client.progress.line(format!(
         "pushed {model} {version}: {count} files, {total} bytes"
     ));
+    if args.seal {
+        let digest = seal(&client, &model, &version).await?;
+        client
+            .progress
+            .line(format!("sealed {model} {version}: {digest}"));
+    }
     Ok(())
+}
+
+/// Seals the pushed version and returns its manifest digest.
+async fn seal(client: &Client, model: &str, version: &str) -> Result<String> {
+    let url = client.api(&format!(
+        "/ml/models/{}/versions/{}/seal",
+        segment(model),
+        segment(version)
+    ));
+    let sealed = client.request(reqwest::Method::POST, &url).send().await?;
+    if !sealed.status().is_success() {
+        return Err(failure("sealing the version", sealed).await);
+    }
+    let body: serde_json::Value = sealed.json().await?;
+    Ok(body["manifest_digest"]
+        .as_str()
+        .unwrap_or("(no digest in the answer)")
+        .to_string())
 }
 
 /// Creates the model unless it exists, so that the uploads make versions of it.

@@ -113,6 +113,10 @@ pub struct PushArgs {
     /// Size of each uploaded chunk, in MiB.
     #[arg(long, env = "MODELYARD_CHUNK_MIB", default_value_t = 64)]
     pub chunk_mib: u64,
+    /// Seal the version once every file is pushed (`POST .../versions/:version/seal`; a
+    /// Maintainer's token): its files never change again, and its manifest digest is printed.
+    #[arg(long, env = "MODELYARD_SEAL")]
+    pub seal: bool,
     /// The directory whose files (with their sub-paths) become the version's files.
     pub dir: PathBuf,
 }

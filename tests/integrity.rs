@@ -650,13 +650,13 @@ fn write_big_file(path: &std::path::Path, len: u64, seed: u64) {
 }
 
 #[test]
-fn streaming_a_1_gib_version_archive_keeps_the_server_rss_flat() {
+fn streaming_a_2_gib_version_archive_keeps_the_server_rss_flat() {
     use std::io::Read;
     let server = TestServer::start();
     let project_id = project(&server, "big", "private");
     model(&server, project_id, "big");
     let dir = tempfile::tempdir().unwrap();
-    let size = 342u64 << 20; // three files: just over 1 GiB
+    let size = 683u64 << 20; // three files: just over 2 GiB
     for (i, name) in ["a.bin", "b.bin", "c.bin"].iter().enumerate() {
         let path = dir.path().join(name);
         write_big_file(&path, size, 40 + i as u64);

@@ -252,3 +252,57 @@ fn the_ci_snippets_publish_with_verified_links() {
     assert_eq!(version.json()["ci_job"]["pipeline_id"], "31337");
     assert_eq!(version.json()["ci_job"]["user"], "octocat");
 }
+
+/// The push/pull, format-hints and signature-policy snippets, in that order, against a fresh
+/// server: a directory pushed and sealed, pulled by requirement, its safetensors file's facts
+/// printed, and the model's signature policy set.
+#[test]
+fn the_push_pull_format_and_signature_snippets_run_as_written() {
+    let server = TestServer::start();
+    project(&server, "fraud", "private");
+    let work = tempfile::tempdir().expect("work dir");
+    let dir = work.path().join("model-dir");
+    std::fs::create_dir_all(dir.join("weights")).expect("model dir");
+    // A safetensors file: the header's length, the header, the tensor's 24 bytes.
+    let header = br#"{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}}"#;
+    let mut weights = (header.len() as u64).to_le_bytes().to_vec();
+    weights.extend_from_slice(header);
+    weights.extend_from_slice(&[7u8; 24]);
+    std::fs::write(dir.join("weights/model.safetensors"), &weights).expect("weights");
+    std::fs::write(dir.join("README.txt"), b"fraud model\n").expect("readme");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_modelyard"))
+        .parent()
+        .expect("the binary's directory");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let env = [("TOKEN", ROOT_TOKEN), ("PATH", path.as_str())];
+    let local = |name: &str| snippet(name).replace("http://127.0.0.1:8080", &server.base);
+
+    let pushed = run(&local("push-pull"), work.path(), &env);
+    assert!(pushed.contains("sealed fraud 1.3.0: sha256:"), "{pushed}");
+    assert_eq!(
+        std::fs::read(work.path().join("deployed/weights/model.safetensors")).expect("pulled"),
+        weights
+    );
+    assert_eq!(
+        std::fs::read(work.path().join("deployed/README.txt")).expect("pulled"),
+        b"fraud model\n"
+    );
+    let version =
+        Api::root(&server).get("/api/v4/projects/root%2Ffraud/ml/models/fraud/versions/1.3.0");
+    assert_eq!(version.json()["sealed"], true, "{}", version.text());
+
+    let formats = run(&local("format-hints"), work.path(), &env);
+    assert!(
+        formats.contains("model.safetensors safetensors 1 None"),
+        "{formats}"
+    );
+    let policy = run(&local("signature-policy"), work.path(), &env);
+    assert!(
+        policy.contains(r#""signature_policy":"enforce""#),
+        "{policy}"
+    );
+}
