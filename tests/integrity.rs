@@ -729,3 +729,18 @@ fn the_readme_resume_snippet_runs() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, ["206", "412"], "{out}");
 }
+
+#[test]
+fn the_readme_archive_snippet_downloads_and_verifies_a_version() {
+    let server = TestServer::start();
+    let project_id = project(&server, "fraud", "private");
+    model(&server, project_id, "fraud");
+    let api = Api::root(&server);
+    for (name, seed) in [("model.onnx", 61), ("settings.json", 62)] {
+        let path = format!("/api/v4/projects/{project_id}/packages/generic/fraud/1.2.3/{name}");
+        let put = api.put_bytes(&path, &random_bytes(200_000, seed));
+        assert_eq!(put.status, 201, "{name}: {}", put.text());
+    }
+    let out = run_snippet(&server, "archive");
+    assert_eq!(out.trim(), "verified", "{out}");
+}
