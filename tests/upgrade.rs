@@ -1050,3 +1050,113 @@ fn the_first_start_on_v0_1_data_logs_the_upgrade_and_the_next_one_does_not() {
         "a second start has nothing to upgrade:\n{second}"
     );
 }
+
+/// This release's features on the earlier release's data: an old version sealed and downloaded by
+/// its manifest digest (and refusing a change), its download counted, the seal audited, and an old
+/// run's metric history extended in the new small chunks and read back merged with its old points.
+#[test]
+fn old_data_takes_sealing_usage_audit_and_new_metric_chunks() {
+    let expected = expected();
+    let copy = fixture_copy();
+    let dir = copy.path().join("data");
+    let server = start(&dir, &expected);
+    let root = Api::with_token(&server, &root_token(&expected));
+
+    let file = list(&expected, "version_files")
+        .iter()
+        .find(|f| {
+            s(f, "path")
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+        .expect("an old version file with a plain name");
+    let project = n(file, "project_id");
+    let (model, version, path) = (s(file, "model"), s(file, "version"), s(file, "path"));
+    let version_url = ml(
+        project,
+        &format!(
+            "models/{}/versions/{}",
+            url_encode(model),
+            url_encode(version)
+        ),
+    );
+    let sealed = ok(
+        root.post_json(&format!("{version_url}/seal"), json!({})),
+        "seal",
+    );
+    let digest = s(&sealed, "manifest_digest").to_string();
+    assert!(digest.starts_with("sha256:"), "{sealed}");
+    let pinned = format!(
+        "/api/v4/projects/{project}/packages/generic/{}/{}/{}",
+        url_encode(model),
+        url_encode(&digest),
+        path_encode(path)
+    );
+    assert_bytes(&root.get(&pinned), file, &pinned);
+    let changed = root.put_bytes(
+        &format!(
+            "/api/v4/projects/{project}/packages/generic/{}/{}/{}",
+            url_encode(model),
+            url_encode(version),
+            path_encode(path)
+        ),
+        b"other bytes",
+    );
+    assert_eq!(changed.status, 409, "{}", changed.text());
+    let shown = ok(root.get(&version_url), "GET version");
+    assert_eq!(shown["sealed"], true, "{shown}");
+    assert!(
+        shown["download_count"].as_u64().unwrap_or(0) >= 1,
+        "the pinned download is counted: {shown}"
+    );
+    let audit = ok(
+        root.get(&format!("/api/v4/projects/{project}/audit_events")),
+        "audit events",
+    );
+    assert!(
+        audit.as_array().is_some_and(|events| !events.is_empty()),
+        "the seal is audited: {audit}"
+    );
+
+    let run = list(&expected, "candidates")
+        .iter()
+        .find(|c| c["history"]["auc"].is_array())
+        .expect("an old run with an auc history");
+    let (run_project, run_id) = (n(run, "project_id"), s(run, "run_id"));
+    let old: Vec<f64> = run["history"]["auc"]
+        .as_array()
+        .expect("auc")
+        .iter()
+        .map(|v| v.as_f64().expect("a value"))
+        .collect();
+    let points: Vec<Value> = (0..300)
+        .map(|i| json!({"key": "auc", "value": 0.5, "timestamp": 1_900_000_000_000i64 + i, "step": 10_000 + i}))
+        .collect();
+    ok(
+        root.post_json(
+            &mlflow(run_project, "mlflow/runs/log-batch"),
+            json!({"run_id": run_id, "metrics": points}),
+        ),
+        "log-batch to an old run",
+    );
+    let history = ok(
+        root.get(&mlflow(
+            run_project,
+            &format!("mlflow/metrics/get-history?run_id={run_id}&metric_key=auc&max_results=1000"),
+        )),
+        "get-history",
+    );
+    let values: Vec<f64> = history["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .map(|m| m["value"].as_f64().expect("a value"))
+        .collect();
+    assert_eq!(values.len(), old.len() + 300, "{history}");
+    assert_eq!(
+        values[..old.len()],
+        old[..],
+        "the old points first, unchanged"
+    );
+    assert!(values[old.len()..].iter().all(|v| *v == 0.5));
+}
