@@ -290,37 +290,19 @@ fn only_maintainers_read_a_projects_log_and_only_admins_the_instances() {
     );
 }
 
-/// One sign-in attempt through the web form (the double-submit CSRF token is ours to pick).
-fn sign_in(server: &TestServer, username: &str, password: &str) -> u16 {
-    let token = "test-chosen-csrf-token";
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("authenticity_token", token),
-            ("username", username),
-            ("password", password),
-        ])
-        .finish();
-    let cookie = format!("modelyard_sign_in_csrf={token}");
-    raw(
-        &server.base,
-        "POST",
-        "/users/sign_in",
-        &[
-            ("Cookie", &cookie),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        body.as_bytes(),
-    )
-    .status
-}
-
 #[test]
 fn sign_ins_failed_sign_ins_and_bad_tokens_are_audited() {
     let server = TestServer::start();
     let (alice, _) = user_with_token(&server, "alice", "api");
-    assert_eq!(sign_in(&server, "alice", "not her password"), 401);
-    assert_eq!(sign_in(&server, "nobody", "whatever"), 401);
-    assert_eq!(sign_in(&server, "alice", "correct horse battery"), 303);
+    assert_eq!(
+        web_sign_in(&server, "alice", "not her password").status,
+        401
+    );
+    assert_eq!(web_sign_in(&server, "nobody", "whatever").status, 401);
+    assert_eq!(
+        web_sign_in(&server, "alice", "correct horse battery").status,
+        303
+    );
     assert_eq!(
         Api::with_token(&server, "glpat-not-a-token")
             .get("/api/v4/user")
@@ -573,4 +555,46 @@ fn the_projects_audit_page_is_for_maintainers_only() {
     assert_ne!(anonymous.status, 200);
     assert_ne!(anonymous.status, 404, "the page exists");
     assert!(!anonymous.text().contains("model_created"));
+}
+
+#[test]
+fn a_signed_in_maintainer_reads_the_projects_audit_page_and_a_developer_does_not() {
+    let server = TestServer::start();
+    let project_id = project(&server, "audited-ui", "private");
+    let (maintainer, _) = user_with_token(&server, "maya", "api");
+    let (developer, _) = user_with_token(&server, "dev", "api");
+    add_member(&server, project_id, maintainer, 40);
+    add_member(&server, project_id, developer, 30);
+    let root = Api::root(&server);
+    ok(root.post_json(&ml(project_id, "models"), json!({ "name": "page-shown" })));
+    let page = "/root/audited-ui/-/audit_events";
+
+    let signed_in = web_sign_in(&server, "maya", "correct horse battery");
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text());
+    let cookie = signed_in.cookies();
+    let shown = raw(&server.base, "GET", page, &[("Cookie", &cookie)], b"");
+    assert_eq!(shown.status, 200, "{}", shown.text());
+    let html = shown.text();
+    assert!(html.contains("id=\"audit-events\""), "{html}");
+    assert!(
+        html.contains("page-shown"),
+        "the model's creation is listed: {html}"
+    );
+    assert!(html.contains("root"), "with its author: {html}");
+
+    let developer_in = web_sign_in(&server, "dev", "correct horse battery");
+    assert_eq!(developer_in.status, 303);
+    let refused = raw(
+        &server.base,
+        "GET",
+        page,
+        &[("Cookie", &developer_in.cookies())],
+        b"",
+    );
+    assert!(
+        refused.status == 403 || refused.status == 404,
+        "a Developer is refused: {}",
+        refused.status
+    );
+    assert!(!refused.text().contains("page-shown"));
 }

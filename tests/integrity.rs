@@ -348,49 +348,11 @@ fn deploy_by_checksum_links_readable_content_and_never_reveals_other_projects() 
     assert_eq!(root.get(&format!("{artifacts}/deployed.bin")).body, local);
 }
 
-/// A fenced block of the README marked `integrity-snippet=<name>`.
-fn readme_snippet(name: &str) -> String {
-    let readme =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .expect("README.md");
-    let marker = format!("integrity-snippet={name}");
-    let mut lines = readme.lines();
-    while let Some(line) = lines.next() {
-        if line.starts_with("```") && line.split_whitespace().any(|w| w == marker) {
-            let body: Vec<&str> = lines
-                .by_ref()
-                .take_while(|l| !l.starts_with("```"))
-                .collect();
-            return body.join("\n") + "\n";
-        }
-    }
-    panic!("the README has no block marked {marker}")
-}
-
-/// Runs a README snippet with bash in a temp dir, `HOST` and `TOKEN` set; returns its stdout.
-fn run_snippet(server: &TestServer, name: &str) -> String {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &readme_snippet(name)])
-        .current_dir(dir.path())
-        .env("HOST", server.url(""))
-        .env("TOKEN", ROOT_TOKEN)
-        .output()
-        .expect("bash");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "snippet {name} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 #[test]
 fn the_readme_digest_snippet_runs() {
     let server = TestServer::start();
     project(&server, "fraud", "private");
-    let out = run_snippet(&server, "digests");
+    let out = run_readme_block(&server, "integrity-snippet=digests");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[..3], ["400", "201", "201"], "{out}");
     assert!(
@@ -725,7 +687,7 @@ fn the_readme_resume_snippet_runs() {
     let body = random_bytes(3 << 20, 51);
     let path = format!("/api/v4/projects/{project_id}/packages/generic/fraud/1.2.0/model.onnx");
     assert_eq!(Api::root(&server).put_bytes(&path, &body).status, 201);
-    let out = run_snippet(&server, "resume");
+    let out = run_readme_block(&server, "integrity-snippet=resume");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, ["206", "412"], "{out}");
 }
@@ -741,6 +703,6 @@ fn the_readme_archive_snippet_downloads_and_verifies_a_version() {
         let put = api.put_bytes(&path, &random_bytes(200_000, seed));
         assert_eq!(put.status, 201, "{name}: {}", put.text());
     }
-    let out = run_snippet(&server, "archive");
+    let out = run_readme_block(&server, "integrity-snippet=archive");
     assert_eq!(out.trim(), "verified", "{out}");
 }

@@ -648,6 +648,9 @@ fn the_openapi_document_lists_every_route() {
         ("/models/{model}/versions/{version}/archive", &["get"]),
         ("/models/{model}/versions/{version}/manifest", &["get"]),
         ("/models/{model}/versions/{version}/seal", &["post"]),
+        ("/models/{model}/aliases", &["get", "put"]),
+        ("/models/{model}/aliases/{alias}/history", &["get"]),
+        ("/models/{model}/aliases/{alias}/rollback", &["post"]),
         ("/experiments", &["get"]),
         ("/experiments/{iid}", &["get", "delete"]),
         ("/experiments/{iid}/candidates", &["get", "post"]),
@@ -670,6 +673,9 @@ fn the_openapi_document_lists_every_route() {
         "ExperimentView",
         "ErrorView",
         "CiJobView",
+        "AliasesView",
+        "AliasMoveView",
+        "MoveAliases",
     ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }

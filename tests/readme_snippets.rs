@@ -32,12 +32,7 @@ fn readme_blocks() -> Vec<(String, String)> {
 }
 
 fn snippet(name: &str) -> String {
-    let marker = format!("ci-snippet={name}");
-    readme_blocks()
-        .into_iter()
-        .find(|(info, _)| info.split_whitespace().any(|w| w == marker))
-        .unwrap_or_else(|| panic!("the README has no block marked {marker}"))
-        .1
+    readme_block(&format!("ci-snippet={name}"))
 }
 
 /// The commands of a GitLab CI job's `script:` (YAML plain or single-quoted items).

@@ -363,3 +363,57 @@ async fn deleting_a_model_takes_everything_it_owns_and_gc_frees_only_its_blobs()
         (1, 1, 12)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_counts_go_with_the_deleted_files_and_versions() {
+    let f = fixture().await;
+    let m = f.registry.model(model(&f, "counted").await).unwrap();
+    let (version, file) = f
+        .registry
+        .upload_version_file(&f.root, &f.access, &m, "1.0.0", "w.bin", body(b"counted"))
+        .await
+        .unwrap();
+    let (_, kept_file) = f
+        .registry
+        .upload_version_file(&f.root, &f.access, &m, "2.0.0", "w.bin", body(b"kept"))
+        .await
+        .unwrap();
+    f.registry.count_download(&file);
+    f.registry.count_download(&kept_file);
+    assert_eq!(
+        f.registry.flush_usage().await.unwrap(),
+        4,
+        "2 files, 2 versions"
+    );
+    assert_eq!(f.registry.file_usage(file.id).unwrap().download_count, 1);
+    // A download counted but not yet flushed when the version goes is not written after it.
+    f.registry.count_download(&file);
+    f.registry
+        .delete_version(&f.root, &f.access, version.id)
+        .await
+        .unwrap();
+    f.registry.flush_usage().await.unwrap();
+
+    // The stored counts are read without checking that the file still exists: none are left.
+    for gone in [
+        f.registry.file_usage(file.id).unwrap(),
+        f.registry.package_usage(file.package_id).unwrap(),
+    ] {
+        assert_eq!(
+            gone.download_count, 0,
+            "the deleted version's counts went with it"
+        );
+        assert!(gone.last_downloaded_at.is_none());
+    }
+    assert_eq!(
+        f.registry.file_usage(kept_file.id).unwrap().download_count,
+        1
+    );
+    assert_eq!(
+        f.registry
+            .package_usage(kept_file.package_id)
+            .unwrap()
+            .download_count,
+        1
+    );
+}

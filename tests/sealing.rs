@@ -602,43 +602,6 @@ fn the_version_page_shows_the_seal_and_its_digest() {
     assert!(model_page.contains("badge sealed"), "{model_page}");
 }
 
-/// A fenced block of the README marked `integrity-snippet=<name>`, run with bash in a temp dir
-/// with `HOST` and `TOKEN` set; returns its stdout.
-fn run_readme_snippet(server: &TestServer, name: &str) -> String {
-    let readme =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .expect("README.md");
-    let marker = format!("integrity-snippet={name}");
-    let mut lines = readme.lines();
-    let mut body = None;
-    while let Some(line) = lines.next() {
-        if line.starts_with("```") && line.split_whitespace().any(|w| w == marker) {
-            let block: Vec<&str> = lines
-                .by_ref()
-                .take_while(|l| !l.starts_with("```"))
-                .collect();
-            body = Some(block.join("\n") + "\n");
-            break;
-        }
-    }
-    let body = body.unwrap_or_else(|| panic!("the README has no block marked {marker}"));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &body])
-        .current_dir(dir.path())
-        .env("HOST", server.url(""))
-        .env("TOKEN", ROOT_TOKEN)
-        .output()
-        .expect("bash");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "snippet {name} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 #[test]
 fn the_readme_sealing_snippet_runs() {
     let server = TestServer::start();
@@ -648,7 +611,7 @@ fn the_readme_sealing_snippet_runs() {
         json!({ "name": "fraud" }),
     );
     assert_eq!(created.status, 201);
-    let out = run_readme_snippet(&server, "seal");
+    let out = run_readme_block(&server, "integrity-snippet=seal");
     assert_eq!(out, "409\npinned\n200\n");
     let model = Api::root(&server)
         .get(&format!("/api/v4/projects/{project_id}/ml/models/fraud"))

@@ -608,42 +608,11 @@ fn an_upload_survives_a_restart_and_resumes_from_the_recorded_offset() {
     assert_eq!(tus.offset(&path2), 50);
 }
 
-fn readme_snippet(name: &str) -> String {
-    let readme =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .expect("README.md");
-    let marker = format!("tus-snippet={name}");
-    let mut lines = readme.lines();
-    while let Some(line) = lines.next() {
-        if line.starts_with("```") && line.split_whitespace().any(|w| w == marker) {
-            let body: Vec<&str> = lines
-                .by_ref()
-                .take_while(|l| !l.starts_with("```"))
-                .collect();
-            return body.join("\n") + "\n";
-        }
-    }
-    panic!("the README has no block marked {marker}")
-}
-
 #[test]
 fn the_readme_curl_snippet_uploads_in_two_chunks() {
     let server = TestServer::start();
     project(&server, "fraud", "private");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &readme_snippet("curl")])
-        .current_dir(dir.path())
-        .env("HOST", server.url(""))
-        .env("TOKEN", ROOT_TOKEN)
-        .output()
-        .expect("bash");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_readme_block(&server, "tus-snippet=curl");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
     assert_eq!(lines[..2], ["204", "1000000"], "{stdout}");

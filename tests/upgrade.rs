@@ -122,12 +122,12 @@ fn check_users(server: &TestServer, expected: &Value) {
         }
         if let Some(password) = user["password"].as_str() {
             assert_eq!(
-                sign_in(server, s(user, "username"), password),
+                web_sign_in(server, s(user, "username"), password).status,
                 303,
                 "signing in with the old password"
             );
             assert_ne!(
-                sign_in(server, s(user, "username"), "not-the-password"),
+                web_sign_in(server, s(user, "username"), "not-the-password").status,
                 303,
                 "a wrong password is still refused"
             );
@@ -135,43 +135,6 @@ fn check_users(server: &TestServer, expected: &Value) {
     }
     let bad = Api::with_token(server, "glpat-not-a-token").get("/api/v4/user");
     assert_eq!(bad.status, 401);
-}
-
-/// Signs in through the web form; returns the status of the form post (303 on success).
-fn sign_in(server: &TestServer, username: &str, password: &str) -> u16 {
-    let form = raw(&server.base, "GET", "/users/sign_in", &[], b"");
-    assert_eq!(form.status, 200, "{}", form.text());
-    let cookie = form
-        .headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .filter_map(|(_, v)| v.split(';').next())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let html = form.text();
-    let marker = "name=\"authenticity_token\" value=\"";
-    let start = html.find(marker).expect("a CSRF field") + marker.len();
-    let csrf = &html[start..start + html[start..].find('"').expect("end of the value")];
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("authenticity_token", csrf),
-            ("username", username),
-            ("password", password),
-            ("return_to", "/"),
-        ])
-        .finish();
-    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
-    if !cookie.is_empty() {
-        headers.push(("Cookie", &cookie));
-    }
-    raw(
-        &server.base,
-        "POST",
-        "/users/sign_in",
-        &headers,
-        body.as_bytes(),
-    )
-    .status
 }
 
 fn check_projects(server: &TestServer, expected: &Value) {

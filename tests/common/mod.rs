@@ -2,7 +2,11 @@
 //! dir, talk HTTP to it, kill and restart it.
 #![allow(dead_code)]
 
+pub mod readme;
 pub mod stubs;
+
+#[allow(unused_imports)]
+pub use readme::{readme_block, run_readme_block};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -261,6 +265,16 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The cookies the reply sets, as a `Cookie` request header would carry them.
+    pub fn cookies(&self) -> String {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .filter_map(|(_, v)| v.split(';').next())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
@@ -460,6 +474,37 @@ impl<'a> Api<'a> {
         let body = serde_json::to_vec(&json).expect("json");
         self.send("PUT", path, &[("Content-Type", "application/json")], &body)
     }
+}
+
+/// Signs in through the web form as a browser would (the form's CSRF field and cookie first);
+/// returns the form post's reply: 303 with the session cookie on success.
+pub fn web_sign_in(server: &TestServer, username: &str, password: &str) -> Reply {
+    let form = raw(&server.base, "GET", "/users/sign_in", &[], b"");
+    assert_eq!(form.status, 200, "{}", form.text());
+    let cookie = form.cookies();
+    let html = form.text();
+    let marker = "name=\"authenticity_token\" value=\"";
+    let start = html.find(marker).expect("a CSRF field") + marker.len();
+    let csrf = &html[start..start + html[start..].find('"').expect("end of the value")];
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("authenticity_token", csrf),
+            ("username", username),
+            ("password", password),
+            ("return_to", "/"),
+        ])
+        .finish();
+    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    if !cookie.is_empty() {
+        headers.push(("Cookie", &cookie));
+    }
+    raw(
+        &server.base,
+        "POST",
+        "/users/sign_in",
+        &headers,
+        body.as_bytes(),
+    )
 }
 
 /// Creates a user with a token of the given scope; returns (user id, token).

@@ -5,19 +5,19 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::versions::{model_of, version_of};
+use super::views::{AliasMoveView, AliasView, AliasesView, ErrorView};
 use super::{listing, Body, ListPage, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
-use crate::domain::event_records::AliasMove;
 use crate::domain::ml_records::Model;
 use crate::domain::version_labels::AliasChange;
 use crate::domain::{Error, Registry};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AliasMoveRequest {
     alias: String,
@@ -26,66 +26,67 @@ pub struct AliasMoveRequest {
     reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveAliases {
     aliases: Vec<AliasMoveRequest>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rollback {
     reason: Option<String>,
 }
 
-pub fn move_json(m: &AliasMove) -> Value {
-    json!({
-        "id": m.seq,
-        "alias": m.alias,
-        "from_version": m.from_version,
-        "from_version_id": m.from_version_id,
-        "to_version": m.to_version,
-        "to_version_id": m.to_version_id,
-        "reason": m.reason,
-        "user": m.user_id.map(|id| json!({"id": id, "username": m.username})),
-        "actor": m.username,
-        "created_at": m.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    })
-}
-
-fn aliases_json(registry: &Registry, model: &Model) -> Result<Value, Error> {
+fn aliases_view(registry: &Registry, model: &Model) -> Result<AliasesView, Error> {
     let mut aliases = Vec::new();
     for (alias, version_id) in registry.aliases(model.id)? {
         let version = registry.version(version_id).ok().map(|v| v.version);
-        aliases.push(json!({
-            "alias": alias,
-            "version": version,
-            "version_id": version_id,
-            "protected": model.protected_aliases.contains(&alias),
-        }));
+        aliases.push(AliasView {
+            protected: model.protected_aliases.contains(&alias),
+            alias,
+            version,
+            version_id,
+        });
     }
-    Ok(json!({
-        "aliases": aliases,
-        "protected_aliases": model.protected_aliases,
-    }))
+    Ok(AliasesView {
+        aliases,
+        protected_aliases: model.protected_aliases.clone(),
+        moves: None,
+    })
 }
 
+const ID: &str = "Project id or URL-encoded path";
+const MODEL: &str = "Model id or URL-encoded name";
+
+#[utoipa::path(get, path = "/api/v4/projects/{id}/ml/models/{model}/aliases", tag = "aliases",
+    params(("id" = String, Path, description = ID), ("model" = String, Path, description = MODEL)),
+    responses((status = 200, body = AliasesView), (status = 401, body = ErrorView),
+              (status = 404, body = ErrorView)))]
 pub async fn list(
     State(state): State<AppState>,
     GitlabCaller(caller): GitlabCaller,
     path: Segments,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AliasesView>> {
     let (_, model) = model_of(&state.registry, &caller, &path, Action::ReadRegistry)?;
-    Ok(Json(aliases_json(&state.registry, &model)?))
+    Ok(Json(aliases_view(&state.registry, &model)?))
 }
 
 /// Moves (or deletes) several aliases in one transaction: all or nothing.
+#[utoipa::path(put, path = "/api/v4/projects/{id}/ml/models/{model}/aliases", tag = "aliases",
+    params(("id" = String, Path, description = ID), ("model" = String, Path, description = MODEL)),
+    request_body = MoveAliases,
+    responses(
+        (status = 200, description = "The aliases after the moves, and the moves", body = AliasesView),
+        (status = 400, body = ErrorView), (status = 401, body = ErrorView),
+        (status = 403, description = "A protected alias and a caller below Maintainer", body = ErrorView),
+        (status = 404, body = ErrorView)))]
 pub async fn move_many(
     State(state): State<AppState>,
     GitlabCaller(caller): GitlabCaller,
     path: Segments,
     Body(body): Body<MoveAliases>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AliasesView>> {
     let registry = &state.registry;
     let (access, model) = model_of(registry, &caller, &path, Action::WriteRegistry)?;
     let mut changes = Vec::with_capacity(body.aliases.len());
@@ -104,11 +105,20 @@ pub async fn move_many(
         .move_aliases(&caller, &access, model.id, changes)
         .await?;
     let model = registry.model(model.id)?;
-    let mut body = aliases_json(registry, &model)?;
-    body["moves"] = Value::Array(moves.iter().map(move_json).collect());
-    Ok(Json(body))
+    let mut view = aliases_view(registry, &model)?;
+    view.moves = Some(moves.iter().map(AliasMoveView::of).collect());
+    Ok(Json(view))
 }
 
+#[utoipa::path(get, path = "/api/v4/projects/{id}/ml/models/{model}/aliases/{alias}/history",
+    tag = "aliases",
+    params(("id" = String, Path, description = ID), ("model" = String, Path, description = MODEL),
+           ("alias" = String, Path, description = "The alias"), ListPage),
+    responses(
+        (status = 200, description = "The alias's moves, newest first, with GitLab's pagination headers",
+         body = [AliasMoveView]),
+        (status = 400, body = ErrorView), (status = 401, body = ErrorView),
+        (status = 404, body = ErrorView)))]
 pub async fn history(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -124,15 +134,25 @@ pub async fn history(
         return Err(Error::bad("alias history is paginated by page and per_page").into());
     }
     let page = registry.alias_history(model.id, path.get("alias"), request)?;
-    listing(&state, &headers, &uri, page, |m| Ok(move_json(m)))
+    listing(&state, &headers, &uri, page, |m| Ok(AliasMoveView::of(m)))
 }
 
+/// Moves the alias back to where its last move took it from.
+#[utoipa::path(post, path = "/api/v4/projects/{id}/ml/models/{model}/aliases/{alias}/rollback",
+    tag = "aliases",
+    params(("id" = String, Path, description = ID), ("model" = String, Path, description = MODEL),
+           ("alias" = String, Path, description = "The alias")),
+    request_body(content = Option<Rollback>, description = "An optional reason"),
+    responses((status = 200, description = "The move back", body = AliasMoveView),
+              (status = 400, body = ErrorView), (status = 401, body = ErrorView),
+              (status = 403, body = ErrorView), (status = 404, body = ErrorView),
+              (status = 409, description = "The alias has no earlier position", body = ErrorView)))]
 pub async fn rollback(
     State(state): State<AppState>,
     GitlabCaller(caller): GitlabCaller,
     path: Segments,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AliasMoveView>> {
     let registry = &state.registry;
     let (access, model) = model_of(registry, &caller, &path, Action::WriteRegistry)?;
     let body: Rollback = if body.iter().all(u8::is_ascii_whitespace) {
@@ -145,5 +165,5 @@ pub async fn rollback(
     let moved = registry
         .rollback_alias(&caller, &access, model.id, path.get("alias"), reason)
         .await?;
-    Ok(Json(move_json(&moved)))
+    Ok(Json(AliasMoveView::of(&moved)))
 }

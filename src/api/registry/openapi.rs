@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{candidates, experiments, models, versions};
+use super::{aliases, candidates, experiments, models, versions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,7 @@ use super::{candidates, experiments, models, versions};
         models::list, models::create, models::show, models::update, models::delete,
         versions::list, versions::create, versions::resolve, versions::show, versions::update,
         versions::delete, versions::archive, versions::manifest, versions::seal,
+        aliases::list, aliases::move_many, aliases::history, aliases::rollback,
         experiments::list, experiments::show, experiments::delete,
         candidates::list, candidates::create, candidates::show, candidates::delete,
         candidates::promote, candidates::metric_history,
@@ -26,7 +27,8 @@ use super::{candidates, experiments, models, versions};
     modifiers(&Credentials),
     security(("private_token" = []), ("bearer" = []), ()),
     tags(
-        (name = "models"), (name = "versions"), (name = "experiments"), (name = "candidates"),
+        (name = "models"), (name = "versions"), (name = "aliases"), (name = "experiments"),
+        (name = "candidates"),
     )
 )]
 pub struct RegistryApi;

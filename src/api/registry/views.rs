@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::gitlab::views::time;
+use crate::domain::event_records::AliasMove;
 use crate::domain::ml_records::{
     Candidate, CiJob, Experiment, KeyValue, Lifecycle, MetricPoint, Model, ModelVersion, TagOwner,
 };
@@ -282,6 +283,70 @@ pub struct ExperimentView {
     pub creator: Option<UserView>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Who moved an alias (the user may have been deleted since; the name is kept).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasActorView {
+    pub id: u64,
+    pub username: Option<String>,
+}
+
+/// One move of an alias: from which version to which (`to_version` null: the alias was deleted).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasMoveView {
+    /// The move's number in the alias's history, from 1.
+    pub id: u64,
+    pub alias: String,
+    pub from_version: Option<String>,
+    pub from_version_id: Option<u64>,
+    pub to_version: Option<String>,
+    pub to_version_id: Option<u64>,
+    pub reason: Option<String>,
+    pub user: Option<AliasActorView>,
+    /// The mover's username, also when the user is gone.
+    pub actor: Option<String>,
+    pub created_at: String,
+}
+
+impl AliasMoveView {
+    pub fn of(m: &AliasMove) -> AliasMoveView {
+        AliasMoveView {
+            id: m.seq,
+            alias: m.alias.clone(),
+            from_version: m.from_version.clone(),
+            from_version_id: m.from_version_id,
+            to_version: m.to_version.clone(),
+            to_version_id: m.to_version_id,
+            reason: m.reason.clone(),
+            user: m.user_id.map(|id| AliasActorView {
+                id,
+                username: m.username.clone(),
+            }),
+            actor: m.username.clone(),
+            created_at: time(&m.created_at),
+        }
+    }
+}
+
+/// An alias and the version it points at.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasView {
+    pub alias: String,
+    /// Null when the version can no longer be read.
+    pub version: Option<String>,
+    pub version_id: u64,
+    /// Whether only Maintainers may move it.
+    pub protected: bool,
+}
+
+/// A model's aliases; after a move, also the moves it made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasesView {
+    pub aliases: Vec<AliasView>,
+    pub protected_aliases: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moves: Option<Vec<AliasMoveView>>,
 }
 
 /// An error, as every GitLab-compatible route answers it.

@@ -119,6 +119,9 @@ impl Schema for Files {
             _ => false,
         };
         super::bump_parent::<Files>(tx, old, new)?;
+        if let (Some(gone), None) = (old, new) {
+            super::usage::forget(tx, super::usage::Counted::File(gone.id))?;
+        }
         if same_path {
             return Ok(());
         }

@@ -198,6 +198,16 @@ impl Schema for Packages {
     fn parent(p: &Package) -> Option<Parent> {
         Some(Parent::Project(p.project_id))
     }
+
+    fn updated(tx: &dyn Txn, old: Option<&Package>, new: Option<&Package>) -> Result<(), TxFail> {
+        super::keep_indexes(tx, INDEXES, old, new)?;
+        super::keep_counts_of::<Packages>(tx, old, new)?;
+        super::bump_parent::<Packages>(tx, old, new)?;
+        if let (Some(gone), None) = (old, new) {
+            super::usage::forget(tx, super::usage::Counted::Package(gone.id))?;
+        }
+        Ok(())
+    }
 }
 
 pub fn get(meta: &dyn MetaStore, id: u64) -> Result<Option<Package>, StoreError> {

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::files::Files;
+use super::packages::Packages;
 use super::{key, Schema};
 use crate::domain::records::Timestamp;
 use crate::store::meta::{MetaStore, StoreError, Table, TxFail, Txn};
@@ -50,8 +52,16 @@ pub fn get(meta: &dyn MetaStore, counted: Counted) -> Result<Option<Usage>, Stor
     super::get::<Usages>(meta, &usage_key(kind, id))
 }
 
-/// Adds `count` downloads, the last at `last`.
+/// Adds `count` downloads, the last at `last`; nothing when the file or package was deleted
+/// since (its counts went with it).
 pub fn add(tx: &dyn Txn, counted: Counted, count: u64, last: Timestamp) -> Result<(), TxFail> {
+    let still_there = match counted {
+        Counted::File(id) => super::load::<Files>(tx, &super::id_key(id))?.is_some(),
+        Counted::Package(id) => super::load::<Packages>(tx, &super::id_key(id))?.is_some(),
+    };
+    if !still_there {
+        return Ok(());
+    }
     let (kind, id) = parts(counted);
     let mut usage = super::load::<Usages>(tx, &usage_key(kind, id))?.unwrap_or(Usage {
         kind: kind.to_string(),
