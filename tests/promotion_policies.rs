@@ -371,6 +371,38 @@ fn a_refused_multi_move_moves_nothing_and_names_every_failure() {
         .get(&ml(project_id, "models/m/aliases/production/history"))
         .json();
     assert_eq!(history, json!([]));
+    // Two protected aliases to one refused version: each alias's failures are named, and the
+    // version's refusal is audited once per request.
+    let refused = assert_refused(
+        &move_aliases(
+            &api,
+            project_id,
+            json!([
+                { "alias": "production", "version": "1.1.0-rc.1" },
+                { "alias": "canary", "version": "1.1.0-rc.1" },
+            ]),
+        ),
+        &["no_prerelease", "ci_link", "no_prerelease", "ci_link"],
+    );
+    let aliases: Vec<&str> = refused["failed_rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["alias"].as_str().unwrap())
+        .collect();
+    assert_eq!(aliases, ["production", "production", "canary", "canary"]);
+    let audit = api
+        .get(&format!(
+            "/api/v4/projects/{project_id}/audit_events?entity_type=ModelVersion"
+        ))
+        .json();
+    let refusals = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "model_version_promotion_refused")
+        .count();
+    assert_eq!(refusals, 2, "{audit}");
     // Without the canary, the rest moves.
     let moved = move_aliases(
         &api,

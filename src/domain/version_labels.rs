@@ -168,11 +168,14 @@ impl Registry {
         if !failed.is_empty() {
             let refusal =
                 super::promotion::refusal(&model.name, super::promotion::Step::AliasMove, failed);
-            let refused: Vec<&ModelVersion> = changes
+            // One audit event per refused version, however many aliases named it.
+            let mut refused: Vec<&ModelVersion> = changes
                 .iter()
                 .filter_map(|c| c.version.as_ref())
                 .filter(|v| refusal.failed_rules.iter().any(|f| f.version == v.version))
                 .collect();
+            refused.sort_by_key(|v| v.id);
+            refused.dedup_by_key(|v| v.id);
             for version in refused {
                 self.audit_policy_refusal(caller, &model, version, "promotion_refused", &refusal)
                     .await?;
