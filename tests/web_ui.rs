@@ -1160,3 +1160,70 @@ fn maintainers_set_the_trusted_gitlab_projects_in_the_ci_cd_settings() {
     let again = browser.get(page);
     assert!(again.text().contains("ml-team/trainer"));
 }
+
+#[test]
+fn a_promotion_policy_refusal_is_shown_where_the_alias_is_moved() {
+    let server = TestServer::start();
+    let project_id = project(&server, "policy", "private");
+    let (maintainer, _) = user_with_token(&server, "mona", "api");
+    add_member(&server, project_id, maintainer, 40);
+    let root = Api::root(&server);
+    let model = root
+        .post_json(
+            &format!("/api/v4/projects/{project_id}/ml/models"),
+            json!({ "name": "m" }),
+        )
+        .json();
+    let settings = serde_json::to_vec(&json!({
+        "protected_aliases": ["production"],
+        "promotion_rules": ["metrics.auc >= 0.92", "no_prerelease"],
+    }))
+    .unwrap();
+    let set = root.send(
+        "PATCH",
+        &format!("/api/v4/projects/{project_id}/ml/models/m"),
+        &[("Content-Type", "application/json")],
+        &settings,
+    );
+    assert_eq!(set.status, 200, "{}", set.text());
+    let made = root.post_json(
+        &format!("/api/v4/projects/{project_id}/ml/models/m/versions"),
+        json!({ "version": "1.0.0-rc.1" }),
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    let version_url = format!(
+        "/root/policy/-/ml/models/{}/versions/{}",
+        model["id"],
+        made.json()["id"]
+    );
+    let mut browser = Browser::new(&server);
+    assert_eq!(browser.sign_in("mona", PASSWORD).status, 303);
+    let page = browser.get(&version_url).text();
+    // The form says which rules protected aliases need.
+    assert!(page.contains("id=\"promotion-rules\""), "{page}");
+    assert!(
+        page.contains("<code>metrics.auc &gt;= 0.92</code>"),
+        "{page}"
+    );
+    let token = csrf_token(&page);
+    let refused = browser.post_form(
+        &format!("{version_url}/aliases"),
+        &[("authenticity_token", &token), ("alias", "production")],
+    );
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    let html = refused.text();
+    // The version page again, with the refusal naming each failed rule.
+    assert!(html.contains("id=\"set-alias\""), "{html}");
+    assert!(html.contains("Promotion policy refused"), "{html}");
+    assert!(
+        html.contains("metrics.auc &gt;= 0.92 (alias production -&gt; 1.0.0-rc.1: the version's run has no metric 'auc')"),
+        "{html}"
+    );
+    assert!(html.contains("no_prerelease (alias production"), "{html}");
+    // An unprotected alias moves from the same form.
+    let moved = browser.post_form(
+        &format!("{version_url}/aliases"),
+        &[("authenticity_token", &token), ("alias", "champion")],
+    );
+    assert_eq!(moved.status, 303, "{}", moved.text());
+}

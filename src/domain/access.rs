@@ -160,7 +160,8 @@ pub enum Action {
     DeleteProject,
     /// Create, change, delete and test the project's webhooks and read their delivery logs.
     ManageHooks,
-    /// Move or delete a model's protected alias (`production`, say).
+    /// Move or delete a model's protected alias (`production`, say); set which aliases are
+    /// protected and the model's promotion rules.
     MoveProtectedAlias,
     /// Read the project's audit log (a Maintainer's; a read, so `read_api` tokens may).
     ReadAuditLog,

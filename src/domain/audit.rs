@@ -631,6 +631,37 @@ impl Registry {
         self.write_event(event).await
     }
 
+    /// Records a promotion policy's refusal of an alias move or a seal (`action`:
+    /// `promotion_refused`, `seal_refused`), with the failed rules.
+    pub(crate) async fn audit_policy_refusal(
+        &self,
+        caller: &Caller,
+        model: &super::ml_records::Model,
+        version: &super::ml_records::ModelVersion,
+        action: &str,
+        refusal: &super::promotion::Refusal,
+    ) -> Result<()> {
+        let Some(mut context) = self.audit_context() else {
+            return Ok(());
+        };
+        if context.author.is_none() {
+            context.author = caller.user().map(|u| (u.id, u.username.clone()));
+        }
+        let event = AuditEvent {
+            message: refusal.message.clone(),
+            after: Some(json!({ "failed_rules": refusal.failed_rules })),
+            ..self.plain_event(
+                &context,
+                "ModelVersion",
+                version.id,
+                Some(model.project_id),
+                action,
+                &format!("{} {}", model.name, version.version),
+            )?
+        };
+        self.write_event(event).await
+    }
+
     fn plain_event(
         &self,
         context: &Context,

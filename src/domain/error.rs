@@ -45,6 +45,10 @@ pub enum Error {
     /// version and its manifest digest.
     #[error("{0}")]
     Sealed(String),
+    /// A model's promotion policy refuses a protected alias move or a seal (409); the
+    /// refusal names each failed rule.
+    #[error("{}", .0.message)]
+    PolicyRefused(crate::domain::promotion::Refusal),
     #[error("File is too large")]
     TooLarge,
     #[error("Duplicate package is not allowed")]

@@ -34,6 +34,11 @@ pub struct Model {
     /// How versions' SemVer bumps are checked against their `MLmodel` signature.
     #[serde(default)]
     pub signature_policy: super::signatures::SignaturePolicy,
+    /// The rules a version passes before a protected alias moves to it or it is sealed
+    /// (`metrics.auc >= 0.92`, `ci_link`, `no_prerelease`), in canonical spelling; see
+    /// [`super::promotion`].
+    #[serde(default)]
+    pub promotion_rules: Vec<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

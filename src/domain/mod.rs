@@ -26,6 +26,7 @@ pub mod package_paths;
 pub mod packages;
 pub mod paging;
 pub mod projects;
+pub mod promotion;
 pub mod records;
 pub mod run_links;
 pub mod run_search;

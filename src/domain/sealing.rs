@@ -156,6 +156,8 @@ impl Registry {
         if version.seal.is_some() {
             return Ok(version);
         }
+        let model = self.model(version.model_id)?;
+        self.check_seal_policy(caller, &model, &version).await?;
         self.seal_now(caller, version.id).await
     }
 

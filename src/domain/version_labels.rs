@@ -155,6 +155,33 @@ impl Registry {
                     other => other,
                 })?;
         }
+        // The model's promotion policy, for every protected alias moved to a version: all the
+        // failed rules of all the changes are named, and nothing moves.
+        let mut failed = Vec::new();
+        for change in &changes {
+            if let Some(version) = &change.version {
+                if protected.contains(&change.alias.as_str()) {
+                    failed.extend(self.failed_rules(&model, version, Some(&change.alias))?);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            let refusal =
+                super::promotion::refusal(&model.name, super::promotion::Step::AliasMove, failed);
+            // One audit event per refused version, however many aliases named it.
+            let mut refused: Vec<&ModelVersion> = changes
+                .iter()
+                .filter_map(|c| c.version.as_ref())
+                .filter(|v| refusal.failed_rules.iter().any(|f| f.version == v.version))
+                .collect();
+            refused.sort_by_key(|v| v.id);
+            refused.dedup_by_key(|v| v.id);
+            for version in refused {
+                self.audit_policy_refusal(caller, &model, version, "promotion_refused", &refusal)
+                    .await?;
+            }
+            return Err(Error::PolicyRefused(refusal));
+        }
         let (user_id, username) = match caller.user() {
             Some(user) => (Some(user.id), Some(user.username.clone())),
             None => (None, caller.machine().map(|m| m.describe())),

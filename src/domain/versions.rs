@@ -532,7 +532,16 @@ impl Registry {
             .await?;
         let promoted = new.candidate_id.is_some();
         if super::sealing::auto_seals(model.auto_seal, &record.version, promoted, with_files) {
-            return self.seal_now(caller, record.id).await;
+            // A version the promotion policy refuses to seal is created unsealed; the refusal
+            // is in the audit log, and a Maintainer seals it once it passes.
+            return match self.check_seal_policy(caller, &model, &record).await {
+                Ok(()) => self.seal_now(caller, record.id).await,
+                Err(Error::PolicyRefused(refusal)) => {
+                    tracing::info!(version_id = record.id, "{}", refusal.message);
+                    Ok(record)
+                }
+                Err(other) => Err(other),
+            };
         }
         Ok(record)
     }

@@ -60,6 +60,7 @@ impl WebError {
                 Error::NameTaken(message) | Error::Sealed(message) => {
                     (StatusCode::CONFLICT, message.clone())
                 }
+                Error::PolicyRefused(refusal) => (StatusCode::CONFLICT, refusal.message.clone()),
                 Error::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, error.to_string()),
                 Error::Store(_) | Error::Blob(_) => {
                     tracing::error!(

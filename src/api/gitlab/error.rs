@@ -63,6 +63,13 @@ pub fn status_and_body(error: &Error) -> (StatusCode, serde_json::Value) {
             StatusCode::CONFLICT,
             json!({ "message": format!("409 Conflict - {message}") }),
         ),
+        Error::PolicyRefused(refusal) => (
+            StatusCode::CONFLICT,
+            json!({
+                "message": format!("409 Conflict - {}", refusal.message),
+                "failed_rules": refusal.failed_rules,
+            }),
+        ),
         Error::BadRequest(_)
         | Error::TooLarge
         | Error::DuplicateNotAllowed

@@ -133,6 +133,13 @@ fn domain_shape(error: &Error) -> (StatusCode, &'static str, String) {
             format!("Permission denied: {reason}"),
         ),
         Error::Sealed(message) => (StatusCode::CONFLICT, "INVALID_STATE", message.clone()),
+        // The request is well formed; the version's state (its metrics, CI link, prerelease)
+        // refuses it, as a seal does. 409, not a 5xx: the client does not retry it.
+        Error::PolicyRefused(refusal) => (
+            StatusCode::CONFLICT,
+            "INVALID_STATE",
+            refusal.message.clone(),
+        ),
         Error::AlreadyExists(message) | Error::NameTaken(message) | Error::Conflict(message) => (
             StatusCode::BAD_REQUEST,
             "RESOURCE_ALREADY_EXISTS",

@@ -85,6 +85,7 @@ pub fn status_and_code(
         Error::NameTaken(message) | Error::Conflict(message) | Error::Sealed(message) => {
             (StatusCode::CONFLICT, "DENIED", message.clone())
         }
+        Error::PolicyRefused(refusal) => (StatusCode::CONFLICT, "DENIED", refusal.message.clone()),
         Error::Oci(code, message) => {
             let status = match code {
                 _ if code.is_unknown() => StatusCode::NOT_FOUND,

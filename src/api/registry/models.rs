@@ -93,6 +93,13 @@ pub struct UpdateModel {
     /// How versions' SemVer bumps are checked against their `MLmodel` signature
     /// (Maintainers): `off`, `warn` or `enforce`.
     signature_policy: Option<String>,
+    /// The model's promotion policy (Maintainers; replaces the rules, `[]` clears them): rules a
+    /// version passes before a protected alias moves to it or it is sealed. Each is
+    /// `metrics.<key> <op> <number>` (op `>=`, `>`, `<=`, `<`, `==` or `!=`; the metric's latest
+    /// value on the version's run; a missing metric fails), `ci_link` (the version has a CI job
+    /// link) or `no_prerelease`. An unreadable rule is refused with 400 naming it.
+    #[schema(example = json!(["metrics.auc >= 0.92", "ci_link", "no_prerelease"]))]
+    promotion_rules: Option<Vec<String>>,
 }
 
 pub fn key_values(entries: Vec<MetadataView>) -> Vec<KeyValue> {
@@ -195,7 +202,8 @@ pub async fn show(
     Ok(Json(views::model(registry, &model)?))
 }
 
-/// Changes a model's description (Reporter and above).
+/// Changes a model's description (Reporter and above) and its settings (Maintainers):
+/// protected aliases, automatic sealing, signature policy, promotion rules.
 #[utoipa::path(patch, path = "/api/v4/projects/{id}/ml/models/{model}", tag = "models",
     params(("id" = String, Path, description = "Project id or URL-encoded path"),
            ("model" = String, Path, description = "Model id or URL-encoded name")),
@@ -234,6 +242,11 @@ pub async fn update(
         })?;
         model = registry
             .set_signature_policy(&caller, &access, model.id, policy)
+            .await?;
+    }
+    if let Some(rules) = body.promotion_rules {
+        model = registry
+            .set_promotion_rules(&caller, &access, model.id, rules)
             .await?;
     }
     if let Some(description) = &body.description {

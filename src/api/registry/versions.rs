@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::models::key_values;
-use super::views::{self, CiJobView, ErrorView, MetadataView, VersionView};
+use super::views::{self, CiJobView, ErrorView, MetadataView, PolicyRefusalView, VersionView};
 use super::{listing, Body, ListPage, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::{Action, Caller};
@@ -356,7 +356,8 @@ pub async fn manifest(
            ("version" = String, Path, description = "SemVer string or version id")),
     responses((status = 200, description = "The sealed version", body = VersionView),
               (status = 401, body = ErrorView), (status = 403, body = ErrorView),
-              (status = 404, body = ErrorView)))]
+              (status = 404, body = ErrorView),
+              (status = 409, description = "The model's promotion policy refuses the seal", body = PolicyRefusalView)))]
 pub async fn seal(
     State(state): State<AppState>,
     GitlabCaller(caller): GitlabCaller,

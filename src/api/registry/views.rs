@@ -268,6 +268,9 @@ pub struct ModelView {
     /// How versions' SemVer bumps are checked against their `MLmodel` signature: `off`, `warn`
     /// or `enforce`.
     pub signature_policy: String,
+    /// The promotion policy: rules a version passes before a protected alias moves to it or
+    /// it is sealed (`metrics.auc >= 0.92`, `ci_link`, `no_prerelease`), canonically spelled.
+    pub promotion_rules: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -353,6 +356,26 @@ pub struct AliasesView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorView {
     pub message: String,
+}
+
+/// A promotion policy's refusal (409): the message names each failed rule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyRefusalView {
+    pub message: String,
+    pub failed_rules: Vec<FailedRuleView>,
+}
+
+/// One rule a version failed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailedRuleView {
+    /// The rule as the model keeps it (`metrics.auc >= 0.92`).
+    pub rule: String,
+    /// Why it failed (`metric 'auc' is 0.81, not >= 0.92`).
+    pub reason: String,
+    /// The protected alias whose move it refused (absent for a seal).
+    pub alias: Option<String>,
+    /// The version checked.
+    pub version: String,
 }
 
 pub fn author(registry: &Registry, id: Option<u64>) -> Option<UserView> {
@@ -615,6 +638,7 @@ pub fn model(registry: &Registry, model: &Model) -> Result<ModelView> {
         protected_aliases: model.protected_aliases.clone(),
         auto_seal: model.auto_seal.as_str().to_string(),
         signature_policy: model.signature_policy.as_str().to_string(),
+        promotion_rules: model.promotion_rules.clone(),
         created_at: time(&model.created_at),
         updated_at: time(&model.updated_at),
     })

@@ -470,6 +470,15 @@ fn render(
                             input #alias type="text" name="alias" list="known-aliases" placeholder="champion" required maxlength="255";
                             datalist #known-aliases { @for (alias, _) in &all_aliases { option value=(alias) {} } }
                             p.hint { "An alias another version has moves here." }
+                            @if !model.protected_aliases.is_empty() && !model.promotion_rules.is_empty() {
+                                p.hint #promotion-rules {
+                                    "Protected aliases (" (model.protected_aliases.join(", ")) ") move only to a version that passes: "
+                                    @for (i, rule) in model.promotion_rules.iter().enumerate() {
+                                        @if i > 0 { ", " }
+                                        code { (rule) }
+                                    }
+                                }
+                            }
                             div.buttons { button type="submit" { "Set alias" } }
                         }
                     }
@@ -510,6 +519,13 @@ fn again(ctx: &Ctx, model: &Model, version: &ModelVersion, error: Error) -> WebR
         return Ok(layout::respond(
             StatusCode::BAD_REQUEST,
             render(ctx, model, version, None, Some(&error.to_string()))?,
+        ));
+    }
+    // A promotion policy's refusal is shown where the alias was moved, naming each rule.
+    if let Error::PolicyRefused(refusal) = &error {
+        return Ok(layout::respond(
+            StatusCode::CONFLICT,
+            render(ctx, model, version, None, Some(&refusal.message))?,
         ));
     }
     Err(error.into())
