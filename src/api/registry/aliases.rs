@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::versions::{model_of, version_of};
-use super::views::{AliasMoveView, AliasView, AliasesView, ErrorView};
+use super::views::{AliasMoveView, AliasView, AliasesView, ErrorView, PolicyRefusalView};
 use super::{listing, Body, ListPage, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
@@ -80,7 +80,9 @@ pub async fn list(
         (status = 200, description = "The aliases after the moves, and the moves", body = AliasesView),
         (status = 400, body = ErrorView), (status = 401, body = ErrorView),
         (status = 403, description = "A protected alias and a caller below Maintainer", body = ErrorView),
-        (status = 404, body = ErrorView)))]
+        (status = 404, body = ErrorView),
+        (status = 409, description = "A promotion rule refused a protected alias's move; nothing moved",
+         body = PolicyRefusalView)))]
 pub async fn move_many(
     State(state): State<AppState>,
     GitlabCaller(caller): GitlabCaller,
@@ -146,7 +148,8 @@ pub async fn history(
     responses((status = 200, description = "The move back", body = AliasMoveView),
               (status = 400, body = ErrorView), (status = 401, body = ErrorView),
               (status = 403, body = ErrorView), (status = 404, body = ErrorView),
-              (status = 409, description = "The alias has no earlier position", body = ErrorView)))]
+              (status = 409, description = "The alias has no earlier position, or a promotion rule refused the move",
+               body = ErrorView)))]
 pub async fn rollback(
     State(state): State<AppState>,
     GitlabCaller(caller): GitlabCaller,

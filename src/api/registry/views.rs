@@ -339,7 +339,7 @@ pub struct AliasView {
     /// Null when the version can no longer be read.
     pub version: Option<String>,
     pub version_id: u64,
-    /// Whether only Maintainers may move it.
+    /// Whether only Maintainers may move it (and the model's promotion rules apply).
     pub protected: bool,
 }
 
