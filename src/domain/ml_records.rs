@@ -34,6 +34,9 @@ pub struct Model {
     /// How versions' SemVer bumps are checked against their `MLmodel` signature.
     #[serde(default)]
     pub signature_policy: super::signatures::SignaturePolicy,
+    /// Which versions a retention run deletes (none: nothing goes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<super::retention::RetentionRules>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

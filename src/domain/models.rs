@@ -188,6 +188,7 @@ impl Registry {
                 protected_aliases: Vec::new(),
                 auto_seal: super::ml_records::AutoSeal::Off,
                 signature_policy: super::signatures::SignaturePolicy::Off,
+                retention: None,
                 created_at: at,
                 updated_at: at,
             };

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{candidates, experiments, models, versions};
+use super::{candidates, experiments, models, retention, versions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,15 +18,17 @@ use super::{candidates, experiments, models, versions};
         models::list, models::create, models::show, models::update, models::delete,
         versions::list, versions::create, versions::resolve, versions::show, versions::update,
         versions::delete, versions::archive, versions::manifest, versions::seal,
+        retention::dry_run, retention::run_now,
         experiments::list, experiments::show, experiments::delete,
         candidates::list, candidates::create, candidates::show, candidates::delete,
         candidates::promote, candidates::metric_history,
     ),
-    components(schemas(models::ModelOrderBy, models::Sort)),
+    components(schemas(models::ModelOrderBy, models::Sort, models::RetentionRulesBody)),
     modifiers(&Credentials),
     security(("private_token" = []), ("bearer" = []), ()),
     tags(
-        (name = "models"), (name = "versions"), (name = "experiments"), (name = "candidates"),
+        (name = "models"), (name = "versions"), (name = "retention"), (name = "experiments"),
+        (name = "candidates"),
     )
 )]
 pub struct RegistryApi;

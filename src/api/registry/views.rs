@@ -267,6 +267,8 @@ pub struct ModelView {
     /// How versions' SemVer bumps are checked against their `MLmodel` signature: `off`, `warn`
     /// or `enforce`.
     pub signature_policy: String,
+    /// Which versions a retention run deletes; `null` when the model has no rules.
+    pub retention: Option<super::retention::RetentionRulesView>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -550,6 +552,10 @@ pub fn model(registry: &Registry, model: &Model) -> Result<ModelView> {
         protected_aliases: model.protected_aliases.clone(),
         auto_seal: model.auto_seal.as_str().to_string(),
         signature_policy: model.signature_policy.as_str().to_string(),
+        retention: model
+            .retention
+            .as_ref()
+            .map(super::retention::RetentionRulesView::of),
         created_at: time(&model.created_at),
         updated_at: time(&model.updated_at),
     })
