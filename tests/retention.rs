@@ -96,18 +96,63 @@ fn the_dry_run_lists_exactly_what_the_real_run_deletes_and_the_bytes_it_reclaims
     let doomed_pair = random_bytes(30_007, 903);
     let mut seed = 0;
     for version in [
-        "1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4", "1.1.0", "1.1.1", "1.1.2", "1.1.3",
-        "2.0.0-rc.1", "2.0.0-rc.2", "2.0.0",
+        "1.0.0",
+        "1.0.1",
+        "1.0.2",
+        "1.0.3",
+        "1.0.4",
+        "1.1.0",
+        "1.1.1",
+        "1.1.2",
+        "1.1.3",
+        "2.0.0-rc.1",
+        "2.0.0-rc.2",
+        "2.0.0",
     ] {
         seed += 1;
         upload(&api, project_id, "m", version, "model.bin", &own(seed));
     }
-    upload(&api, project_id, "m", "1.0.2", "weights.bin", &shared_generic);
-    upload(&api, project_id, "shared-generic", "1.0", "weights.bin", &shared_generic);
-    upload(&api, project_id, "m", "1.1.1", "tokenizer.json", &shared_kept);
-    upload(&api, project_id, "m", "1.1.3", "tokenizer.json", &shared_kept);
+    upload(
+        &api,
+        project_id,
+        "m",
+        "1.0.2",
+        "weights.bin",
+        &shared_generic,
+    );
+    upload(
+        &api,
+        project_id,
+        "shared-generic",
+        "1.0",
+        "weights.bin",
+        &shared_generic,
+    );
+    upload(
+        &api,
+        project_id,
+        "m",
+        "1.1.1",
+        "tokenizer.json",
+        &shared_kept,
+    );
+    upload(
+        &api,
+        project_id,
+        "m",
+        "1.1.3",
+        "tokenizer.json",
+        &shared_kept,
+    );
     upload(&api, project_id, "m", "1.1.1", "vocab.txt", &doomed_pair);
-    upload(&api, project_id, "m", "2.0.0-rc.1", "vocab.txt", &doomed_pair);
+    upload(
+        &api,
+        project_id,
+        "m",
+        "2.0.0-rc.1",
+        "vocab.txt",
+        &doomed_pair,
+    );
 
     // Protections: 1.0.0 sealed, 1.0.1 downloaded, 1.1.0 and 2.0.0-rc.2 aliased.
     let sealed = api.post_json(&ml(project_id, "models/m/versions/1.0.0/seal"), json!({}));
@@ -138,7 +183,11 @@ fn the_dry_run_lists_exactly_what_the_real_run_deletes_and_the_bytes_it_reclaims
         "prerelease_max_age_days": 30,
         "keep_downloaded_within_days": 365,
     });
-    let refused = patch(&dev, &ml(project_id, "models/m"), json!({ "retention": rules }));
+    let refused = patch(
+        &dev,
+        &ml(project_id, "models/m"),
+        json!({ "retention": rules }),
+    );
     assert_eq!(refused.status, 403, "{}", refused.text());
     for bad in [
         json!({ "keep_patches_per_minor": 0 }),
@@ -146,11 +195,19 @@ fn the_dry_run_lists_exactly_what_the_real_run_deletes_and_the_bytes_it_reclaims
         json!({ "prerelease_max_age_days": -1 }),
         json!({ "prerelease_max_age_days": 1_000_000 }),
     ] {
-        let reply = patch(&api, &ml(project_id, "models/m"), json!({ "retention": bad }));
+        let reply = patch(
+            &api,
+            &ml(project_id, "models/m"),
+            json!({ "retention": bad }),
+        );
         assert_eq!(reply.status, 400, "{bad}: {}", reply.text());
         assert!(reply.json()["message"].is_string() || reply.json()["error"].is_string());
     }
-    let set_rules = patch(&api, &ml(project_id, "models/m"), json!({ "retention": rules }));
+    let set_rules = patch(
+        &api,
+        &ml(project_id, "models/m"),
+        json!({ "retention": rules }),
+    );
     assert_eq!(set_rules.status, 200, "{}", set_rules.text());
     let model = api.get(&ml(project_id, "models/m")).json();
     assert_eq!(model["retention"], rules);
@@ -159,7 +216,8 @@ fn the_dry_run_lists_exactly_what_the_real_run_deletes_and_the_bytes_it_reclaims
         let reply = dev.post_json(&ml(project_id, &format!("models/m/{route}")), json!({}));
         assert_eq!(reply.status, 403, "{route}: {}", reply.text());
     }
-    let anonymous = Api::anonymous(&server).post_json(&ml(project_id, "models/m/retention/run"), json!({}));
+    let anonymous =
+        Api::anonymous(&server).post_json(&ml(project_id, "models/m/retention/run"), json!({}));
     assert_eq!(anonymous.status, 401);
 
     // The dry run: what goes, why, what stays and what protects it.
@@ -182,12 +240,18 @@ fn the_dry_run_lists_exactly_what_the_real_run_deletes_and_the_bytes_it_reclaims
             .clone()
     };
     assert_eq!(rule_of("1.0.2", "delete")["rule"], "keep_patches_per_minor");
-    assert_eq!(rule_of("2.0.0-rc.1", "delete")["rule"], "prerelease_max_age_days");
+    assert_eq!(
+        rule_of("2.0.0-rc.1", "delete")["rule"],
+        "prerelease_max_age_days"
+    );
     assert_eq!(
         rule_of("1.0.2", "delete")["bytes"],
         (own(3).len() + shared_generic.len()) as u64
     );
-    assert_eq!(versions_of(&dry, "keep"), set(&["1.0.0", "1.0.1", "1.1.0", "2.0.0-rc.2"]));
+    assert_eq!(
+        versions_of(&dry, "keep"),
+        set(&["1.0.0", "1.0.1", "1.1.0", "2.0.0-rc.2"])
+    );
     let protection = |version: &str| rule_of(version, "keep")["protected_by"][0].clone();
     assert_eq!(protection("1.0.0")["protection"], "sealed");
     assert_eq!(protection("1.0.1")["protection"], "downloaded_recently");
@@ -201,7 +265,10 @@ fn the_dry_run_lists_exactly_what_the_real_run_deletes_and_the_bytes_it_reclaims
     assert_eq!(dry["blobs_freed"], 4);
     // Nothing changed.
     assert_eq!(blobs(&server), before);
-    assert_eq!(api.get(&ml(project_id, "models/m/versions/1.0.2")).status, 200);
+    assert_eq!(
+        api.get(&ml(project_id, "models/m/versions/1.0.2")).status,
+        200
+    );
 
     // The real run: the same plan, executed.
     let real = api.post_json(&ml(project_id, "models/m/retention/run"), json!({}));
@@ -223,7 +290,10 @@ fn the_dry_run_lists_exactly_what_the_real_run_deletes_and_the_bytes_it_reclaims
     assert_eq!(vanished, expected_freed);
     assert!(after.keys().all(|p| before.contains_key(p)));
     for content in [&shared_generic, &shared_kept] {
-        assert!(blob_path(&server, content).exists(), "a shared blob was removed");
+        assert!(
+            blob_path(&server, content).exists(),
+            "a shared blob was removed"
+        );
     }
     assert!(!blob_path(&server, &doomed_pair).exists());
 
@@ -231,7 +301,17 @@ fn the_dry_run_lists_exactly_what_the_real_run_deletes_and_the_bytes_it_reclaims
         let reply = api.get(&ml(project_id, &format!("models/m/versions/{gone}")));
         assert_eq!(reply.status, 404, "{gone}");
     }
-    for kept in ["1.0.0", "1.0.1", "1.0.3", "1.0.4", "1.1.0", "1.1.2", "1.1.3", "2.0.0-rc.2", "2.0.0"] {
+    for kept in [
+        "1.0.0",
+        "1.0.1",
+        "1.0.3",
+        "1.0.4",
+        "1.1.0",
+        "1.1.2",
+        "1.1.3",
+        "2.0.0-rc.2",
+        "2.0.0",
+    ] {
         let reply = api.get(&ml(project_id, &format!("models/m/versions/{kept}")));
         assert_eq!(reply.status, 200, "{kept} was deleted");
     }
@@ -257,7 +337,10 @@ fn the_dry_run_lists_exactly_what_the_real_run_deletes_and_the_bytes_it_reclaims
         .unwrap_or_else(|| panic!("no retention event in {events}"));
     assert_eq!(run["details"]["author_name"], "root");
     let message = run["details"]["custom_message"].as_str().unwrap();
-    assert!(message.contains("retention deleted 3 versions"), "{message}");
+    assert!(
+        message.contains("retention deleted 3 versions"),
+        "{message}"
+    );
     assert_eq!(run["details"]["after"]["bytes_reclaimed"], expected_freed);
     let deletions = api
         .get(&format!(
@@ -279,8 +362,24 @@ fn the_dry_run_lists_exactly_what_the_real_run_deletes_and_the_bytes_it_reclaims
     assert_eq!(again.json()["deleted"], json!([]));
     assert_eq!(again.json()["bytes_reclaimed"], 0);
 
+    // Both routes are in the OpenAPI document, with the rules on the model.
+    let openapi = api.get("/api/v4/ml/openapi.json").json();
+    for route in ["dry_run", "run"] {
+        let path = format!("/api/v4/projects/{{id}}/ml/models/{{model}}/retention/{route}");
+        assert!(
+            openapi["paths"][&path]["post"].is_object(),
+            "{path} not in the OpenAPI document"
+        );
+    }
+    assert!(openapi["components"]["schemas"]["RetentionReportView"].is_object());
+    assert!(openapi["components"]["schemas"]["RetentionRulesBody"].is_object());
+
     // `{}` removes the rules.
-    let cleared = patch(&api, &ml(project_id, "models/m"), json!({ "retention": {} }));
+    let cleared = patch(
+        &api,
+        &ml(project_id, "models/m"),
+        json!({ "retention": {} }),
+    );
     assert_eq!(cleared.status, 200, "{}", cleared.text());
     assert_eq!(cleared.json()["retention"], Value::Null);
 }
@@ -309,7 +408,11 @@ fn retention_run_on_the_data_dir_runs_every_model_with_rules() {
 
     // A dry run changes nothing; with the clock 30 days on, the prerelease is old.
     let out = server.admin(&["retention", "run", "--dry-run", "--clock-offset-days", "30"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dry: Value = serde_json::from_slice(&out.stdout).expect("a JSON summary");
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["models"].as_array().unwrap().len(), 1, "{dry}");
@@ -321,7 +424,11 @@ fn retention_run_on_the_data_dir_runs_every_model_with_rules() {
     assert_eq!(blobs(&server), before);
 
     let out = server.admin(&["retention", "run", "--clock-offset-days", "30"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let real: Value = serde_json::from_slice(&out.stdout).expect("a JSON summary");
     assert_eq!(versions_of(&real["models"][0], "deleted"), planned);
     assert_eq!(real["bytes_reclaimed"], dry["bytes_freed"]);
@@ -340,9 +447,19 @@ fn retention_run_on_the_data_dir_runs_every_model_with_rules() {
         let reply = api.get(&ml(project_id, &format!("models/ruled/versions/{version}")));
         assert_eq!(reply.status, 404, "{version}");
     }
-    assert_eq!(api.get(&ml(project_id, "models/ruled/versions/1.0.2")).status, 200);
-    let free = api.get(&ml(project_id, "models/free/versions?per_page=100")).json();
-    assert_eq!(free.as_array().unwrap().len(), 4, "a model without rules lost versions");
+    assert_eq!(
+        api.get(&ml(project_id, "models/ruled/versions/1.0.2"))
+            .status,
+        200
+    );
+    let free = api
+        .get(&ml(project_id, "models/free/versions?per_page=100"))
+        .json();
+    assert_eq!(
+        free.as_array().unwrap().len(),
+        4,
+        "a model without rules lost versions"
+    );
     let events = api
         .get(&format!(
             "/api/v4/projects/{project_id}/audit_events?entity_type=Model&per_page=100"
@@ -353,7 +470,8 @@ fn retention_run_on_the_data_dir_runs_every_model_with_rules() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["event_type"] == "model_retention_run" && e["details"]["author_name"] == "root"),
+            .any(|e| e["event_type"] == "model_retention_run"
+                && e["details"]["author_name"] == "root"),
         "{events}"
     );
 }

@@ -61,7 +61,10 @@ impl RetentionRules {
             });
         }
         for (name, value) in [
-            ("retention.prerelease_max_age_days", self.prerelease_max_age_days),
+            (
+                "retention.prerelease_max_age_days",
+                self.prerelease_max_age_days,
+            ),
             (
                 "retention.keep_downloaded_within_days",
                 self.keep_downloaded_within_days,
@@ -367,10 +370,9 @@ impl Registry {
         for (sha256, (size, records)) in blobs {
             // Every file record of this content is among the `records` gone, unless one more
             // (or one not gone) turns up in the content index.
-            let holders = schema::files::anywhere_with_sha256(self.meta.as_ref(), sha256, records + 1)?;
-            if holders.iter().all(|(_, file, _)| gone.contains(file))
-                && self.blobs.exists(sha256)
-            {
+            let holders =
+                schema::files::anywhere_with_sha256(self.meta.as_ref(), sha256, records + 1)?;
+            if holders.iter().all(|(_, file, _)| gone.contains(file)) && self.blobs.exists(sha256) {
                 candidates.insert(sha256.to_string(), size);
             }
         }

@@ -7,8 +7,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::views::ErrorView;
-use crate::api::gitlab::views::time;
 use super::Segments;
+use crate::api::gitlab::views::time;
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
 use crate::domain::ml_records::ModelVersion;
@@ -198,7 +198,12 @@ pub fn report_view(report: &RetentionReport) -> RetentionReportView {
     }
 }
 
-async fn run(state: AppState, caller: GitlabCaller, path: Segments, dry_run: bool) -> ApiResult<Json<RetentionReportView>> {
+async fn run(
+    state: AppState,
+    caller: GitlabCaller,
+    path: Segments,
+    dry_run: bool,
+) -> ApiResult<Json<RetentionReportView>> {
     let GitlabCaller(caller) = caller;
     let registry = &state.registry;
     let access = registry.project_for_action(&caller, path.project(), Action::ManageRetention)?;
