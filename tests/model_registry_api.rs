@@ -648,6 +648,8 @@ fn the_openapi_document_lists_every_route() {
         ("/models/{model}/versions/{version}/archive", &["get"]),
         ("/models/{model}/versions/{version}/manifest", &["get"]),
         ("/models/{model}/versions/{version}/seal", &["post"]),
+        ("/models/{model}/retention/dry_run", &["post"]),
+        ("/models/{model}/retention/run", &["post"]),
         ("/experiments", &["get"]),
         ("/experiments/{iid}", &["get", "delete"]),
         ("/experiments/{iid}/candidates", &["get", "post"]),
