@@ -5,7 +5,9 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::config::{AuditCommand, MemberCommand, ProjectCommand, TokenCommand, UserCommand};
+use crate::config::{
+    AuditCommand, MemberCommand, ProjectCommand, RetentionCommand, TokenCommand, UserCommand,
+};
 use crate::domain::access::Caller;
 use crate::domain::accounts::NewUser;
 use crate::domain::projects::NewProject;
@@ -29,7 +31,51 @@ pub async fn run(data_dir: &Path, command: crate::config::Command) -> anyhow::Re
         Command::Verify => verify(data_dir).await,
         Command::Backup { dest } => backup(data_dir, &dest).await,
         Command::Audit(c) => audit(data_dir, c).await,
+        Command::Retention(c) => retention(data_dir, c).await,
     }
+}
+
+/// `retention run`: every model with rules, as root (a stopped server's data dir); one JSON
+/// object on stdout with a report per model in the API's shape, and the totals.
+pub async fn retention(data_dir: &Path, command: RetentionCommand) -> anyhow::Result<()> {
+    let RetentionCommand::Run {
+        dry_run,
+        clock_offset_days,
+    } = command;
+    let mut registry = open(data_dir).await?;
+    registry.retention_clock_offset = crate::server::retention_offset(clock_offset_days)?;
+    let root = as_admin(&registry, "root")?;
+    let run = async {
+        let mut reports = Vec::new();
+        let (mut deleted, mut freed, mut reclaimed) = (0usize, 0u64, 0u64);
+        for model in registry.models_with_retention()? {
+            let project = model.project_id.to_string();
+            let access = registry.project_for(&root, &project)?;
+            let report = registry
+                .run_retention(&root, &access, model.id, dry_run)
+                .await
+                .with_context(|| format!("retention of model {} (id {})", model.name, model.id))?;
+            deleted += if dry_run {
+                report.plan.delete.len()
+            } else {
+                report.deleted.len()
+            };
+            freed += report.plan.bytes_freed();
+            reclaimed += report.bytes_reclaimed;
+            reports.push(crate::api::registry::retention::report_view(&report));
+        }
+        anyhow::Ok(serde_json::json!({
+            "dry_run": dry_run,
+            "models": reports,
+            "versions_deleted": deleted,
+            "bytes_freed": freed,
+            "bytes_reclaimed": if dry_run { serde_json::Value::Null } else { reclaimed.into() },
+        }))
+    };
+    let summary = crate::domain::events::with_actor_slot(run).await?;
+    registry.persist_blocking()?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
 }
 
 /// `audit export`: JSON lines on stdout, oldest first; reads only.

@@ -65,6 +65,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Retention: run every model's rules (for cron).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Copy the metadata and every referenced blob into an empty directory, then verify the copy.
     /// The copy is a data dir: `serve --data-dir <DEST>` restores it.
     Backup {
@@ -261,6 +264,15 @@ pub struct ServeArgs {
     /// most this long's counts).
     #[arg(long, env = "MODELYARD_USAGE_FLUSH_SECONDS", default_value_t = 10)]
     pub usage_flush_seconds: u64,
+    /// Days added to the clock retention judges ages by (for tests).
+    #[arg(
+        long,
+        hide = true,
+        env = "MODELYARD_RETENTION_CLOCK_OFFSET_DAYS",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub retention_clock_offset_days: i64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -271,6 +283,26 @@ pub enum AuditCommand {
         /// An RFC 3339 time, e.g. 2026-01-31T00:00:00Z.
         #[arg(long)]
         since: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Run the retention rules of every model that has some: delete what they take, remove the
+    /// blobs nothing references any more, audit it; print a JSON summary on stdout.
+    Run {
+        /// Only report what would go and the bytes that would be freed; change nothing.
+        #[arg(long, env = "MODELYARD_RETENTION_DRY_RUN")]
+        dry_run: bool,
+        /// Days added to the clock the rules judge ages by (for tests).
+        #[arg(
+            long,
+            hide = true,
+            env = "MODELYARD_RETENTION_CLOCK_OFFSET_DAYS",
+            default_value_t = 0,
+            allow_negative_numbers = true
+        )]
+        clock_offset_days: i64,
     },
 }
 

@@ -98,6 +98,14 @@ fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The retention clock's offset, from days (bounded to a thousand years either way).
+pub fn retention_offset(days: i64) -> anyhow::Result<chrono::Duration> {
+    if days.abs() > 365_000 {
+        anyhow::bail!("the retention clock offset is at most 365000 days either way");
+    }
+    Ok(chrono::Duration::days(days))
+}
+
 pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
     let limits = Limits {
@@ -122,6 +130,7 @@ pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     };
     registry.usage = crate::domain::usage::UsageCounters::new(args.usage_counting == "on");
     registry.upload_expiry = upload_expiry(args.upload_expiry_hours)?;
+    registry.retention_clock_offset = retention_offset(args.retention_clock_offset_days)?;
     let root_token = args.root_token.as_ref().map(|s| s.0.as_str());
     if let Some(secret) = registry.bootstrap_root(root_token).await? {
         let path = data_dir.join("initial_root_token");

@@ -651,6 +651,8 @@ fn the_openapi_document_lists_every_route() {
         ("/models/{model}/aliases", &["get", "put"]),
         ("/models/{model}/aliases/{alias}/history", &["get"]),
         ("/models/{model}/aliases/{alias}/rollback", &["post"]),
+        ("/models/{model}/retention/dry_run", &["post"]),
+        ("/models/{model}/retention/run", &["post"]),
         ("/experiments", &["get"]),
         ("/experiments/{iid}", &["get", "delete"]),
         ("/experiments/{iid}/candidates", &["get", "post"]),

@@ -167,6 +167,8 @@ pub enum Action {
     ReadAuditLog,
     /// Seal a version (freeze its files) and set a model's automatic sealing.
     SealVersion,
+    /// Set a model's retention rules and run them (dry or real): a Maintainer's.
+    ManageRetention,
 }
 
 impl Action {
@@ -183,7 +185,8 @@ impl Action {
             | Action::ManageHooks
             | Action::MoveProtectedAlias
             | Action::ReadAuditLog
-            | Action::SealVersion => Some(AccessLevel::Maintainer),
+            | Action::SealVersion
+            | Action::ManageRetention => Some(AccessLevel::Maintainer),
             Action::DeleteProject => Some(AccessLevel::Owner),
         }
     }
@@ -201,6 +204,7 @@ impl Action {
                 | Action::DeleteModelPackages
                 | Action::MoveProtectedAlias
                 | Action::SealVersion
+                | Action::ManageRetention
         )
     }
 

@@ -662,6 +662,49 @@ impl Registry {
         self.write_event(event).await
     }
 
+    /// Records a real retention run of a model: what it deleted by which rule, and the bytes
+    /// it reclaimed (each deleted version has its own `ModelVersion` event too).
+    pub(crate) async fn audit_retention(
+        &self,
+        report: &super::retention::RetentionReport,
+    ) -> Result<()> {
+        let Some(context) = self.audit_context() else {
+            return Ok(());
+        };
+        let model = &report.plan.model;
+        let deleted: Vec<Value> = report
+            .plan
+            .delete
+            .iter()
+            .filter(|d| report.deleted.contains(&d.version.version))
+            .map(|d| json!(format!("{} ({})", d.version.version, d.rule.as_str())))
+            .collect();
+        let event = AuditEvent {
+            message: format!(
+                "retention deleted {} versions of model {} and reclaimed {} bytes",
+                report.deleted.len(),
+                model.name,
+                report.bytes_reclaimed
+            ),
+            after: Some(summarize(&json!({
+                "rules": report.plan.rules.to_json(),
+                "deleted": deleted,
+                "skipped": report.skipped.len(),
+                "blobs_removed": report.blobs_removed,
+                "bytes_reclaimed": report.bytes_reclaimed,
+            }))),
+            ..self.plain_event(
+                &context,
+                "Model",
+                model.id,
+                Some(model.project_id),
+                "retention_run",
+                &model.name,
+            )?
+        };
+        self.write_event(event).await
+    }
+
     fn plain_event(
         &self,
         context: &Context,

@@ -39,6 +39,9 @@ pub struct Model {
     /// [`super::promotion`].
     #[serde(default)]
     pub promotion_rules: Vec<String>,
+    /// Which versions a retention run deletes (none: nothing goes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<super::retention::RetentionRules>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -28,6 +28,7 @@ pub mod paging;
 pub mod projects;
 pub mod promotion;
 pub mod records;
+pub mod retention;
 pub mod run_links;
 pub mod run_search;
 pub mod schema;
@@ -87,6 +88,8 @@ pub struct Registry {
     pub(crate) resumable: uploads::UploadSessions,
     /// How long a resumable upload lives after its last chunk.
     pub upload_expiry: std::time::Duration,
+    /// Added to the clock retention judges ages by (tests make versions old with it).
+    pub retention_clock_offset: chrono::Duration,
 }
 
 impl Registry {
@@ -104,6 +107,7 @@ impl Registry {
             usage: usage::UsageCounters::new(true),
             resumable: uploads::UploadSessions::default(),
             upload_expiry: std::time::Duration::from_secs(24 * 3600),
+            retention_clock_offset: chrono::Duration::zero(),
         }
     }
 

@@ -189,6 +189,7 @@ impl Registry {
                 auto_seal: super::ml_records::AutoSeal::Off,
                 signature_policy: super::signatures::SignaturePolicy::Off,
                 promotion_rules: Vec::new(),
+                retention: None,
                 created_at: at,
                 updated_at: at,
             };

@@ -626,6 +626,21 @@ impl Registry {
         access: &ProjectAccess,
         version_id: u64,
     ) -> Result<()> {
+        self.delete_version_unless(caller, access, version_id, |_, _| None)
+            .await
+    }
+
+    /// [`Registry::delete_version`], unless `keep` (given the version and the aliases naming
+    /// it, as the deleting transaction sees them) says why not: then nothing changes and the
+    /// answer is [`Error::Conflict`] with that reason. A version aliased meanwhile is listed
+    /// again (aliases are children of the model, whose revision the transaction checks).
+    pub(crate) async fn delete_version_unless(
+        &self,
+        caller: &Caller,
+        access: &ProjectAccess,
+        version_id: u64,
+        keep: impl Fn(&ModelVersion, &[String]) -> Option<String>,
+    ) -> Result<()> {
         access.check(caller, Action::WriteRegistry)?;
         let version = self.project_version(access, version_id)?;
         let model_id = version.model_id;
@@ -639,6 +654,9 @@ impl Registry {
                     .filter(|(_, target)| *target == version.id)
                     .map(|(alias, _)| alias)
                     .collect();
+                if let Some(why) = keep(&contents.version, &aliases) {
+                    return Err(Error::Conflict(why));
+                }
                 // What the model's latest become without this version.
                 let latest = schema::versions::highest(
                     self.meta.as_ref(),

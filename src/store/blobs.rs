@@ -75,6 +75,20 @@ pub trait BlobStore: Send + Sync + 'static {
     fn list(&self) -> Result<Vec<String>, BlobError>;
     /// Deletes a blob; returns the bytes freed.
     fn remove(&self, sha256: &str) -> Result<u64, BlobError>;
+    /// Deletes a blob unless it was stored, or stored again (identical content kept once), at
+    /// or after `since`: an upload in flight may be about to record it. Returns the bytes
+    /// freed, `None` when it was kept or is not there.
+    fn remove_unless_stored_since(
+        &self,
+        sha256: &str,
+        since: std::time::SystemTime,
+    ) -> Result<Option<u64>, BlobError> {
+        let _ = since;
+        if !self.exists(sha256) {
+            return Ok(None);
+        }
+        self.remove(sha256).map(Some)
+    }
     /// Re-reads a blob and returns its actual sha256.
     fn rehash(&self, sha256: &str) -> Result<String, BlobError>;
     /// Removes staging leftovers of an earlier run; returns how many.

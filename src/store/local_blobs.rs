@@ -111,6 +111,11 @@ impl LocalBlobs {
         let target = self.path_of(sha256)?;
         if target.exists() {
             fs::remove_file(staged).map_err(BlobError::from_io)?;
+            // Stored again: its modification time says so, so that a removal of blobs nobody
+            // references (retention) leaves it to the upload about to record it.
+            if let Ok(file) = File::options().write(true).open(&target) {
+                let _ = file.set_modified(std::time::SystemTime::now());
+            }
             return Ok(());
         }
         let leaf = target.parent().unwrap_or(&self.blobs);
@@ -371,6 +376,22 @@ impl BlobStore for LocalBlobs {
             .len();
         fs::remove_file(&path)?;
         Ok(size)
+    }
+
+    fn remove_unless_stored_since(
+        &self,
+        sha256: &str,
+        since: std::time::SystemTime,
+    ) -> Result<Option<u64>, BlobError> {
+        let path = self.path_of(sha256)?;
+        let Ok(metadata) = fs::metadata(&path) else {
+            return Ok(None);
+        };
+        if metadata.modified().is_ok_and(|at| at >= since) {
+            return Ok(None);
+        }
+        fs::remove_file(&path)?;
+        Ok(Some(metadata.len()))
     }
 
     fn rehash(&self, sha256: &str) -> Result<String, BlobError> {

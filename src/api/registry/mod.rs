@@ -7,6 +7,7 @@ mod candidates;
 mod experiments;
 mod models;
 mod openapi;
+pub mod retention;
 mod versions;
 pub mod views;
 
@@ -78,6 +79,14 @@ pub fn router() -> Router<AppState> {
         .route(
             &at("models/{model}/versions/{version}/seal"),
             post(versions::seal),
+        )
+        .route(
+            &at("models/{model}/retention/dry_run"),
+            post(retention::dry_run),
+        )
+        .route(
+            &at("models/{model}/retention/run"),
+            post(retention::run_now),
         )
         .route(&at("experiments"), get(experiments::list))
         .route(

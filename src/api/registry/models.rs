@@ -14,6 +14,7 @@ use crate::domain::access::Action;
 use crate::domain::ml_records::{AutoSeal, KeyValue};
 use crate::domain::models::{ModelOrder, ModelQuery, NewModel};
 use crate::domain::paging::PageRequest;
+use crate::domain::retention::RetentionRules;
 use crate::domain::signatures::SignaturePolicy;
 use crate::domain::Error;
 use crate::state::AppState;
@@ -100,6 +101,20 @@ pub struct UpdateModel {
     /// link) or `no_prerelease`. An unreadable rule is refused with 400 naming it.
     #[schema(example = json!(["metrics.auc >= 0.92", "ci_link", "no_prerelease"]))]
     promotion_rules: Option<Vec<String>>,
+    /// The model's retention rules (Maintainers), replacing the ones it had; `{}` removes them.
+    retention: Option<RetentionRulesBody>,
+}
+
+/// A model's retention rules as the PATCH takes them; each optional, unknown fields refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRulesBody {
+    /// Keep the newest N (at least 1) patch releases of each minor; older releases of it go.
+    keep_patches_per_minor: Option<u32>,
+    /// Prereleases created more than D days ago go.
+    prerelease_max_age_days: Option<u32>,
+    /// A version downloaded in the last X days stays, whatever the rules say.
+    keep_downloaded_within_days: Option<u32>,
 }
 
 pub fn key_values(entries: Vec<MetadataView>) -> Vec<KeyValue> {
@@ -247,6 +262,16 @@ pub async fn update(
     if let Some(rules) = body.promotion_rules {
         model = registry
             .set_promotion_rules(&caller, &access, model.id, rules)
+            .await?;
+    }
+    if let Some(rules) = body.retention {
+        let rules = RetentionRules {
+            keep_patches_per_minor: rules.keep_patches_per_minor,
+            prerelease_max_age_days: rules.prerelease_max_age_days,
+            keep_downloaded_within_days: rules.keep_downloaded_within_days,
+        };
+        model = registry
+            .set_retention(&caller, &access, model.id, Some(rules))
             .await?;
     }
     if let Some(description) = &body.description {

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{aliases, candidates, experiments, models, versions};
+use super::{aliases, candidates, experiments, models, retention, versions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,16 +19,17 @@ use super::{aliases, candidates, experiments, models, versions};
         versions::list, versions::create, versions::resolve, versions::show, versions::update,
         versions::delete, versions::archive, versions::manifest, versions::seal,
         aliases::list, aliases::move_many, aliases::history, aliases::rollback,
+        retention::dry_run, retention::run_now,
         experiments::list, experiments::show, experiments::delete,
         candidates::list, candidates::create, candidates::show, candidates::delete,
         candidates::promote, candidates::metric_history,
     ),
-    components(schemas(models::ModelOrderBy, models::Sort)),
+    components(schemas(models::ModelOrderBy, models::Sort, models::RetentionRulesBody)),
     modifiers(&Credentials),
     security(("private_token" = []), ("bearer" = []), ()),
     tags(
-        (name = "models"), (name = "versions"), (name = "aliases"), (name = "experiments"),
-        (name = "candidates"),
+        (name = "models"), (name = "versions"), (name = "aliases"), (name = "retention"),
+        (name = "experiments"), (name = "candidates"),
     )
 )]
 pub struct RegistryApi;

@@ -271,6 +271,8 @@ pub struct ModelView {
     /// The promotion policy: rules a version passes before a protected alias moves to it or
     /// it is sealed (`metrics.auc >= 0.92`, `ci_link`, `no_prerelease`), canonically spelled.
     pub promotion_rules: Vec<String>,
+    /// Which versions a retention run deletes; `null` when the model has no rules.
+    pub retention: Option<super::retention::RetentionRulesView>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -639,6 +641,10 @@ pub fn model(registry: &Registry, model: &Model) -> Result<ModelView> {
         auto_seal: model.auto_seal.as_str().to_string(),
         signature_policy: model.signature_policy.as_str().to_string(),
         promotion_rules: model.promotion_rules.clone(),
+        retention: model
+            .retention
+            .as_ref()
+            .map(super::retention::RetentionRulesView::of),
         created_at: time(&model.created_at),
         updated_at: time(&model.updated_at),
     })
