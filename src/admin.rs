@@ -12,7 +12,7 @@ use crate::domain::projects::NewProject;
 use crate::domain::records::{AccessLevel, Scope, Visibility};
 use crate::domain::{Limits, Registry};
 use crate::server::open_registry;
-use crate::store::blobs::BlobLocation;
+use crate::store::blobs::BlobStore;
 
 /// Runs an admin command (anything but `serve`).
 pub async fn run(data_dir: &Path, command: crate::config::Command) -> anyhow::Result<()> {
@@ -262,7 +262,7 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<(
 
 pub async fn gc(data_dir: &Path) -> anyhow::Result<()> {
     let registry = open(data_dir).await?;
-    let report = registry.gc()?;
+    let report = registry.gc().await?;
     println!(
         "gc: kept {} blobs, removed {} ({} bytes freed)",
         report.kept, report.removed, report.freed_bytes
@@ -272,7 +272,7 @@ pub async fn gc(data_dir: &Path) -> anyhow::Result<()> {
 
 pub async fn verify(data_dir: &Path) -> anyhow::Result<()> {
     let registry = open(data_dir).await?;
-    let report = registry.verify()?;
+    let report = registry.verify().await?;
     for sha in &report.corrupt {
         println!("CORRUPT blob {sha}: its content no longer matches its sha256");
     }
@@ -304,20 +304,25 @@ pub async fn backup(data_dir: &Path, dest: &Path) -> anyhow::Result<()> {
     let registry = open(data_dir).await?;
     registry.persist_blocking()?;
     let meta_files = copy_dir(&data_dir.join("meta"), &dest.join("meta"))?;
+    let into = crate::store::local_blobs::LocalBlobs::open(dest)
+        .with_context(|| format!("creating the blob store in {}", dest.display()))?;
     let mut blobs = 0u64;
     let mut bytes = 0u64;
     for sha256 in registry.referenced_blobs()? {
-        let BlobLocation::LocalFile(source) = registry.blobs().locate(&sha256)?;
-        let relative = source
-            .strip_prefix(data_dir)
-            .with_context(|| format!("blob {} lies outside the data dir", source.display()))?;
-        bytes += copy_synced(&source, &dest.join(relative))?;
+        // Read through the blob store (local or S3) and written, hashed and synced into the
+        // copy's own local blob store.
+        let body = registry.blobs().open(&sha256, None).await?;
+        let copied = into.put(body, u64::MAX).await?;
+        if copied.digests.sha256 != sha256 {
+            bail!("blob {sha256} read back as {}", copied.digests.sha256);
+        }
+        bytes += copied.size;
         blobs += 1;
     }
     drop(registry);
 
     let copy = open_registry(dest, Limits::default(), 16)?;
-    let report = copy.verify()?;
+    let report = copy.verify().await?;
     if !report.is_clean() {
         bail!(
             "the backup in {} failed verification: {} corrupt, {} missing",

@@ -40,8 +40,8 @@ pub fn open_registry(data_dir: &Path, limits: Limits, cache_mb: u64) -> anyhow::
     upgrade::run(&meta, crate::domain::schema::upgrade::STEPS)
         .with_context(|| format!("opening metadata in {}", data_dir.display()))?;
     let blobs = LocalBlobs::open(data_dir).context("opening the blob store")?;
+    let leftovers = blobs.clean_staging_now()?;
     let registry = Registry::new(Arc::new(meta), Arc::new(blobs), limits);
-    let leftovers = registry.blobs().clean_staging()?;
     if leftovers > 0 {
         tracing::info!(leftovers, "removed unfinished uploads of an earlier run");
     }

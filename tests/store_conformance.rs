@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream;
-use modelyard::store::blobs::{BlobError, BlobLocation, BlobStore, ByteStream};
+use modelyard::store::blobs::{BlobError, BlobStore, ByteStream};
 use modelyard::store::checksum::{Digests, Expected};
 use modelyard::store::local_blobs::LocalBlobs;
 use modelyard::store::meta::{abort, MetaStore, StoreError, Table, TxError};
@@ -25,12 +25,22 @@ fn metadata_backends() -> Vec<(&'static str, OpenMeta)> {
     })]
 }
 
-type OpenBlobs = fn(&Path) -> Arc<dyn BlobStore>;
+/// A blob back-end: its name and how to open it on a directory (reopening the same directory
+/// must find the same blobs and uploads).
+type OpenBlobs = Box<dyn Fn(&Path) -> Arc<dyn BlobStore>>;
 
-fn blob_backends() -> Vec<(&'static str, OpenBlobs)> {
-    vec![("local", |dir| {
-        Arc::new(LocalBlobs::open(dir).expect("open the local blob store"))
-    })]
+struct BlobBackends {
+    list: Vec<(&'static str, OpenBlobs)>,
+}
+
+fn blob_backends(_test: &str) -> BlobBackends {
+    let list: Vec<(&'static str, OpenBlobs)> = vec![(
+        "local",
+        Box::new(|dir: &Path| {
+            Arc::new(LocalBlobs::open(dir).expect("open the local blob store")) as Arc<dyn BlobStore>
+        }),
+    )];
+    BlobBackends { list }
 }
 
 fn each_meta(check: impl Fn(&str, &Path, &dyn MetaStore)) {
@@ -274,14 +284,27 @@ fn pieces(data: &[u8]) -> ByteStream {
     )
 }
 
-fn read(store: &dyn BlobStore, sha256: &str) -> Vec<u8> {
-    match store.locate(sha256).unwrap() {
-        BlobLocation::LocalFile(path) => std::fs::read(path).unwrap(),
-    }
+async fn read(store: &dyn BlobStore, sha256: &str) -> Vec<u8> {
+    read_range(store, sha256, None).await
 }
 
-async fn each_blobs(check: impl AsyncFn(&str, &dyn BlobStore)) {
-    for (name, open) in blob_backends() {
+async fn read_range(
+    store: &dyn BlobStore,
+    sha256: &str,
+    range: Option<std::ops::Range<u64>>,
+) -> Vec<u8> {
+    use futures_util::StreamExt;
+    let mut stream = store.open(sha256, range).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+async fn each_blobs(test: &str, check: impl AsyncFn(&str, &dyn BlobStore)) {
+    let backends = blob_backends(test);
+    for (name, open) in &backends.list {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         check(name, store.as_ref()).await;
@@ -296,38 +319,38 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
 
 #[tokio::test]
 async fn blobs_put_read_list_rehash_and_remove() {
-    each_blobs(async |name, store| {
+    each_blobs("blobs_put_read_list_rehash_and_remove", async |name, store| {
         let content = data(1_234_567, 7);
         let stored = store.put(pieces(&content), u64::MAX).await.unwrap();
         assert_eq!(stored.size, content.len() as u64, "{name}");
         assert_eq!(stored.digests, Digests::of(&content), "{name}");
         let sha = stored.digests.sha256.clone();
-        assert!(store.exists(&sha), "{name}");
-        assert_eq!(read(store, &sha), content, "{name}");
-        assert_eq!(store.rehash(&sha).unwrap(), sha, "{name}");
+        assert!(store.exists(&sha).await.unwrap(), "{name}");
+        assert_eq!(read(store, &sha).await, content, "{name}");
+        assert_eq!(store.rehash(&sha).await.unwrap(), sha, "{name}");
         let again = store.put(pieces(&content), u64::MAX).await.unwrap();
         assert_eq!(again, stored, "{name}: the same content is one blob");
         let other = store.put(pieces(b"small"), u64::MAX).await.unwrap();
-        let listed: BTreeSet<String> = store.list().unwrap().into_iter().collect();
+        let listed: BTreeSet<String> = store.list().await.unwrap().into_iter().collect();
         assert_eq!(
             listed,
             BTreeSet::from([sha.clone(), other.digests.sha256.clone()]),
             "{name}"
         );
         assert_eq!(
-            store.remove(&sha).unwrap(),
+            store.remove(&sha).await.unwrap(),
             content.len() as u64,
             "{name}: bytes freed"
         );
-        assert!(!store.exists(&sha), "{name}");
-        assert_eq!(store.list().unwrap(), vec![other.digests.sha256], "{name}");
+        assert!(!store.exists(&sha).await.unwrap(), "{name}");
+        assert_eq!(store.list().await.unwrap(), vec![other.digests.sha256], "{name}");
     })
     .await;
 }
 
 #[tokio::test]
 async fn a_refused_or_broken_body_leaves_nothing() {
-    each_blobs(async |name, store| {
+    each_blobs("a_refused_or_broken_body_leaves_nothing", async |name, store| {
         let content = data(300_000, 3);
         let too_large = store.put(pieces(&content), 299_999).await;
         assert!(
@@ -359,11 +382,11 @@ async fn a_refused_or_broken_body_leaves_nothing() {
             .await;
         assert!(broken.is_err(), "{name}: a broken body was stored");
         assert!(
-            store.list().unwrap().is_empty(),
+            store.list().await.unwrap().is_empty(),
             "{name}: a refused body left a blob"
         );
-        assert!(!store.exists(&Digests::of(&content).sha256), "{name}");
-        store.clean_staging().unwrap();
+        assert!(!store.exists(&Digests::of(&content).sha256).await.unwrap(), "{name}");
+        store.clean_staging().await.unwrap();
         let right = Expected {
             sha256: Some(Digests::of(&content).sha256),
             ..Expected::default()
@@ -372,21 +395,22 @@ async fn a_refused_or_broken_body_leaves_nothing() {
             .put_checked(pieces(&content), u64::MAX, &right)
             .await
             .unwrap();
-        assert_eq!(read(store, &kept.digests.sha256), content, "{name}");
+        assert_eq!(read(store, &kept.digests.sha256).await, content, "{name}");
     })
     .await;
 }
 
 #[tokio::test]
 async fn uploads_in_parts_survive_a_reopen_and_finish_as_one_blob() {
-    for (name, open) in blob_backends() {
+    let backends = blob_backends("uploads_in_parts_survive_a_reopen_and_finish_as_one_blob");
+    for (name, open) in &backends.list {
         let dir = tempfile::tempdir().unwrap();
         let id = "0123456789abcdef0123456789abcdef";
         let first = data(200_000, 1);
         let second = data(150_000, 2);
         {
             let store = open(dir.path());
-            store.start_upload(id).unwrap();
+            store.start_upload(id).await.unwrap();
             assert_eq!(
                 store
                     .append_upload(id, pieces(&first), u64::MAX)
@@ -396,14 +420,14 @@ async fn uploads_in_parts_survive_a_reopen_and_finish_as_one_blob() {
                 "{name}"
             );
             assert_eq!(
-                store.list_uploads().unwrap(),
+                store.list_uploads().await.unwrap(),
                 vec![id.to_string()],
                 "{name}"
             );
         }
         let store = open(dir.path());
         assert_eq!(
-            store.upload_size(id).unwrap(),
+            store.upload_size(id).await.unwrap(),
             Some(200_000),
             "{name}: the staged part after a reopen"
         );
@@ -414,22 +438,137 @@ async fn uploads_in_parts_survive_a_reopen_and_finish_as_one_blob() {
         let done = store.finish_upload(id).await.unwrap();
         let whole = [first, second].concat();
         assert_eq!(done.digests, Digests::of(&whole), "{name}");
-        assert_eq!(read(store.as_ref(), &done.digests.sha256), whole, "{name}");
+        assert_eq!(read(store.as_ref(), &done.digests.sha256).await, whole, "{name}");
         assert_eq!(
-            store.upload_size(id).unwrap(),
+            store.upload_size(id).await.unwrap(),
             None,
             "{name}: a finished upload lingers"
         );
 
         let gone = "fedcba9876543210fedcba9876543210";
-        store.start_upload(gone).unwrap();
+        store.start_upload(gone).await.unwrap();
         store
             .append_upload(gone, pieces(b"abc"), u64::MAX)
             .await
             .unwrap();
-        store.discard_upload(gone).unwrap();
-        store.discard_upload(gone).unwrap();
-        assert_eq!(store.upload_size(gone).unwrap(), None, "{name}");
-        assert!(store.list_uploads().unwrap().is_empty(), "{name}");
+        store.discard_upload(gone).await.unwrap();
+        store.discard_upload(gone).await.unwrap();
+        assert_eq!(store.upload_size(gone).await.unwrap(), None, "{name}");
+        assert!(store.list_uploads().await.unwrap().is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn blobs_open_ranges_and_stat_sizes() {
+    each_blobs("blobs_open_ranges_and_stat_sizes", async |name, store| {
+        // Larger than a multipart part on S3 (5 MiB) and than a read chunk on disk.
+        let content = data(6 * 1024 * 1024 + 123, 9);
+        let stored = store.put(pieces(&content), u64::MAX).await.unwrap();
+        let sha = stored.digests.sha256;
+        let info = store.stat(&sha).await.unwrap();
+        assert_eq!(info.size, content.len() as u64, "{name}");
+        assert!(info.modified.is_some(), "{name}");
+        for range in [0..1, 10..20, 524_287..524_289, 5_242_870..5_242_900] {
+            let got = read_range(store, &sha, Some(range.clone())).await;
+            assert_eq!(
+                got,
+                content[range.start as usize..range.end as usize],
+                "{name}: {range:?}"
+            );
+        }
+        let end = content.len() as u64;
+        let tail = read_range(store, &sha, Some(end - 7..end)).await;
+        assert_eq!(tail, content[content.len() - 7..], "{name}: the last bytes");
+        assert!(
+            read_range(store, &sha, Some(3..3)).await.is_empty(),
+            "{name}: an empty range"
+        );
+        let missing = "a".repeat(64);
+        assert!(
+            matches!(store.stat(&missing).await, Err(BlobError::Missing(_))),
+            "{name}"
+        );
+        assert!(
+            matches!(store.open(&missing, None).await, Err(BlobError::Missing(_))),
+            "{name}"
+        );
+        assert!(!store.exists(&missing).await.unwrap(), "{name}");
+        assert!(
+            matches!(store.remove(&missing).await, Err(BlobError::Missing(_))),
+            "{name}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn uploads_truncate_read_back_and_install_at_a_known_address() {
+    let backends = blob_backends("uploads_truncate_read_back_and_install_at_a_known_address");
+    for (name, open) in &backends.list {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let id = "00112233445566778899aabbccddeeff";
+        store.start_upload(id).await.unwrap();
+        assert_eq!(store.upload_size(id).await.unwrap(), Some(0), "{name}");
+        let first = data(300_000, 4);
+        let second = data(200_000, 5);
+        store
+            .append_upload(id, pieces(&first), u64::MAX)
+            .await
+            .unwrap();
+        store
+            .append_upload(id, pieces(&second), u64::MAX)
+            .await
+            .unwrap();
+        // Cut back into the first part: the second is gone, the first keeps its head.
+        store.truncate_upload(id, 250_000).await.unwrap();
+        assert_eq!(
+            store.upload_size(id).await.unwrap(),
+            Some(250_000),
+            "{name}"
+        );
+        let mut held = Vec::new();
+        let mut stream = store.read_upload(id).await.unwrap();
+        while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+            held.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(held, first[..250_000], "{name}");
+        // A body that breaks off keeps what arrived.
+        let broken = store
+            .append_upload(
+                id,
+                body(vec![
+                    Ok(Bytes::from(second.clone())),
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "gone",
+                    )),
+                ]),
+                u64::MAX,
+            )
+            .await;
+        assert!(
+            matches!(broken, Err(BlobError::BodyInterrupted(_))),
+            "{name}: {broken:?}"
+        );
+        assert_eq!(
+            store.upload_size(id).await.unwrap(),
+            Some(450_000),
+            "{name}: the bytes before the break are kept"
+        );
+        let whole = [&first[..250_000], &second[..]].concat();
+        let sha = Digests::of(&whole).sha256;
+        store.install_upload(id, &sha).await.unwrap();
+        assert_eq!(read(store.as_ref(), &sha).await, whole, "{name}");
+        assert_eq!(store.upload_size(id).await.unwrap(), None, "{name}");
+        assert!(store.list_uploads().await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.list().await.unwrap(), vec![sha], "{name}");
+        assert!(
+            matches!(
+                store.append_upload(id, pieces(b"late"), u64::MAX).await,
+                Err(BlobError::Missing(_))
+            ),
+            "{name}: appending to a finished upload"
+        );
     }
 }
