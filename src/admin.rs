@@ -11,11 +11,16 @@ use crate::domain::accounts::NewUser;
 use crate::domain::projects::NewProject;
 use crate::domain::records::{AccessLevel, Scope, Visibility};
 use crate::domain::{Limits, Registry};
-use crate::server::open_registry;
+use crate::config::BlobArgs;
+use crate::server::{open_registry, open_registry_with};
 use crate::store::blobs::BlobStore;
 
 /// Runs an admin command (anything but `serve`).
-pub async fn run(data_dir: &Path, command: crate::config::Command) -> anyhow::Result<()> {
+pub async fn run(
+    data_dir: &Path,
+    blobs: &BlobArgs,
+    command: crate::config::Command,
+) -> anyhow::Result<()> {
     use crate::config::Command;
     match command {
         Command::Serve(_) | Command::Push(_) | Command::Pull(_) => {
@@ -25,9 +30,9 @@ pub async fn run(data_dir: &Path, command: crate::config::Command) -> anyhow::Re
         Command::Token(c) => token(data_dir, c).await,
         Command::Project(c) => project(data_dir, c).await,
         Command::Member(c) => member(data_dir, c).await,
-        Command::Gc => gc(data_dir).await,
-        Command::Verify => verify(data_dir).await,
-        Command::Backup { dest } => backup(data_dir, &dest).await,
+        Command::Gc => gc(data_dir, blobs).await,
+        Command::Verify => verify(data_dir, blobs).await,
+        Command::Backup { dest } => backup(data_dir, blobs, &dest).await,
         Command::Audit(c) => audit(data_dir, c).await,
     }
 }
@@ -59,7 +64,13 @@ pub async fn audit(data_dir: &Path, command: AuditCommand) -> anyhow::Result<()>
 }
 
 async fn open(data_dir: &Path) -> anyhow::Result<Registry> {
-    let registry = open_registry(data_dir, Limits::default(), 16)?;
+    open_with(data_dir, &BlobArgs::default()).await
+}
+
+/// The registry on the data dir's metadata and the blob store `blobs` names (gc, verify and
+/// backup read the blobs; the other commands only the metadata).
+async fn open_with(data_dir: &Path, blobs: &BlobArgs) -> anyhow::Result<Registry> {
+    let registry = open_registry_with(data_dir, blobs, Limits::default(), 16).await?;
     registry.bootstrap_root(None).await?;
     Ok(registry)
 }
@@ -260,8 +271,8 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<(
     Ok(())
 }
 
-pub async fn gc(data_dir: &Path) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
+pub async fn gc(data_dir: &Path, blobs: &BlobArgs) -> anyhow::Result<()> {
+    let registry = open_with(data_dir, blobs).await?;
     let report = registry.gc().await?;
     println!(
         "gc: kept {} blobs, removed {} ({} bytes freed)",
@@ -270,8 +281,8 @@ pub async fn gc(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn verify(data_dir: &Path) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
+pub async fn verify(data_dir: &Path, blobs: &BlobArgs) -> anyhow::Result<()> {
+    let registry = open_with(data_dir, blobs).await?;
     let report = registry.verify().await?;
     for sha in &report.corrupt {
         println!("CORRUPT blob {sha}: its content no longer matches its sha256");
@@ -294,14 +305,14 @@ pub async fn verify(data_dir: &Path) -> anyhow::Result<()> {
 /// A cold backup: while this process holds the metadata lock (so no server writes), the flushed
 /// sled files and every blob a file record references are copied and fsynced into `dest`; then
 /// the copy is opened and verified like `verify` would. Unreferenced blobs are left behind.
-pub async fn backup(data_dir: &Path, dest: &Path) -> anyhow::Result<()> {
+pub async fn backup(data_dir: &Path, blobs: &BlobArgs, dest: &Path) -> anyhow::Result<()> {
     if dest.exists() && dest.read_dir()?.next().is_some() {
         bail!(
             "{} is not empty; back up into a new directory",
             dest.display()
         );
     }
-    let registry = open(data_dir).await?;
+    let registry = open_with(data_dir, blobs).await?;
     registry.persist_blocking()?;
     let meta_files = copy_dir(&data_dir.join("meta"), &dest.join("meta"))?;
     let into = crate::store::local_blobs::LocalBlobs::open(dest)

@@ -15,6 +15,8 @@ use modelyard::store::local_blobs::LocalBlobs;
 use modelyard::store::meta::{abort, MetaStore, StoreError, Table, TxError};
 use modelyard::store::sled_meta::SledMeta;
 
+mod common;
+
 /// A metadata back-end: its name and how to open it on a directory (reopening the same
 /// directory must find everything flushed before).
 type OpenMeta = fn(&Path) -> Arc<dyn MetaStore>;
@@ -29,18 +31,37 @@ fn metadata_backends() -> Vec<(&'static str, OpenMeta)> {
 /// must find the same blobs and uploads).
 type OpenBlobs = Box<dyn Fn(&Path) -> Arc<dyn BlobStore>>;
 
+/// The blob back-ends, and the S3 server the S3 one talks to (killed when dropped).
 struct BlobBackends {
+    _s3: Option<Arc<common::s3::S3Server>>,
     list: Vec<(&'static str, OpenBlobs)>,
 }
 
-fn blob_backends(_test: &str) -> BlobBackends {
-    let list: Vec<(&'static str, OpenBlobs)> = vec![(
+fn blob_backends(test: &str) -> BlobBackends {
+    let mut list: Vec<(&'static str, OpenBlobs)> = vec![(
         "local",
         Box::new(|dir: &Path| {
             Arc::new(LocalBlobs::open(dir).expect("open the local blob store")) as Arc<dyn BlobStore>
         }),
     )];
-    BlobBackends { list }
+    // S3 (s3s-fs): each directory is its own prefix of the bucket.
+    let s3 = common::s3::S3Server::start(test).map(Arc::new);
+    if let Some(server) = &s3 {
+        let server = server.clone();
+        list.push((
+            "s3",
+            Box::new(move |dir: &Path| {
+                let prefix = dir
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .unwrap_or("conformance")
+                    .trim_start_matches('.')
+                    .to_string();
+                Arc::new(server.blob_store(&prefix)) as Arc<dyn BlobStore>
+            }),
+        ));
+    }
+    BlobBackends { _s3: s3, list }
 }
 
 fn each_meta(check: impl Fn(&str, &Path, &dyn MetaStore)) {
@@ -571,4 +592,45 @@ async fn uploads_truncate_read_back_and_install_at_a_known_address() {
             "{name}: appending to a finished upload"
         );
     }
+}
+
+/// On S3 a refused or broken body leaves no object at all in the bucket (its multipart upload
+/// is aborted), and a stored one leaves exactly its blob.
+#[tokio::test]
+async fn s3_keeps_no_object_of_a_refused_upload() {
+    let Some(server) = common::s3::S3Server::start("s3_keeps_no_object_of_a_refused_upload") else {
+        return;
+    };
+    let store = server.blob_store("refused");
+    // 12 MiB: a multipart upload of several parts.
+    let content = data(12 * 1024 * 1024, 1);
+    let mut chunks: Vec<Result<Bytes, std::io::Error>> = content
+        .chunks(1 << 20)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    chunks.push(Err(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "gone",
+    )));
+    assert!(store.put(body(chunks), u64::MAX).await.is_err());
+    let declared = Expected {
+        sha256: Some("0".repeat(64)),
+        ..Expected::default()
+    };
+    assert!(matches!(
+        store.put_checked(pieces(&content), u64::MAX, &declared).await,
+        Err(BlobError::DigestMismatch(_))
+    ));
+    assert!(matches!(
+        store.put(pieces(&content), 10 << 20).await,
+        Err(BlobError::TooLarge { .. })
+    ));
+    assert_eq!(server.keys("refused").await, Vec::<String>::new());
+    let kept = store.put(pieces(&content), u64::MAX).await.unwrap();
+    assert_eq!(
+        server.keys("refused").await,
+        vec![format!("refused/blobs/{}", kept.digests.sha256)]
+    );
+    // No multipart upload was left open either.
+    assert_eq!(server.open_multipart_uploads(), Vec::<String>::new());
 }

@@ -91,6 +91,19 @@ async fn serve_validated(
     request: Request,
 ) -> Result<Response, Error> {
     let etag = format!("\"{sha256}\"");
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        // `--blobs-redirect`: the object store serves the bytes itself.
+        if let Some(url) = registry.blobs().redirect_url(sha256, None).await? {
+            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(value) = HeaderValue::from_str(&url) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            if let Ok(value) = HeaderValue::from_str(&etag) {
+                response.headers_mut().insert(header::ETAG, value);
+            }
+            return Ok(response);
+        }
+    }
     let info = registry.blobs().stat(sha256).await?;
     let modified = modified
         .or(info.modified)

@@ -110,6 +110,12 @@ impl Registry {
         self.blobs.as_ref()
     }
 
+    /// This registry on another blob store (its metadata unchanged).
+    pub fn with_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blobs = blobs;
+        self
+    }
+
     /// The blob store, for a stream that outlives the request's borrow (archives).
     pub fn shared_blobs(&self) -> Arc<dyn BlobStore> {
         self.blobs.clone()
