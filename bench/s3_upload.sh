@@ -15,9 +15,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-mkdir -p "$work/s3/mlreg"
+mkdir -p "$work/s3root/mlreg"
 s3port=$(free_port)
-s3s-fs --host 127.0.0.1 --port "$s3port" --access-key benchkey --secret-key benchsecret "$work/s3" >/dev/null 2>&1 &
+s3s-fs --host 127.0.0.1 --port "$s3port" --access-key benchkey --secret-key benchsecret "$work/s3root" >/dev/null 2>&1 &
 pids+=($!)
 export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
 token=bench-root-token-0123456789
@@ -35,7 +35,7 @@ s3_url=$(start_server s3 --blobs s3://mlreg/bench --s3-endpoint "http://127.0.0.
 head -c $((mib * 1024 * 1024)) /dev/urandom >"$work/file.bin"
 upload() {  # base url → MB/s
   local base=$1
-  curl -sf -H "PRIVATE-TOKEN: $token" -H "Content-Type: application/json" -d '{"name":"bench"}' "$base/api/v4/projects" >/dev/null
+  curl -sS -o /dev/null -H "PRIVATE-TOKEN: $token" -H "Content-Type: application/json" -d '{"name":"bench"}' "$base/api/v4/projects"
   curl -sf -o /dev/null -w '%{speed_upload}' -H "PRIVATE-TOKEN: $token" -T "$work/file.bin" \
     "$base/api/v4/projects/root%2Fbench/packages/generic/bench/1.0.0/file.bin" |
     python3 -c 'import sys; print(f"{float(sys.stdin.read()) / 1e6:.0f}")'

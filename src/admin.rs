@@ -5,13 +5,13 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::config::BlobArgs;
 use crate::config::{AuditCommand, MemberCommand, ProjectCommand, TokenCommand, UserCommand};
 use crate::domain::access::Caller;
 use crate::domain::accounts::NewUser;
 use crate::domain::projects::NewProject;
 use crate::domain::records::{AccessLevel, Scope, Visibility};
 use crate::domain::{Limits, Registry};
-use crate::config::BlobArgs;
 use crate::server::{open_registry, open_registry_with};
 use crate::store::blobs::BlobStore;
 

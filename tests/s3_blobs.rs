@@ -314,13 +314,23 @@ fn tus_and_chunked_oci_uploads_work_on_s3_across_a_restart() {
         all.extend(extra.iter().cloned());
         all
     };
-    let send = |server: &TestServer, method: &str, path: &str, extra: &[(&'static str, String)], body: &[u8]| {
+    let send = |server: &TestServer,
+                method: &str,
+                path: &str,
+                extra: &[(&'static str, String)],
+                body: &[u8]| {
         let all = headers(extra);
         let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
         raw(&server.base, method, path, &refs, body)
     };
     let blob = random_bytes(7 << 20, 4);
-    let started = send(&server, "POST", &format!("/v2/{repo}/blobs/uploads/"), &[], b"");
+    let started = send(
+        &server,
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        b"",
+    );
     assert_eq!(started.status, 202, "{}", started.text());
     let location = started.header("location").unwrap().to_string();
     let first = 3 << 20;
@@ -346,9 +356,21 @@ fn tus_and_chunked_oci_uploads_work_on_s3_across_a_restart() {
     );
     assert_eq!(rest.status, 202, "{}", rest.text());
     let digest = format!("sha256:{}", sha256_hex(&blob));
-    let done = send(&server, "PUT", &format!("{location}?digest={digest}"), &[], b"");
+    let done = send(
+        &server,
+        "PUT",
+        &format!("{location}?digest={digest}"),
+        &[],
+        b"",
+    );
     assert_eq!(done.status, 201, "{}", done.text());
-    let pulled = send(&server, "GET", &format!("/v2/{repo}/blobs/{digest}"), &[], b"");
+    let pulled = send(
+        &server,
+        "GET",
+        &format!("/v2/{repo}/blobs/{digest}"),
+        &[],
+        b"",
+    );
     assert_eq!(pulled.status, 200);
     assert!(pulled.body == blob, "the pushed blob reads back identical");
     let ranged = send(
@@ -406,7 +428,10 @@ fn tus_and_chunked_oci_uploads_work_on_s3_across_a_restart() {
     assert_eq!(first.status, 204, "{}", first.text());
     server.restart();
     let head = raw(&server.base, "HEAD", &upload, &tus, b"");
-    assert_eq!(head.header("upload-offset"), Some(half.to_string().as_str()));
+    assert_eq!(
+        head.header("upload-offset"),
+        Some(half.to_string().as_str())
+    );
     let second = patch(&server, half, &data[half..]);
     assert_eq!(second.status, 204, "{}", second.text());
     assert_eq!(
@@ -451,7 +476,10 @@ fn blobs_redirect_answers_with_a_presigned_url() {
         .output()
         .unwrap();
     let code = String::from_utf8_lossy(&refused.stdout).into_owned();
-    assert!(code.starts_with('4'), "an unsigned GET of the object: {code}");
+    assert!(
+        code.starts_with('4'),
+        "an unsigned GET of the object: {code}"
+    );
 }
 
 #[test]

@@ -41,7 +41,8 @@ fn blob_backends(test: &str) -> BlobBackends {
     let mut list: Vec<(&'static str, OpenBlobs)> = vec![(
         "local",
         Box::new(|dir: &Path| {
-            Arc::new(LocalBlobs::open(dir).expect("open the local blob store")) as Arc<dyn BlobStore>
+            Arc::new(LocalBlobs::open(dir).expect("open the local blob store"))
+                as Arc<dyn BlobStore>
         }),
     )];
     // S3 (s3s-fs): each directory is its own prefix of the bucket.
@@ -340,84 +341,97 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
 
 #[tokio::test]
 async fn blobs_put_read_list_rehash_and_remove() {
-    each_blobs("blobs_put_read_list_rehash_and_remove", async |name, store| {
-        let content = data(1_234_567, 7);
-        let stored = store.put(pieces(&content), u64::MAX).await.unwrap();
-        assert_eq!(stored.size, content.len() as u64, "{name}");
-        assert_eq!(stored.digests, Digests::of(&content), "{name}");
-        let sha = stored.digests.sha256.clone();
-        assert!(store.exists(&sha).await.unwrap(), "{name}");
-        assert_eq!(read(store, &sha).await, content, "{name}");
-        assert_eq!(store.rehash(&sha).await.unwrap(), sha, "{name}");
-        let again = store.put(pieces(&content), u64::MAX).await.unwrap();
-        assert_eq!(again, stored, "{name}: the same content is one blob");
-        let other = store.put(pieces(b"small"), u64::MAX).await.unwrap();
-        let listed: BTreeSet<String> = store.list().await.unwrap().into_iter().collect();
-        assert_eq!(
-            listed,
-            BTreeSet::from([sha.clone(), other.digests.sha256.clone()]),
-            "{name}"
-        );
-        assert_eq!(
-            store.remove(&sha).await.unwrap(),
-            content.len() as u64,
-            "{name}: bytes freed"
-        );
-        assert!(!store.exists(&sha).await.unwrap(), "{name}");
-        assert_eq!(store.list().await.unwrap(), vec![other.digests.sha256], "{name}");
-    })
+    each_blobs(
+        "blobs_put_read_list_rehash_and_remove",
+        async |name, store| {
+            let content = data(1_234_567, 7);
+            let stored = store.put(pieces(&content), u64::MAX).await.unwrap();
+            assert_eq!(stored.size, content.len() as u64, "{name}");
+            assert_eq!(stored.digests, Digests::of(&content), "{name}");
+            let sha = stored.digests.sha256.clone();
+            assert!(store.exists(&sha).await.unwrap(), "{name}");
+            assert_eq!(read(store, &sha).await, content, "{name}");
+            assert_eq!(store.rehash(&sha).await.unwrap(), sha, "{name}");
+            let again = store.put(pieces(&content), u64::MAX).await.unwrap();
+            assert_eq!(again, stored, "{name}: the same content is one blob");
+            let other = store.put(pieces(b"small"), u64::MAX).await.unwrap();
+            let listed: BTreeSet<String> = store.list().await.unwrap().into_iter().collect();
+            assert_eq!(
+                listed,
+                BTreeSet::from([sha.clone(), other.digests.sha256.clone()]),
+                "{name}"
+            );
+            assert_eq!(
+                store.remove(&sha).await.unwrap(),
+                content.len() as u64,
+                "{name}: bytes freed"
+            );
+            assert!(!store.exists(&sha).await.unwrap(), "{name}");
+            assert_eq!(
+                store.list().await.unwrap(),
+                vec![other.digests.sha256],
+                "{name}"
+            );
+        },
+    )
     .await;
 }
 
 #[tokio::test]
 async fn a_refused_or_broken_body_leaves_nothing() {
-    each_blobs("a_refused_or_broken_body_leaves_nothing", async |name, store| {
-        let content = data(300_000, 3);
-        let too_large = store.put(pieces(&content), 299_999).await;
-        assert!(
-            matches!(too_large, Err(BlobError::TooLarge { .. })),
-            "{name}: {too_large:?}"
-        );
-        let declared = Expected {
-            sha256: Some("0".repeat(64)),
-            ..Expected::default()
-        };
-        let mismatch = store
-            .put_checked(pieces(&content), u64::MAX, &declared)
-            .await;
-        assert!(
-            matches!(mismatch, Err(BlobError::DigestMismatch(_))),
-            "{name}: {mismatch:?}"
-        );
-        let broken = store
-            .put(
-                body(vec![
-                    Ok(Bytes::from(content.clone())),
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::ConnectionReset,
-                        "gone",
-                    )),
-                ]),
-                u64::MAX,
-            )
-            .await;
-        assert!(broken.is_err(), "{name}: a broken body was stored");
-        assert!(
-            store.list().await.unwrap().is_empty(),
-            "{name}: a refused body left a blob"
-        );
-        assert!(!store.exists(&Digests::of(&content).sha256).await.unwrap(), "{name}");
-        store.clean_staging().await.unwrap();
-        let right = Expected {
-            sha256: Some(Digests::of(&content).sha256),
-            ..Expected::default()
-        };
-        let kept = store
-            .put_checked(pieces(&content), u64::MAX, &right)
-            .await
-            .unwrap();
-        assert_eq!(read(store, &kept.digests.sha256).await, content, "{name}");
-    })
+    each_blobs(
+        "a_refused_or_broken_body_leaves_nothing",
+        async |name, store| {
+            let content = data(300_000, 3);
+            let too_large = store.put(pieces(&content), 299_999).await;
+            assert!(
+                matches!(too_large, Err(BlobError::TooLarge { .. })),
+                "{name}: {too_large:?}"
+            );
+            let declared = Expected {
+                sha256: Some("0".repeat(64)),
+                ..Expected::default()
+            };
+            let mismatch = store
+                .put_checked(pieces(&content), u64::MAX, &declared)
+                .await;
+            assert!(
+                matches!(mismatch, Err(BlobError::DigestMismatch(_))),
+                "{name}: {mismatch:?}"
+            );
+            let broken = store
+                .put(
+                    body(vec![
+                        Ok(Bytes::from(content.clone())),
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "gone",
+                        )),
+                    ]),
+                    u64::MAX,
+                )
+                .await;
+            assert!(broken.is_err(), "{name}: a broken body was stored");
+            assert!(
+                store.list().await.unwrap().is_empty(),
+                "{name}: a refused body left a blob"
+            );
+            assert!(
+                !store.exists(&Digests::of(&content).sha256).await.unwrap(),
+                "{name}"
+            );
+            store.clean_staging().await.unwrap();
+            let right = Expected {
+                sha256: Some(Digests::of(&content).sha256),
+                ..Expected::default()
+            };
+            let kept = store
+                .put_checked(pieces(&content), u64::MAX, &right)
+                .await
+                .unwrap();
+            assert_eq!(read(store, &kept.digests.sha256).await, content, "{name}");
+        },
+    )
     .await;
 }
 
@@ -459,7 +473,11 @@ async fn uploads_in_parts_survive_a_reopen_and_finish_as_one_blob() {
         let done = store.finish_upload(id).await.unwrap();
         let whole = [first, second].concat();
         assert_eq!(done.digests, Digests::of(&whole), "{name}");
-        assert_eq!(read(store.as_ref(), &done.digests.sha256).await, whole, "{name}");
+        assert_eq!(
+            read(store.as_ref(), &done.digests.sha256).await,
+            whole,
+            "{name}"
+        );
         assert_eq!(
             store.upload_size(id).await.unwrap(),
             None,
@@ -618,7 +636,9 @@ async fn s3_keeps_no_object_of_a_refused_upload() {
         ..Expected::default()
     };
     assert!(matches!(
-        store.put_checked(pieces(&content), u64::MAX, &declared).await,
+        store
+            .put_checked(pieces(&content), u64::MAX, &declared)
+            .await,
         Err(BlobError::DigestMismatch(_))
     ));
     assert!(matches!(

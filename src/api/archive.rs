@@ -389,9 +389,8 @@ mod tests {
         use crate::store::blobs::BlobStore;
         let big: Vec<u8> = (0..1_300_000u32).map(|i| (i % 253) as u8).collect();
         let store = Arc::new(crate::store::local_blobs::LocalBlobs::open(dir).unwrap());
-        let body: crate::store::blobs::ByteStream = Box::pin(futures_util::stream::iter([Ok(
-            Bytes::from(big.clone()),
-        )]));
+        let body: crate::store::blobs::ByteStream =
+            Box::pin(futures_util::stream::iter([Ok(Bytes::from(big.clone()))]));
         let sha256 = store.put(body, u64::MAX).await.unwrap().digests.sha256;
         let long = format!("{}/weights.bin", "deep".repeat(40));
         vec![

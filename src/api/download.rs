@@ -105,9 +105,7 @@ async fn serve_validated(
         }
     }
     let info = registry.blobs().stat(sha256).await?;
-    let modified = modified
-        .or(info.modified)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let modified = modified.or(info.modified).unwrap_or(SystemTime::UNIX_EPOCH);
     let last_modified = HeaderValue::from_str(&conditional::http_date(modified)).ok();
     let outcome = conditional::evaluate(request.method(), request.headers(), &etag, modified);
     let honour_range = match outcome {

@@ -481,7 +481,9 @@ impl Registry {
                         "the chunk goes past the upload's length of {} bytes",
                         upload.length
                     )),
-                    &mut running,).await;
+                    &mut running,
+                )
+                .await;
             }
             Err(other) => return refuse(other.into(), &mut running).await,
         };
@@ -501,7 +503,9 @@ impl Registry {
                     "upload {id}: {fed} bytes hashed, {} written",
                     size - upload.offset
                 )))),
-                &mut running,).await;
+                &mut running,
+            )
+            .await;
         }
         upload.offset = size;
         if size < upload.length {

@@ -76,8 +76,7 @@ pub trait BlobStore: Send + Sync + 'static {
     /// The bytes of a stored blob, streamed: all of them, or those of `range` (which the
     /// caller has checked against [`BlobStore::stat`]'s size). Memory stays bounded whatever
     /// the size; [`BlobError::Missing`] when there is no such blob.
-    async fn open(&self, sha256: &str, range: Option<Range<u64>>)
-        -> Result<ByteStream, BlobError>;
+    async fn open(&self, sha256: &str, range: Option<Range<u64>>) -> Result<ByteStream, BlobError>;
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError> {
         match self.stat(sha256).await {
             Ok(_) => Ok(true),

@@ -425,11 +425,7 @@ impl BlobStore for LocalBlobs {
         }
     }
 
-    async fn open(
-        &self,
-        sha256: &str,
-        range: Option<Range<u64>>,
-    ) -> Result<ByteStream, BlobError> {
+    async fn open(&self, sha256: &str, range: Option<Range<u64>>) -> Result<ByteStream, BlobError> {
         let path = self.path_of(sha256)?;
         let missing = sha256.to_string();
         let file = blocking(move || {

@@ -458,11 +458,7 @@ impl BlobStore for S3Blobs {
         })
     }
 
-    async fn open(
-        &self,
-        sha256: &str,
-        range: Option<Range<u64>>,
-    ) -> Result<ByteStream, BlobError> {
+    async fn open(&self, sha256: &str, range: Option<Range<u64>>) -> Result<ByteStream, BlobError> {
         let key = self.blob_key(sha256)?;
         if range.as_ref().is_some_and(|r| r.is_empty()) {
             self.stat(sha256).await?;
@@ -501,11 +497,7 @@ impl BlobStore for S3Blobs {
 
     async fn remove(&self, sha256: &str) -> Result<u64, BlobError> {
         let key = self.blob_key(sha256)?;
-        let meta = self
-            .store
-            .head(&key)
-            .await
-            .map_err(named_error(sha256))?;
+        let meta = self.store.head(&key).await.map_err(named_error(sha256))?;
         self.store.delete(&key).await.map_err(io_error)?;
         Ok(meta.size)
     }
@@ -513,8 +505,8 @@ impl BlobStore for S3Blobs {
     async fn clean_staging(&self) -> Result<usize, BlobError> {
         // Other replicas may be placing blobs right now: only old leftovers are removed.
         let dir = self.key("staging");
-        let cutoff = chrono::Utc::now()
-            - chrono::TimeDelta::seconds(STAGING_MAX_AGE.as_secs() as i64);
+        let cutoff =
+            chrono::Utc::now() - chrono::TimeDelta::seconds(STAGING_MAX_AGE.as_secs() as i64);
         let old: Vec<Path> = self
             .store
             .list(Some(&dir))
@@ -562,7 +554,7 @@ impl BlobStore for S3Blobs {
     }
 
     async fn start_upload(&self, id: &str) -> Result<(), BlobError> {
-        let key = self.upload_dir(id)?.child("started");
+        let key = self.upload_dir(id)?.join("started");
         self.store
             .put(&key, PutPayload::new())
             .await
@@ -580,7 +572,7 @@ impl BlobStore for S3Blobs {
             .upload_size(id)
             .await?
             .ok_or_else(|| BlobError::Missing(id.to_string()))?;
-        let key = self.upload_dir(id)?.child(part_name(size));
+        let key = self.upload_dir(id)?.join(part_name(size));
         let mut pending = self.pending(key, false);
         let (written, streamed) =
             Self::stream_into(pending.writer()?, body, size, limit, None).await;
@@ -603,11 +595,10 @@ impl BlobStore for S3Blobs {
     }
 
     async fn upload_size(&self, id: &str) -> Result<Option<u64>, BlobError> {
-        Ok(self.upload_parts(id).await?.map(|parts| {
-            parts
-                .last()
-                .map_or(0, |(offset, size, _)| offset + size)
-        }))
+        Ok(self
+            .upload_parts(id)
+            .await?
+            .map(|parts| parts.last().map_or(0, |(offset, size, _)| offset + size)))
     }
 
     async fn finish_upload(&self, id: &str) -> Result<StoredBlob, BlobError> {
@@ -744,7 +735,10 @@ mod tests {
     #[test]
     fn urls_name_a_bucket_and_a_prefix() {
         let config = S3Config::from_url("s3://models/prod/blobs/").unwrap();
-        assert_eq!((config.bucket.as_str(), config.prefix.as_str()), ("models", "prod/blobs"));
+        assert_eq!(
+            (config.bucket.as_str(), config.prefix.as_str()),
+            ("models", "prod/blobs")
+        );
         let bare = S3Config::from_url("s3://models").unwrap();
         assert_eq!((bare.bucket.as_str(), bare.prefix.as_str()), ("models", ""));
         assert!(S3Config::from_url("s3:///x").is_err());

@@ -22,7 +22,11 @@ pub struct S3Server {
 
 fn s3s_fs() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).map(|d| d.join("s3s-fs")).collect())
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join("s3s-fs"))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(home) = std::env::var_os("HOME") {
         candidates.push(PathBuf::from(home).join(".cargo/bin/s3s-fs"));
