@@ -9,6 +9,8 @@ command -v strace >/dev/null || { apt-get update -q && apt-get install -y -q str
 for tool in curl jq; do
   command -v "$tool" >/dev/null || { apt-get update -q && apt-get install -y -q "$tool"; }
 done
+scripts/s3.sh  # s3s-fs: the S3 server of the S3 blob store tests
+export MODELYARD_TEST_REQUIRE_S3=1
 cargo build --release --locked
 cargo test --release --locked -- --test-threads 2
 scripts/e2e.sh

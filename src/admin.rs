@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::config::BlobArgs;
 use crate::config::{
     AuditCommand, MemberCommand, ProjectCommand, RetentionCommand, TokenCommand, UserCommand,
 };
@@ -13,11 +14,15 @@ use crate::domain::accounts::NewUser;
 use crate::domain::projects::NewProject;
 use crate::domain::records::{AccessLevel, Scope, Visibility};
 use crate::domain::{Limits, Registry};
-use crate::server::open_registry;
-use crate::store::blobs::BlobLocation;
+use crate::server::{open_registry, open_registry_with};
+use crate::store::blobs::BlobStore;
 
 /// Runs an admin command (anything but `serve`).
-pub async fn run(data_dir: &Path, command: crate::config::Command) -> anyhow::Result<()> {
+pub async fn run(
+    data_dir: &Path,
+    blobs: &BlobArgs,
+    command: crate::config::Command,
+) -> anyhow::Result<()> {
     use crate::config::Command;
     match command {
         Command::Serve(_) | Command::Push(_) | Command::Pull(_) => {
@@ -27,22 +32,27 @@ pub async fn run(data_dir: &Path, command: crate::config::Command) -> anyhow::Re
         Command::Token(c) => token(data_dir, c).await,
         Command::Project(c) => project(data_dir, c).await,
         Command::Member(c) => member(data_dir, c).await,
-        Command::Gc => gc(data_dir).await,
-        Command::Verify => verify(data_dir).await,
-        Command::Backup { dest } => backup(data_dir, &dest).await,
+        Command::Gc => gc(data_dir, blobs).await,
+        Command::Verify => verify(data_dir, blobs).await,
+        Command::Backup { dest } => backup(data_dir, blobs, &dest).await,
         Command::Audit(c) => audit(data_dir, c).await,
-        Command::Retention(c) => retention(data_dir, c).await,
+        Command::Retention(c) => retention(data_dir, blobs, c).await,
     }
 }
 
 /// `retention run`: every model with rules, as root (a stopped server's data dir); one JSON
 /// object on stdout with a report per model in the API's shape, and the totals.
-pub async fn retention(data_dir: &Path, command: RetentionCommand) -> anyhow::Result<()> {
+pub async fn retention(
+    data_dir: &Path,
+    blobs: &BlobArgs,
+    command: RetentionCommand,
+) -> anyhow::Result<()> {
     let RetentionCommand::Run {
         dry_run,
         clock_offset_days,
     } = command;
-    let mut registry = open(data_dir).await?;
+    // A real run removes the blobs nothing references any more: the store the server uses.
+    let mut registry = open_with(data_dir, blobs).await?;
     registry.retention_clock_offset = crate::server::retention_offset(clock_offset_days)?;
     let root = as_admin(&registry, "root")?;
     let run = async {
@@ -105,7 +115,13 @@ pub async fn audit(data_dir: &Path, command: AuditCommand) -> anyhow::Result<()>
 }
 
 async fn open(data_dir: &Path) -> anyhow::Result<Registry> {
-    let registry = open_registry(data_dir, Limits::default(), 16)?;
+    open_with(data_dir, &BlobArgs::default()).await
+}
+
+/// The registry on the data dir's metadata and the blob store `blobs` names (gc, verify and
+/// backup read the blobs, a retention run removes some; the other commands only the metadata).
+async fn open_with(data_dir: &Path, blobs: &BlobArgs) -> anyhow::Result<Registry> {
+    let registry = open_registry_with(data_dir, blobs, Limits::default(), 16).await?;
     registry.bootstrap_root(None).await?;
     Ok(registry)
 }
@@ -306,9 +322,9 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<(
     Ok(())
 }
 
-pub async fn gc(data_dir: &Path) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
-    let report = registry.gc()?;
+pub async fn gc(data_dir: &Path, blobs: &BlobArgs) -> anyhow::Result<()> {
+    let registry = open_with(data_dir, blobs).await?;
+    let report = registry.gc().await?;
     println!(
         "gc: kept {} blobs, removed {} ({} bytes freed)",
         report.kept, report.removed, report.freed_bytes
@@ -316,9 +332,9 @@ pub async fn gc(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn verify(data_dir: &Path) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
-    let report = registry.verify()?;
+pub async fn verify(data_dir: &Path, blobs: &BlobArgs) -> anyhow::Result<()> {
+    let registry = open_with(data_dir, blobs).await?;
+    let report = registry.verify().await?;
     for sha in &report.corrupt {
         println!("CORRUPT blob {sha}: its content no longer matches its sha256");
     }
@@ -340,30 +356,35 @@ pub async fn verify(data_dir: &Path) -> anyhow::Result<()> {
 /// A cold backup: while this process holds the metadata lock (so no server writes), the flushed
 /// sled files and every blob a file record references are copied and fsynced into `dest`; then
 /// the copy is opened and verified like `verify` would. Unreferenced blobs are left behind.
-pub async fn backup(data_dir: &Path, dest: &Path) -> anyhow::Result<()> {
+pub async fn backup(data_dir: &Path, blobs: &BlobArgs, dest: &Path) -> anyhow::Result<()> {
     if dest.exists() && dest.read_dir()?.next().is_some() {
         bail!(
             "{} is not empty; back up into a new directory",
             dest.display()
         );
     }
-    let registry = open(data_dir).await?;
+    let registry = open_with(data_dir, blobs).await?;
     registry.persist_blocking()?;
     let meta_files = copy_dir(&data_dir.join("meta"), &dest.join("meta"))?;
+    let into = crate::store::local_blobs::LocalBlobs::open(dest)
+        .with_context(|| format!("creating the blob store in {}", dest.display()))?;
     let mut blobs = 0u64;
     let mut bytes = 0u64;
     for sha256 in registry.referenced_blobs()? {
-        let BlobLocation::LocalFile(source) = registry.blobs().locate(&sha256)?;
-        let relative = source
-            .strip_prefix(data_dir)
-            .with_context(|| format!("blob {} lies outside the data dir", source.display()))?;
-        bytes += copy_synced(&source, &dest.join(relative))?;
+        // Read through the blob store (local or S3) and written, hashed and synced into the
+        // copy's own local blob store.
+        let body = registry.blobs().open(&sha256, None).await?;
+        let copied = into.put(body, u64::MAX).await?;
+        if copied.digests.sha256 != sha256 {
+            bail!("blob {sha256} read back as {}", copied.digests.sha256);
+        }
+        bytes += copied.size;
         blobs += 1;
     }
     drop(registry);
 
     let copy = open_registry(dest, Limits::default(), 16)?;
-    let report = copy.verify()?;
+    let report = copy.verify().await?;
     if !report.is_clean() {
         bail!(
             "the backup in {} failed verification: {} corrupt, {} missing",

@@ -38,8 +38,67 @@ pub struct Cli {
         default_value = "./modelyard-data"
     )]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub blobs: BlobArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where file contents live: the data dir (default) or an S3-compatible bucket. S3 credentials
+/// come from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and the other usual `AWS_*`
+/// variables); they are never printed.
+#[derive(Debug, Clone, Args)]
+pub struct BlobArgs {
+    /// `local` (under the data dir) or `s3://bucket/prefix`.
+    #[arg(long, global = true, env = "MODELYARD_BLOBS", default_value = "local")]
+    pub blobs: String,
+    /// S3 endpoint URL (garage, MinIO, s3s-fs...); AWS's when unset.
+    #[arg(long, global = true, env = "MODELYARD_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long, global = true, env = "MODELYARD_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Path-style S3 requests (`endpoint/bucket/key`), as most self-hosted servers want.
+    #[arg(long, global = true, env = "MODELYARD_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+    /// Allow a plain `http://` S3 endpoint.
+    #[arg(long, global = true, env = "MODELYARD_S3_ALLOW_HTTP")]
+    pub s3_allow_http: bool,
+    /// Downloads of S3 blobs answer `307` to a presigned URL (valid 15 minutes) instead of
+    /// streaming through the server.
+    #[arg(long, global = true, env = "MODELYARD_BLOBS_REDIRECT")]
+    pub blobs_redirect: bool,
+}
+
+impl Default for BlobArgs {
+    fn default() -> Self {
+        BlobArgs {
+            blobs: "local".into(),
+            s3_endpoint: None,
+            s3_region: None,
+            s3_path_style: false,
+            s3_allow_http: false,
+            blobs_redirect: false,
+        }
+    }
+}
+
+impl BlobArgs {
+    /// The S3 bucket to use, or `None` for the local disk.
+    pub fn s3(&self) -> Result<Option<crate::store::s3_blobs::S3Config>, String> {
+        if self.blobs == "local" {
+            return Ok(None);
+        }
+        let mut config = crate::store::s3_blobs::S3Config::from_url(&self.blobs)?;
+        config.endpoint = self.s3_endpoint.clone();
+        config.region = self.s3_region.clone();
+        config.path_style = self.s3_path_style;
+        config.allow_http = self.s3_allow_http;
+        config.redirect = self
+            .blobs_redirect
+            .then_some(std::time::Duration::from_secs(15 * 60));
+        Ok(Some(config))
+    }
 }
 
 #[derive(Debug, Subcommand)]

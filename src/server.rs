@@ -16,11 +16,13 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::api::body_guard::BodyPace;
-use crate::config::ServeArgs;
+use crate::config::{BlobArgs, ServeArgs};
 use crate::connections::{default_cap, open_file_limit, BusyBody, Connections};
 use crate::domain::{Limits, Registry};
 use crate::state::{AppState, Settings};
+use crate::store::blobs::BlobStore;
 use crate::store::local_blobs::LocalBlobs;
+use crate::store::s3_blobs::S3Blobs;
 use crate::store::sled_meta::SledMeta;
 use crate::store::upgrade;
 use crate::web::sign_in_guard::SignInPolicy;
@@ -40,12 +42,35 @@ pub fn open_registry(data_dir: &Path, limits: Limits, cache_mb: u64) -> anyhow::
     upgrade::run(&meta, crate::domain::schema::upgrade::STEPS)
         .with_context(|| format!("opening metadata in {}", data_dir.display()))?;
     let blobs = LocalBlobs::open(data_dir).context("opening the blob store")?;
+    let leftovers = blobs.clean_staging_now()?;
     let registry = Registry::new(Arc::new(meta), Arc::new(blobs), limits);
-    let leftovers = registry.blobs().clean_staging()?;
     if leftovers > 0 {
         tracing::info!(leftovers, "removed unfinished uploads of an earlier run");
     }
     Ok(registry)
+}
+
+/// [`open_registry`] with the blob store `blobs` names: the data dir's, or an S3 bucket (whose
+/// old staging leftovers are removed).
+pub async fn open_registry_with(
+    data_dir: &Path,
+    blobs: &BlobArgs,
+    limits: Limits,
+    cache_mb: u64,
+) -> anyhow::Result<Registry> {
+    let Some(s3) = blobs.s3().map_err(anyhow::Error::msg)? else {
+        return open_registry(data_dir, limits, cache_mb);
+    };
+    let local = open_registry(data_dir, limits, cache_mb)?;
+    let store = S3Blobs::open(&s3).context("opening the S3 blob store")?;
+    let leftovers = store
+        .clean_staging()
+        .await
+        .with_context(|| format!("reaching the S3 bucket {}", s3.bucket))?;
+    if leftovers > 0 {
+        tracing::info!(leftovers, "removed staging objects of an earlier run");
+    }
+    Ok(local.with_blobs(Arc::new(store)))
 }
 
 /// Creates the data dir, if it is missing, readable by this user alone (0700): it holds password
@@ -106,14 +131,14 @@ pub fn retention_offset(days: i64) -> anyhow::Result<chrono::Duration> {
     Ok(chrono::Duration::days(days))
 }
 
-pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(data_dir: &Path, blobs: &BlobArgs, args: ServeArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
     let limits = Limits {
         generic_file_bytes: args.max_file_size,
         model_file_bytes: args.max_model_file_size,
     };
     warn_if_exposed(data_dir);
-    let mut registry = open_registry(data_dir, limits, args.cache_mb)?;
+    let mut registry = open_registry_with(data_dir, blobs, limits, args.cache_mb).await?;
     registry.event_settings = crate::domain::events::EventSettings {
         allow_private: args.webhook_allow_private,
         retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),

@@ -357,7 +357,7 @@ async fn deleting_a_model_takes_everything_it_owns_and_gc_frees_only_its_blobs()
     assert_eq!(doomed_packages.total, 0);
     assert!(doomed_packages.items.is_empty());
     assert_eq!(f.registry.version_files(&kv_version).unwrap().len(), 1);
-    let report = f.registry.gc().unwrap();
+    let report = f.registry.gc().await.unwrap();
     assert_eq!(
         (report.removed, report.kept, report.freed_bytes),
         (1, 1, 12)

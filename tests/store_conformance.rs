@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream;
-use modelyard::store::blobs::{BlobError, BlobLocation, BlobStore, ByteStream};
+use modelyard::store::blobs::{BlobError, BlobStore, ByteStream};
 use modelyard::store::checksum::{Digests, Expected};
 use modelyard::store::local_blobs::LocalBlobs;
 use modelyard::store::meta::{abort, MetaStore, StoreError, Table, TxError};
 use modelyard::store::sled_meta::SledMeta;
+
+mod common;
 
 /// A metadata back-end: its name and how to open it on a directory (reopening the same
 /// directory must find everything flushed before).
@@ -25,12 +27,42 @@ fn metadata_backends() -> Vec<(&'static str, OpenMeta)> {
     })]
 }
 
-type OpenBlobs = fn(&Path) -> Arc<dyn BlobStore>;
+/// A blob back-end: its name and how to open it on a directory (reopening the same directory
+/// must find the same blobs and uploads).
+type OpenBlobs = Box<dyn Fn(&Path) -> Arc<dyn BlobStore>>;
 
-fn blob_backends() -> Vec<(&'static str, OpenBlobs)> {
-    vec![("local", |dir| {
-        Arc::new(LocalBlobs::open(dir).expect("open the local blob store"))
-    })]
+/// The blob back-ends, and the S3 server the S3 one talks to (killed when dropped).
+struct BlobBackends {
+    _s3: Option<Arc<common::s3::S3Server>>,
+    list: Vec<(&'static str, OpenBlobs)>,
+}
+
+fn blob_backends(test: &str) -> BlobBackends {
+    let mut list: Vec<(&'static str, OpenBlobs)> = vec![(
+        "local",
+        Box::new(|dir: &Path| {
+            Arc::new(LocalBlobs::open(dir).expect("open the local blob store"))
+                as Arc<dyn BlobStore>
+        }),
+    )];
+    // S3 (s3s-fs): each directory is its own prefix of the bucket.
+    let s3 = common::s3::S3Server::start(test).map(Arc::new);
+    if let Some(server) = &s3 {
+        let server = server.clone();
+        list.push((
+            "s3",
+            Box::new(move |dir: &Path| {
+                let prefix = dir
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .unwrap_or("conformance")
+                    .trim_start_matches('.')
+                    .to_string();
+                Arc::new(server.blob_store(&prefix)) as Arc<dyn BlobStore>
+            }),
+        ));
+    }
+    BlobBackends { _s3: s3, list }
 }
 
 fn each_meta(check: impl Fn(&str, &Path, &dyn MetaStore)) {
@@ -274,14 +306,27 @@ fn pieces(data: &[u8]) -> ByteStream {
     )
 }
 
-fn read(store: &dyn BlobStore, sha256: &str) -> Vec<u8> {
-    match store.locate(sha256).unwrap() {
-        BlobLocation::LocalFile(path) => std::fs::read(path).unwrap(),
-    }
+async fn read(store: &dyn BlobStore, sha256: &str) -> Vec<u8> {
+    read_range(store, sha256, None).await
 }
 
-async fn each_blobs(check: impl AsyncFn(&str, &dyn BlobStore)) {
-    for (name, open) in blob_backends() {
+async fn read_range(
+    store: &dyn BlobStore,
+    sha256: &str,
+    range: Option<std::ops::Range<u64>>,
+) -> Vec<u8> {
+    use futures_util::StreamExt;
+    let mut stream = store.open(sha256, range).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+async fn each_blobs(test: &str, check: impl AsyncFn(&str, &dyn BlobStore)) {
+    let backends = blob_backends(test);
+    for (name, open) in &backends.list {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         check(name, store.as_ref()).await;
@@ -296,97 +341,111 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
 
 #[tokio::test]
 async fn blobs_put_read_list_rehash_and_remove() {
-    each_blobs(async |name, store| {
-        let content = data(1_234_567, 7);
-        let stored = store.put(pieces(&content), u64::MAX).await.unwrap();
-        assert_eq!(stored.size, content.len() as u64, "{name}");
-        assert_eq!(stored.digests, Digests::of(&content), "{name}");
-        let sha = stored.digests.sha256.clone();
-        assert!(store.exists(&sha), "{name}");
-        assert_eq!(read(store, &sha), content, "{name}");
-        assert_eq!(store.rehash(&sha).unwrap(), sha, "{name}");
-        let again = store.put(pieces(&content), u64::MAX).await.unwrap();
-        assert_eq!(again, stored, "{name}: the same content is one blob");
-        let other = store.put(pieces(b"small"), u64::MAX).await.unwrap();
-        let listed: BTreeSet<String> = store.list().unwrap().into_iter().collect();
-        assert_eq!(
-            listed,
-            BTreeSet::from([sha.clone(), other.digests.sha256.clone()]),
-            "{name}"
-        );
-        assert_eq!(
-            store.remove(&sha).unwrap(),
-            content.len() as u64,
-            "{name}: bytes freed"
-        );
-        assert!(!store.exists(&sha), "{name}");
-        assert_eq!(store.list().unwrap(), vec![other.digests.sha256], "{name}");
-    })
+    each_blobs(
+        "blobs_put_read_list_rehash_and_remove",
+        async |name, store| {
+            let content = data(1_234_567, 7);
+            let stored = store.put(pieces(&content), u64::MAX).await.unwrap();
+            assert_eq!(stored.size, content.len() as u64, "{name}");
+            assert_eq!(stored.digests, Digests::of(&content), "{name}");
+            let sha = stored.digests.sha256.clone();
+            assert!(store.exists(&sha).await.unwrap(), "{name}");
+            assert_eq!(read(store, &sha).await, content, "{name}");
+            assert_eq!(store.rehash(&sha).await.unwrap(), sha, "{name}");
+            let again = store.put(pieces(&content), u64::MAX).await.unwrap();
+            assert_eq!(again, stored, "{name}: the same content is one blob");
+            let other = store.put(pieces(b"small"), u64::MAX).await.unwrap();
+            let listed: BTreeSet<String> = store.list().await.unwrap().into_iter().collect();
+            assert_eq!(
+                listed,
+                BTreeSet::from([sha.clone(), other.digests.sha256.clone()]),
+                "{name}"
+            );
+            assert_eq!(
+                store.remove(&sha).await.unwrap(),
+                content.len() as u64,
+                "{name}: bytes freed"
+            );
+            assert!(!store.exists(&sha).await.unwrap(), "{name}");
+            assert_eq!(
+                store.list().await.unwrap(),
+                vec![other.digests.sha256],
+                "{name}"
+            );
+        },
+    )
     .await;
 }
 
 #[tokio::test]
 async fn a_refused_or_broken_body_leaves_nothing() {
-    each_blobs(async |name, store| {
-        let content = data(300_000, 3);
-        let too_large = store.put(pieces(&content), 299_999).await;
-        assert!(
-            matches!(too_large, Err(BlobError::TooLarge { .. })),
-            "{name}: {too_large:?}"
-        );
-        let declared = Expected {
-            sha256: Some("0".repeat(64)),
-            ..Expected::default()
-        };
-        let mismatch = store
-            .put_checked(pieces(&content), u64::MAX, &declared)
-            .await;
-        assert!(
-            matches!(mismatch, Err(BlobError::DigestMismatch(_))),
-            "{name}: {mismatch:?}"
-        );
-        let broken = store
-            .put(
-                body(vec![
-                    Ok(Bytes::from(content.clone())),
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::ConnectionReset,
-                        "gone",
-                    )),
-                ]),
-                u64::MAX,
-            )
-            .await;
-        assert!(broken.is_err(), "{name}: a broken body was stored");
-        assert!(
-            store.list().unwrap().is_empty(),
-            "{name}: a refused body left a blob"
-        );
-        assert!(!store.exists(&Digests::of(&content).sha256), "{name}");
-        store.clean_staging().unwrap();
-        let right = Expected {
-            sha256: Some(Digests::of(&content).sha256),
-            ..Expected::default()
-        };
-        let kept = store
-            .put_checked(pieces(&content), u64::MAX, &right)
-            .await
-            .unwrap();
-        assert_eq!(read(store, &kept.digests.sha256), content, "{name}");
-    })
+    each_blobs(
+        "a_refused_or_broken_body_leaves_nothing",
+        async |name, store| {
+            let content = data(300_000, 3);
+            let too_large = store.put(pieces(&content), 299_999).await;
+            assert!(
+                matches!(too_large, Err(BlobError::TooLarge { .. })),
+                "{name}: {too_large:?}"
+            );
+            let declared = Expected {
+                sha256: Some("0".repeat(64)),
+                ..Expected::default()
+            };
+            let mismatch = store
+                .put_checked(pieces(&content), u64::MAX, &declared)
+                .await;
+            assert!(
+                matches!(mismatch, Err(BlobError::DigestMismatch(_))),
+                "{name}: {mismatch:?}"
+            );
+            let broken = store
+                .put(
+                    body(vec![
+                        Ok(Bytes::from(content.clone())),
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "gone",
+                        )),
+                    ]),
+                    u64::MAX,
+                )
+                .await;
+            assert!(broken.is_err(), "{name}: a broken body was stored");
+            assert!(
+                store.list().await.unwrap().is_empty(),
+                "{name}: a refused body left a blob"
+            );
+            assert!(
+                !store.exists(&Digests::of(&content).sha256).await.unwrap(),
+                "{name}"
+            );
+            store.clean_staging().await.unwrap();
+            let right = Expected {
+                sha256: Some(Digests::of(&content).sha256),
+                ..Expected::default()
+            };
+            let kept = store
+                .put_checked(pieces(&content), u64::MAX, &right)
+                .await
+                .unwrap();
+            assert_eq!(read(store, &kept.digests.sha256).await, content, "{name}");
+        },
+    )
     .await;
 }
 
 #[tokio::test]
 async fn uploads_in_parts_survive_a_reopen_and_finish_as_one_blob() {
-    for (name, open) in blob_backends() {
+    let backends = blob_backends("uploads_in_parts_survive_a_reopen_and_finish_as_one_blob");
+    for (name, open) in &backends.list {
         let dir = tempfile::tempdir().unwrap();
         let id = "0123456789abcdef0123456789abcdef";
         let first = data(200_000, 1);
         let second = data(150_000, 2);
         {
             let store = open(dir.path());
-            store.start_upload(id).unwrap();
+            store.start_upload(id).await.unwrap();
             assert_eq!(
                 store
                     .append_upload(id, pieces(&first), u64::MAX)
@@ -396,14 +455,14 @@ async fn uploads_in_parts_survive_a_reopen_and_finish_as_one_blob() {
                 "{name}"
             );
             assert_eq!(
-                store.list_uploads().unwrap(),
+                store.list_uploads().await.unwrap(),
                 vec![id.to_string()],
                 "{name}"
             );
         }
         let store = open(dir.path());
         assert_eq!(
-            store.upload_size(id).unwrap(),
+            store.upload_size(id).await.unwrap(),
             Some(200_000),
             "{name}: the staged part after a reopen"
         );
@@ -414,22 +473,184 @@ async fn uploads_in_parts_survive_a_reopen_and_finish_as_one_blob() {
         let done = store.finish_upload(id).await.unwrap();
         let whole = [first, second].concat();
         assert_eq!(done.digests, Digests::of(&whole), "{name}");
-        assert_eq!(read(store.as_ref(), &done.digests.sha256), whole, "{name}");
         assert_eq!(
-            store.upload_size(id).unwrap(),
+            read(store.as_ref(), &done.digests.sha256).await,
+            whole,
+            "{name}"
+        );
+        assert_eq!(
+            store.upload_size(id).await.unwrap(),
             None,
             "{name}: a finished upload lingers"
         );
 
         let gone = "fedcba9876543210fedcba9876543210";
-        store.start_upload(gone).unwrap();
+        store.start_upload(gone).await.unwrap();
         store
             .append_upload(gone, pieces(b"abc"), u64::MAX)
             .await
             .unwrap();
-        store.discard_upload(gone).unwrap();
-        store.discard_upload(gone).unwrap();
-        assert_eq!(store.upload_size(gone).unwrap(), None, "{name}");
-        assert!(store.list_uploads().unwrap().is_empty(), "{name}");
+        store.discard_upload(gone).await.unwrap();
+        store.discard_upload(gone).await.unwrap();
+        assert_eq!(store.upload_size(gone).await.unwrap(), None, "{name}");
+        assert!(store.list_uploads().await.unwrap().is_empty(), "{name}");
     }
+}
+
+#[tokio::test]
+async fn blobs_open_ranges_and_stat_sizes() {
+    each_blobs("blobs_open_ranges_and_stat_sizes", async |name, store| {
+        // Larger than a multipart part on S3 (5 MiB) and than a read chunk on disk.
+        let content = data(6 * 1024 * 1024 + 123, 9);
+        let stored = store.put(pieces(&content), u64::MAX).await.unwrap();
+        let sha = stored.digests.sha256;
+        let info = store.stat(&sha).await.unwrap();
+        assert_eq!(info.size, content.len() as u64, "{name}");
+        assert!(info.modified.is_some(), "{name}");
+        for range in [0..1, 10..20, 524_287..524_289, 5_242_870..5_242_900] {
+            let got = read_range(store, &sha, Some(range.clone())).await;
+            assert_eq!(
+                got,
+                content[range.start as usize..range.end as usize],
+                "{name}: {range:?}"
+            );
+        }
+        let end = content.len() as u64;
+        let tail = read_range(store, &sha, Some(end - 7..end)).await;
+        assert_eq!(tail, content[content.len() - 7..], "{name}: the last bytes");
+        assert!(
+            read_range(store, &sha, Some(3..3)).await.is_empty(),
+            "{name}: an empty range"
+        );
+        let missing = "a".repeat(64);
+        assert!(
+            matches!(store.stat(&missing).await, Err(BlobError::Missing(_))),
+            "{name}"
+        );
+        assert!(
+            matches!(store.open(&missing, None).await, Err(BlobError::Missing(_))),
+            "{name}"
+        );
+        assert!(!store.exists(&missing).await.unwrap(), "{name}");
+        assert!(
+            matches!(store.remove(&missing).await, Err(BlobError::Missing(_))),
+            "{name}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn uploads_truncate_read_back_and_install_at_a_known_address() {
+    let backends = blob_backends("uploads_truncate_read_back_and_install_at_a_known_address");
+    for (name, open) in &backends.list {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let id = "00112233445566778899aabbccddeeff";
+        store.start_upload(id).await.unwrap();
+        assert_eq!(store.upload_size(id).await.unwrap(), Some(0), "{name}");
+        let first = data(300_000, 4);
+        let second = data(200_000, 5);
+        store
+            .append_upload(id, pieces(&first), u64::MAX)
+            .await
+            .unwrap();
+        store
+            .append_upload(id, pieces(&second), u64::MAX)
+            .await
+            .unwrap();
+        // Cut back into the first part: the second is gone, the first keeps its head.
+        store.truncate_upload(id, 250_000).await.unwrap();
+        assert_eq!(
+            store.upload_size(id).await.unwrap(),
+            Some(250_000),
+            "{name}"
+        );
+        let mut held = Vec::new();
+        let mut stream = store.read_upload(id).await.unwrap();
+        while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+            held.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(held, first[..250_000], "{name}");
+        // A body that breaks off keeps what arrived.
+        let broken = store
+            .append_upload(
+                id,
+                body(vec![
+                    Ok(Bytes::from(second.clone())),
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "gone",
+                    )),
+                ]),
+                u64::MAX,
+            )
+            .await;
+        assert!(
+            matches!(broken, Err(BlobError::BodyInterrupted(_))),
+            "{name}: {broken:?}"
+        );
+        assert_eq!(
+            store.upload_size(id).await.unwrap(),
+            Some(450_000),
+            "{name}: the bytes before the break are kept"
+        );
+        let whole = [&first[..250_000], &second[..]].concat();
+        let sha = Digests::of(&whole).sha256;
+        store.install_upload(id, &sha).await.unwrap();
+        assert_eq!(read(store.as_ref(), &sha).await, whole, "{name}");
+        assert_eq!(store.upload_size(id).await.unwrap(), None, "{name}");
+        assert!(store.list_uploads().await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.list().await.unwrap(), vec![sha], "{name}");
+        assert!(
+            matches!(
+                store.append_upload(id, pieces(b"late"), u64::MAX).await,
+                Err(BlobError::Missing(_))
+            ),
+            "{name}: appending to a finished upload"
+        );
+    }
+}
+
+/// On S3 a refused or broken body leaves no object at all in the bucket (its multipart upload
+/// is aborted), and a stored one leaves exactly its blob.
+#[tokio::test]
+async fn s3_keeps_no_object_of_a_refused_upload() {
+    let Some(server) = common::s3::S3Server::start("s3_keeps_no_object_of_a_refused_upload") else {
+        return;
+    };
+    let store = server.blob_store("refused");
+    // 12 MiB: a multipart upload of several parts.
+    let content = data(12 * 1024 * 1024, 1);
+    let mut chunks: Vec<Result<Bytes, std::io::Error>> = content
+        .chunks(1 << 20)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    chunks.push(Err(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "gone",
+    )));
+    assert!(store.put(body(chunks), u64::MAX).await.is_err());
+    let declared = Expected {
+        sha256: Some("0".repeat(64)),
+        ..Expected::default()
+    };
+    assert!(matches!(
+        store
+            .put_checked(pieces(&content), u64::MAX, &declared)
+            .await,
+        Err(BlobError::DigestMismatch(_))
+    ));
+    assert!(matches!(
+        store.put(pieces(&content), 10 << 20).await,
+        Err(BlobError::TooLarge { .. })
+    ));
+    assert_eq!(server.keys("refused").await, Vec::<String>::new());
+    let kept = store.put(pieces(&content), u64::MAX).await.unwrap();
+    assert_eq!(
+        server.keys("refused").await,
+        vec![format!("refused/blobs/{}", kept.digests.sha256)]
+    );
+    // No multipart upload was left open either.
+    assert_eq!(server.open_multipart_uploads(), Vec::<String>::new());
 }

@@ -4,14 +4,14 @@
 //! of any size costs the same memory.
 
 use std::io;
-use std::path::PathBuf;
+use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
+use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-/// Blob reads of this size.
-const CHUNK: usize = 512 << 10;
+use crate::store::blobs::{BlobError, BlobStore};
+
 /// Chunks queued ahead of the socket.
 const QUEUE: usize = 4;
 
@@ -47,7 +47,8 @@ impl Format {
 
 /// Where an entry's bytes come from.
 pub enum Source {
-    Blob(PathBuf),
+    /// A stored blob (its sha256), opened when the archive reaches it.
+    Blob(Arc<dyn BlobStore>, String),
     Bytes(Bytes),
 }
 
@@ -92,21 +93,16 @@ async fn send_body(entry: &Entry, sender: &mpsc::Sender<io::Result<Bytes>>) -> i
             sent = bytes.len() as u64;
             send(sender, bytes.clone()).await?;
         }
-        Source::Blob(path) => {
-            let mut file = tokio::fs::File::open(path).await?;
-            loop {
-                let mut chunk = BytesMut::with_capacity(CHUNK);
-                while chunk.len() < CHUNK {
-                    if file.read_buf(&mut chunk).await? == 0 {
-                        break;
-                    }
-                }
-                if chunk.is_empty() {
-                    break;
-                }
+        Source::Blob(store, sha256) => {
+            let mut blob = store.open(sha256, None).await.map_err(|e| match e {
+                BlobError::Io(e) => e,
+                other => io::Error::other(other.to_string()),
+            })?;
+            while let Some(chunk) = blob.next().await {
+                let chunk = chunk?;
                 crc.update(&chunk);
                 sent += chunk.len() as u64;
-                send(sender, chunk.freeze()).await?;
+                send(sender, chunk).await?;
             }
         }
     }
@@ -389,9 +385,13 @@ mod tests {
         out
     }
 
-    fn entries(dir: &std::path::Path) -> Vec<Entry> {
+    async fn entries(dir: &std::path::Path) -> Vec<Entry> {
+        use crate::store::blobs::BlobStore;
         let big: Vec<u8> = (0..1_300_000u32).map(|i| (i % 253) as u8).collect();
-        std::fs::write(dir.join("big"), &big).unwrap();
+        let store = Arc::new(crate::store::local_blobs::LocalBlobs::open(dir).unwrap());
+        let body: crate::store::blobs::ByteStream =
+            Box::pin(futures_util::stream::iter([Ok(Bytes::from(big.clone()))]));
+        let sha256 = store.put(body, u64::MAX).await.unwrap().digests.sha256;
         let long = format!("{}/weights.bin", "deep".repeat(40));
         vec![
             Entry {
@@ -402,7 +402,7 @@ mod tests {
             Entry {
                 name: long,
                 size: big.len() as u64,
-                source: Source::Blob(dir.join("big")),
+                source: Source::Blob(store, sha256),
             },
             Entry {
                 name: "empty".into(),
@@ -428,7 +428,7 @@ mod tests {
             (Format::Zip, false, "a.zip"),
             (Format::Zip, true, "b.zip"),
         ] {
-            let bytes = collect(format, entries(dir.path()), zip64).await;
+            let bytes = collect(format, entries(dir.path()).await, zip64).await;
             std::fs::write(dir.path().join(file), bytes).unwrap();
         }
         let script = r#"

@@ -1,41 +1,17 @@
-//! Serving a stored file: streamed from disk with `Content-Length`, `Content-Disposition`,
+//! Serving a stored file: streamed from the blob store (local disk or S3) with `Content-Length`, `Content-Disposition`,
 //! `ETag`, `Range` (206) and conditional requests.
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::conditional::{self, Outcome};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::mpsc;
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
 
 use crate::domain::records::PackageFile;
 use crate::domain::{Error, Registry};
-use crate::store::blobs::{BlobError, BlobLocation};
-use crate::store::chunk_pool::ChunkPool;
-
-/// Ranges and conditional requests (`ServeFile`) read from disk in chunks of this size.
-const READ_CHUNK: usize = 1 << 20;
-/// Whole-file downloads read chunks of this size...
-const WHOLE_FILE_CHUNK: usize = 512 << 10;
-/// ...up to this many ahead of the socket.
-const READ_AHEAD: usize = 4;
-/// How long a reader thread waits for the socket to take a chunk before it hands its thread back.
-const READER_PATIENCE: Duration = Duration::from_millis(50);
-
-/// Buffers of whole-file downloads, shared by all of them: a download holds at most
-/// `READ_AHEAD` + 2 chunks (queued, being read, being sent), 3 MiB.
-fn read_buffers() -> Arc<ChunkPool> {
-    static POOL: OnceLock<Arc<ChunkPool>> = OnceLock::new();
-    POOL.get_or_init(|| ChunkPool::new(WHOLE_FILE_CHUNK, READ_AHEAD + 2))
-        .clone()
-}
 
 /// `attachment; filename="name"` with an RFC 5987 form for names that are not plain ASCII.
 pub fn content_disposition(name: &str) -> HeaderValue {
@@ -58,89 +34,6 @@ pub fn content_disposition(name: &str) -> HeaderValue {
         "attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
-}
-
-/// A plain `GET` of the whole file: no range (ranges and `HEAD` are left to `ServeFile`).
-fn whole_file_get(request: &Request) -> bool {
-    request.method() == Method::GET
-        && ![
-            header::RANGE,
-            header::IF_RANGE,
-            header::IF_MATCH,
-            header::IF_MODIFIED_SINCE,
-            header::IF_UNMODIFIED_SINCE,
-        ]
-        .iter()
-        .any(|name| request.headers().contains_key(name))
-}
-
-/// `200 OK` with the whole file, read up to `READ_AHEAD` chunks ahead of the socket: reading the
-/// disk (and copying out of the page cache) overlaps sending, where `ServeFile` reads a chunk
-/// only once the previous one is sent.
-async fn stream_whole_file(path: PathBuf) -> Result<Response, Error> {
-    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-        let file = std::fs::File::open(&path)?;
-        let meta = file.metadata()?;
-        Ok((file, meta))
-    })
-    .await
-    .map_err(std::io::Error::other)
-    .and_then(|opened| opened)
-    .map_err(|e| Error::from(BlobError::Io(e)))?;
-    let (file, meta) = opened;
-    let (sender, mut received) = mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
-    let pool = read_buffers();
-    tokio::spawn(async move {
-        let (mut file, mut sender) = (file, sender);
-        // Wait for room in the queue without a thread, then read on a blocking thread for as
-        // long as the socket keeps taking chunks; when it has not taken one for
-        // READER_PATIENCE, hand the thread back: a slow client does not hold a blocking thread.
-        while let Ok(room) = sender.reserve_owned().await {
-            let pool = pool.clone();
-            let runtime = tokio::runtime::Handle::current();
-            let paused = tokio::task::spawn_blocking(move || {
-                let mut room = room;
-                loop {
-                    let mut chunk = pool.take();
-                    let sender = match chunk.read_from(&mut file) {
-                        Ok(_) if chunk.is_empty() => return None, // the end of the file
-                        Ok(_) => room.send(Ok(chunk.freeze())),
-                        Err(error) => {
-                            room.send(Err(error));
-                            return None;
-                        }
-                    };
-                    match runtime.block_on(tokio::time::timeout(
-                        READER_PATIENCE,
-                        sender.clone().reserve_owned(),
-                    )) {
-                        Ok(Ok(next)) => room = next,
-                        Ok(Err(_)) => return None, // the client went away
-                        Err(_) => return Some((file, sender)),
-                    }
-                }
-            })
-            .await;
-            match paused {
-                Ok(Some(paused)) => (file, sender) = paused,
-                _ => break,
-            }
-        }
-    });
-    let body = futures_util::stream::poll_fn(move |cx| received.poll_recv(cx));
-    let mut response = Response::new(Body::from_stream(body));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(modified) = meta.modified() {
-        let modified: chrono::DateTime<chrono::Utc> = modified.into();
-        if let Ok(value) =
-            HeaderValue::from_str(&modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-        {
-            headers.insert(header::LAST_MODIFIED, value);
-        }
-    }
-    Ok(response)
 }
 
 /// Answers `request` with the bytes of `file`; its validators are its sha256 (`ETag`) and the
@@ -190,7 +83,7 @@ pub async fn serve_blob(
 }
 
 /// The preconditions of the request are evaluated here against the file's own validators
-/// (see [`conditional`]); `ServeFile` then only sees a `Range` that still applies.
+/// (see [`conditional`]); a `Range` that still applies is then served from the blob store.
 async fn serve_validated(
     registry: &Registry,
     sha256: &str,
@@ -198,14 +91,21 @@ async fn serve_validated(
     request: Request,
 ) -> Result<Response, Error> {
     let etag = format!("\"{sha256}\"");
-    let BlobLocation::LocalFile(path) = registry.blobs().locate(sha256)?;
-    let modified = match modified {
-        Some(at) => at,
-        None => tokio::fs::metadata(&path)
-            .await
-            .and_then(|m| m.modified())
-            .unwrap_or(SystemTime::UNIX_EPOCH),
-    };
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        // `--blobs-redirect`: the object store serves the bytes itself.
+        if let Some(url) = registry.blobs().redirect_url(sha256, None).await? {
+            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(value) = HeaderValue::from_str(&url) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            if let Ok(value) = HeaderValue::from_str(&etag) {
+                response.headers_mut().insert(header::ETAG, value);
+            }
+            return Ok(response);
+        }
+    }
+    let info = registry.blobs().stat(sha256).await?;
+    let modified = modified.or(info.modified).unwrap_or(SystemTime::UNIX_EPOCH);
     let last_modified = HeaderValue::from_str(&conditional::http_date(modified)).ok();
     let outcome = conditional::evaluate(request.method(), request.headers(), &etag, modified);
     let honour_range = match outcome {
@@ -227,31 +127,69 @@ async fn serve_validated(
             return Ok(response);
         }
     };
-    let (mut parts, _) = request.into_parts();
-    for name in [
-        header::IF_MATCH,
-        header::IF_NONE_MATCH,
-        header::IF_MODIFIED_SINCE,
-        header::IF_UNMODIFIED_SINCE,
-        header::IF_RANGE,
-    ] {
-        parts.headers.remove(name);
-    }
-    if !honour_range {
-        // The client's copy is of another file: it gets the whole of this one (200).
-        parts.headers.remove(header::RANGE);
-    }
-    let request = Request::from_parts(parts, Body::empty());
-    let mut response = if whole_file_get(&request) {
-        stream_whole_file(path).await?
+    let head = request.method() == Method::HEAD;
+    // A `Range` still applies only when the client's copy is of this file; otherwise it gets
+    // the whole of it (200). A header that is not text is ignored.
+    let range = if honour_range {
+        request
+            .headers()
+            .get(header::RANGE)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| {
+                http_range_header::parse_range_header(value)
+                    .and_then(|parsed| parsed.validate(info.size))
+            })
     } else {
-        let Ok(response) = ServeFile::new(path)
-            .with_buf_chunk_size(READ_CHUNK)
-            .oneshot(request)
-            .await;
-        response.map(Body::new)
+        None
+    };
+    let size = info.size;
+    let mut response = match range {
+        None => {
+            let body = if head {
+                Body::empty()
+            } else {
+                Body::from_stream(registry.blobs().open(sha256, None).await?)
+            };
+            let mut response = Response::new(body);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            response
+        }
+        Some(Ok(ranges)) if ranges.len() == 1 => {
+            let (start, end) = (*ranges[0].start(), *ranges[0].end());
+            let body = if head {
+                Body::empty()
+            } else {
+                let stream = registry.blobs().open(sha256, Some(start..end + 1)).await?;
+                Body::from_stream(stream)
+            };
+            let mut response = Response::new(body);
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let headers = response.headers_mut();
+            let length = if size == 0 { 0 } else { end - start + 1 };
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
+                headers.insert(header::CONTENT_RANGE, value);
+            }
+            response
+        }
+        Some(parsed) => {
+            let body = if parsed.is_ok() {
+                Body::from("Cannot serve multipart range requests")
+            } else {
+                Body::empty()
+            };
+            let mut response = Response::new(body);
+            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            response
+        }
     };
     let headers = response.headers_mut();
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(value) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, value);
     }

@@ -152,18 +152,28 @@ impl Registry {
 impl Registry {
     /// The first `max` bytes of a stored file (fewer when it is shorter): what a preview shows.
     pub async fn file_head(&self, file: &PackageFile, max: usize) -> Result<Vec<u8>> {
-        use tokio::io::AsyncReadExt;
-        let crate::store::blobs::BlobLocation::LocalFile(path) =
-            self.blobs().locate(&file.sha256)?;
-        let opened = tokio::fs::File::open(&path)
+        self.blob_head(&file.sha256, max.min(file.size as usize))
             .await
-            .map_err(crate::store::blobs::BlobError::from_io)?;
-        let mut head = Vec::with_capacity(max.min(file.size as usize));
-        opened
-            .take(max as u64)
-            .read_to_end(&mut head)
-            .await
-            .map_err(crate::store::blobs::BlobError::from_io)?;
+    }
+
+    /// The first `max` bytes of a stored blob (fewer when it is shorter), read as a range.
+    pub async fn blob_head(&self, sha256: &str, max: usize) -> Result<Vec<u8>> {
+        use futures_util::StreamExt;
+        let size = self.blobs().stat(sha256).await?.size;
+        let end = size.min(max as u64);
+        let mut head = Vec::with_capacity(end as usize);
+        if end == 0 {
+            return Ok(head);
+        }
+        let mut stream = self.blobs().open(sha256, Some(0..end)).await?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(crate::store::blobs::BlobError::from_io)?;
+            let room = (end as usize).saturating_sub(head.len());
+            head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if head.len() >= end as usize {
+                break;
+            }
+        }
         Ok(head)
     }
 }

@@ -64,7 +64,7 @@ impl Registry {
         }
         let source = self.readable_copy(caller, project, &sha256)?;
         let source = source.ok_or_else(no_readable_copy)?;
-        if !self.blobs.exists(&source.sha256) {
+        if !self.blobs.exists(&source.sha256).await? {
             return Err(no_readable_copy());
         }
         let digests = Digests {

@@ -45,17 +45,17 @@ impl Registry {
 
     /// Deletes blobs no file record references. Run on a stopped server: an upload in flight
     /// has a blob but no record yet.
-    pub fn gc(&self) -> Result<GcReport> {
+    pub async fn gc(&self) -> Result<GcReport> {
         let referenced = self.referenced_blobs()?;
         let mut report = GcReport::default();
-        for upload in self.oci_orphan_uploads()? {
-            self.blobs.discard_upload(&upload)?;
+        for upload in self.oci_orphan_uploads().await? {
+            self.blobs.discard_upload(&upload).await?;
         }
-        for sha256 in self.blobs.list()? {
+        for sha256 in self.blobs.list().await? {
             if referenced.contains(&sha256) {
                 report.kept += 1;
             } else {
-                report.freed_bytes += self.blobs.remove(&sha256)?;
+                report.freed_bytes += self.blobs.remove(&sha256).await?;
                 report.removed += 1;
             }
         }
@@ -63,16 +63,16 @@ impl Registry {
     }
 
     /// Re-hashes every blob and checks that every file record has its blob.
-    pub fn verify(&self) -> Result<VerifyReport> {
+    pub async fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        for sha256 in self.blobs.list()? {
+        for sha256 in self.blobs.list().await? {
             report.blobs_checked += 1;
-            if self.blobs.rehash(&sha256)? != sha256 {
+            if self.blobs.rehash(&sha256).await? != sha256 {
                 report.corrupt.push(sha256);
             }
         }
         for file in self.all_files()? {
-            if !self.blobs.exists(&file.sha256) {
+            if !self.blobs.exists(&file.sha256).await? {
                 report.missing.push((file.id, file.sha256));
             }
         }

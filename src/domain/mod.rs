@@ -115,6 +115,17 @@ impl Registry {
         self.blobs.as_ref()
     }
 
+    /// This registry on another blob store (its metadata unchanged).
+    pub fn with_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blobs = blobs;
+        self
+    }
+
+    /// The blob store, for a stream that outlives the request's borrow (archives).
+    pub fn shared_blobs(&self) -> Arc<dyn BlobStore> {
+        self.blobs.clone()
+    }
+
     /// Makes every committed change durable. Concurrent callers share flushes (group commit).
     /// Writes call it through [`Registry::write`]; nothing outside the domain needs it.
     pub(crate) async fn persist(&self) -> Result<()> {
@@ -147,8 +158,9 @@ impl Registry {
     }
 
     fn probe_writes(&self) -> std::result::Result<(), String> {
-        self.blobs
-            .probe_write()
+        // Called on a blocking thread (see `api::ops`).
+        tokio::runtime::Handle::current()
+            .block_on(self.blobs.probe_write())
             .map_err(|e| format!("the blob store cannot write: {e}"))?;
         let stamp = records::now().to_rfc3339();
         self.meta

@@ -30,7 +30,7 @@ use super::schema::{
 use super::semver_rules;
 use super::versions::NewVersion;
 use super::Registry;
-use crate::store::blobs::{BlobError, ByteStream, StoredBlob};
+use crate::store::blobs::{ByteStream, StoredBlob};
 use crate::store::meta::abort;
 
 /// How many referrers one answer lists at most.
@@ -333,10 +333,9 @@ impl Registry {
         .await
     }
 
-    fn read_pushed(&self, pushed: &OciManifest) -> Result<ManifestBody> {
-        let crate::store::blobs::BlobLocation::LocalFile(path) =
-            self.blobs.locate(&pushed.digest)?;
-        let bytes = std::fs::read(path).map_err(BlobError::Io)?;
+    async fn read_pushed(&self, pushed: &OciManifest) -> Result<ManifestBody> {
+        let size = self.blobs.stat(&pushed.digest).await?.size;
+        let bytes = self.blob_head(&pushed.digest, size as usize).await?;
         Ok(ManifestBody {
             bytes,
             media_type: pushed.media_type.clone(),
@@ -360,7 +359,7 @@ impl Registry {
         let (generated, files) = self.generate_for(repo, version)?;
         if let Some(pushed) = pushed {
             if describes(&pushed, &files) {
-                return self.read_pushed(&pushed);
+                return self.read_pushed(&pushed).await;
             }
         }
         self.note_generated(repo, version, &generated).await?;
@@ -387,7 +386,7 @@ impl Registry {
                 if let Some(pushed) =
                     schema::oci_manifests::get(self.meta.as_ref(), project_id, &repo.name, digest)?
                 {
-                    return self.read_pushed(&pushed);
+                    return self.read_pushed(&pushed).await;
                 }
                 let shown = format!("sha256:{digest}");
                 let generated =
@@ -570,7 +569,7 @@ impl Registry {
             user_id: caller.user_id(),
             created_at: now(),
         };
-        self.blobs.start_upload(&session.id)?;
+        self.blobs.start_upload(&session.id).await?;
         self.write(|tx| {
             schema::put::<UploadSessions>(tx, &session)?;
             Ok(())
@@ -596,7 +595,8 @@ impl Registry {
         let lock = self.oci_uploads.of(id);
         let _held = lock.lock().await;
         self.blobs
-            .upload_size(id)?
+            .upload_size(id)
+            .await?
             .ok_or_else(|| upload_unknown(id))
     }
 
@@ -620,7 +620,8 @@ impl Registry {
         };
         let size = self
             .blobs
-            .upload_size(id)?
+            .upload_size(id)
+            .await?
             .ok_or_else(|| upload_unknown(id))?;
         if start.is_some_and(|start| start != size) {
             return Err(Error::oci(
@@ -653,13 +654,14 @@ impl Registry {
         };
         let held = self
             .blobs
-            .upload_size(id)?
+            .upload_size(id)
+            .await?
             .ok_or_else(|| upload_unknown(id))?;
         let stored = match body {
             // The whole blob in this one request: hashed as it streams, like every upload.
             Some(body) if held == 0 => {
                 let stored = self.blobs.put(body, self.limits.model_file_bytes).await?;
-                self.blobs.discard_upload(id)?;
+                self.blobs.discard_upload(id).await?;
                 stored
             }
             Some(body) => {
@@ -683,7 +685,7 @@ impl Registry {
     /// `DELETE /v2/<name>/blobs/uploads/<id>`.
     pub async fn oci_cancel_upload(&self, repo: &Repository, id: &str) -> Result<()> {
         self.session_of(repo, id)?;
-        self.blobs.discard_upload(id)?;
+        self.blobs.discard_upload(id).await?;
         self.write(|tx| {
             schema::oci_uploads::remove(tx, id)?;
             Ok(())
@@ -757,7 +759,7 @@ impl Registry {
         let Some(found) = self.stored_blob(from, sha256)? else {
             return Ok(None);
         };
-        if !self.blobs.exists(sha256) {
+        if !self.blobs.exists(sha256).await? {
             return Ok(None);
         }
         let blob = OciBlob {
@@ -1161,13 +1163,13 @@ impl Registry {
 
     /// Upload ids on disk with no session (a session removed, or never recorded): neither an
     /// OCI upload session nor a resumable (tus) upload in progress.
-    pub(crate) fn oci_orphan_uploads(&self) -> Result<Vec<String>> {
+    pub(crate) async fn oci_orphan_uploads(&self) -> Result<Vec<String>> {
         let mut sessions = std::collections::HashSet::new();
         for s in schema::oci_uploads::all(self.meta.as_ref()) {
             sessions.insert(s?.id);
         }
         let mut orphans = Vec::new();
-        for id in self.blobs.list_uploads()? {
+        for id in self.blobs.list_uploads().await? {
             if !sessions.contains(&id)
                 && !schema::resumable_uploads::exists(self.meta.as_ref(), &id)?
             {

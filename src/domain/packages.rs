@@ -272,20 +272,15 @@ impl Registry {
     }
 
     async fn sniff_blob(&self, sha256: &str) -> super::formats::Sniffer {
-        use tokio::io::AsyncReadExt;
+        use futures_util::StreamExt;
         let mut sniffer = super::formats::Sniffer::new();
-        let Ok(crate::store::blobs::BlobLocation::LocalFile(path)) = self.blobs.locate(sha256)
-        else {
+        let Ok(mut blob) = self.blobs.open(sha256, None).await else {
             return sniffer;
         };
-        let Ok(mut file) = tokio::fs::File::open(&path).await else {
-            return sniffer;
-        };
-        let mut buffer = vec![0u8; 64 * 1024];
         while sniffer.wants_more() {
-            match file.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => sniffer.feed(&buffer[..n]),
+            match blob.next().await {
+                Some(Ok(chunk)) => sniffer.feed(&chunk),
+                Some(Err(_)) | None => break,
             }
         }
         sniffer

@@ -260,7 +260,7 @@ impl Registry {
 
     /// Plans a run of a model's rules as of `at` (see the module's description). Reads the
     /// model's versions a page at a time; only versions a rule takes are looked at further.
-    pub fn plan_retention(&self, model: &Model, at: Timestamp) -> Result<RetentionPlan> {
+    pub async fn plan_retention(&self, model: &Model, at: Timestamp) -> Result<RetentionPlan> {
         let rules = model.retention.clone().unwrap_or_default();
         let mut plan = RetentionPlan {
             model: model.clone(),
@@ -347,16 +347,18 @@ impl Registry {
             .iter()
             .flat_map(|d| d.blobs.iter().map(|(id, _, _)| *id))
             .collect();
-        plan.freed = self.unreferenced_after(
-            plan.delete.iter().flat_map(|d| d.blobs.iter()),
-            &doomed_files,
-        )?;
+        plan.freed = self
+            .unreferenced_after(
+                plan.delete.iter().flat_map(|d| d.blobs.iter()),
+                &doomed_files,
+            )
+            .await?;
         Ok(plan)
     }
 
     /// Of the blobs of `files` (file id, sha256, size), those that exist and that no file record
     /// outside `gone` and no OCI blob or manifest references, with their sizes, by sha256.
-    fn unreferenced_after<'f>(
+    async fn unreferenced_after<'f>(
         &self,
         files: impl Iterator<Item = &'f (u64, String, u64)>,
         gone: &HashSet<u64>,
@@ -372,7 +374,9 @@ impl Registry {
             // (or one not gone) turns up in the content index.
             let holders =
                 schema::files::anywhere_with_sha256(self.meta.as_ref(), sha256, records + 1)?;
-            if holders.iter().all(|(_, file, _)| gone.contains(file)) && self.blobs.exists(sha256) {
+            if holders.iter().all(|(_, file, _)| gone.contains(file))
+                && self.blobs.exists(sha256).await?
+            {
                 candidates.insert(sha256.to_string(), size);
             }
         }
@@ -414,7 +418,7 @@ impl Registry {
         let model = self.project_model(access, model_id)?;
         // Blobs stored from now on may be about to be recorded by an upload: never removed here.
         let started = SystemTime::now();
-        let plan = self.plan_retention(&model, self.retention_now())?;
+        let plan = self.plan_retention(&model, self.retention_now()).await?;
         let mut report = RetentionReport {
             plan,
             dry_run,
@@ -481,9 +485,14 @@ impl Registry {
                 .filter(|d| gone_versions.contains(&d.version.id))
                 .flat_map(|d| d.blobs.iter()),
             &gone_files,
-        )?;
+        )
+        .await?;
         for (sha256, _) in &unreferenced {
-            if let Some(bytes) = self.blobs.remove_unless_stored_since(sha256, started)? {
+            if let Some(bytes) = self
+                .blobs
+                .remove_unless_stored_since(sha256, started)
+                .await?
+            {
                 report.blobs_removed += 1;
                 report.bytes_reclaimed += bytes;
             }

@@ -298,14 +298,7 @@ pub fn is_mlmodel(file_name: &str) -> bool {
 impl super::Registry {
     /// The text of a stored blob's first [`MLMODEL_MAX`] bytes.
     async fn blob_text(&self, sha256: &str) -> Option<String> {
-        use tokio::io::AsyncReadExt;
-        let crate::store::blobs::BlobLocation::LocalFile(path) = self.blobs.locate(sha256).ok()?;
-        let file = tokio::fs::File::open(&path).await.ok()?;
-        let mut text = Vec::new();
-        file.take(MLMODEL_MAX as u64)
-            .read_to_end(&mut text)
-            .await
-            .ok()?;
+        let text = self.blob_head(sha256, MLMODEL_MAX).await.ok()?;
         Some(String::from_utf8_lossy(&text).into_owned())
     }
 

@@ -317,7 +317,7 @@ impl Registry {
             created_at: at,
             expires_at: self.expiry_from(at),
         };
-        self.blobs.start_upload(&upload.id)?;
+        self.blobs.start_upload(&upload.id).await?;
         let recorded = self
             .write(|tx| {
                 schema::put::<ResumableUploads>(tx, &upload)?;
@@ -325,7 +325,7 @@ impl Registry {
             })
             .await;
         if let Err(error) = recorded {
-            let _ = self.blobs.discard_upload(&upload.id);
+            let _ = self.blobs.discard_upload(&upload.id).await;
             return Err(error);
         }
         Ok(upload)
@@ -357,9 +357,9 @@ impl Registry {
     /// Recomputes the digests of an upload's first `offset` bytes, after cutting off anything
     /// past them.
     async fn rehash_prefix(&self, id: &str, offset: u64) -> Result<HashState> {
-        self.blobs.truncate_upload(id, offset)?;
+        self.blobs.truncate_upload(id, offset).await?;
         let hasher = ResumedHasher::resume(HashState::default(), DEPTH);
-        let mut stream = self.blobs.read_upload(id)?;
+        let mut stream = self.blobs.read_upload(id).await?;
         let mut read = 0u64;
         while let Some(piece) = stream.next().await {
             let piece = piece.map_err(BlobError::Io)?;
@@ -442,9 +442,9 @@ impl Registry {
             Some(hasher) => Some(hasher.finish().await.map_err(BlobError::Io)?),
             None => None,
         };
-        let refuse = |error: Error, running: &mut Option<Running>| {
+        let refuse = async |error: Error, running: &mut Option<Running>| {
             // Nothing of the chunk is kept: the upload is where it was.
-            self.blobs.truncate_upload(id, upload.offset)?;
+            self.blobs.truncate_upload(id, upload.offset).await?;
             *running = Some(Running {
                 offset: upload.offset,
                 hashes: before.clone(),
@@ -456,9 +456,9 @@ impl Registry {
             // A chunk without a checksum that broke off keeps what arrived (tus core): the
             // client asks where to resume with HEAD.
             Err(BlobError::BodyInterrupted(_)) if declared.is_none() => {
-                let size = self.blobs.upload_size(id)?.unwrap_or(upload.offset);
+                let size = self.blobs.upload_size(id).await?.unwrap_or(upload.offset);
                 if size != upload.offset + fed {
-                    return refuse(Error::BodyInterrupted, &mut running);
+                    return refuse(Error::BodyInterrupted, &mut running).await;
                 }
                 if size > upload.offset {
                     upload.offset = size;
@@ -482,9 +482,10 @@ impl Registry {
                         upload.length
                     )),
                     &mut running,
-                );
+                )
+                .await;
             }
-            Err(other) => return refuse(other.into(), &mut running),
+            Err(other) => return refuse(other.into(), &mut running).await,
         };
         if let (Some(declared), Some(actual)) = (&declared, &chunk_digest) {
             if declared != actual {
@@ -493,8 +494,7 @@ impl Registry {
                         UploadProblem::ChecksumMismatch,
                         "the chunk does not have the digest its Upload-Checksum declares: it was discarded".into(),
                     ),
-                    &mut running,
-                );
+                    &mut running,).await;
             }
         }
         if size != upload.offset + fed {
@@ -504,7 +504,8 @@ impl Registry {
                     size - upload.offset
                 )))),
                 &mut running,
-            );
+            )
+            .await;
         }
         upload.offset = size;
         if size < upload.length {
@@ -591,7 +592,7 @@ impl Registry {
             Ok(())
         })
         .await?;
-        self.blobs.discard_upload(id)?;
+        self.blobs.discard_upload(id).await?;
         Ok(())
     }
 

@@ -1,8 +1,9 @@
 //! The blob store: file contents, addressed by their sha256.
 
 use std::io;
-use std::path::PathBuf;
+use std::ops::Range;
 use std::pin::Pin;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -19,10 +20,12 @@ pub struct StoredBlob {
     pub digests: Digests,
 }
 
-/// Where the bytes of a blob can be read from.
-#[derive(Debug, Clone)]
-pub enum BlobLocation {
-    LocalFile(PathBuf),
+/// What [`BlobStore::stat`] says about a stored blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub size: u64,
+    /// When the blob was stored (what `Last-Modified` says when nothing better is known).
+    pub modified: Option<SystemTime>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,57 +71,94 @@ pub trait BlobStore: Send + Sync + 'static {
         limit: u64,
         expected: &Expected,
     ) -> Result<StoredBlob, BlobError>;
-    /// Where to read a blob from.
-    fn locate(&self, sha256: &str) -> Result<BlobLocation, BlobError>;
-    fn exists(&self, sha256: &str) -> bool;
-    /// Every stored blob's sha256.
-    fn list(&self) -> Result<Vec<String>, BlobError>;
+    /// A stored blob's size and time; [`BlobError::Missing`] when there is no such blob.
+    async fn stat(&self, sha256: &str) -> Result<BlobInfo, BlobError>;
+    /// The bytes of a stored blob, streamed: all of them, or those of `range` (which the
+    /// caller has checked against [`BlobStore::stat`]'s size). Memory stays bounded whatever
+    /// the size; [`BlobError::Missing`] when there is no such blob.
+    async fn open(&self, sha256: &str, range: Option<Range<u64>>) -> Result<ByteStream, BlobError>;
+    async fn exists(&self, sha256: &str) -> Result<bool, BlobError> {
+        match self.stat(sha256).await {
+            Ok(_) => Ok(true),
+            Err(BlobError::Missing(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+    /// Every stored blob's sha256, sorted.
+    async fn list(&self) -> Result<Vec<String>, BlobError>;
     /// Deletes a blob; returns the bytes freed.
-    fn remove(&self, sha256: &str) -> Result<u64, BlobError>;
+    async fn remove(&self, sha256: &str) -> Result<u64, BlobError>;
     /// Deletes a blob unless it was stored, or stored again (identical content kept once), at
     /// or after `since`: an upload in flight may be about to record it. Returns the bytes
-    /// freed, `None` when it was kept or is not there.
-    fn remove_unless_stored_since(
+    /// freed, `None` when it was kept or is not there. This default goes by [`BlobStore::stat`]'s
+    /// time; a store that does not refresh it on a repeated put keeps a smaller window open.
+    async fn remove_unless_stored_since(
         &self,
         sha256: &str,
-        since: std::time::SystemTime,
+        since: SystemTime,
     ) -> Result<Option<u64>, BlobError> {
-        let _ = since;
-        if !self.exists(sha256) {
+        let info = match self.stat(sha256).await {
+            Ok(info) => info,
+            Err(BlobError::Missing(_)) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        if info.modified.is_some_and(|at| at >= since) {
             return Ok(None);
         }
-        self.remove(sha256).map(Some)
+        match self.remove(sha256).await {
+            Ok(freed) => Ok(Some(freed)),
+            Err(BlobError::Missing(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
     /// Re-reads a blob and returns its actual sha256.
-    fn rehash(&self, sha256: &str) -> Result<String, BlobError>;
+    async fn rehash(&self, sha256: &str) -> Result<String, BlobError> {
+        use futures_util::StreamExt;
+        use sha2::Digest;
+        let mut stream = self.open(sha256, None).await?;
+        let mut hasher = sha2::Sha256::new();
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk?);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
     /// Removes staging leftovers of an earlier run; returns how many.
-    fn clean_staging(&self) -> Result<usize, BlobError>;
-    /// Whether the store takes a write right now (a small file written, synced and removed
-    /// where uploads are staged).
-    fn probe_write(&self) -> Result<(), BlobError> {
+    async fn clean_staging(&self) -> Result<usize, BlobError>;
+    /// Whether the store takes a write right now (a small object written, made durable and
+    /// removed where uploads are staged).
+    async fn probe_write(&self) -> Result<(), BlobError> {
         Ok(())
+    }
+    /// A URL that serves the blob for `expires` without credentials (the S3 back-end's
+    /// presigned GET), when the store offers one and was told to.
+    async fn redirect_url(
+        &self,
+        _sha256: &str,
+        _file_name: Option<&str>,
+    ) -> Result<Option<String>, BlobError> {
+        Ok(None)
     }
 
     /// Starts an upload received over several requests (OCI chunked uploads), named by `id`
     /// (32 lower-case hex digits). Its bytes survive restarts until finished or discarded.
-    fn start_upload(&self, id: &str) -> Result<(), BlobError>;
+    async fn start_upload(&self, id: &str) -> Result<(), BlobError>;
     /// Appends a body to an upload and makes it durable; returns the upload's size. A body
     /// that breaks off keeps what arrived: [`BlobStore::upload_size`] says how much.
     async fn append_upload(&self, id: &str, body: ByteStream, limit: u64)
         -> Result<u64, BlobError>;
     /// How many bytes an upload holds; `None` when there is no such upload.
-    fn upload_size(&self, id: &str) -> Result<Option<u64>, BlobError>;
+    async fn upload_size(&self, id: &str) -> Result<Option<u64>, BlobError>;
     /// Hashes a complete upload and moves it to its address, like [`BlobStore::put`].
     async fn finish_upload(&self, id: &str) -> Result<StoredBlob, BlobError>;
     /// Removes an upload's bytes (absent ones too).
-    fn discard_upload(&self, id: &str) -> Result<(), BlobError>;
-    /// The ids of every upload on disk, for gc.
-    fn list_uploads(&self) -> Result<Vec<String>, BlobError>;
+    async fn discard_upload(&self, id: &str) -> Result<(), BlobError>;
+    /// The ids of every upload held, for gc.
+    async fn list_uploads(&self) -> Result<Vec<String>, BlobError>;
     /// Cuts an upload back to its first `len` bytes, durably (bytes past an acknowledged offset,
     /// or a chunk refused after it was written, are not kept).
-    fn truncate_upload(&self, id: &str, len: u64) -> Result<(), BlobError>;
+    async fn truncate_upload(&self, id: &str, len: u64) -> Result<(), BlobError>;
     /// The bytes an upload holds, streamed (to hash them again after a restart).
-    fn read_upload(&self, id: &str) -> Result<ByteStream, BlobError>;
+    async fn read_upload(&self, id: &str) -> Result<ByteStream, BlobError>;
     /// Moves a complete upload whose sha256 the caller computed while it arrived to its
     /// address, without reading it again; identical content is kept once.
     async fn install_upload(&self, id: &str, sha256: &str) -> Result<(), BlobError>;

@@ -1,9 +1,11 @@
 //! Blobs on the local disk: `<root>/blobs/<aa>/<bb>/<sha256>`, staged in `<root>/tmp/`.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -11,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::blobs::{BlobError, BlobLocation, BlobStore, ByteStream, StoredBlob};
+use super::blobs::{BlobError, BlobInfo, BlobStore, ByteStream, StoredBlob};
 use super::checksum::{Expected, MultiHasher, ParallelHasher, SingleHasher};
 use super::chunk_pool::{release_free_heap, Chunk, ChunkPool};
 
@@ -25,6 +27,76 @@ const QUEUE_DEPTH: usize = 4;
 const KEEP_CHUNKS: usize = QUEUE_DEPTH + 2;
 /// Written data is handed to the disk in ranges of this size as the upload goes.
 const WRITEBACK_WINDOW: u64 = 8 << 20;
+/// Downloads read chunks of this size...
+const READ_CHUNK: usize = 512 << 10;
+/// ...up to this many ahead of the socket.
+const READ_AHEAD: usize = 4;
+/// How long a reader thread waits for the socket to take a chunk before it hands its thread back.
+const READER_PATIENCE: Duration = Duration::from_millis(50);
+
+/// Buffers of downloads, shared by all of them: a download holds at most `READ_AHEAD` + 2
+/// chunks (queued, being read, being sent), 3 MiB.
+fn read_buffers() -> Arc<ChunkPool> {
+    static POOL: OnceLock<Arc<ChunkPool>> = OnceLock::new();
+    POOL.get_or_init(|| ChunkPool::new(READ_CHUNK, READ_AHEAD + 2))
+        .clone()
+}
+
+/// Streams `file`, read up to `READ_AHEAD` chunks ahead of the consumer: reading the disk (and
+/// copying out of the page cache) overlaps sending.
+pub fn read_ahead(file: impl Read + Send + 'static) -> ByteStream {
+    let (sender, mut received) = mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
+    let pool = read_buffers();
+    tokio::spawn(async move {
+        let (mut file, mut sender) = (file, sender);
+        // Wait for room in the queue without a thread, then read on a blocking thread for as
+        // long as the socket keeps taking chunks; when it has not taken one for
+        // READER_PATIENCE, hand the thread back: a slow client does not hold a blocking thread.
+        while let Ok(room) = sender.reserve_owned().await {
+            let pool = pool.clone();
+            let runtime = tokio::runtime::Handle::current();
+            let paused = tokio::task::spawn_blocking(move || {
+                let mut room = room;
+                loop {
+                    let mut chunk = pool.take();
+                    let sender = match chunk.read_from(&mut file) {
+                        Ok(_) if chunk.is_empty() => return None, // the end of the file
+                        Ok(_) => room.send(Ok(chunk.freeze())),
+                        Err(error) => {
+                            room.send(Err(error));
+                            return None;
+                        }
+                    };
+                    match runtime.block_on(tokio::time::timeout(
+                        READER_PATIENCE,
+                        sender.clone().reserve_owned(),
+                    )) {
+                        Ok(Ok(next)) => room = next,
+                        Ok(Err(_)) => return None, // the client went away
+                        Err(_) => return Some((file, sender)),
+                    }
+                }
+            })
+            .await;
+            match paused {
+                Ok(Some(paused)) => (file, sender) = paused,
+                _ => break,
+            }
+        }
+    });
+    Box::pin(futures_util::stream::poll_fn(move |cx| {
+        received.poll_recv(cx)
+    }))
+}
+
+/// Runs blocking file work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, BlobError> + Send + 'static,
+) -> Result<T, BlobError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| BlobError::Io(io::Error::other(e)))?
+}
 
 pub struct LocalBlobs {
     blobs: PathBuf,
@@ -82,6 +154,19 @@ impl LocalBlobs {
             .join(&sha256[0..2])
             .join(&sha256[2..4])
             .join(sha256))
+    }
+
+    /// Removes staging leftovers of an earlier run; returns how many.
+    pub fn clean_staging_now(&self) -> Result<usize, BlobError> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.tmp)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// A second handle on the same directories (for blocking tasks).
@@ -331,45 +416,72 @@ impl BlobStore for LocalBlobs {
         Ok(StoredBlob { size, digests })
     }
 
-    fn locate(&self, sha256: &str) -> Result<BlobLocation, BlobError> {
+    async fn stat(&self, sha256: &str) -> Result<BlobInfo, BlobError> {
         let path = self.path_of(sha256)?;
-        if path.exists() {
-            Ok(BlobLocation::LocalFile(path))
-        } else {
-            Err(BlobError::Missing(sha256.to_string()))
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(BlobInfo {
+                size: meta.len(),
+                modified: meta.modified().ok(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(BlobError::Missing(sha256.to_string()))
+            }
+            Err(e) => Err(BlobError::Io(e)),
         }
     }
 
-    fn exists(&self, sha256: &str) -> bool {
-        self.path_of(sha256).map(|p| p.exists()).unwrap_or(false)
+    async fn open(&self, sha256: &str, range: Option<Range<u64>>) -> Result<ByteStream, BlobError> {
+        let path = self.path_of(sha256)?;
+        let missing = sha256.to_string();
+        let file = blocking(move || {
+            let mut file = File::open(&path).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => BlobError::Missing(missing),
+                _ => BlobError::Io(e),
+            })?;
+            if let Some(range) = &range {
+                file.seek(io::SeekFrom::Start(range.start))?;
+            }
+            let len = range.map_or(u64::MAX, |r| r.end.saturating_sub(r.start));
+            Ok(file.take(len))
+        })
+        .await?;
+        Ok(read_ahead(file))
     }
 
-    fn list(&self) -> Result<Vec<String>, BlobError> {
-        let mut out = Vec::new();
-        for level1 in fs::read_dir(&self.blobs)? {
-            let level1 = level1?.path();
-            if !level1.is_dir() {
-                continue;
-            }
-            for level2 in fs::read_dir(&level1)? {
-                let level2 = level2?.path();
-                if !level2.is_dir() {
+    async fn exists(&self, sha256: &str) -> Result<bool, BlobError> {
+        Ok(self.path_of(sha256).map(|p| p.exists()).unwrap_or(false))
+    }
+
+    async fn list(&self) -> Result<Vec<String>, BlobError> {
+        let blobs = self.blobs.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            for level1 in fs::read_dir(&blobs)? {
+                let level1 = level1?.path();
+                if !level1.is_dir() {
                     continue;
                 }
-                for blob in fs::read_dir(&level2)? {
-                    if let Some(name) = blob?.file_name().to_str() {
-                        if is_sha256(name) {
-                            out.push(name.to_string());
+                for level2 in fs::read_dir(&level1)? {
+                    let level2 = level2?.path();
+                    if !level2.is_dir() {
+                        continue;
+                    }
+                    for blob in fs::read_dir(&level2)? {
+                        if let Some(name) = blob?.file_name().to_str() {
+                            if is_sha256(name) {
+                                out.push(name.to_string());
+                            }
                         }
                     }
                 }
             }
-        }
-        out.sort();
-        Ok(out)
+            out.sort();
+            Ok(out)
+        })
+        .await
     }
 
-    fn remove(&self, sha256: &str) -> Result<u64, BlobError> {
+    async fn remove(&self, sha256: &str) -> Result<u64, BlobError> {
         let path = self.path_of(sha256)?;
         let size = fs::metadata(&path)
             .map_err(|_| BlobError::Missing(sha256.to_string()))?
@@ -378,38 +490,45 @@ impl BlobStore for LocalBlobs {
         Ok(size)
     }
 
-    fn remove_unless_stored_since(
+    async fn remove_unless_stored_since(
         &self,
         sha256: &str,
         since: std::time::SystemTime,
     ) -> Result<Option<u64>, BlobError> {
         let path = self.path_of(sha256)?;
-        let Ok(metadata) = fs::metadata(&path) else {
-            return Ok(None);
-        };
-        if metadata.modified().is_ok_and(|at| at >= since) {
-            return Ok(None);
-        }
-        fs::remove_file(&path)?;
-        Ok(Some(metadata.len()))
-    }
-
-    fn rehash(&self, sha256: &str) -> Result<String, BlobError> {
-        let path = self.path_of(sha256)?;
-        let mut file = File::open(&path).map_err(|_| BlobError::Missing(sha256.to_string()))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
+        blocking(move || {
+            let Ok(metadata) = fs::metadata(&path) else {
+                return Ok(None);
+            };
+            if metadata.modified().is_ok_and(|at| at >= since) {
+                return Ok(None);
             }
-            hasher.update(&buf[..n]);
-        }
-        Ok(hex::encode(hasher.finalize()))
+            fs::remove_file(&path)?;
+            Ok(Some(metadata.len()))
+        })
+        .await
     }
 
-    fn probe_write(&self) -> Result<(), BlobError> {
+    async fn rehash(&self, sha256: &str) -> Result<String, BlobError> {
+        let path = self.path_of(sha256)?;
+        let missing = sha256.to_string();
+        blocking(move || {
+            let mut file = File::open(&path).map_err(|_| BlobError::Missing(missing))?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            Ok(hex::encode(hasher.finalize()))
+        })
+        .await
+    }
+
+    async fn probe_write(&self) -> Result<(), BlobError> {
         use std::io::Write;
         let path = self.staging_path();
         let written = (|| {
@@ -421,19 +540,11 @@ impl BlobStore for LocalBlobs {
         written.and(removed).map_err(BlobError::from_io)
     }
 
-    fn clean_staging(&self) -> Result<usize, BlobError> {
-        let mut removed = 0;
-        for entry in fs::read_dir(&self.tmp)? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
-                fs::remove_file(entry.path())?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+    async fn clean_staging(&self) -> Result<usize, BlobError> {
+        self.clean_staging_now()
     }
 
-    fn start_upload(&self, id: &str) -> Result<(), BlobError> {
+    async fn start_upload(&self, id: &str) -> Result<(), BlobError> {
         let path = self.upload_path(id)?;
         File::create(&path).map_err(BlobError::from_io)?;
         sync_dir(&self.uploads)?;
@@ -477,7 +588,7 @@ impl BlobStore for LocalBlobs {
         Ok(size)
     }
 
-    fn upload_size(&self, id: &str) -> Result<Option<u64>, BlobError> {
+    async fn upload_size(&self, id: &str) -> Result<Option<u64>, BlobError> {
         let path = self.upload_path(id)?;
         match fs::metadata(&path) {
             Ok(meta) => Ok(Some(meta.len())),
@@ -532,7 +643,7 @@ impl BlobStore for LocalBlobs {
         Ok(StoredBlob { size, digests })
     }
 
-    fn discard_upload(&self, id: &str) -> Result<(), BlobError> {
+    async fn discard_upload(&self, id: &str) -> Result<(), BlobError> {
         let path = self.upload_path(id)?;
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -541,7 +652,7 @@ impl BlobStore for LocalBlobs {
         }
     }
 
-    fn list_uploads(&self) -> Result<Vec<String>, BlobError> {
+    async fn list_uploads(&self) -> Result<Vec<String>, BlobError> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.uploads)? {
             if let Some(name) = entry?.file_name().to_str() {
@@ -554,7 +665,7 @@ impl BlobStore for LocalBlobs {
         Ok(out)
     }
 
-    fn truncate_upload(&self, id: &str, len: u64) -> Result<(), BlobError> {
+    async fn truncate_upload(&self, id: &str, len: u64) -> Result<(), BlobError> {
         let path = self.upload_path(id)?;
         let file = fs::OpenOptions::new()
             .write(true)
@@ -565,7 +676,7 @@ impl BlobStore for LocalBlobs {
         Ok(())
     }
 
-    fn read_upload(&self, id: &str) -> Result<ByteStream, BlobError> {
+    async fn read_upload(&self, id: &str) -> Result<ByteStream, BlobError> {
         let path = self.upload_path(id)?;
         let file = File::open(&path).map_err(|_| BlobError::Missing(id.to_string()))?;
         let reader = tokio::fs::File::from_std(file);
@@ -613,7 +724,7 @@ mod tests {
             let stored = store.put(body(chunks), u64::MAX).await.unwrap();
             assert_eq!(stored.size, size as u64);
             assert_eq!(stored.digests, Digests::of(&data));
-            let BlobLocation::LocalFile(path) = store.locate(&stored.digests.sha256).unwrap();
+            let path = store.path_of(&stored.digests.sha256).unwrap();
             assert_eq!(fs::read(path).unwrap(), data);
         }
         assert!(tmp_is_empty(dir.path()));
@@ -634,7 +745,7 @@ mod tests {
                 .put_checked(body(vec![data.clone()]), u64::MAX, &wrong)
                 .await;
             assert!(matches!(refused, Err(BlobError::DigestMismatch(_))));
-            assert!(store.list().unwrap().is_empty());
+            assert!(store.list().await.unwrap().is_empty());
             assert!(tmp_is_empty(dir.path()));
             let sha512 = {
                 use sha2::Sha512;
@@ -661,7 +772,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(kept.digests, right);
-            store.remove(&right.sha256).unwrap();
+            store.remove(&right.sha256).await.unwrap();
         }
     }
 
@@ -675,7 +786,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(a, b);
-        assert_eq!(store.list().unwrap(), vec![a.digests.sha256]);
+        assert_eq!(store.list().await.unwrap(), vec![a.digests.sha256]);
         assert!(tmp_is_empty(dir.path()));
     }
 
@@ -696,7 +807,7 @@ mod tests {
             store.put(broken, u64::MAX).await,
             Err(BlobError::BodyInterrupted(_))
         ));
-        assert!(store.list().unwrap().is_empty());
+        assert!(store.list().await.unwrap().is_empty());
         assert!(tmp_is_empty(dir.path()));
     }
 
@@ -709,11 +820,11 @@ mod tests {
             .await
             .unwrap();
         let sha = stored.digests.sha256;
-        assert_eq!(store.rehash(&sha).unwrap(), sha);
-        let BlobLocation::LocalFile(path) = store.locate(&sha).unwrap();
+        assert_eq!(store.rehash(&sha).await.unwrap(), sha);
+        let path = store.path_of(&sha).unwrap();
         let mut bytes = fs::read(&path).unwrap();
         bytes[0] ^= 1;
         fs::write(&path, bytes).unwrap();
-        assert_ne!(store.rehash(&sha).unwrap(), sha);
+        assert_ne!(store.rehash(&sha).await.unwrap(), sha);
     }
 }

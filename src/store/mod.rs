@@ -8,5 +8,6 @@ pub mod group_commit;
 pub mod keys;
 pub mod local_blobs;
 pub mod meta;
+pub mod s3_blobs;
 pub mod sled_meta;
 pub mod upgrade;

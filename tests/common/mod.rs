@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod readme;
+pub mod s3;
 pub mod stubs;
 
 #[allow(unused_imports)]
@@ -36,6 +37,8 @@ pub struct TestServer {
     pub child: Option<Child>,
     pub base: String,
     pub extra_args: Vec<String>,
+    /// Environment variables of the server process beyond the inherited ones.
+    pub extra_env: Vec<(String, String)>,
     /// How long the last start took until the server printed its address.
     pub started_in: Duration,
     /// The server's log (stderr), last lines first kept: printed only when a test fails, so that
@@ -73,9 +76,27 @@ impl TestServer {
             child: None,
             base: String::new(),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            extra_env: Vec::new(),
             started_in: Duration::ZERO,
             log: Default::default(),
         };
+        server.launch();
+        server
+    }
+
+    /// [`TestServer::start_with`], the server also given the environment variables `env`.
+    pub fn start_with_env(args: &[String], env: &[(String, String)]) -> TestServer {
+        let mut server = TestServer {
+            data: private_tempdir(),
+            dir: PathBuf::new(),
+            child: None,
+            base: String::new(),
+            extra_args: args.to_vec(),
+            extra_env: env.to_vec(),
+            started_in: Duration::ZERO,
+            log: Default::default(),
+        };
+        server.dir = server.data.path().to_path_buf();
         server.launch();
         server
     }
@@ -93,6 +114,7 @@ impl TestServer {
             .arg("--data-dir")
             .arg(&self.dir)
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env("MODELYARD_ROOT_TOKEN", ROOT_TOKEN)
             .env("MODELYARD_LOG", "warn")
             .stdout(Stdio::piped())

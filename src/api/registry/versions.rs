@@ -256,7 +256,6 @@ pub async fn archive(
     QueryParams(query): QueryParams<ArchiveQuery>,
 ) -> ApiResult<Response> {
     use crate::api::archive::{self, Entry, Format, Source};
-    use crate::store::blobs::BlobLocation;
     let format = match query.format.as_deref() {
         None => Format::Tar,
         Some(name) => Format::parse(name).ok_or_else(|| Error::InvalidParam {
@@ -280,12 +279,16 @@ pub async fn archive(
         source: Source::Bytes(manifest),
     }];
     for file in files {
-        let BlobLocation::LocalFile(blob) =
-            registry.blobs().locate(&file.sha256).map_err(Error::from)?;
+        // A missing blob is refused before the archive starts.
+        registry
+            .blobs()
+            .stat(&file.sha256)
+            .await
+            .map_err(Error::from)?;
         entries.push(Entry {
             name: file.file_name,
             size: file.size,
-            source: Source::Blob(blob),
+            source: Source::Blob(registry.shared_blobs(), file.sha256),
         });
     }
     let mtime = version.created_at.timestamp().max(0) as u64;
