@@ -11,29 +11,34 @@ use crate::domain::accounts::NewUser;
 use crate::domain::projects::NewProject;
 use crate::domain::records::{AccessLevel, Scope, Visibility};
 use crate::domain::{Limits, Registry};
-use crate::server::open_registry;
+use crate::config::{Metadata, MetadataLocation};
+use crate::server::{open_registry, open_registry_on};
 use crate::store::blobs::BlobLocation;
 
 /// Runs an admin command (anything but `serve`).
-pub async fn run(data_dir: &Path, command: crate::config::Command) -> anyhow::Result<()> {
+pub async fn run(
+    data_dir: &Path,
+    metadata: &Metadata,
+    command: crate::config::Command,
+) -> anyhow::Result<()> {
     use crate::config::Command;
     match command {
         Command::Serve(_) | Command::Push(_) | Command::Pull(_) => {
             bail!("serve, push and pull are not admin commands")
         }
-        Command::User(c) => user(data_dir, c).await,
-        Command::Token(c) => token(data_dir, c).await,
-        Command::Project(c) => project(data_dir, c).await,
-        Command::Member(c) => member(data_dir, c).await,
-        Command::Gc => gc(data_dir).await,
-        Command::Verify => verify(data_dir).await,
-        Command::Backup { dest } => backup(data_dir, &dest).await,
-        Command::Audit(c) => audit(data_dir, c).await,
+        Command::User(c) => user(data_dir, metadata, c).await,
+        Command::Token(c) => token(data_dir, metadata, c).await,
+        Command::Project(c) => project(data_dir, metadata, c).await,
+        Command::Member(c) => member(data_dir, metadata, c).await,
+        Command::Gc => gc(data_dir, metadata).await,
+        Command::Verify => verify(data_dir, metadata).await,
+        Command::Backup { dest } => backup(data_dir, metadata, &dest).await,
+        Command::Audit(c) => audit(data_dir, metadata, c).await,
     }
 }
 
 /// `audit export`: JSON lines on stdout, oldest first; reads only.
-pub async fn audit(data_dir: &Path, command: AuditCommand) -> anyhow::Result<()> {
+pub async fn audit(data_dir: &Path, metadata: &Metadata, command: AuditCommand) -> anyhow::Result<()> {
     use std::io::Write;
     match command {
         AuditCommand::Export { since } => {
@@ -44,7 +49,7 @@ pub async fn audit(data_dir: &Path, command: AuditCommand) -> anyhow::Result<()>
                         .map_err(|e| anyhow!("--since {s} is not an RFC 3339 time: {e}"))
                 })
                 .transpose()?;
-            let registry = open_registry(data_dir, Limits::default(), 16)?;
+            let registry = open_registry_on(data_dir, metadata, Limits::default(), 16)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let written = registry.export_audit(since, |event| {
@@ -58,8 +63,8 @@ pub async fn audit(data_dir: &Path, command: AuditCommand) -> anyhow::Result<()>
     }
 }
 
-async fn open(data_dir: &Path) -> anyhow::Result<Registry> {
-    let registry = open_registry(data_dir, Limits::default(), 16)?;
+async fn open(data_dir: &Path, metadata: &Metadata) -> anyhow::Result<Registry> {
+    let registry = open_registry_on(data_dir, metadata, Limits::default(), 16)?;
     registry.bootstrap_root(None).await?;
     Ok(registry)
 }
@@ -80,8 +85,8 @@ fn as_admin(registry: &Registry, username: &str) -> anyhow::Result<Caller> {
     ))
 }
 
-pub async fn user(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
+pub async fn user(data_dir: &Path, metadata: &Metadata, command: UserCommand) -> anyhow::Result<()> {
+    let registry = open(data_dir, metadata).await?;
     match command {
         UserCommand::Create {
             username,
@@ -117,8 +122,8 @@ pub async fn user(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn token(data_dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
+pub async fn token(data_dir: &Path, metadata: &Metadata, command: TokenCommand) -> anyhow::Result<()> {
+    let registry = open(data_dir, metadata).await?;
     match command {
         TokenCommand::Create {
             username,
@@ -171,8 +176,8 @@ pub async fn token(data_dir: &Path, command: TokenCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-pub async fn project(data_dir: &Path, command: ProjectCommand) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
+pub async fn project(data_dir: &Path, metadata: &Metadata, command: ProjectCommand) -> anyhow::Result<()> {
+    let registry = open(data_dir, metadata).await?;
     match command {
         ProjectCommand::Create {
             path_with_namespace,
@@ -217,8 +222,8 @@ pub async fn project(data_dir: &Path, command: ProjectCommand) -> anyhow::Result
     Ok(())
 }
 
-pub async fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
+pub async fn member(data_dir: &Path, metadata: &Metadata, command: MemberCommand) -> anyhow::Result<()> {
+    let registry = open(data_dir, metadata).await?;
     let root = as_admin(&registry, "root")?;
     match command {
         MemberCommand::Add {
@@ -260,8 +265,8 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<(
     Ok(())
 }
 
-pub async fn gc(data_dir: &Path) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
+pub async fn gc(data_dir: &Path, metadata: &Metadata) -> anyhow::Result<()> {
+    let registry = open(data_dir, metadata).await?;
     let report = registry.gc()?;
     println!(
         "gc: kept {} blobs, removed {} ({} bytes freed)",
@@ -270,8 +275,8 @@ pub async fn gc(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn verify(data_dir: &Path) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
+pub async fn verify(data_dir: &Path, metadata: &Metadata) -> anyhow::Result<()> {
+    let registry = open(data_dir, metadata).await?;
     let report = registry.verify()?;
     for sha in &report.corrupt {
         println!("CORRUPT blob {sha}: its content no longer matches its sha256");
@@ -294,14 +299,20 @@ pub async fn verify(data_dir: &Path) -> anyhow::Result<()> {
 /// A cold backup: while this process holds the metadata lock (so no server writes), the flushed
 /// sled files and every blob a file record references are copied and fsynced into `dest`; then
 /// the copy is opened and verified like `verify` would. Unreferenced blobs are left behind.
-pub async fn backup(data_dir: &Path, dest: &Path) -> anyhow::Result<()> {
+pub async fn backup(data_dir: &Path, metadata: &Metadata, dest: &Path) -> anyhow::Result<()> {
     if dest.exists() && dest.read_dir()?.next().is_some() {
         bail!(
             "{} is not empty; back up into a new directory",
             dest.display()
         );
     }
-    let registry = open(data_dir).await?;
+    if metadata.location()? != MetadataLocation::Sled {
+        bail!(
+            "the metadata is in PostgreSQL: back it up with pg_dump (and the blobs with the \
+             storage's own tools); `backup` copies an embedded data dir"
+        );
+    }
+    let registry = open(data_dir, metadata).await?;
     registry.persist_blocking()?;
     let meta_files = copy_dir(&data_dir.join("meta"), &dest.join("meta"))?;
     let mut blobs = 0u64;

@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(server::serve(&cli.data_dir, *args))
+                .block_on(server::serve(&cli.data_dir, &cli.metadata, *args))
         }
         Command::Push(args) => {
             init_tracing(false);
@@ -56,6 +56,6 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             // Admin commands write through the same durable path as the server.
-            .block_on(admin::run(&cli.data_dir, command)),
+            .block_on(admin::run(&cli.data_dir, &cli.metadata, command)),
     }
 }

@@ -21,6 +21,9 @@ use crate::connections::{default_cap, open_file_limit, BusyBody, Connections};
 use crate::domain::{Limits, Registry};
 use crate::state::{AppState, Settings};
 use crate::store::local_blobs::LocalBlobs;
+use crate::config::{Metadata, MetadataLocation};
+use crate::store::meta::MetaStore;
+use crate::store::pg_meta::{redacted, PgMeta};
 use crate::store::sled_meta::SledMeta;
 use crate::store::upgrade;
 use crate::web::sign_in_guard::SignInPolicy;
@@ -28,24 +31,56 @@ use crate::web::sign_in_guard::SignInPolicy;
 /// Opens the embedded stores under `data_dir`, creating it on first use, brings the metadata to
 /// this build's schema version (`store::upgrade`), and clears staging leftovers of a previous run.
 pub fn open_registry(data_dir: &Path, limits: Limits, cache_mb: u64) -> anyhow::Result<Registry> {
+    open_registry_on(data_dir, &Metadata::sled(), limits, cache_mb)
+}
+
+/// [`open_registry`] with the metadata where `metadata` says (sled under the data dir, or
+/// PostgreSQL).
+pub fn open_registry_on(
+    data_dir: &Path,
+    metadata: &Metadata,
+    limits: Limits,
+    cache_mb: u64,
+) -> anyhow::Result<Registry> {
     create_private_dir(data_dir)?;
-    let meta = SledMeta::open(&data_dir.join("meta"), cache_mb.max(1) * 1024 * 1024).with_context(
-        || {
-            format!(
-                "opening metadata in {} (is a server running on it?)",
-                data_dir.display()
-            )
-        },
-    )?;
-    upgrade::run(&meta, crate::domain::schema::upgrade::STEPS)
-        .with_context(|| format!("opening metadata in {}", data_dir.display()))?;
+    let meta = open_meta(data_dir, metadata, cache_mb)?;
     let blobs = LocalBlobs::open(data_dir).context("opening the blob store")?;
-    let registry = Registry::new(Arc::new(meta), Arc::new(blobs), limits);
+    let registry = Registry::new(meta, Arc::new(blobs), limits);
     let leftovers = registry.blobs().clean_staging()?;
     if leftovers > 0 {
         tracing::info!(leftovers, "removed unfinished uploads of an earlier run");
     }
     Ok(registry)
+}
+
+/// Opens the metadata store and brings it to this build's schema version.
+fn open_meta(
+    data_dir: &Path,
+    metadata: &Metadata,
+    cache_mb: u64,
+) -> anyhow::Result<Arc<dyn MetaStore>> {
+    match metadata.location()? {
+        MetadataLocation::Sled => {
+            let meta = SledMeta::open(&data_dir.join("meta"), cache_mb.max(1) * 1024 * 1024)
+                .with_context(|| {
+                    format!(
+                        "opening metadata in {} (is a server running on it?)",
+                        data_dir.display()
+                    )
+                })?;
+            upgrade::run(&meta, crate::domain::schema::upgrade::STEPS)
+                .with_context(|| format!("opening metadata in {}", data_dir.display()))?;
+            Ok(Arc::new(meta))
+        }
+        MetadataLocation::Postgres(url) => {
+            let shown = redacted(url);
+            let meta = PgMeta::open(url)?;
+            upgrade::run(&meta, crate::domain::schema::upgrade::STEPS)
+                .with_context(|| format!("opening metadata in {shown}"))?;
+            tracing::info!(metadata = %shown, "metadata in PostgreSQL");
+            Ok(Arc::new(meta))
+        }
+    }
 }
 
 /// Creates the data dir, if it is missing, readable by this user alone (0700): it holds password
@@ -98,14 +133,14 @@ fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(data_dir: &Path, metadata: &Metadata, args: ServeArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
     let limits = Limits {
         generic_file_bytes: args.max_file_size,
         model_file_bytes: args.max_model_file_size,
     };
     warn_if_exposed(data_dir);
-    let mut registry = open_registry(data_dir, limits, args.cache_mb)?;
+    let mut registry = open_registry_on(data_dir, metadata, limits, args.cache_mb)?;
     registry.event_settings = crate::domain::events::EventSettings {
         allow_private: args.webhook_allow_private,
         retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
