@@ -621,7 +621,7 @@ impl MetaStore for PgMeta {
                     // Randomized, growing back-off: the losers of a conflict spread out.
                     let cap = 1u64 << attempt.min(6);
                     let pause = Duration::from_micros(rand::random::<u64>() % (cap * 1000) + 200);
-                    block(tokio::time::sleep(pause)).map_err(TransactError::Store)?;
+                    block(async move { tokio::time::sleep(pause).await }).map_err(TransactError::Store)?;
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! dir, talk HTTP to it, kill and restart it.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod stubs;
 
 use std::io::{BufRead, BufReader, Read, Write};
