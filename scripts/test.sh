@@ -10,5 +10,10 @@ for tool in curl jq; do
   command -v "$tool" >/dev/null || { apt-get update -q && apt-get install -y -q "$tool"; }
 done
 cargo build --release --locked
+# A private PostgreSQL for the metadata conformance suite and tests/postgres_meta.rs (installed
+# when missing, stopped at exit); its cases fail rather than skip here.
+eval "$(scripts/postgres.sh start)"
+trap 'scripts/postgres.sh stop "$MODELYARD_TEST_POSTGRES_DIR"' EXIT
+export MODELYARD_TEST_REQUIRE_POSTGRES=1
 cargo test --release --locked -- --test-threads 2
 scripts/e2e.sh

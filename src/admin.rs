@@ -6,12 +6,12 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context};
 
 use crate::config::{AuditCommand, MemberCommand, ProjectCommand, TokenCommand, UserCommand};
+use crate::config::{Metadata, MetadataLocation};
 use crate::domain::access::Caller;
 use crate::domain::accounts::NewUser;
 use crate::domain::projects::NewProject;
 use crate::domain::records::{AccessLevel, Scope, Visibility};
 use crate::domain::{Limits, Registry};
-use crate::config::{Metadata, MetadataLocation};
 use crate::server::{open_registry, open_registry_on};
 use crate::store::blobs::BlobLocation;
 
@@ -38,7 +38,11 @@ pub async fn run(
 }
 
 /// `audit export`: JSON lines on stdout, oldest first; reads only.
-pub async fn audit(data_dir: &Path, metadata: &Metadata, command: AuditCommand) -> anyhow::Result<()> {
+pub async fn audit(
+    data_dir: &Path,
+    metadata: &Metadata,
+    command: AuditCommand,
+) -> anyhow::Result<()> {
     use std::io::Write;
     match command {
         AuditCommand::Export { since } => {
@@ -85,7 +89,11 @@ fn as_admin(registry: &Registry, username: &str) -> anyhow::Result<Caller> {
     ))
 }
 
-pub async fn user(data_dir: &Path, metadata: &Metadata, command: UserCommand) -> anyhow::Result<()> {
+pub async fn user(
+    data_dir: &Path,
+    metadata: &Metadata,
+    command: UserCommand,
+) -> anyhow::Result<()> {
     let registry = open(data_dir, metadata).await?;
     match command {
         UserCommand::Create {
@@ -122,7 +130,11 @@ pub async fn user(data_dir: &Path, metadata: &Metadata, command: UserCommand) ->
     Ok(())
 }
 
-pub async fn token(data_dir: &Path, metadata: &Metadata, command: TokenCommand) -> anyhow::Result<()> {
+pub async fn token(
+    data_dir: &Path,
+    metadata: &Metadata,
+    command: TokenCommand,
+) -> anyhow::Result<()> {
     let registry = open(data_dir, metadata).await?;
     match command {
         TokenCommand::Create {
@@ -176,7 +188,11 @@ pub async fn token(data_dir: &Path, metadata: &Metadata, command: TokenCommand) 
     Ok(())
 }
 
-pub async fn project(data_dir: &Path, metadata: &Metadata, command: ProjectCommand) -> anyhow::Result<()> {
+pub async fn project(
+    data_dir: &Path,
+    metadata: &Metadata,
+    command: ProjectCommand,
+) -> anyhow::Result<()> {
     let registry = open(data_dir, metadata).await?;
     match command {
         ProjectCommand::Create {
@@ -222,7 +238,11 @@ pub async fn project(data_dir: &Path, metadata: &Metadata, command: ProjectComma
     Ok(())
 }
 
-pub async fn member(data_dir: &Path, metadata: &Metadata, command: MemberCommand) -> anyhow::Result<()> {
+pub async fn member(
+    data_dir: &Path,
+    metadata: &Metadata,
+    command: MemberCommand,
+) -> anyhow::Result<()> {
     let registry = open(data_dir, metadata).await?;
     let root = as_admin(&registry, "root")?;
     match command {

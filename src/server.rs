@@ -17,11 +17,11 @@ use tower::ServiceExt;
 
 use crate::api::body_guard::BodyPace;
 use crate::config::ServeArgs;
+use crate::config::{Metadata, MetadataLocation};
 use crate::connections::{default_cap, open_file_limit, BusyBody, Connections};
 use crate::domain::{Limits, Registry};
 use crate::state::{AppState, Settings};
 use crate::store::local_blobs::LocalBlobs;
-use crate::config::{Metadata, MetadataLocation};
 use crate::store::meta::MetaStore;
 use crate::store::pg_meta::{redacted, PgMeta};
 use crate::store::sled_meta::SledMeta;

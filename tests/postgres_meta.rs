@@ -87,13 +87,19 @@ fn the_registry_runs_on_postgres_and_keeps_everything_across_a_restart() {
         json!({ "name": "train" }),
     );
     assert_eq!(experiment.status, 200, "{}", experiment.text());
-    let experiment_id = experiment.json()["experiment_id"].as_str().unwrap().to_string();
+    let experiment_id = experiment.json()["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let run = root.post_json(
         &tracking(project_id, "mlflow/runs/create"),
         json!({ "experiment_id": experiment_id, "run_name": "r1" }),
     );
     assert_eq!(run.status, 200, "{}", run.text());
-    let run_id = run.json()["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let run_id = run.json()["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let metrics: Vec<Value> = (0..500)
         .map(|i| json!({ "key": "loss", "value": 1.0 / (i + 1) as f64, "timestamp": 1000 + i, "step": i }))
         .collect();
@@ -128,11 +134,18 @@ fn the_registry_runs_on_postgres_and_keeps_everything_across_a_restart() {
         ));
         assert_eq!(history.status, 200, "{}", history.text());
         assert_eq!(history.json()["metrics"].as_array().unwrap().len(), 500);
-        let got = root.get(&format!("{}?run_id={run_id}", tracking(project_id, "mlflow/runs/get")));
+        let got = root.get(&format!(
+            "{}?run_id={run_id}",
+            tracking(project_id, "mlflow/runs/get")
+        ));
         assert_eq!(got.json()["run"]["data"]["params"][0]["value"], "0.1");
         let packages = root.get(&format!("/api/v4/projects/{project_id}/packages"));
         assert_eq!(packages.status, 200, "{}", packages.text());
-        assert!(packages.json().as_array().unwrap().len() >= 2, "{}", packages.text());
+        assert!(
+            packages.json().as_array().unwrap().len() >= 2,
+            "{}",
+            packages.text()
+        );
         let users = root.get("/api/v4/users?username=alice");
         assert_eq!(users.json().as_array().unwrap().len(), 1);
     };
@@ -140,11 +153,17 @@ fn the_registry_runs_on_postgres_and_keeps_everything_across_a_restart() {
     server.restart();
     check(&server);
     // The metadata is in PostgreSQL, not in the data dir, and the password is in no log line.
-    assert!(!server.data_dir().join("meta").exists(), "sled metadata was written");
+    assert!(
+        !server.data_dir().join("meta").exists(),
+        "sled metadata was written"
+    );
     let password = password_of(&url);
     assert!(!password.is_empty());
     assert!(
-        server.log_lines().iter().all(|line| !line.contains(&password)),
+        server
+            .log_lines()
+            .iter()
+            .all(|line| !line.contains(&password)),
         "the database password was logged"
     );
 }
@@ -197,19 +216,29 @@ fn two_servers_on_one_database_see_each_others_writes_at_once() {
     let one = Api::root(&first);
     let two = Api::root(&second);
     assert_eq!(
-        one.post_json(&ml(project_id, "models"), json!({ "name": "m" })).status,
+        one.post_json(&ml(project_id, "models"), json!({ "name": "m" }))
+            .status,
         201
     );
     for i in 0..5 {
         let version = format!("1.{i}.0");
-        let (writer, reader) = if i % 2 == 0 { (&one, &two) } else { (&two, &one) };
+        let (writer, reader) = if i % 2 == 0 {
+            (&one, &two)
+        } else {
+            (&two, &one)
+        };
         let created = writer.post_json(
             &ml(project_id, "models/m/versions"),
             json!({ "version": version }),
         );
         assert_eq!(created.status, 201, "{}", created.text());
         let seen = reader.get(&ml(project_id, &format!("models/m/versions/{version}")));
-        assert_eq!(seen.status, 200, "{version} not visible on the other server: {}", seen.text());
+        assert_eq!(
+            seen.status,
+            200,
+            "{version} not visible on the other server: {}",
+            seen.text()
+        );
         let duplicate = reader.post_json(
             &ml(project_id, "models/m/versions"),
             json!({ "version": version }),
@@ -217,7 +246,12 @@ fn two_servers_on_one_database_see_each_others_writes_at_once() {
         assert_refused_as_existing(&duplicate);
     }
     let listed = two.get(&ml(project_id, "models/m/versions"));
-    assert_eq!(listed.json().as_array().unwrap().len(), 5, "{}", listed.text());
+    assert_eq!(
+        listed.json().as_array().unwrap().len(),
+        5,
+        "{}",
+        listed.text()
+    );
 }
 
 #[test]
@@ -230,16 +264,27 @@ fn a_bad_metadata_option_is_refused_without_echoing_it() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--metadata must be `sled` or a `postgres://` URL"), "{stderr}");
+    assert!(
+        stderr.contains("--metadata must be `sled` or a `postgres://` URL"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("hunter2"), "{stderr}");
     let unreachable = std::process::Command::new(binary())
-        .args(["user", "list", "--metadata", "postgres://root:hunter2@127.0.0.1:1/x"])
+        .args([
+            "user",
+            "list",
+            "--metadata",
+            "postgres://root:hunter2@127.0.0.1:1/x",
+        ])
         .arg("--data-dir")
         .arg(private_tempdir().path())
         .output()
         .unwrap();
     assert!(!unreachable.status.success());
     let stderr = String::from_utf8_lossy(&unreachable.stderr);
-    assert!(stderr.contains("postgres://root:***@127.0.0.1:1/x"), "{stderr}");
+    assert!(
+        stderr.contains("postgres://root:***@127.0.0.1:1/x"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }

@@ -332,11 +332,13 @@ fn concurrent_claims_of_one_key_have_one_winner() {
 #[test]
 fn long_scans_page_through_every_entry_in_order() {
     each_meta(|name, _, store| {
-        let all: Vec<Vec<u8>> = (0u32..1500).map(|i| {
-            let mut key = b"v/".to_vec();
-            key.extend_from_slice(&i.to_be_bytes());
-            key
-        }).collect();
+        let all: Vec<Vec<u8>> = (0u32..1500)
+            .map(|i| {
+                let mut key = b"v/".to_vec();
+                key.extend_from_slice(&i.to_be_bytes());
+                key
+            })
+            .collect();
         for chunk in all.chunks(250) {
             store
                 .transaction(|tx| {
@@ -348,10 +350,18 @@ fn long_scans_page_through_every_entry_in_order() {
                 .unwrap();
         }
         put(store, Table::Versions, b"w", b"{}");
-        assert_eq!(keys(store.scan(Table::Versions, b"v/")), all, "{name}: scan");
+        assert_eq!(
+            keys(store.scan(Table::Versions, b"v/")),
+            all,
+            "{name}: scan"
+        );
         let mut reverse = all.clone();
         reverse.reverse();
-        assert_eq!(keys(store.scan_rev(Table::Versions, b"v/")), reverse, "{name}: scan_rev");
+        assert_eq!(
+            keys(store.scan_rev(Table::Versions, b"v/")),
+            reverse,
+            "{name}: scan_rev"
+        );
         assert_eq!(
             keys(store.scan_after(Table::Versions, b"v/", &all[99], false)),
             all[100..].to_vec(),

@@ -70,7 +70,9 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, StoreError> {
 }
 
 /// Runs `work` on the driver's runtime and waits for it without blocking an async worker.
-fn block<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> Result<T, StoreError> {
+fn block<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, StoreError> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     runtime()?.spawn(async move {
         let _ = tx.send(work.await);
@@ -382,11 +384,14 @@ fn lost(error: StoreError) -> TxFail {
 
 type PgTx = Transaction<'static, Postgres>;
 
+/// Buffered writes: (table index, key) to the new value, `None` for a delete.
+type Writes = BTreeMap<(usize, Vec<u8>), Option<Vec<u8>>>;
+
 /// A transaction body's view: reads go to the open transaction (after the buffered writes),
 /// writes are buffered until commit.
 struct PgTxn {
     tx: RefCell<Option<PgTx>>,
-    writes: RefCell<BTreeMap<(usize, Vec<u8>), Option<Vec<u8>>>>,
+    writes: RefCell<Writes>,
 }
 
 impl Txn for PgTxn {
@@ -431,7 +436,7 @@ impl Txn for PgTxn {
 /// The buffered writes of a transaction, by table: keys and values to upsert, keys to delete.
 type Batches = BTreeMap<usize, (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>)>;
 
-fn batches(writes: BTreeMap<(usize, Vec<u8>), Option<Vec<u8>>>) -> Batches {
+fn batches(writes: Writes) -> Batches {
     let mut out = Batches::new();
     for ((table, key), value) in writes {
         let entry = out.entry(table).or_default();
@@ -452,10 +457,10 @@ async fn commit(mut tx: PgTx, batches: Batches) -> Result<(), sqlx::Error> {
         let sql = statements(Table::ALL[table]);
         if !keys.is_empty() {
             sqlx::query(sql.upsert.as_str())
-            .bind(keys)
-            .bind(values)
-            .execute(&mut *tx)
-            .await?;
+                .bind(keys)
+                .bind(values)
+                .execute(&mut *tx)
+                .await?;
         }
         if !deleted.is_empty() {
             sqlx::query(sql.delete.as_str())
@@ -477,7 +482,8 @@ enum Outcome {
 impl PgMeta {
     fn attempt(&self, body: &mut dyn FnMut(&dyn Txn) -> Result<(), TxFail>) -> Outcome {
         let pool = self.pool.clone();
-        let begun = block(async move { pool.begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE").await });
+        let begun =
+            block(async move { pool.begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE").await });
         let tx = match begun {
             Ok(Ok(tx)) => tx,
             Ok(Err(error)) if retryable(&error) => return Outcome::Retry(error),
@@ -594,15 +600,13 @@ impl MetaStore for PgMeta {
 
     fn drop_retired(&self, name: &str) -> Result<(), StoreError> {
         if !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-            return Err(StoreError::Invariant("a retired table's name is not an identifier"));
+            return Err(StoreError::Invariant(
+                "a retired table's name is not an identifier",
+            ));
         }
         let sql = format!("DROP TABLE IF EXISTS \"{name}\"");
         let pool = self.pool.clone();
-        block(async move {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&pool)
-                .await
-        })?
+        block(async move { sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await })?
             .map(|_| ())
             .map_err(engine)
     }
@@ -621,7 +625,8 @@ impl MetaStore for PgMeta {
                     // Randomized, growing back-off: the losers of a conflict spread out.
                     let cap = 1u64 << attempt.min(6);
                     let pause = Duration::from_micros(rand::random::<u64>() % (cap * 1000) + 200);
-                    block(async move { tokio::time::sleep(pause).await }).map_err(TransactError::Store)?;
+                    block(async move { tokio::time::sleep(pause).await })
+                        .map_err(TransactError::Store)?;
                 }
             }
         }

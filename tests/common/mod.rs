@@ -26,6 +26,18 @@ pub fn private_tempdir() -> tempfile::TempDir {
     dir
 }
 
+/// `MODELYARD_TEST_METADATA=postgres` runs every TestServer on a fresh PostgreSQL database of
+/// `MODELYARD_TEST_POSTGRES_URL` (an `--metadata` given by a test itself still wins).
+fn test_metadata() -> Option<String> {
+    match std::env::var("MODELYARD_TEST_METADATA").as_deref() {
+        Ok("postgres") => Some(
+            postgres::fresh_database("TestServer")
+                .expect("MODELYARD_TEST_METADATA=postgres needs MODELYARD_TEST_POSTGRES_URL"),
+        ),
+        _ => None,
+    }
+}
+
 pub struct TestServer {
     pub data: tempfile::TempDir,
     /// The data dir served: `data` itself, or a directory given to `start_from`.
@@ -33,6 +45,9 @@ pub struct TestServer {
     pub child: Option<Child>,
     pub base: String,
     pub extra_args: Vec<String>,
+    /// `MODELYARD_METADATA` for the server and the admin commands: a fresh PostgreSQL database
+    /// when the tests run with `MODELYARD_TEST_METADATA=postgres`, else the default (sled).
+    pub metadata: Option<String>,
     /// How long the last start took until the server printed its address.
     pub started_in: Duration,
     /// The server's log (stderr), last lines first kept: printed only when a test fails, so that
@@ -70,6 +85,7 @@ impl TestServer {
             child: None,
             base: String::new(),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            metadata: test_metadata(),
             started_in: Duration::ZERO,
             log: Default::default(),
         };
@@ -90,6 +106,7 @@ impl TestServer {
             .arg("--data-dir")
             .arg(&self.dir)
             .args(&self.extra_args)
+            .envs(self.metadata.iter().map(|url| ("MODELYARD_METADATA", url)))
             .env("MODELYARD_ROOT_TOKEN", ROOT_TOKEN)
             .env("MODELYARD_LOG", "warn")
             .stdout(Stdio::piped())
@@ -165,6 +182,7 @@ impl TestServer {
             .args(args)
             .arg("--data-dir")
             .arg(&self.dir)
+            .envs(self.metadata.iter().map(|url| ("MODELYARD_METADATA", url)))
             .output()
             .expect("run admin command")
     }
