@@ -12,5 +12,10 @@ done
 scripts/s3.sh  # s3s-fs: the S3 server of the S3 blob store tests
 export MODELYARD_TEST_REQUIRE_S3=1
 cargo build --release --locked
+# A private PostgreSQL for the metadata conformance suite and tests/postgres_meta.rs (installed
+# when missing, stopped at exit); its cases fail rather than skip here.
+eval "$(scripts/postgres.sh start)"
+trap 'scripts/postgres.sh stop "$MODELYARD_TEST_POSTGRES_DIR"' EXIT
+export MODELYARD_TEST_REQUIRE_POSTGRES=1
 cargo test --release --locked -- --test-threads 2
 scripts/e2e.sh

@@ -9,17 +9,19 @@ use crate::config::BlobArgs;
 use crate::config::{
     AuditCommand, MemberCommand, ProjectCommand, RetentionCommand, TokenCommand, UserCommand,
 };
+use crate::config::{Metadata, MetadataLocation};
 use crate::domain::access::Caller;
 use crate::domain::accounts::NewUser;
 use crate::domain::projects::NewProject;
 use crate::domain::records::{AccessLevel, Scope, Visibility};
 use crate::domain::{Limits, Registry};
-use crate::server::{open_registry, open_registry_with};
+use crate::server::{open_registry, open_registry_on, open_registry_with};
 use crate::store::blobs::BlobStore;
 
 /// Runs an admin command (anything but `serve`).
 pub async fn run(
     data_dir: &Path,
+    metadata: &Metadata,
     blobs: &BlobArgs,
     command: crate::config::Command,
 ) -> anyhow::Result<()> {
@@ -28,15 +30,15 @@ pub async fn run(
         Command::Serve(_) | Command::Push(_) | Command::Pull(_) => {
             bail!("serve, push and pull are not admin commands")
         }
-        Command::User(c) => user(data_dir, c).await,
-        Command::Token(c) => token(data_dir, c).await,
-        Command::Project(c) => project(data_dir, c).await,
-        Command::Member(c) => member(data_dir, c).await,
-        Command::Gc => gc(data_dir, blobs).await,
-        Command::Verify => verify(data_dir, blobs).await,
-        Command::Backup { dest } => backup(data_dir, blobs, &dest).await,
-        Command::Audit(c) => audit(data_dir, c).await,
-        Command::Retention(c) => retention(data_dir, blobs, c).await,
+        Command::User(c) => user(data_dir, metadata, c).await,
+        Command::Token(c) => token(data_dir, metadata, c).await,
+        Command::Project(c) => project(data_dir, metadata, c).await,
+        Command::Member(c) => member(data_dir, metadata, c).await,
+        Command::Gc => gc(data_dir, metadata, blobs).await,
+        Command::Verify => verify(data_dir, metadata, blobs).await,
+        Command::Backup { dest } => backup(data_dir, metadata, blobs, &dest).await,
+        Command::Audit(c) => audit(data_dir, metadata, c).await,
+        Command::Retention(c) => retention(data_dir, metadata, blobs, c).await,
     }
 }
 
@@ -44,6 +46,7 @@ pub async fn run(
 /// object on stdout with a report per model in the API's shape, and the totals.
 pub async fn retention(
     data_dir: &Path,
+    metadata: &Metadata,
     blobs: &BlobArgs,
     command: RetentionCommand,
 ) -> anyhow::Result<()> {
@@ -52,7 +55,7 @@ pub async fn retention(
         clock_offset_days,
     } = command;
     // A real run removes the blobs nothing references any more: the store the server uses.
-    let mut registry = open_with(data_dir, blobs).await?;
+    let mut registry = open_with(data_dir, metadata, blobs).await?;
     registry.retention_clock_offset = crate::server::retention_offset(clock_offset_days)?;
     let root = as_admin(&registry, "root")?;
     let run = async {
@@ -89,7 +92,11 @@ pub async fn retention(
 }
 
 /// `audit export`: JSON lines on stdout, oldest first; reads only.
-pub async fn audit(data_dir: &Path, command: AuditCommand) -> anyhow::Result<()> {
+pub async fn audit(
+    data_dir: &Path,
+    metadata: &Metadata,
+    command: AuditCommand,
+) -> anyhow::Result<()> {
     use std::io::Write;
     match command {
         AuditCommand::Export { since } => {
@@ -100,7 +107,7 @@ pub async fn audit(data_dir: &Path, command: AuditCommand) -> anyhow::Result<()>
                         .map_err(|e| anyhow!("--since {s} is not an RFC 3339 time: {e}"))
                 })
                 .transpose()?;
-            let registry = open_registry(data_dir, Limits::default(), 16)?;
+            let registry = open_registry_on(data_dir, metadata, Limits::default(), 16)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let written = registry.export_audit(since, |event| {
@@ -114,14 +121,18 @@ pub async fn audit(data_dir: &Path, command: AuditCommand) -> anyhow::Result<()>
     }
 }
 
-async fn open(data_dir: &Path) -> anyhow::Result<Registry> {
-    open_with(data_dir, &BlobArgs::default()).await
+async fn open(data_dir: &Path, metadata: &Metadata) -> anyhow::Result<Registry> {
+    open_with(data_dir, metadata, &BlobArgs::default()).await
 }
 
 /// The registry on the data dir's metadata and the blob store `blobs` names (gc, verify and
 /// backup read the blobs, a retention run removes some; the other commands only the metadata).
-async fn open_with(data_dir: &Path, blobs: &BlobArgs) -> anyhow::Result<Registry> {
-    let registry = open_registry_with(data_dir, blobs, Limits::default(), 16).await?;
+async fn open_with(
+    data_dir: &Path,
+    metadata: &Metadata,
+    blobs: &BlobArgs,
+) -> anyhow::Result<Registry> {
+    let registry = open_registry_with(data_dir, metadata, blobs, Limits::default(), 16).await?;
     registry.bootstrap_root(None).await?;
     Ok(registry)
 }
@@ -142,8 +153,12 @@ fn as_admin(registry: &Registry, username: &str) -> anyhow::Result<Caller> {
     ))
 }
 
-pub async fn user(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
+pub async fn user(
+    data_dir: &Path,
+    metadata: &Metadata,
+    command: UserCommand,
+) -> anyhow::Result<()> {
+    let registry = open(data_dir, metadata).await?;
     match command {
         UserCommand::Create {
             username,
@@ -179,8 +194,12 @@ pub async fn user(data_dir: &Path, command: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn token(data_dir: &Path, command: TokenCommand) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
+pub async fn token(
+    data_dir: &Path,
+    metadata: &Metadata,
+    command: TokenCommand,
+) -> anyhow::Result<()> {
+    let registry = open(data_dir, metadata).await?;
     match command {
         TokenCommand::Create {
             username,
@@ -233,8 +252,12 @@ pub async fn token(data_dir: &Path, command: TokenCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-pub async fn project(data_dir: &Path, command: ProjectCommand) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
+pub async fn project(
+    data_dir: &Path,
+    metadata: &Metadata,
+    command: ProjectCommand,
+) -> anyhow::Result<()> {
+    let registry = open(data_dir, metadata).await?;
     match command {
         ProjectCommand::Create {
             path_with_namespace,
@@ -279,8 +302,12 @@ pub async fn project(data_dir: &Path, command: ProjectCommand) -> anyhow::Result
     Ok(())
 }
 
-pub async fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<()> {
-    let registry = open(data_dir).await?;
+pub async fn member(
+    data_dir: &Path,
+    metadata: &Metadata,
+    command: MemberCommand,
+) -> anyhow::Result<()> {
+    let registry = open(data_dir, metadata).await?;
     let root = as_admin(&registry, "root")?;
     match command {
         MemberCommand::Add {
@@ -322,8 +349,8 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> anyhow::Result<(
     Ok(())
 }
 
-pub async fn gc(data_dir: &Path, blobs: &BlobArgs) -> anyhow::Result<()> {
-    let registry = open_with(data_dir, blobs).await?;
+pub async fn gc(data_dir: &Path, metadata: &Metadata, blobs: &BlobArgs) -> anyhow::Result<()> {
+    let registry = open_with(data_dir, metadata, blobs).await?;
     let report = registry.gc().await?;
     println!(
         "gc: kept {} blobs, removed {} ({} bytes freed)",
@@ -332,8 +359,8 @@ pub async fn gc(data_dir: &Path, blobs: &BlobArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn verify(data_dir: &Path, blobs: &BlobArgs) -> anyhow::Result<()> {
-    let registry = open_with(data_dir, blobs).await?;
+pub async fn verify(data_dir: &Path, metadata: &Metadata, blobs: &BlobArgs) -> anyhow::Result<()> {
+    let registry = open_with(data_dir, metadata, blobs).await?;
     let report = registry.verify().await?;
     for sha in &report.corrupt {
         println!("CORRUPT blob {sha}: its content no longer matches its sha256");
@@ -356,14 +383,25 @@ pub async fn verify(data_dir: &Path, blobs: &BlobArgs) -> anyhow::Result<()> {
 /// A cold backup: while this process holds the metadata lock (so no server writes), the flushed
 /// sled files and every blob a file record references are copied and fsynced into `dest`; then
 /// the copy is opened and verified like `verify` would. Unreferenced blobs are left behind.
-pub async fn backup(data_dir: &Path, blobs: &BlobArgs, dest: &Path) -> anyhow::Result<()> {
+pub async fn backup(
+    data_dir: &Path,
+    metadata: &Metadata,
+    blobs: &BlobArgs,
+    dest: &Path,
+) -> anyhow::Result<()> {
     if dest.exists() && dest.read_dir()?.next().is_some() {
         bail!(
             "{} is not empty; back up into a new directory",
             dest.display()
         );
     }
-    let registry = open_with(data_dir, blobs).await?;
+    if metadata.location()? != MetadataLocation::Sled {
+        bail!(
+            "the metadata is in PostgreSQL: back it up with pg_dump (and the blobs with the \
+             storage's own tools); `backup` copies an embedded data dir"
+        );
+    }
+    let registry = open_with(data_dir, metadata, blobs).await?;
     registry.persist_blocking()?;
     let meta_files = copy_dir(&data_dir.join("meta"), &dest.join("meta"))?;
     let into = crate::store::local_blobs::LocalBlobs::open(dest)

@@ -40,6 +40,18 @@ pub struct Cli {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub blobs: BlobArgs,
+    /// Where the metadata lives: `sled` (embedded, under the data dir) or a PostgreSQL URL
+    /// (`postgres://user:password@host:5432/db`, shared by replicas). The password is never
+    /// printed.
+    #[arg(
+        long,
+        global = true,
+        env = "MODELYARD_METADATA",
+        default_value = "sled",
+        hide_env_values = true,
+        hide_default_value = false
+    )]
+    pub metadata: Metadata,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -98,6 +110,59 @@ impl BlobArgs {
             .blobs_redirect
             .then_some(std::time::Duration::from_secs(15 * 60));
         Ok(Some(config))
+    }
+}
+
+/// The `--metadata` option as given; [`Metadata::location`] says what it names. Parsing never
+/// fails in clap, whose error would echo the value (a mistyped URL, password and all).
+#[derive(Clone)]
+pub struct Metadata(String);
+
+/// Where the metadata store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataLocation<'a> {
+    /// sled under the data dir.
+    Sled,
+    /// A PostgreSQL database.
+    Postgres(&'a str),
+}
+
+impl Metadata {
+    pub fn sled() -> Metadata {
+        Metadata("sled".to_string())
+    }
+
+    pub fn location(&self) -> anyhow::Result<MetadataLocation<'_>> {
+        let value = self.0.trim();
+        if value == "sled" {
+            Ok(MetadataLocation::Sled)
+        } else if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            Ok(MetadataLocation::Postgres(value))
+        } else {
+            let shown = value.split(['@', ':']).next().unwrap_or_default();
+            anyhow::bail!(
+                "--metadata must be `sled` or a `postgres://` URL (got a value starting with {shown:?})"
+            )
+        }
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location() {
+            Ok(MetadataLocation::Postgres(url)) => {
+                write!(f, "{}", crate::store::pg_meta::redacted(url))
+            }
+            Ok(MetadataLocation::Sled) => f.write_str("sled"),
+            Err(_) => f.write_str("(invalid)"),
+        }
+    }
+}
+
+impl FromStr for Metadata {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Metadata(s.to_string()))
     }
 }
 

@@ -36,7 +36,12 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(server::serve(&cli.data_dir, &cli.blobs, *args))
+                .block_on(server::serve(
+                    &cli.data_dir,
+                    &cli.metadata,
+                    &cli.blobs,
+                    *args,
+                ))
         }
         Command::Push(args) => {
             init_tracing(false);
@@ -56,6 +61,11 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             // Admin commands write through the same durable path as the server.
-            .block_on(admin::run(&cli.data_dir, &cli.blobs, command)),
+            .block_on(admin::run(
+                &cli.data_dir,
+                &cli.metadata,
+                &cli.blobs,
+                command,
+            )),
     }
 }

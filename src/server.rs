@@ -16,12 +16,14 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::api::body_guard::BodyPace;
-use crate::config::{BlobArgs, ServeArgs};
+use crate::config::{BlobArgs, Metadata, MetadataLocation, ServeArgs};
 use crate::connections::{default_cap, open_file_limit, BusyBody, Connections};
 use crate::domain::{Limits, Registry};
 use crate::state::{AppState, Settings};
 use crate::store::blobs::BlobStore;
 use crate::store::local_blobs::LocalBlobs;
+use crate::store::meta::MetaStore;
+use crate::store::pg_meta::{redacted, PgMeta};
 use crate::store::s3_blobs::S3Blobs;
 use crate::store::sled_meta::SledMeta;
 use crate::store::upgrade;
@@ -30,38 +32,41 @@ use crate::web::sign_in_guard::SignInPolicy;
 /// Opens the embedded stores under `data_dir`, creating it on first use, brings the metadata to
 /// this build's schema version (`store::upgrade`), and clears staging leftovers of a previous run.
 pub fn open_registry(data_dir: &Path, limits: Limits, cache_mb: u64) -> anyhow::Result<Registry> {
+    open_registry_on(data_dir, &Metadata::sled(), limits, cache_mb)
+}
+
+/// [`open_registry`] with the metadata where `metadata` says (sled under the data dir, or
+/// PostgreSQL).
+pub fn open_registry_on(
+    data_dir: &Path,
+    metadata: &Metadata,
+    limits: Limits,
+    cache_mb: u64,
+) -> anyhow::Result<Registry> {
     create_private_dir(data_dir)?;
-    let meta = SledMeta::open(&data_dir.join("meta"), cache_mb.max(1) * 1024 * 1024).with_context(
-        || {
-            format!(
-                "opening metadata in {} (is a server running on it?)",
-                data_dir.display()
-            )
-        },
-    )?;
-    upgrade::run(&meta, crate::domain::schema::upgrade::STEPS)
-        .with_context(|| format!("opening metadata in {}", data_dir.display()))?;
+    let meta = open_meta(data_dir, metadata, cache_mb)?;
     let blobs = LocalBlobs::open(data_dir).context("opening the blob store")?;
     let leftovers = blobs.clean_staging_now()?;
-    let registry = Registry::new(Arc::new(meta), Arc::new(blobs), limits);
+    let registry = Registry::new(meta, Arc::new(blobs), limits);
     if leftovers > 0 {
         tracing::info!(leftovers, "removed unfinished uploads of an earlier run");
     }
     Ok(registry)
 }
 
-/// [`open_registry`] with the blob store `blobs` names: the data dir's, or an S3 bucket (whose
+/// [`open_registry_on`] with the blob store `blobs` names: the data dir's, or an S3 bucket (whose
 /// old staging leftovers are removed).
 pub async fn open_registry_with(
     data_dir: &Path,
+    metadata: &Metadata,
     blobs: &BlobArgs,
     limits: Limits,
     cache_mb: u64,
 ) -> anyhow::Result<Registry> {
     let Some(s3) = blobs.s3().map_err(anyhow::Error::msg)? else {
-        return open_registry(data_dir, limits, cache_mb);
+        return open_registry_on(data_dir, metadata, limits, cache_mb);
     };
-    let local = open_registry(data_dir, limits, cache_mb)?;
+    let local = open_registry_on(data_dir, metadata, limits, cache_mb)?;
     let store = S3Blobs::open(&s3).context("opening the S3 blob store")?;
     let leftovers = store
         .clean_staging()
@@ -71,6 +76,36 @@ pub async fn open_registry_with(
         tracing::info!(leftovers, "removed staging objects of an earlier run");
     }
     Ok(local.with_blobs(Arc::new(store)))
+}
+
+/// Opens the metadata store and brings it to this build's schema version.
+fn open_meta(
+    data_dir: &Path,
+    metadata: &Metadata,
+    cache_mb: u64,
+) -> anyhow::Result<Arc<dyn MetaStore>> {
+    match metadata.location()? {
+        MetadataLocation::Sled => {
+            let meta = SledMeta::open(&data_dir.join("meta"), cache_mb.max(1) * 1024 * 1024)
+                .with_context(|| {
+                    format!(
+                        "opening metadata in {} (is a server running on it?)",
+                        data_dir.display()
+                    )
+                })?;
+            upgrade::run(&meta, crate::domain::schema::upgrade::STEPS)
+                .with_context(|| format!("opening metadata in {}", data_dir.display()))?;
+            Ok(Arc::new(meta))
+        }
+        MetadataLocation::Postgres(url) => {
+            let shown = redacted(url);
+            let meta = PgMeta::open(url)?;
+            upgrade::run(&meta, crate::domain::schema::upgrade::STEPS)
+                .with_context(|| format!("opening metadata in {shown}"))?;
+            tracing::info!(metadata = %shown, "metadata in PostgreSQL");
+            Ok(Arc::new(meta))
+        }
+    }
 }
 
 /// Creates the data dir, if it is missing, readable by this user alone (0700): it holds password
@@ -131,14 +166,19 @@ pub fn retention_offset(days: i64) -> anyhow::Result<chrono::Duration> {
     Ok(chrono::Duration::days(days))
 }
 
-pub async fn serve(data_dir: &Path, blobs: &BlobArgs, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(
+    data_dir: &Path,
+    metadata: &Metadata,
+    blobs: &BlobArgs,
+    args: ServeArgs,
+) -> anyhow::Result<()> {
     raise_open_file_limit();
     let limits = Limits {
         generic_file_bytes: args.max_file_size,
         model_file_bytes: args.max_model_file_size,
     };
     warn_if_exposed(data_dir);
-    let mut registry = open_registry_with(data_dir, blobs, limits, args.cache_mb).await?;
+    let mut registry = open_registry_with(data_dir, metadata, blobs, limits, args.cache_mb).await?;
     registry.event_settings = crate::domain::events::EventSettings {
         allow_private: args.webhook_allow_private,
         retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),

@@ -1,7 +1,9 @@
 //! Conformance suites for the two store traits, written once against `dyn MetaStore` and
 //! `dyn BlobStore` and run against every back-end in `metadata_backends()` /
 //! `blob_backends()` (as garage runs one suite over its `garage_db` engines). Today the
-//! embedded ones (sled, the local disk); a new back-end joins by adding itself to the list.
+//! embedded ones (sled, the local disk) and PostgreSQL (a fresh database per opened directory on
+//! `MODELYARD_TEST_POSTGRES_URL`; see tests/common/postgres.rs for when it is skipped); a new
+//! back-end joins by adding itself to the list.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -13,18 +15,42 @@ use modelyard::store::blobs::{BlobError, BlobStore, ByteStream};
 use modelyard::store::checksum::{Digests, Expected};
 use modelyard::store::local_blobs::LocalBlobs;
 use modelyard::store::meta::{abort, MetaStore, StoreError, Table, TxError};
+use modelyard::store::pg_meta::PgMeta;
 use modelyard::store::sled_meta::SledMeta;
 
 mod common;
+
+use common::postgres;
 
 /// A metadata back-end: its name and how to open it on a directory (reopening the same
 /// directory must find everything flushed before).
 type OpenMeta = fn(&Path) -> Arc<dyn MetaStore>;
 
 fn metadata_backends() -> Vec<(&'static str, OpenMeta)> {
-    vec![("sled", |dir| {
+    let mut backends: Vec<(&'static str, OpenMeta)> = vec![("sled", |dir| {
         Arc::new(SledMeta::open(dir, 1 << 20).expect("open sled"))
-    })]
+    })];
+    if postgres::server_url("the metadata conformance suite").is_some() {
+        backends.push(("postgres", |dir| {
+            Arc::new(PgMeta::open(&pg_database_for(dir)).expect("open PostgreSQL"))
+        }));
+    }
+    backends
+}
+
+/// The PostgreSQL database standing for a directory: created on its first open, the same one on
+/// a reopen.
+fn pg_database_for(dir: &Path) -> String {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static DATABASES: OnceLock<Mutex<HashMap<std::path::PathBuf, String>>> = OnceLock::new();
+    let mut databases = DATABASES.get_or_init(Default::default).lock().unwrap();
+    databases
+        .entry(dir.to_path_buf())
+        .or_insert_with(|| {
+            postgres::fresh_database("the metadata conformance suite").expect("a test database")
+        })
+        .clone()
 }
 
 /// A blob back-end: its name and how to open it on a directory (reopening the same directory
@@ -292,6 +318,143 @@ fn what_was_flushed_is_there_after_reopening() {
             "{name}: ids went back after a reopen"
         );
     }
+}
+
+#[test]
+fn concurrent_claims_of_one_key_have_one_winner() {
+    // The unique indexes' pattern: "is this name free? then it is mine".
+    each_meta(|name, _, store| {
+        #[derive(Debug)]
+        struct Taken;
+        impl From<StoreError> for Taken {
+            fn from(error: StoreError) -> Self {
+                panic!("the store failed: {error}")
+            }
+        }
+        let outcomes: Vec<Result<(), Taken>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0u8..8)
+                .map(|claimant| {
+                    scope.spawn(move || {
+                        store.transaction(|tx| {
+                            if tx.get(Table::ModelsByName, b"p/model")?.is_some() {
+                                return abort(Taken);
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                            tx.put(Table::ModelsByName, b"p/model", &[claimant])?;
+                            tx.put(Table::Models, &[claimant], b"record")?;
+                            Ok::<_, TxError<Taken>>(())
+                        })
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(winners, 1, "{name}: {outcomes:?}");
+        let owner = store.get(Table::ModelsByName, b"p/model").unwrap().unwrap();
+        assert_eq!(
+            keys(store.scan(Table::Models, b"")),
+            vec![owner],
+            "{name}: a loser's record was written"
+        );
+    });
+}
+
+#[test]
+fn long_scans_page_through_every_entry_in_order() {
+    each_meta(|name, _, store| {
+        let all: Vec<Vec<u8>> = (0u32..1500)
+            .map(|i| {
+                let mut key = b"v/".to_vec();
+                key.extend_from_slice(&i.to_be_bytes());
+                key
+            })
+            .collect();
+        for chunk in all.chunks(250) {
+            store
+                .transaction(|tx| {
+                    for key in chunk {
+                        tx.put(Table::Versions, key, b"{}")?;
+                    }
+                    Ok::<_, TxError<Refused>>(())
+                })
+                .unwrap();
+        }
+        put(store, Table::Versions, b"w", b"{}");
+        assert_eq!(
+            keys(store.scan(Table::Versions, b"v/")),
+            all,
+            "{name}: scan"
+        );
+        let mut reverse = all.clone();
+        reverse.reverse();
+        assert_eq!(
+            keys(store.scan_rev(Table::Versions, b"v/")),
+            reverse,
+            "{name}: scan_rev"
+        );
+        assert_eq!(
+            keys(store.scan_after(Table::Versions, b"v/", &all[99], false)),
+            all[100..].to_vec(),
+            "{name}: scan_after across pages"
+        );
+        assert_eq!(
+            keys(store.scan_after(Table::Versions, b"v/", &all[1400], true)),
+            reverse[100..].to_vec(),
+            "{name}: scan_after reverse across pages"
+        );
+        assert_eq!(
+            keys(store.scan_from(Table::Versions, b"v/", &all[700])),
+            all[700..].to_vec(),
+            "{name}: scan_from across pages"
+        );
+        assert_eq!(
+            keys(store.scan(Table::Versions, b"v/").take(3)),
+            all[..3].to_vec(),
+            "{name}: a short read"
+        );
+    });
+}
+
+#[test]
+fn postgres_two_stores_on_one_database_serialize_their_writers() {
+    // Two replicas: two pools on one database, incrementing one counter and claiming names.
+    let Some(url) = postgres::fresh_database("postgres_two_stores_on_one_database") else {
+        return;
+    };
+    let first = PgMeta::open(&url).expect("open PostgreSQL");
+    let second = PgMeta::open(&url).expect("open PostgreSQL a second time");
+    let stores: [&dyn MetaStore; 2] = [&first, &second];
+    const EACH: u64 = 30;
+    std::thread::scope(|scope| {
+        for store in stores {
+            for _ in 0..3 {
+                scope.spawn(move || {
+                    for _ in 0..EACH {
+                        store
+                            .transaction(|tx| {
+                                let now = tx
+                                    .get(Table::Counters, b"n")?
+                                    .map(|v| u64::from_be_bytes(v.try_into().unwrap()))
+                                    .unwrap_or(0);
+                                tx.put(Table::Counters, b"n", &(now + 1).to_be_bytes())?;
+                                Ok::<_, TxError<Refused>>(())
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        }
+    });
+    for store in stores {
+        let total = store.get(Table::Counters, b"n").unwrap().unwrap();
+        assert_eq!(u64::from_be_bytes(total.try_into().unwrap()), 6 * EACH);
+    }
+    put(&first, Table::Projects, b"p", b"seen by the other at once");
+    assert!(second.get(Table::Projects, b"p").unwrap().is_some());
+    let a = first.next_id().unwrap();
+    let b = second.next_id().unwrap();
+    assert_ne!(a, b, "two stores handed out one id");
 }
 
 fn body(chunks: Vec<Result<Bytes, std::io::Error>>) -> ByteStream {

@@ -26,7 +26,8 @@ pub struct GenericPath {
 pub enum Destination {
     Generic(FileTarget),
     ModelVersion {
-        model: Model,
+        /// Boxed: a model record is much larger than a generic target.
+        model: Box<Model>,
         version: String,
         file_name: String,
     },
@@ -80,7 +81,7 @@ impl Registry {
         if let Some(model) = model {
             let file_name = Self::model_file_path(parts)?;
             return Ok(Destination::ModelVersion {
-                model,
+                model: Box::new(model),
                 version: parts.version.clone(),
                 file_name,
             });

@@ -477,16 +477,17 @@ impl Registry {
             }
         }
         // What the deleted versions' files held and nothing references now.
-        let unreferenced = self.unreferenced_after(
-            report
-                .plan
-                .delete
-                .iter()
-                .filter(|d| gone_versions.contains(&d.version.id))
-                .flat_map(|d| d.blobs.iter()),
-            &gone_files,
-        )
-        .await?;
+        let unreferenced = self
+            .unreferenced_after(
+                report
+                    .plan
+                    .delete
+                    .iter()
+                    .filter(|d| gone_versions.contains(&d.version.id))
+                    .flat_map(|d| d.blobs.iter()),
+                &gone_files,
+            )
+            .await?;
         for (sha256, _) in &unreferenced {
             if let Some(bytes) = self
                 .blobs

@@ -53,6 +53,9 @@ impl GroupCommit {
 
     /// Waits until a flush that started after this call has finished.
     pub async fn durable(&self) -> Result<(), StoreError> {
+        if self.meta.durable_on_commit() {
+            return Ok(());
+        }
         let (tx, rx) = oneshot::channel();
         let Some(queue) = self.queue() else {
             return self.flush_now();

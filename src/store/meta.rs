@@ -415,6 +415,11 @@ pub trait MetaStore: Send + Sync + 'static {
     fn next_id(&self) -> Result<u64, StoreError>;
     /// Makes every committed transaction durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Whether a committed transaction is durable already (a database server that syncs at
+    /// commit): then waiting for a flush is pointless, and the group commit does not.
+    fn durable_on_commit(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug)]

@@ -1,5 +1,6 @@
 //! Storage: metadata in an ordered key-value store, file contents in a content-addressed blob
-//! store. Both sit behind small traits; sled and the local disk are the embedded defaults.
+//! store. Both sit behind small traits; sled and the local disk are the embedded defaults,
+//! PostgreSQL (`pg_meta`) and an S3 bucket (`s3_blobs`) what several replicas share.
 
 pub mod blobs;
 pub mod checksum;
@@ -8,6 +9,7 @@ pub mod group_commit;
 pub mod keys;
 pub mod local_blobs;
 pub mod meta;
+pub mod pg_meta;
 pub mod s3_blobs;
 pub mod sled_meta;
 pub mod upgrade;

@@ -2,6 +2,7 @@
 //! dir, talk HTTP to it, kill and restart it.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod readme;
 pub mod s3;
 pub mod stubs;
@@ -30,6 +31,18 @@ pub fn private_tempdir() -> tempfile::TempDir {
     dir
 }
 
+/// `MODELYARD_TEST_METADATA=postgres` runs every TestServer on a fresh PostgreSQL database of
+/// `MODELYARD_TEST_POSTGRES_URL` (an `--metadata` given by a test itself still wins).
+fn test_metadata() -> Option<String> {
+    match std::env::var("MODELYARD_TEST_METADATA").as_deref() {
+        Ok("postgres") => Some(
+            postgres::fresh_database("TestServer")
+                .expect("MODELYARD_TEST_METADATA=postgres needs MODELYARD_TEST_POSTGRES_URL"),
+        ),
+        _ => None,
+    }
+}
+
 pub struct TestServer {
     pub data: tempfile::TempDir,
     /// The data dir served: `data` itself, or a directory given to `start_from`.
@@ -39,6 +52,9 @@ pub struct TestServer {
     pub extra_args: Vec<String>,
     /// Environment variables of the server process beyond the inherited ones.
     pub extra_env: Vec<(String, String)>,
+    /// `MODELYARD_METADATA` for the server and the admin commands: a fresh PostgreSQL database
+    /// when the tests run with `MODELYARD_TEST_METADATA=postgres`, else the default (sled).
+    pub metadata: Option<String>,
     /// How long the last start took until the server printed its address.
     pub started_in: Duration,
     /// The server's log (stderr), last lines first kept: printed only when a test fails, so that
@@ -77,6 +93,7 @@ impl TestServer {
             base: String::new(),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             extra_env: Vec::new(),
+            metadata: test_metadata(),
             started_in: Duration::ZERO,
             log: Default::default(),
         };
@@ -93,6 +110,7 @@ impl TestServer {
             base: String::new(),
             extra_args: args.to_vec(),
             extra_env: env.to_vec(),
+            metadata: test_metadata(),
             started_in: Duration::ZERO,
             log: Default::default(),
         };
@@ -115,6 +133,7 @@ impl TestServer {
             .arg(&self.dir)
             .args(&self.extra_args)
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
+            .envs(self.metadata.iter().map(|url| ("MODELYARD_METADATA", url)))
             .env("MODELYARD_ROOT_TOKEN", ROOT_TOKEN)
             .env("MODELYARD_LOG", "warn")
             .stdout(Stdio::piped())
@@ -190,6 +209,7 @@ impl TestServer {
             .args(args)
             .arg("--data-dir")
             .arg(&self.dir)
+            .envs(self.metadata.iter().map(|url| ("MODELYARD_METADATA", url)))
             .output()
             .expect("run admin command")
     }

@@ -1,0 +1,290 @@
+//! The real server with its metadata in PostgreSQL (`--metadata postgres://...`, a fresh database
+//! per test on `MODELYARD_TEST_POSTGRES_URL`; skipped loudly without it, failing under
+//! `MODELYARD_TEST_REQUIRE_POSTGRES=1`): the users/projects/models/versions/packages flow, an
+//! MLflow run with metrics, a restart, concurrent version creators, and two servers sharing one
+//! database.
+
+mod common;
+
+use common::postgres::fresh_database;
+use common::*;
+use serde_json::{json, Value};
+
+fn ml(project_id: u64, rest: &str) -> String {
+    format!("/api/v4/projects/{project_id}/ml/{rest}")
+}
+
+fn tracking(project_id: u64, path: &str) -> String {
+    format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0/{path}")
+}
+
+fn on_postgres(url: &str) -> TestServer {
+    TestServer::start_with(&["--metadata", url])
+}
+
+/// The answer the embedded store gives to a duplicate name or version.
+fn assert_refused_as_existing(reply: &Reply) {
+    assert!(
+        matches!(reply.status, 400 | 409) && reply.text().contains("already"),
+        "a duplicate was not refused: {} {}",
+        reply.status,
+        reply.text()
+    );
+}
+
+fn password_of(url: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .password()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn the_registry_runs_on_postgres_and_keeps_everything_across_a_restart() {
+    let Some(url) = fresh_database("the_registry_runs_on_postgres") else {
+        return;
+    };
+    let mut server = on_postgres(&url);
+    let (alice_id, alice) = user_with_token(&server, "alice", "api");
+    let project_id = project(&server, "vision", "private");
+    add_member(&server, project_id, alice_id, 40);
+    let root = Api::root(&server);
+    let alice = Api::with_token(&server, &alice);
+
+    // Models, versions, files.
+    let model = alice.post_json(&ml(project_id, "models"), json!({ "name": "resnet" }));
+    assert_eq!(model.status, 201, "{}", model.text());
+    let taken = alice.post_json(&ml(project_id, "models"), json!({ "name": "resnet" }));
+    assert_refused_as_existing(&taken);
+    for version in ["1.0.0", "1.1.0", "2.0.0-rc.1"] {
+        let created = alice.post_json(
+            &ml(project_id, "models/resnet/versions"),
+            json!({ "version": version }),
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+    }
+    let again = alice.post_json(
+        &ml(project_id, "models/resnet/versions"),
+        json!({ "version": "1.0.0" }),
+    );
+    assert_refused_as_existing(&again);
+    let weights = random_bytes(300_000, 7);
+    let uploaded = alice.put_bytes(
+        &format!("/api/v4/projects/{project_id}/packages/generic/resnet/1.1.0/weights.bin"),
+        &weights,
+    );
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text());
+    let generic = alice.put_bytes(
+        &format!("/api/v4/projects/{project_id}/packages/generic/tools/0.1.0/run.sh"),
+        b"#!/bin/sh\n",
+    );
+    assert_eq!(generic.status, 201, "{}", generic.text());
+
+    // An MLflow run with metrics.
+    let experiment = root.post_json(
+        &tracking(project_id, "mlflow/experiments/create"),
+        json!({ "name": "train" }),
+    );
+    assert_eq!(experiment.status, 200, "{}", experiment.text());
+    let experiment_id = experiment.json()["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = root.post_json(
+        &tracking(project_id, "mlflow/runs/create"),
+        json!({ "experiment_id": experiment_id, "run_name": "r1" }),
+    );
+    assert_eq!(run.status, 200, "{}", run.text());
+    let run_id = run.json()["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let metrics: Vec<Value> = (0..500)
+        .map(|i| json!({ "key": "loss", "value": 1.0 / (i + 1) as f64, "timestamp": 1000 + i, "step": i }))
+        .collect();
+    let logged = root.post_json(
+        &tracking(project_id, "mlflow/runs/log-batch"),
+        json!({ "run_id": run_id, "metrics": metrics, "params": [{ "key": "lr", "value": "0.1" }] }),
+    );
+    assert_eq!(logged.status, 200, "{}", logged.text());
+
+    let check = |server: &TestServer| {
+        let root = Api::root(server);
+        let versions = root.get(&ml(project_id, "models/resnet/versions"));
+        assert_eq!(versions.status, 200, "{}", versions.text());
+        let listed: Vec<String> = versions
+            .json()
+            .as_array()
+            .expect("a list of versions")
+            .iter()
+            .map(|v| v["version"].as_str().unwrap().to_string())
+            .collect();
+        let mut sorted = listed.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["1.0.0", "1.1.0", "2.0.0-rc.1"], "{listed:?}");
+        let file = root.get(&format!(
+            "/api/v4/projects/{project_id}/packages/generic/resnet/1.1.0/weights.bin"
+        ));
+        assert_eq!(file.status, 200);
+        assert_eq!(sha256_hex(&file.body), sha256_hex(&weights));
+        let history = root.get(&format!(
+            "{}?run_id={run_id}&metric_key=loss",
+            tracking(project_id, "mlflow/metrics/get-history")
+        ));
+        assert_eq!(history.status, 200, "{}", history.text());
+        assert_eq!(history.json()["metrics"].as_array().unwrap().len(), 500);
+        let got = root.get(&format!(
+            "{}?run_id={run_id}",
+            tracking(project_id, "mlflow/runs/get")
+        ));
+        assert_eq!(got.json()["run"]["data"]["params"][0]["value"], "0.1");
+        let packages = root.get(&format!("/api/v4/projects/{project_id}/packages"));
+        assert_eq!(packages.status, 200, "{}", packages.text());
+        assert!(
+            packages.json().as_array().unwrap().len() >= 2,
+            "{}",
+            packages.text()
+        );
+        let users = root.get("/api/v4/users?username=alice");
+        assert_eq!(users.json().as_array().unwrap().len(), 1);
+    };
+    check(&server);
+    server.restart();
+    check(&server);
+    // The metadata is in PostgreSQL, not in the data dir, and the password is in no log line.
+    assert!(
+        !server.data_dir().join("meta").exists(),
+        "sled metadata was written"
+    );
+    let password = password_of(&url);
+    assert!(!password.is_empty());
+    assert!(
+        server
+            .log_lines()
+            .iter()
+            .all(|line| !line.contains(&password)),
+        "the database password was logged"
+    );
+}
+
+#[test]
+fn concurrent_version_creators_get_distinct_numbers() {
+    let Some(url) = fresh_database("concurrent_version_creators") else {
+        return;
+    };
+    let first = on_postgres(&url);
+    let second = on_postgres(&url);
+    let project_id = project(&first, "shared", "private");
+    let created = Api::root(&first).post_json(
+        &tracking(project_id, "mlflow/registered-models/create"),
+        json!({ "name": "m" }),
+    );
+    assert_eq!(created.status, 200, "{}", created.text());
+    let numbers: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let server = if i % 2 == 0 { &first } else { &second };
+                scope.spawn(move || {
+                    let reply = Api::root(server).post_json(
+                        &tracking(project_id, "mlflow/model-versions/create"),
+                        json!({ "name": "m", "source": format!("s3://elsewhere/{i}") }),
+                    );
+                    assert_eq!(reply.status, 200, "{}", reply.text());
+                    reply.json()["model_version"]["version"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted: Vec<u32> = numbers.iter().map(|n| n.parse().unwrap()).collect();
+    sorted.sort();
+    assert_eq!(sorted, (1..=8).collect::<Vec<_>>(), "{numbers:?}");
+}
+
+#[test]
+fn two_servers_on_one_database_see_each_others_writes_at_once() {
+    let Some(url) = fresh_database("two_servers_on_one_database") else {
+        return;
+    };
+    let first = on_postgres(&url);
+    let second = on_postgres(&url);
+    let project_id = project(&first, "shared", "private");
+    let one = Api::root(&first);
+    let two = Api::root(&second);
+    assert_eq!(
+        one.post_json(&ml(project_id, "models"), json!({ "name": "m" }))
+            .status,
+        201
+    );
+    for i in 0..5 {
+        let version = format!("1.{i}.0");
+        let (writer, reader) = if i % 2 == 0 {
+            (&one, &two)
+        } else {
+            (&two, &one)
+        };
+        let created = writer.post_json(
+            &ml(project_id, "models/m/versions"),
+            json!({ "version": version }),
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+        let seen = reader.get(&ml(project_id, &format!("models/m/versions/{version}")));
+        assert_eq!(
+            seen.status,
+            200,
+            "{version} not visible on the other server: {}",
+            seen.text()
+        );
+        let duplicate = reader.post_json(
+            &ml(project_id, "models/m/versions"),
+            json!({ "version": version }),
+        );
+        assert_refused_as_existing(&duplicate);
+    }
+    let listed = two.get(&ml(project_id, "models/m/versions"));
+    assert_eq!(
+        listed.json().as_array().unwrap().len(),
+        5,
+        "{}",
+        listed.text()
+    );
+}
+
+#[test]
+fn a_bad_metadata_option_is_refused_without_echoing_it() {
+    let output = std::process::Command::new(binary())
+        .args(["user", "list", "--metadata", "mysql://root:hunter2@db/x"])
+        .arg("--data-dir")
+        .arg(private_tempdir().path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--metadata must be `sled` or a `postgres://` URL"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let unreachable = std::process::Command::new(binary())
+        .args([
+            "user",
+            "list",
+            "--metadata",
+            "postgres://root:hunter2@127.0.0.1:1/x",
+        ])
+        .arg("--data-dir")
+        .arg(private_tempdir().path())
+        .output()
+        .unwrap();
+    assert!(!unreachable.status.success());
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(
+        stderr.contains("postgres://root:***@127.0.0.1:1/x"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
