@@ -765,6 +765,18 @@ fn deploy_an_old_file_by_checksum(server: &TestServer, expected: &Value) {
     assert_bytes(&root.get(&url), file, &url);
 }
 
+/// An old version file whose name the generic packages URL takes as it is.
+fn plain_version_file(expected: &Value) -> &Value {
+    list(expected, "version_files")
+        .iter()
+        .find(|f| {
+            s(f, "path")
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+        .expect("an old version file with a plain name")
+}
+
 fn check_everything(server: &TestServer, expected: &Value) {
     check_users(server, expected);
     check_projects(server, expected);
@@ -1025,14 +1037,7 @@ fn old_data_takes_sealing_usage_audit_and_new_metric_chunks() {
     let server = start(&dir, &expected);
     let root = Api::with_token(&server, &root_token(&expected));
 
-    let file = list(&expected, "version_files")
-        .iter()
-        .find(|f| {
-            s(f, "path")
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        })
-        .expect("an old version file with a plain name");
+    let file = plain_version_file(&expected);
     let project = n(file, "project_id");
     let (model, version, path) = (s(file, "model"), s(file, "version"), s(file, "path"));
     let version_url = ml(
@@ -1122,4 +1127,84 @@ fn old_data_takes_sealing_usage_audit_and_new_metric_chunks() {
         "the old points first, unchanged"
     );
     assert!(values[old.len()..].iter().all(|v| *v == 0.5));
+}
+
+/// The v0.1 data dir under this release's storage changes: its files read through the blob
+/// store's ranged `open`, its models (written without `promotion_rules` or `retention`) take
+/// both settings, a retention dry run plans over its versions, and `verify` is clean on it.
+#[test]
+fn old_data_serves_ranges_and_takes_promotion_rules_retention_and_verify() {
+    let expected = expected();
+    let copy = fixture_copy();
+    let dir = copy.path().join("data");
+    let mut server = start(&dir, &expected);
+    let root = Api::with_token(&server, &root_token(&expected));
+
+    let file = plain_version_file(&expected);
+    let project = n(file, "project_id");
+    let (model, version, path) = (s(file, "model"), s(file, "version"), s(file, "path"));
+    let download = format!(
+        "/api/v4/projects/{project}/packages/generic/{}/{}/{}",
+        url_encode(model),
+        url_encode(version),
+        path_encode(path)
+    );
+    let whole = root.get(&download);
+    assert_bytes(&whole, file, &download);
+    let ranged = root.send("GET", &download, &[("Range", "bytes=100-299")], b"");
+    assert_eq!(ranged.status, 206, "{}", ranged.text());
+    assert_eq!(
+        ranged.body,
+        whole.body[100..300],
+        "the range of an old file"
+    );
+    let suffix = root.send("GET", &download, &[("Range", "bytes=-10")], b"");
+    assert_eq!(suffix.status, 206);
+    assert_eq!(suffix.body, whole.body[whole.body.len() - 10..]);
+
+    let model_url = ml(project, &format!("models/{}", url_encode(model)));
+    let shown = ok(root.get(&model_url), "old model");
+    assert_eq!(shown["promotion_rules"], json!([]), "{shown}");
+    assert_eq!(shown["retention"], Value::Null, "{shown}");
+    let patched = ok(
+        root.send(
+            "PATCH",
+            &model_url,
+            &[("Content-Type", "application/json")],
+            &serde_json::to_vec(&json!({
+                "promotion_rules": ["no_prerelease"],
+                "retention": { "keep_patches_per_minor": 1 }
+            }))
+            .expect("json"),
+        ),
+        "PATCH old model",
+    );
+    assert_eq!(
+        patched["promotion_rules"],
+        json!(["no_prerelease"]),
+        "{patched}"
+    );
+    let plan = ok(
+        root.post_json(&format!("{model_url}/retention/dry_run"), json!({})),
+        "dry run on old versions",
+    );
+    let old_versions = list(&expected, "versions")
+        .iter()
+        .filter(|v| s(v, "model") == model && n(v, "project_id") == project)
+        .count();
+    let planned =
+        plan["delete"].as_array().map_or(0, Vec::len) + plan["keep"].as_array().map_or(0, Vec::len);
+    assert!(planned <= old_versions, "{plan}");
+    assert_eq!(plan["dry_run"], json!(true), "{plan}");
+    // Nothing was deleted by the dry run: the old file is still served.
+    assert_bytes(&root.get(&download), file, "after the dry run");
+
+    server.stop();
+    let verify = server.admin(&["verify"]);
+    assert!(
+        verify.status.success(),
+        "verify on the upgraded data dir: {}\n{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }
