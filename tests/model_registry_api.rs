@@ -7,10 +7,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn ml(project_id: u64, rest: &str) -> String {
-    format!("/api/v4/projects/{project_id}/ml/{rest}")
-}
-
 fn create_model(api: &Api, project_id: u64, name: &str) -> Value {
     let reply = api.post_json(&ml(project_id, "models"), json!({ "name": name }));
     assert_eq!(reply.status, 201, "{}", reply.text());

@@ -10,10 +10,6 @@ use common::postgres::fresh_database;
 use common::*;
 use serde_json::{json, Value};
 
-fn ml(project_id: u64, rest: &str) -> String {
-    format!("/api/v4/projects/{project_id}/ml/{rest}")
-}
-
 fn tracking(project_id: u64, path: &str) -> String {
     format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0/{path}")
 }

@@ -18,10 +18,6 @@ use std::path::PathBuf;
 use common::*;
 use serde_json::{json, Value};
 
-fn ml(project_id: u64, rest: &str) -> String {
-    format!("/api/v4/projects/{project_id}/ml/{rest}")
-}
-
 fn generic(project_id: u64, name: &str, version: &str, file: &str) -> String {
     format!("/api/v4/projects/{project_id}/packages/generic/{name}/{version}/{file}")
 }

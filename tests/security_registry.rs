@@ -7,10 +7,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-fn ml(project_id: u64, rest: &str) -> String {
-    format!("/api/v4/projects/{project_id}/ml/{rest}")
-}
-
 fn tracking(project_id: u64, path: &str) -> String {
     format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0/mlflow/{path}")
 }

@@ -10,10 +10,6 @@ use std::collections::HashSet;
 use common::*;
 use serde_json::{json, Value};
 
-fn ml(project_id: u64, rest: &str) -> String {
-    format!("/api/v4/projects/{project_id}/ml/{rest}")
-}
-
 fn mlflow(project_id: u64, rest: &str) -> String {
     format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0/mlflow/{rest}")
 }

@@ -89,10 +89,6 @@ fn start(dir: &Path, expected: &Value) -> TestServer {
     TestServer::start_from_with(dir, &["--root-token", &root_token(expected)])
 }
 
-fn ml(project_id: u64, rest: &str) -> String {
-    format!("/api/v4/projects/{project_id}/ml/{rest}")
-}
-
 fn mlflow(project_id: u64, rest: &str) -> String {
     format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0/{rest}")
 }

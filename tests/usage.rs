@@ -7,10 +7,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn ml(project_id: u64, rest: &str) -> String {
-    format!("/api/v4/projects/{project_id}/ml/{rest}")
-}
-
 fn ok(reply: Reply) -> Reply {
     assert!(reply.status < 300, "{} {}", reply.status, reply.text());
     reply

@@ -201,10 +201,6 @@ fn assert_signed(received: &Received) {
     );
 }
 
-fn ml(project_id: u64, rest: &str) -> String {
-    format!("/api/v4/projects/{project_id}/ml/{rest}")
-}
-
 fn mlflow(project_id: u64, rest: &str) -> String {
     format!("/api/v4/projects/{project_id}/ml/mlflow/api/2.0/mlflow/{rest}")
 }

@@ -569,6 +569,11 @@ pub fn user_with_token(server: &TestServer, username: &str, scope: &str) -> (u64
     )
 }
 
+/// A path of the project's native model registry API (`rest`: `models`, `models/m/versions`...).
+pub fn ml(project_id: u64, rest: &str) -> String {
+    format!("/api/v4/projects/{project_id}/ml/{rest}")
+}
+
 /// Creates a project as root; returns its id.
 pub fn project(server: &TestServer, name: &str, visibility: &str) -> u64 {
     let reply = Api::root(server).post_json(
