@@ -1,5 +1,5 @@
-//! Serving a stored file: streamed from the blob store (local disk or S3) with `Content-Length`, `Content-Disposition`,
-//! `ETag`, `Range` (206) and conditional requests.
+//! Serving a stored file: streamed from the blob store (local disk or S3) with `Content-Length`,
+//! `Content-Disposition`, `ETag`, `Range` (206) and conditional requests.
 
 use std::time::SystemTime;
 
