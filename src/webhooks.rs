@@ -97,13 +97,14 @@ async fn run(registry: Arc<Registry>, base_url: String) {
                         (registry.clone(), base_url.clone(), in_flight.clone());
                     tokio::spawn(async move {
                         let hook_id = delivery.hook_id;
-                        // Claimed: no other attempt of this hook runs now. The head was read
+                        // No other attempt of this hook runs in this process now; the claim
+                        // in the store keeps other replicas off it too. The head was read
                         // before the flush; the attempt before may have delivered it since.
-                        match registry.still_pending(&delivery) {
+                        match registry.claim_delivery(&delivery).await {
                             Ok(true) => attempt(&registry, delivery, &base_url).await,
                             Ok(false) => {}
                             Err(error) => {
-                                tracing::error!(%error, "reading a webhook delivery failed")
+                                tracing::error!(%error, "claiming a webhook delivery failed")
                             }
                         }
                         in_flight

@@ -96,6 +96,14 @@ fn fresh_server_is_healthy_within_a_second_and_streams_200_mib_in_bounded_memory
         ))
     };
 
+    // What an upload holds beyond the embedded store's chunk queue: on S3, its multipart
+    // upload's buffer and parts in flight (three 5 MiB parts, README "S3 blobs").
+    let s3_buffers: u64 = if server.stores.s3.is_some() {
+        15 << 20
+    } else {
+        0
+    };
+
     // First a burst of concurrent uploads: memory they used must not stay with the server (the
     // allocator keeps freed memory in per-thread arenas unless told otherwise).
     let part = work.path().join("part.bin");
@@ -112,7 +120,7 @@ fn fresh_server_is_healthy_within_a_second_and_streams_200_mib_in_bounded_memory
     // stay full: the absolute bound is for the release build (which CI runs).
     if !cfg!(debug_assertions) {
         assert!(
-            burst_peak < 64 * 1024 * 1024,
+            burst_peak < 64 * 1024 * 1024 + 8 * s3_buffers,
             "server RSS reached {} MiB during 8 concurrent uploads",
             burst_peak >> 20
         );
@@ -128,12 +136,12 @@ fn fresh_server_is_healthy_within_a_second_and_streams_200_mib_in_bounded_memory
         idle_rss >> 10
     );
     assert!(
-        peak_rss < 64 * 1024 * 1024,
+        peak_rss < 64 * 1024 * 1024 + s3_buffers,
         "server RSS reached {} MiB during the upload",
         peak_rss >> 20
     );
     assert!(
-        peak_rss < idle_rss + 16 * 1024 * 1024,
+        peak_rss < idle_rss + 16 * 1024 * 1024 + s3_buffers,
         "server RSS reached {} MiB during the upload, {} MiB over idle: memory of the earlier \
          uploads was kept",
         peak_rss >> 20,
@@ -205,6 +213,14 @@ fn a_client_that_disconnects_mid_upload_leaves_nothing_visible() {
 
 #[test]
 fn leftovers_of_a_killed_upload_are_removed_at_start() {
+    if embedded_only(
+        "leftovers_of_a_killed_upload_are_removed_at_start",
+        "on S3 a replica killed mid-upload leaves an incomplete multipart upload, which the \
+         bucket's lifecycle rule aborts (README): a restarting replica can't tell it from \
+         another replica's upload in progress",
+    ) {
+        return;
+    }
     let mut server = TestServer::start();
     let project_id = project(&server, "killed", "private");
     let path = format!("/api/v4/projects/{project_id}/packages/generic/k/1.0.0/part.bin");

@@ -69,7 +69,17 @@ fn a_batch_of_1000_metrics_is_one_durable_write() {
     );
     assert_eq!(logged.status, 200);
     assert_eq!(logged.json(), json!({}));
-    assert_eq!(flushes(&server) - before, 1, "one log-batch, one flush");
+    // On PostgreSQL the transaction's commit is the durable write: no flush follows it.
+    let expected = if server.stores.metadata.is_some() {
+        0
+    } else {
+        1
+    };
+    assert_eq!(
+        flushes(&server) - before,
+        expected,
+        "one log-batch, one durable write"
+    );
     let history = api.get(&format!(
         "{}?run_id={run_id}&metric_key=loss",
         tracking(project_id, "mlflow/metrics/get-history")

@@ -242,3 +242,108 @@ fn two_replicas_share_postgres_and_s3_and_lose_nothing_when_one_is_killed() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A webhook receiver that takes its time (so that deliverers on both replicas would overlap)
+/// and records the `webhook-id` of each request it got.
+fn slow_receiver(
+    delay: std::time::Duration,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
+    let port = listener.local_addr().expect("its address").port();
+    let got: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let (mut id, mut length) = (None, 0usize);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':') {
+                        match name.to_ascii_lowercase().as_str() {
+                            "webhook-id" => id = Some(value.trim().to_string()),
+                            "content-length" => length = value.trim().parse().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                std::thread::sleep(delay);
+                seen.lock().unwrap().push(id.unwrap_or_default());
+                let _ = reader.get_mut().write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            });
+        }
+    });
+    (port, got)
+}
+
+#[test]
+fn two_replicas_deliver_each_webhook_event_once() {
+    let Some(s3) = S3Server::start("replicas webhooks") else {
+        return;
+    };
+    let Some(database) = postgres::fresh_database("replicas webhooks") else {
+        return;
+    };
+    let start = || {
+        let mut args = vec![
+            "--metadata".to_string(),
+            database.clone(),
+            "--webhook-allow-private".into(),
+        ];
+        args.extend(s3.flags("replicas-webhooks"));
+        TestServer::start_with_env(&args, &S3Server::env())
+    };
+    let (first, second) = (start(), start());
+    let (port, got) = slow_receiver(std::time::Duration::from_millis(150));
+    let project_id = project(&first, "hooked", "private");
+    let hook = Api::root(&first).post_json(
+        &format!("/api/v4/projects/{project_id}/hooks"),
+        json!({ "url": format!("http://127.0.0.1:{port}/hook") }),
+    );
+    assert_eq!(hook.status, 201, "{}", hook.text());
+
+    // Changes through both replicas wake both deliverers while the receiver is still busy
+    // with the one before: each reads the same head of the hook's queue.
+    const CHANGES: usize = 16;
+    for i in 0..CHANGES {
+        let on = if i % 2 == 0 { &first } else { &second };
+        let created = Api::root(on).post_json(
+            &ml(project_id, "models"),
+            json!({ "name": format!("m{i}") }),
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while got.lock().unwrap().len() < CHANGES {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {CHANGES} events delivered",
+            got.lock().unwrap().len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Anything sent twice would arrive within a receiver delay or two.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let ids = got.lock().unwrap().clone();
+    let distinct: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), distinct.len()),
+        (CHANGES, CHANGES),
+        "every event exactly once across the replicas: {ids:?}"
+    );
+}

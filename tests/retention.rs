@@ -50,13 +50,7 @@ fn blobs(server: &TestServer) -> BTreeMap<PathBuf, u64> {
 }
 
 fn blob_path(server: &TestServer, data: &[u8]) -> PathBuf {
-    let sha = sha256_hex(data);
-    server
-        .data_dir()
-        .join("blobs")
-        .join(&sha[0..2])
-        .join(&sha[2..4])
-        .join(&sha)
+    server.blob_file(&sha256_hex(data))
 }
 
 fn versions_of(list: &Value, key: &str) -> BTreeSet<String> {

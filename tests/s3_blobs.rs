@@ -39,6 +39,7 @@ fn admin(server: &TestServer, s3: &S3Server, prefix: &str, args: &[&str]) -> std
         .arg("--data-dir")
         .arg(server.data_dir())
         .args(s3.flags(prefix))
+        .envs(server.stores.env())
         .envs(S3Server::env())
         .output()
         .expect("run admin command")
@@ -226,20 +227,23 @@ fn gc_verify_and_backup_work_on_s3() {
         vec![format!("maint/blobs/{}", sha256_hex(&kept))]
     );
 
-    // A backup of an S3 deployment is a local data dir that serves the same files.
-    let backup_dir = private_tempdir();
-    let dest = backup_dir.path().join("copy");
-    let backup = admin(&server, &s3, "maint", &["backup", dest.to_str().unwrap()]);
-    assert!(
-        backup.status.success(),
-        "{}{}",
-        stdout(&backup),
-        String::from_utf8_lossy(&backup.stderr)
-    );
-    {
-        let restored = TestServer::start_from(&dest);
-        let got = Api::root(&restored).get(&generic(project_id, "keep/1.0.0/a.bin"));
-        assert!(got.status == 200 && got.body == kept);
+    // A backup of an S3 deployment is a local data dir that serves the same files (of the
+    // embedded metadata: on PostgreSQL `backup` refuses, pg_dump is the tool).
+    if server.stores.metadata.is_none() {
+        let backup_dir = private_tempdir();
+        let dest = backup_dir.path().join("copy");
+        let backup = admin(&server, &s3, "maint", &["backup", dest.to_str().unwrap()]);
+        assert!(
+            backup.status.success(),
+            "{}{}",
+            stdout(&backup),
+            String::from_utf8_lossy(&backup.stderr)
+        );
+        {
+            let restored = TestServer::start_from(&dest);
+            let got = Api::root(&restored).get(&generic(project_id, "keep/1.0.0/a.bin"));
+            assert!(got.status == 200 && got.body == kept);
+        }
     }
 
     // A blob whose bytes changed in the bucket is corrupt; one deleted is missing.

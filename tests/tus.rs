@@ -114,9 +114,7 @@ fn root_tus(server: &TestServer, project: u64) -> Tus<'_> {
 }
 
 fn uploads_dir_entries(server: &TestServer) -> usize {
-    std::fs::read_dir(server.data_dir().join("uploads"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    server.staged_uploads()
 }
 
 #[test]
@@ -311,14 +309,7 @@ fn a_chunk_unlike_its_checksum_is_460_and_discarded() {
             .contains("discarded"));
         assert_eq!(tus.offset(&path), 700_000);
     }
-    let staged = std::fs::metadata(
-        server
-            .data_dir()
-            .join("uploads")
-            .join(path.rsplit('/').next().unwrap()),
-    )
-    .unwrap()
-    .len();
+    let staged = server.staged_upload_bytes(path.rsplit('/').next().unwrap());
     assert_eq!(staged, 700_000, "the refused chunk's bytes are not kept");
     // Unknown algorithms and malformed values are 400.
     let unknown = tus.patch(
@@ -565,13 +556,14 @@ fn an_upload_survives_a_restart_and_resumes_from_the_recorded_offset() {
         assert_eq!(tus.patch(&path, 0, &data[..2 << 20], &[]).status, 204);
         path
     };
-    // Killed without a shutdown; bytes of a chunk that was never acknowledged are on disk.
+    // Killed without a shutdown; bytes of a chunk that was never acknowledged are staged: past
+    // the end of the upload's file on the local disk, or, on S3, an object of the chunk at the
+    // recorded offset (s3s-fs keeps it as a file named by its key).
     server.kill9();
-    let staged = server
-        .data_dir()
-        .join("uploads")
-        .join(path.rsplit('/').next().unwrap());
-    {
+    let staged = server.uploads_dir().join(path.rsplit('/').next().unwrap());
+    if staged.is_dir() {
+        std::fs::write(staged.join(format!("{:020}", 2u64 << 20)), [0xEE; 12345]).unwrap();
+    } else {
         use std::io::Write;
         let mut file = std::fs::OpenOptions::new()
             .append(true)

@@ -44,6 +44,10 @@ pub fn actor() -> Actor {
     ACTOR.try_with(|slot| slot.borrow().clone()).unwrap_or(None)
 }
 
+/// How much longer than an attempt's timeout a claim on a delivery holds (see
+/// [`Registry::claim_delivery`]).
+const CLAIM_MARGIN: Duration = Duration::from_secs(5);
+
 /// How events are delivered.
 #[derive(Debug, Clone, Copy)]
 pub struct EventSettings {
@@ -397,13 +401,28 @@ impl Registry {
         Ok(schema::outbox::heads(self.meta.as_ref())?)
     }
 
-    /// Whether a delivery still waits to be delivered (a head read earlier may have been
-    /// delivered since by the attempt before).
-    pub fn still_pending(&self, delivery: &Delivery) -> Result<bool> {
-        Ok(
-            schema::outbox::get(self.meta.as_ref(), delivery.hook_id, delivery.seq)?
-                .is_some_and(|current| current.status == DeliveryStatus::Pending),
-        )
+    /// Claims a due delivery for one attempt, for this process alone: in one transaction, a
+    /// delivery still pending and still due is moved out of reach (its next attempt put a lease
+    /// ahead: the send timeout and a margin) before anything is sent. Replicas sharing one
+    /// metadata store read the same outbox; the transaction lets one of them win and the others
+    /// see it not due. `false`: delivered, or claimed, since the head was read. A claimant that
+    /// dies mid-send leaves the delivery due again once the lease is over (at least once).
+    pub async fn claim_delivery(&self, delivery: &Delivery) -> Result<bool> {
+        let lease = self.event_settings.timeout + CLAIM_MARGIN;
+        let (hook_id, seq) = (delivery.hook_id, delivery.seq);
+        self.write(|tx| {
+            let Some(mut current) = schema::outbox::load(tx, hook_id, seq)? else {
+                return Ok(false);
+            };
+            let now_ms = now().timestamp_millis();
+            if current.status != DeliveryStatus::Pending || current.next_attempt_ms > now_ms {
+                return Ok(false);
+            }
+            current.next_attempt_ms = now_ms.saturating_add(lease.as_millis() as i64);
+            schema::put::<Deliveries>(tx, &current)?;
+            Ok(true)
+        })
+        .await
     }
 
     /// The hook a delivery goes to (none: deleted).

@@ -33,6 +33,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::blobs::{is_upload_id, BlobError, BlobInfo, BlobStore, ByteStream, StoredBlob};
 use super::checksum::{Expected, ParallelHasher, SingleHasher};
+use super::chunk_pool::release_free_heap;
 
 /// Bodies are regrouped into chunks of this size before hashing and writing (as on disk).
 const CHUNK: usize = 512 << 10;
@@ -400,6 +401,9 @@ impl BlobStore for S3Blobs {
         expected: &Expected,
     ) -> Result<StoredBlob, BlobError> {
         let staged = self.key(&format!("staging/{}", random_name()));
+        // The parts are buffered in 5 MiB blocks, which glibc keeps in its arenas once freed:
+        // hand what earlier uploads left there back first (and again once this one is sent).
+        tokio::task::spawn_blocking(release_free_heap);
         let hasher = ParallelHasher::start(QUEUE_DEPTH);
         let sha512 = expected
             .sha512
@@ -419,6 +423,7 @@ impl BlobStore for S3Blobs {
             Some(hasher) => Some(hasher.finish().await),
             None => None,
         };
+        tokio::task::spawn_blocking(release_free_heap);
         if let Err(error) = streamed {
             // The multipart upload is aborted: no part of it stays in the bucket.
             pending.abort().await;

@@ -31,16 +31,120 @@ pub fn private_tempdir() -> tempfile::TempDir {
     dir
 }
 
-/// `MODELYARD_TEST_METADATA=postgres` runs every TestServer on a fresh PostgreSQL database of
-/// `MODELYARD_TEST_POSTGRES_URL` (an `--metadata` given by a test itself still wins).
-fn test_metadata() -> Option<String> {
-    match std::env::var("MODELYARD_TEST_METADATA").as_deref() {
-        Ok("postgres") => Some(
-            postgres::fresh_database("TestServer")
-                .expect("MODELYARD_TEST_METADATA=postgres needs MODELYARD_TEST_POSTGRES_URL"),
-        ),
-        _ => None,
+/// The stores every TestServer runs on, chosen by the environment so that the whole suite can be
+/// run on the scale-out back-ends too (scripts/test.sh does, in its second pass):
+/// - `MODELYARD_TEST_METADATA=postgres`: a fresh PostgreSQL database of
+///   `MODELYARD_TEST_POSTGRES_URL` per server;
+/// - `MODELYARD_TEST_BLOBS=s3`: an s3s-fs of the server's own (its bucket under a temp dir),
+///   killed with the server.
+///
+/// Unset, both are the embedded default (sled, local blobs). A `--metadata`/`--blobs` a test
+/// gives itself still wins: flags beat these environment variables.
+pub struct TestStores {
+    /// `MODELYARD_METADATA` for the server and the admin commands, when not the default.
+    pub metadata: Option<String>,
+    /// The S3 server holding the blobs, when not on the local disk.
+    pub s3: Option<s3::S3Server>,
+}
+
+impl Drop for TestStores {
+    fn drop(&mut self) {
+        if let Some(url) = &self.metadata {
+            postgres::drop_database(url);
+        }
     }
+}
+
+impl TestStores {
+    pub fn from_env() -> TestStores {
+        let metadata = match std::env::var("MODELYARD_TEST_METADATA").as_deref() {
+            Ok("postgres") => Some(
+                postgres::fresh_database("TestServer")
+                    .expect("MODELYARD_TEST_METADATA=postgres needs MODELYARD_TEST_POSTGRES_URL"),
+            ),
+            _ => None,
+        };
+        let s3 = match std::env::var("MODELYARD_TEST_BLOBS").as_deref() {
+            Ok("s3") => Some(
+                s3::S3Server::start("TestServer")
+                    .expect("MODELYARD_TEST_BLOBS=s3 needs s3s-fs (scripts/s3.sh installs it)"),
+            ),
+            _ => None,
+        };
+        TestStores { metadata, s3 }
+    }
+
+    /// Whether this is the embedded default (sled and local blobs).
+    pub fn embedded(&self) -> bool {
+        self.metadata.is_none() && self.s3.is_none()
+    }
+
+    /// The environment that puts a `modelyard` process (server or admin command) on these stores.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .metadata
+            .iter()
+            .map(|url| ("MODELYARD_METADATA".to_string(), url.clone()))
+            .collect();
+        if let Some(s3) = &self.s3 {
+            env.extend([
+                (
+                    "MODELYARD_BLOBS".into(),
+                    format!("s3://{}/{S3_PREFIX}", s3::BUCKET),
+                ),
+                ("MODELYARD_S3_ENDPOINT".into(), s3.endpoint.clone()),
+                ("MODELYARD_S3_REGION".into(), s3::REGION.into()),
+                ("MODELYARD_S3_PATH_STYLE".into(), "true".into()),
+                ("MODELYARD_S3_ALLOW_HTTP".into(), "true".into()),
+            ]);
+            env.extend(s3::S3Server::env());
+        }
+        env
+    }
+
+    /// The directory holding the content blobs as files: `blobs/` of the data dir, or the
+    /// s3s-fs directory of their keys (s3s-fs keeps each object as a file named by its key).
+    pub fn blob_dir(&self, data_dir: &Path) -> PathBuf {
+        match &self.s3 {
+            Some(s3) => s3.dir.path().join(s3::BUCKET).join(S3_PREFIX).join("blobs"),
+            None => data_dir.join("blobs"),
+        }
+    }
+}
+
+/// The key prefix of a TestServer's blobs in its s3s-fs bucket.
+const S3_PREFIX: &str = "modelyard";
+
+/// The bytes of a file, or of every file under a directory (0 when there is none).
+pub fn bytes_under(path: &Path) -> u64 {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => meta.len(),
+        Ok(meta) if meta.is_dir() => std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| bytes_under(&entry.path()))
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// Whether the suite runs on the embedded default. Tests of what only the embedded store has (its
+/// files on disk: sled's fsyncs, blobs corrupted or counted in `blobs/`, a tmpfs filling up) call
+/// [`embedded_only`] first; they run in the default pass of scripts/test.sh.
+pub fn suite_on_embedded_store() -> bool {
+    std::env::var_os("MODELYARD_TEST_METADATA").is_none()
+        && std::env::var_os("MODELYARD_TEST_BLOBS").is_none()
+}
+
+/// `true` (after saying so on stderr) when this test must be skipped because the suite runs on
+/// the scale-out stores and the test is about the embedded store's own files.
+pub fn embedded_only(test: &str, why: &str) -> bool {
+    if suite_on_embedded_store() {
+        return false;
+    }
+    eprintln!("SKIPPED {test} on the scale-out stores: {why}");
+    true
 }
 
 pub struct TestServer {
@@ -52,9 +156,8 @@ pub struct TestServer {
     pub extra_args: Vec<String>,
     /// Environment variables of the server process beyond the inherited ones.
     pub extra_env: Vec<(String, String)>,
-    /// `MODELYARD_METADATA` for the server and the admin commands: a fresh PostgreSQL database
-    /// when the tests run with `MODELYARD_TEST_METADATA=postgres`, else the default (sled).
-    pub metadata: Option<String>,
+    /// The metadata and blob stores (the embedded default unless the environment says otherwise).
+    pub stores: TestStores,
     /// How long the last start took until the server printed its address.
     pub started_in: Duration,
     /// The server's log (stderr), last lines first kept: printed only when a test fails, so that
@@ -78,14 +181,30 @@ impl TestServer {
 
     /// Serves an existing data dir (a backup, say); it is not removed afterwards.
     pub fn start_from(dir: &Path) -> TestServer {
-        TestServer::launched(
-            tempfile::tempdir().expect("temp dir"),
-            dir.to_path_buf(),
-            &[],
-        )
+        TestServer::launched_existing(dir, &[])
     }
 
     fn launched(data: tempfile::TempDir, dir: PathBuf, args: &[&str]) -> TestServer {
+        TestServer::launched_on(data, dir, args, TestStores::from_env())
+    }
+
+    /// An existing data dir holds its own store (sled and local blobs): it is served as it is,
+    /// whatever the suite's stores.
+    fn launched_existing(dir: &Path, args: &[&str]) -> TestServer {
+        let stores = TestStores {
+            metadata: None,
+            s3: None,
+        };
+        let data = tempfile::tempdir().expect("temp dir");
+        TestServer::launched_on(data, dir.to_path_buf(), args, stores)
+    }
+
+    fn launched_on(
+        data: tempfile::TempDir,
+        dir: PathBuf,
+        args: &[&str],
+        stores: TestStores,
+    ) -> TestServer {
         let mut server = TestServer {
             data,
             dir,
@@ -93,7 +212,7 @@ impl TestServer {
             base: String::new(),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             extra_env: Vec::new(),
-            metadata: test_metadata(),
+            stores,
             started_in: Duration::ZERO,
             log: Default::default(),
         };
@@ -110,7 +229,7 @@ impl TestServer {
             base: String::new(),
             extra_args: args.to_vec(),
             extra_env: env.to_vec(),
-            metadata: test_metadata(),
+            stores: TestStores::from_env(),
             started_in: Duration::ZERO,
             log: Default::default(),
         };
@@ -132,8 +251,8 @@ impl TestServer {
             .arg("--data-dir")
             .arg(&self.dir)
             .args(&self.extra_args)
+            .envs(self.stores.env())
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
-            .envs(self.metadata.iter().map(|url| ("MODELYARD_METADATA", url)))
             .env("MODELYARD_ROOT_TOKEN", ROOT_TOKEN)
             .env("MODELYARD_LOG", "warn")
             .stdout(Stdio::piped())
@@ -209,15 +328,67 @@ impl TestServer {
             .args(args)
             .arg("--data-dir")
             .arg(&self.dir)
-            .envs(self.metadata.iter().map(|url| ("MODELYARD_METADATA", url)))
+            .envs(self.stores.env())
             .output()
             .expect("run admin command")
     }
 
+    /// Uploads being staged: files in the data dir's `tmp/`, or, on S3, the open multipart
+    /// uploads and the staging objects of the bucket.
     pub fn tmp_entries(&self) -> usize {
-        std::fs::read_dir(self.dir.join("tmp"))
-            .map(|d| d.count())
-            .unwrap_or(0)
+        let entries = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        match &self.stores.s3 {
+            Some(s3) => {
+                s3.open_multipart_uploads().len()
+                    + entries(
+                        &s3.dir
+                            .path()
+                            .join(s3::BUCKET)
+                            .join(S3_PREFIX)
+                            .join("staging"),
+                    )
+            }
+            None => entries(&self.dir.join("tmp")),
+        }
+    }
+
+    /// Where resumable (tus, chunked push) uploads keep their bytes: `uploads/` of the data dir
+    /// (a file per upload), or the S3 keys `uploads/<id>/<offset>` (a directory per upload in
+    /// s3s-fs, a file per chunk).
+    pub fn uploads_dir(&self) -> PathBuf {
+        match &self.stores.s3 {
+            Some(s3) => s3
+                .dir
+                .path()
+                .join(s3::BUCKET)
+                .join(S3_PREFIX)
+                .join("uploads"),
+            None => self.dir.join("uploads"),
+        }
+    }
+
+    /// The bytes an upload has staged (0: none, or no such upload).
+    pub fn staged_upload_bytes(&self, upload_id: &str) -> u64 {
+        bytes_under(&self.uploads_dir().join(upload_id))
+    }
+
+    /// How many uploads have staged bytes (or, on the local disk, a file).
+    pub fn staged_uploads(&self) -> usize {
+        std::fs::read_dir(self.uploads_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.path().is_file() || bytes_under(&entry.path()) > 0)
+            .count()
+    }
+
+    /// The file holding the content blob `sha256` (see [`TestStores::blob_dir`]).
+    pub fn blob_file(&self, sha256: &str) -> PathBuf {
+        let dir = self.stores.blob_dir(&self.dir);
+        match &self.stores.s3 {
+            Some(_) => dir.join(sha256),
+            None => dir.join(&sha256[0..2]).join(&sha256[2..4]).join(sha256),
+        }
     }
 
     pub fn blob_count(&self) -> usize {
@@ -237,7 +408,7 @@ impl TestServer {
                 })
                 .unwrap_or(0)
         }
-        walk(&self.dir.join("blobs"))
+        walk(&self.stores.blob_dir(&self.dir))
     }
 
     pub fn blob_paths(&self) -> Vec<PathBuf> {
@@ -253,7 +424,7 @@ impl TestServer {
             }
         }
         let mut out = Vec::new();
-        walk(&self.dir.join("blobs"), &mut out);
+        walk(&self.stores.blob_dir(&self.dir), &mut out);
         out
     }
 }
@@ -622,11 +793,7 @@ pub fn curl() -> Command {
 impl TestServer {
     /// Serves an existing data dir with extra flags; the directory is not removed afterwards.
     pub fn start_from_with(dir: &Path, args: &[&str]) -> TestServer {
-        TestServer::launched(
-            tempfile::tempdir().expect("temp dir"),
-            dir.to_path_buf(),
-            args,
-        )
+        TestServer::launched_existing(dir, args)
     }
 }
 

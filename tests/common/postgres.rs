@@ -23,32 +23,58 @@ pub fn server_url(test: &str) -> Option<String> {
     }
 }
 
-/// A new, empty database on the test server; its URL.
-pub fn fresh_database(test: &str) -> Option<String> {
-    let server = server_url(test)?;
-    let name = format!("modelyard_test_{:016x}", rand::random::<u64>());
-    let admin = server.clone();
-    let create = name.clone();
+/// Runs one statement on the test server's maintenance database.
+fn on_server(server: &str, statement: String) -> Result<(), String> {
+    let admin = server.to_string();
     // Its own thread and runtime: callers may be inside a tokio runtime already.
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("a runtime for CREATE DATABASE");
+            .map_err(|e| e.to_string())?;
         runtime.block_on(async move {
             use sqlx::Connection;
             let mut connection = sqlx::PgConnection::connect(&admin)
                 .await
-                .expect("connect to MODELYARD_TEST_POSTGRES_URL");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {create}")))
+                .map_err(|e| format!("connect to MODELYARD_TEST_POSTGRES_URL: {e}"))?;
+            sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
                 .execute(&mut connection)
                 .await
-                .expect("CREATE DATABASE");
+                .map_err(|e| format!("{statement}: {e}"))?;
+            Ok(())
         })
     })
     .join()
-    .expect("creating the test database");
+    .map_err(|_| "the statement's thread panicked".to_string())?
+}
+
+/// A new, empty database on the test server; its URL.
+pub fn fresh_database(test: &str) -> Option<String> {
+    let server = server_url(test)?;
+    let name = format!("modelyard_test_{:016x}", rand::random::<u64>());
+    on_server(&server, format!("CREATE DATABASE {name}")).expect("CREATE DATABASE");
     let mut url = url::Url::parse(&server).expect("MODELYARD_TEST_POSTGRES_URL is a URL");
     url.set_path(&format!("/{name}"));
     Some(url.to_string())
+}
+
+/// Drops a database [`fresh_database`] made (its connections closed by force), so that a whole
+/// suite on PostgreSQL does not fill the disk with them. Failures are only reported.
+pub fn drop_database(url: &str) {
+    let Ok(server) = std::env::var("MODELYARD_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let Some(name) = url::Url::parse(url)
+        .ok()
+        .map(|u| u.path().trim_start_matches('/').to_string())
+        .filter(|name| name.starts_with("modelyard_test_"))
+    else {
+        return;
+    };
+    if let Err(error) = on_server(
+        &server,
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    ) {
+        eprintln!("dropping the test database {name}: {error}");
+    }
 }
