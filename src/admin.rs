@@ -39,6 +39,7 @@ pub async fn run(
         Command::Backup { dest } => backup(data_dir, metadata, blobs, &dest).await,
         Command::Audit(c) => audit(data_dir, metadata, c).await,
         Command::Retention(c) => retention(data_dir, metadata, blobs, c).await,
+        Command::Migrate(args) => crate::migrate::migrate(data_dir, metadata, blobs, &args).await,
     }
 }
 

@@ -198,6 +198,10 @@ pub enum Command {
         /// Where to write the backup (must not exist or be empty).
         dest: PathBuf,
     },
+    /// Move this data dir (its embedded metadata and local blobs) into the stores `--metadata`
+    /// (PostgreSQL) and `--blobs` (S3) name, then verify the copy; on a stopped server, into an
+    /// empty database. Serve with the same options afterwards.
+    Migrate(MigrateArgs),
     /// Client: upload a directory as a model version (resumable tus uploads, several files at
     /// once; run it again after an interruption to resume).
     Push(Box<PushArgs>),
@@ -231,6 +235,13 @@ pub struct ClientArgs {
     /// tests that interrupt one.
     #[arg(long, hide = true, default_value_t = 0)]
     pub pause_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Blobs copied (and re-hashed when verifying) at once.
+    #[arg(long, env = "MODELYARD_MIGRATE_PARALLEL", default_value_t = 4)]
+    pub parallel: usize,
 }
 
 #[derive(Debug, Args)]

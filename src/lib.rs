@@ -10,6 +10,7 @@ pub mod config;
 pub mod connections;
 pub mod domain;
 pub mod identity;
+pub mod migrate;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -5,6 +5,7 @@
 pub mod blobs;
 pub mod checksum;
 pub mod chunk_pool;
+pub mod copy;
 pub mod group_commit;
 pub mod keys;
 pub mod local_blobs;

@@ -194,6 +194,25 @@ impl PgMeta {
         .map_err(engine)
     }
 
+    /// Moves the id sequence so that [`MetaStore::next_id`] answers above `used` from now on
+    /// (never backwards): `modelyard migrate` continues the ids of the store it copied.
+    pub fn continue_ids_after(&self, used: u64) -> Result<(), StoreError> {
+        let used = i64::try_from(used)
+            .map_err(|_| StoreError::Invariant("an id above the PostgreSQL sequence's range"))?;
+        let pool = self.pool.clone();
+        block(async move {
+            sqlx::query(
+                "SELECT setval('modelyard_ids', GREATEST($1, \
+                 (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM modelyard_ids)))",
+            )
+            .bind(used.max(1))
+            .execute(&pool)
+            .await
+        })?
+        .map(|_| ())
+        .map_err(engine)
+    }
+
     fn scan_range(&self, table: Table, range: Range, reverse: bool) -> KvIter<'_> {
         Box::new(Scan {
             pool: self.pool.clone(),
