@@ -9,6 +9,7 @@ import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -357,6 +358,11 @@ def test_every_page_kind_fits_a_phone(server, browser):
     assert browser.find_element(By.CSS_SELECTOR, "a.skip-link")
 
 
+@pytest.mark.skipif(
+    os.environ.get("MODELYARD_E2E_STORES") == "scaleout",
+    reason="the 50 ms page budget is the embedded store's; on PostgreSQL + S3 page costs are "
+    "measured by bench/scale.sh --both (bench/README.md)",
+)
 def test_pages_with_1000_runs_and_1000_versions_are_fast(server, browser):
     project, username = project_with_member(server, visibility="private")
     api = Api(server)
