@@ -151,12 +151,13 @@ oci_down=$(rate $GiB "$t0" "$t1")
 row "$size OCI layer pull, curl (MB/s)" "$oci_down" "$(ratio "$oci_down" "$down")" "x generic download; target >= 0.8"
 
 head -c $((part_mib * MiB)) "$big_file" > "$work/part.bin"
-t0=$(now)
+t0=$(now); uploads=()
 for i in 1 2 3 4 5 6 7 8; do
   # Distinct content per upload: the first 16 bytes differ.
   (printf '%016d' "$i"; tail -c +17 "$work/part.bin") | curl -sf -H "$H" --upload-file - "$api/packages/generic/parallel/1.0.$i/part.bin" >/dev/null &
+  uploads+=($!)
 done
-wait $(jobs -p | grep -v "^$server$" || true) 2>/dev/null || true
+wait "${uploads[@]}" 2>/dev/null || true
 t1=$(now)
 par=$(rate $((8 * part_mib * MiB)) "$t0" "$t1")
 row "8 x $part_mib MiB concurrent uploads (MB/s)" "$par" "$(ratio "$par" "$min_write_md5")" "x min(dd write, md5sum)"
