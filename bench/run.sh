@@ -4,18 +4,61 @@
 #   bench/run.sh                 # modelyard against dd, md5sum, sha256sum
 #   bench/run.sh --peer mlflow   # plus the same work against MLflow (SQLite, --serve-artifacts)
 #   bench/run.sh --big           # plus a 5 GiB upload with the server's peak RSS
+#   bench/run.sh --scaleout      # the server on a private PostgreSQL + s3s-fs (started here)
+#   bench/run.sh --both          # the embedded default, then PostgreSQL + S3: side by side
+#   bench/run.sh --metadata postgres://... --blobs s3://bucket/prefix --s3-endpoint URL ...
+#                                # the server's own storage options, passed on as given
 # Needs curl and wrk (installed with apt-get when missing). See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/backends.sh
 
-peer=""; big=0
+peer=""; big=0; scaleout=0; both=0; passed=()
 while [ $# -gt 0 ]; do
+  backend_option "$@"
+  if [ "$BACKEND_SHIFT" -gt 0 ]; then shift "$BACKEND_SHIFT"; continue; fi
   case "$1" in
-    --peer) peer=$2; shift 2 ;;
-    --big) big=1; shift ;;
+    --peer) peer=$2; passed+=("$1" "$2"); shift 2 ;;
+    --big) big=1; passed+=("$1"); shift ;;
+    --scaleout) scaleout=1; shift ;;
+    --both) both=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+
+if [ "$both" = 1 ]; then
+  # Two runs back to back, each printing its table; then the figures side by side.
+  tables=$(mktemp -d)
+  trap 'rm -rf "$tables"' EXIT
+  BENCH_TSV=$tables/embedded.tsv bench/run.sh "${passed[@]}"
+  BENCH_TSV=$tables/scaleout.tsv bench/run.sh --scaleout "${passed[@]}"
+  echo
+  echo "both configurations (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  python3 - "$tables/embedded.tsv" "$tables/scaleout.tsv" <<'PY'
+import sys
+def load(path):
+    rows = [line.rstrip("\n").split("\t") for line in open(path)]
+    return [(r[0], r[1], r[3] if len(r) > 3 else "") for r in rows]
+emb, pg = load(sys.argv[1]), load(sys.argv[2])
+pg_of = {figure: value for figure, value, _ in pg}
+def target_of(figure):
+    # Issue #12: uploads on PostgreSQL + S3 at least half the embedded store's.
+    return ">= 0.5 x embedded" if figure.endswith("upload, curl (MB/s)") or "concurrent uploads" in figure else ""
+print(f"{'figure':<52} {'embedded':>10} {'PG + S3':>10} {'ratio':>6}  target for PG + S3")
+for figure, value, _ in emb:
+    other = pg_of.get(figure, "")
+    try:
+        ratio = f"{float(other) / float(value):.2f}"
+    except (ValueError, ZeroDivisionError):
+        ratio = ""
+    target = target_of(figure)
+    verdict = ""
+    if target and ratio:
+        verdict = "  ok" if float(ratio) >= 0.5 else "  MISS"
+    print(f"{figure:<52} {value:>10} {other:>10} {ratio:>6}  {target}{verdict}")
+PY
+  exit 0
+fi
 
 command -v wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
 cargo build --release --locked --quiet
@@ -23,10 +66,17 @@ bin=$PWD/target/release/modelyard
 work=$PWD/target/bench
 rm -rf "$work"; mkdir -p "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; backend_stop; rm -rf "$work"; }
 trap cleanup EXIT
+if [ "$scaleout" = 1 ]; then backend_start_scaleout "$work"; fi
+echo "configuration: $BACKEND_LABEL${SERVER_FLAGS[*]:+ (${SERVER_FLAGS[*]//postgres:\/\/*@/postgres://***@})}" >&2
 
-GiB=$((1024 * 1024 * 1024)); MiB=$((1024 * 1024))
+MiB=$((1024 * 1024))
+# BENCH_MIB: the size of the "1 GiB" file (default 1024; smaller when the disk is short), the
+# concurrent uploads are 8 x BENCH_MIB/8.
+size_mib=${BENCH_MIB:-1024}
+GiB=$((size_mib * MiB)); part_mib=$((size_mib / 8))
+if [ "$size_mib" = 1024 ]; then size="1 GiB"; else size="$size_mib MiB"; fi
 now() { date +%s.%N; }
 rate() { python3 -c "print(f'{$1 / 1e6 / ($3 - $2):.0f}')"; }          # bytes start end → MB/s
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
@@ -41,11 +91,14 @@ tree_rss_kib() {  # a process and all its descendants
 }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null && echo dropped || echo cached; }
 rows=()
-row() { rows+=("$(printf '%-44s %14s %-10s %s' "$1" "$2" "$3" "$4")"); }
+row() {
+  rows+=("$(printf '%-44s %14s %-10s %s' "$1" "$2" "$3" "$4")")
+  if [ -n "${BENCH_TSV:-}" ]; then printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$BENCH_TSV"; fi
+}
 
 # ---- the machine's own limits -------------------------------------------------------------
 big_file=$work/one-gib.bin
-t0=$(now); dd if=/dev/urandom of="$big_file" bs=16M count=64 iflag=fullblock status=none; t1=$(now)
+t0=$(now); dd if=/dev/urandom of="$big_file" bs=1M count="$size_mib" iflag=fullblock status=none; t1=$(now)
 t0=$(now); dd if="$big_file" of="$work/dd-copy.bin" bs=16M conv=fsync status=none; t1=$(now)
 dd_write=$(rate $GiB "$t0" "$t1"); rm -f "$work/dd-copy.bin"
 cache_state=$(drop_caches)
@@ -60,7 +113,8 @@ row "sha256sum (MB/s)" "$sha_speed" "" "machine"
 # ---- modelyard ------------------------------------------------------------------------------
 token=bench-$RANDOM$RANDOM
 t0=$(now)
-MODELYARD_ROOT_TOKEN=$token MODELYARD_LOG=warn "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/server.log" &
+MODELYARD_ROOT_TOKEN=$token MODELYARD_LOG=warn "$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" \
+  ${SERVER_FLAGS[@]+"${SERVER_FLAGS[@]}"} >"$work/server.log" &
 server=$!; pids+=("$server")
 until grep -q "listening on" "$work/server.log"; do sleep 0.005; done
 base=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$work/server.log")
@@ -78,12 +132,12 @@ min_write_md5=$(python3 -c "print(min($dd_write, $md5_speed))")
 
 t0=$(now); curl -sf -H "$H" --upload-file "$big_file" "$api/packages/generic/big/1.0.0/one-gib.bin" >/dev/null; t1=$(now)
 up=$(rate $GiB "$t0" "$t1")
-row "1 GiB upload, curl (MB/s)" "$up" "$(ratio "$up" "$min_write_md5")" "x min(dd write, md5sum); target >= 0.8"
+row "$size upload, curl (MB/s)" "$up" "$(ratio "$up" "$min_write_md5")" "x min(dd write, md5sum); target >= 0.8"
 row "server peak RSS so far (MiB)" "$(( $(hwm_kib "$server") / 1024 ))" "" "target < 64"
 drop_caches >/dev/null
 t0=$(now); curl -sf -H "$H" -o /dev/null "$api/packages/generic/big/1.0.0/one-gib.bin"; t1=$(now)
 down=$(rate $GiB "$t0" "$t1")
-row "1 GiB download, curl (MB/s)" "$down" "$(ratio "$down" "$dd_read")" "x dd read; target >= 0.8"
+row "$size download, curl (MB/s)" "$down" "$(ratio "$down" "$dd_read")" "x dd read; target >= 0.8"
 
 # The same GiB as an OCI layer: adopting the generic package makes it a model's version, its file
 # a layer of the version's generated manifest, pulled by digest from the same blob.
@@ -94,18 +148,19 @@ curl -sf -u "bench:$token" "$base/v2/root/bench/big/manifests/1.0.0" | grep -q "
 drop_caches >/dev/null
 t0=$(now); curl -sf -u "bench:$token" -o /dev/null "$base/v2/root/bench/big/blobs/sha256:$big_sha"; t1=$(now)
 oci_down=$(rate $GiB "$t0" "$t1")
-row "1 GiB OCI layer pull, curl (MB/s)" "$oci_down" "$(ratio "$oci_down" "$down")" "x generic download; target >= 0.8"
+row "$size OCI layer pull, curl (MB/s)" "$oci_down" "$(ratio "$oci_down" "$down")" "x generic download; target >= 0.8"
 
-head -c $((128 * MiB)) "$big_file" > "$work/part.bin"
-t0=$(now)
+head -c $((part_mib * MiB)) "$big_file" > "$work/part.bin"
+t0=$(now); uploads=()
 for i in 1 2 3 4 5 6 7 8; do
   # Distinct content per upload: the first 16 bytes differ.
   (printf '%016d' "$i"; tail -c +17 "$work/part.bin") | curl -sf -H "$H" --upload-file - "$api/packages/generic/parallel/1.0.$i/part.bin" >/dev/null &
+  uploads+=($!)
 done
-wait $(jobs -p | grep -v "^$server$" || true) 2>/dev/null || true
+wait "${uploads[@]}" 2>/dev/null || true
 t1=$(now)
-par=$(rate $((8 * 128 * MiB)) "$t0" "$t1")
-row "8 x 128 MiB concurrent uploads (MB/s)" "$par" "$(ratio "$par" "$min_write_md5")" "x min(dd write, md5sum)"
+par=$(rate $((8 * part_mib * MiB)) "$t0" "$t1")
+row "8 x $part_mib MiB concurrent uploads (MB/s)" "$par" "$(ratio "$par" "$min_write_md5")" "x min(dd write, md5sum)"
 row "server peak RSS (MiB)" "$(( $(hwm_kib "$server") / 1024 ))" "" "target < 64"
 
 for i in $(seq 1 50); do curl -sf -H "$H" --upload-file /dev/null "$api/packages/generic/small-$i/1.0.0/x" >/dev/null; done
@@ -153,8 +208,10 @@ ours_mps=$(log_batch_mps "$api/ml/mlflow/api/2.0/mlflow" "$H" "$ours_run")
 row "runs/log-metric, wrk c=8 (req/s)" "$ours_rps" "" ""
 row "log-batch, 1000 metrics/call, 1 client (metrics/s)" "$ours_mps" "" ""
 # The server's own rate: pre-encoded bodies from 8 keep-alive clients (bench/log_batch.py).
-lb_mps=$(python3 bench/log_batch.py --bin "$bin" --calls 800 --clients 8 | awk '/metrics\/s/ {gsub(",", "", $1); print $1}')
-row "log-batch, 1000 metrics/call, 8 clients (metrics/s)" "$lb_mps" "$(ratio "$lb_mps" 1000000)" "x 1M metrics/s; target >= 1"
+if [ ${#SERVER_FLAGS[@]} -eq 0 ]; then  # it starts a server of its own, on the embedded store
+  lb_mps=$(python3 bench/log_batch.py --bin "$bin" --calls 800 --clients 8 | awk '/metrics\/s/ {gsub(",", "", $1); print $1}')
+  row "log-batch, 1000 metrics/call, 8 clients (metrics/s)" "$lb_mps" "$(ratio "$lb_mps" 1000000)" "x 1M metrics/s; target >= 1"
+fi
 
 if [ "$big" = 1 ]; then
   # The high-water mark includes the concurrent uploads above: sample RSS during this one alone.
@@ -198,10 +255,11 @@ if [ "$peer" = mlflow ]; then
   row "MLflow: idle RSS, all processes (MiB)" "$((ml_idle / 1024))" "$(ratio "$ml_idle" "$idle_rss")" "MLflow / modelyard; target >= 10"
   row "MLflow: runs/log-metric, wrk c=8 (req/s)" "$ml_rps" "$(ratio "$ours_rps" "$ml_rps")" "modelyard / MLflow; target >= 20"
   row "MLflow: log-batch (metrics/s)" "$ml_mps" "$(ratio "$ours_mps" "$ml_mps")" "modelyard / MLflow"
-  row "MLflow: 1 GiB artifact upload (MB/s)" "$ml_up" "$(ratio "$up" "$ml_up")" "modelyard / MLflow"
-  row "MLflow: 1 GiB artifact download (MB/s)" "$ml_down" "$(ratio "$down" "$ml_down")" "modelyard / MLflow"
+  row "MLflow: $size artifact upload (MB/s)" "$ml_up" "$(ratio "$up" "$ml_up")" "modelyard / MLflow"
+  row "MLflow: $size artifact download (MB/s)" "$ml_down" "$(ratio "$down" "$ml_down")" "modelyard / MLflow"
 fi
 
 echo
+echo "configuration: $BACKEND_LABEL; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-44s %14s %-10s %s\n' "figure" "value" "ratio" "ratio of"
 printf '%s\n' "${rows[@]}"

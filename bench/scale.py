@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,9 @@ P99_TARGET_MS = 20.0
 DEEP_P99_TARGET_MS = 100.0
 RATE_RATIO_TARGET = 0.8
 RSS_TARGET_MIB = 256
+# Issue #12's targets for PostgreSQL + S3 at 100k versions: every page p99 < 50 ms.
+SCALEOUT_P99_TARGET_MS = 50.0
+S3_KEY, S3_SECRET = "bench-key", "bench-secret-0123456789"
 # order_by values tried, in turn, for the keyset next page of each listing; the first that gets a
 # cursor-style `Link: rel="next"` (one without a `page` parameter) is measured.
 KEYSET_ORDERS = {
@@ -98,8 +102,9 @@ def q(path, **params):
 
 
 class Server:
-    def __init__(self, binary, work):
+    def __init__(self, binary, work, flags=()):
         self.binary, self.work = binary, work
+        self.flags = list(flags)
         self.proc = None
         self.base = None
 
@@ -109,7 +114,7 @@ class Server:
         env = dict(os.environ, MODELYARD_ROOT_TOKEN=TOKEN, MODELYARD_LOG=os.environ.get("MODELYARD_LOG", "warn"))
         with open(self.stdout_path, "wb") as out:
             self.proc = subprocess.Popen(
-                [self.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data],
+                [self.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data, *self.flags],
                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -300,6 +305,67 @@ def fmt_duration(seconds):
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+class Scaleout:
+    """A private PostgreSQL (scripts/postgres.sh, durable settings) and an s3s-fs over a dir of
+    the run dir: the flags that put a server on them."""
+
+    def __init__(self, work):
+        self.work = work
+        self.pg_dir = None
+        self.s3 = None
+
+    def start(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        subprocess.run([os.path.join(root, "scripts/s3.sh")], check=True, stdout=sys.stderr)
+        out = subprocess.run([os.path.join(root, "scripts/postgres.sh"), "start"], check=True,
+                             capture_output=True, text=True, env=dict(os.environ, MODELYARD_PG_DURABLE="1"))
+        exports = dict(re.findall(r"export (\w+)=(\S+)", out.stdout))
+        self.pg_dir = exports["MODELYARD_TEST_POSTGRES_DIR"]
+        url = exports["MODELYARD_TEST_POSTGRES_URL"]
+        log(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "PostgreSQL started")
+        s3root = os.path.join(self.work, "s3root")
+        os.makedirs(os.path.join(s3root, "mlreg"), exist_ok=True)
+        port = free_port()
+        self.s3 = subprocess.Popen(
+            ["s3s-fs", "--host", "127.0.0.1", "--port", str(port), "--access-key", S3_KEY,
+             "--secret-key", S3_SECRET, s3root],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("s3s-fs did not listen")
+                time.sleep(0.05)
+        os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = S3_KEY, S3_SECRET
+        log(f"s3s-fs on 127.0.0.1:{port} over {s3root}")
+        return ["--metadata", url, "--blobs", "s3://mlreg/scale", "--s3-endpoint", f"http://127.0.0.1:{port}",
+                "--s3-region", "us-east-1", "--s3-path-style", "--s3-allow-http"]
+
+    def stop(self):
+        if self.s3 is not None and self.s3.poll() is None:
+            self.s3.terminate()
+            self.s3.wait()
+        if self.pg_dir:
+            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            subprocess.run([os.path.join(root, "scripts/postgres.sh"), "stop", self.pg_dir],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.pg_dir = None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def shown_flags(flags):
+    """The flags with the database password hidden."""
+    return " ".join(re.sub(r"(postgres(?:ql)?://[^:/@]+:)[^@]*@", r"\1***@", f) for f in flags)
+
+
 def version_string(i, n):
     """Ten majors, 100 patches per minor: version i of N. For N = 100,000 this is
     `{i/10000}.{(i/100)%100}.{i%100}`."""
@@ -319,9 +385,37 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the run dir and its data")
     ap.add_argument("--save", action="store_true", help="save the table to bench/profiles/scale-<date>.txt")
     ap.add_argument("--perf", metavar="DIR", help="perf-record the server over each timed create window; reports in DIR")
+    ap.add_argument("--runs", type=int, help="runs of the experiment (default: --n)")
+    storage = ap.add_argument_group("storage (the server's own options, passed on)")
+    storage.add_argument("--metadata", help="sled (default) or a postgres:// URL")
+    storage.add_argument("--blobs", help="local (default) or s3://bucket/prefix (credentials: AWS_*)")
+    storage.add_argument("--s3-endpoint")
+    storage.add_argument("--s3-region")
+    storage.add_argument("--s3-path-style", action="store_true")
+    storage.add_argument("--s3-allow-http", action="store_true")
+    storage.add_argument("--scaleout", action="store_true",
+                         help="start a private PostgreSQL and an s3s-fs and run the server on them")
+    storage.add_argument("--both", action="store_true",
+                         help="run the embedded default, then --scaleout, and print them side by side")
+    storage.add_argument("--against", metavar="TABLE",
+                         help="with --scaleout: a saved table (bench/profiles/scale-*.txt) of the embedded"
+                              " run to print side by side, instead of running it again")
     args = ap.parse_args()
     if args.n < 8:
         ap.error("--n must be at least 8")
+    if args.runs is None:
+        args.runs = args.n
+    if args.runs < 8:
+        ap.error("--runs must be at least 8")
+    flags = []
+    for name in ("metadata", "blobs", "s3_endpoint", "s3_region"):
+        if getattr(args, name):
+            flags += ["--" + name.replace("_", "-"), getattr(args, name)]
+    flags += [f for f, on in (("--s3-path-style", args.s3_path_style), ("--s3-allow-http", args.s3_allow_http)) if on]
+    if (args.both or args.against) and flags:
+        ap.error("--both and --against run the embedded default and --scaleout, not given storage options")
+    if args.against and not args.scaleout:
+        args.scaleout = True
 
     binary = os.path.abspath(args.bin)
     if not os.access(binary, os.X_OK):
@@ -334,28 +428,53 @@ def main():
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
 
-    server = Server(binary, work)
-    sampler = RssSampler(server)
-    try:
-        server.start()
-        sampler.start()
-        lines = bench(args, binary, server, sampler)
-    except BaseException:
-        if server.proc is not None and not server.alive():
-            log(f"the server exited with {server.proc.returncode}; the end of its log:")
-            with open(server.stdout_path, errors="replace") as f:
-                log("".join(f.readlines()[-20:]))
-        raise
-    finally:
-        sampler.stop_event.set()
-        server.stop()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    text = "\n".join(lines) + "\n"
-    print()
-    print(text, end="")
+    configurations = []
+    if args.both:
+        configurations = [("embedded", False), ("PostgreSQL + S3", True)]
+    elif args.scaleout:
+        configurations = [("PostgreSQL + S3", True)]
+    else:
+        configurations = [("embedded" if not flags else "given storage options", False)]
+    tables = []
+    for label, scaleout in configurations:
+        run_dir = os.path.join(work, re.sub(r"[^a-z]+", "-", label.lower()))
+        os.makedirs(run_dir)
+        pair = Scaleout(run_dir) if scaleout else None
+        server = Server(binary, run_dir, flags)
+        sampler = RssSampler(server)
+        try:
+            if pair is not None:
+                server.flags = flags + pair.start()
+            log(f"configuration: {label} {shown_flags(server.flags)}")
+            server.start()
+            sampler.start()
+            lines = bench(args, binary, server, sampler, label)
+            tables.append((label, lines))
+            print("\n" + "\n".join(lines), flush=True)
+        except BaseException:
+            if server.proc is not None and not server.alive():
+                log(f"the server exited with {server.proc.returncode}; the end of its log:")
+                with open(server.stdout_path, errors="replace") as f:
+                    log("".join(f.readlines()[-20:]))
+            raise
+        finally:
+            sampler.stop_event.set()
+            server.stop()
+            if pair is not None:
+                pair.stop()
+    if args.keep:
+        log(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.against:
+        with open(args.against) as f:
+            tables.insert(0, (f"embedded ({os.path.basename(args.against)})", f.read().splitlines()))
+    text = "\n\n".join("\n".join(lines) for _, lines in tables) + "\n"
+    if len(tables) == 2:
+        text += "\n" + "\n".join(side_by_side(tables[0], tables[1])) + "\n"
+    if len(tables) == 2:
+        print()
+        print(text.rsplit("\n\n", 1)[-1], end="")
     if args.save:
         profiles = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profiles")
         os.makedirs(profiles, exist_ok=True)
@@ -368,8 +487,9 @@ def main():
         log(f"saved to {path}")
 
 
-def bench(args, binary, server, sampler):
+def bench(args, binary, server, sampler, configuration="embedded"):
     n = args.n
+    n_runs = args.runs
     fill = Fill(server, sampler, args.clients, args.perf)
     c = fill.client()
     started = time.monotonic()
@@ -441,11 +561,14 @@ def bench(args, binary, server, sampler):
                 {"key": "z", "value": 1.0 / (i + 1), "timestamp": ts, "step": 0},
             ]})[::2])
 
-    log(f"fill: experiment 'scale' with {n} runs (runs/create + log-batch each)")
-    fill.run("runs", range(0, k1), make_run)
-    r_rate_1k = fill.run(f"runs (timed at {k1})", range(k1, k1 + w), make_run, clients=1, group="runs")
-    fill.run("runs", range(k1 + w, n - w), make_run)
-    r_rate_n = fill.run(f"runs (timed at {n - w})", range(n - w, n), make_run, clients=1, group="runs")
+    rk1 = min(1000, n_runs // 3)
+    rw = min(500, n_runs // 6)
+    log(f"fill: experiment 'scale' with {n_runs} runs (runs/create + log-batch each)")
+    fill.run("runs", range(0, rk1), make_run)
+    r_rate_1k = fill.run(f"runs (timed at {rk1})", range(rk1, rk1 + rw), make_run, clients=1, group="runs")
+    fill.run("runs", range(rk1 + rw, n_runs - rw), make_run)
+    r_rate_n = fill.run(f"runs (timed at {n_runs - rw})", range(n_runs - rw, n_runs), make_run, clients=1,
+                        group="runs")
     fill_seconds = time.monotonic() - started
 
     sampler.phase = "after fill"
@@ -462,10 +585,22 @@ def bench(args, binary, server, sampler):
     deep = max(2, round(0.4 * n / 20))      # 2000 at N = 100,000 (per_page 20)
     figures = []
     warnings = []
+    statements = {}  # label: statements one request sent to PostgreSQL
+
+    def statements_sent(cl):
+        """The server's count of statements sent to PostgreSQL (None on the embedded store)."""
+        status, _, data = cl.request("GET", "/metrics")
+        m = re.search(rb"^modelyard_metadata_statements_total (\d+)", data, re.M) if status == 200 else None
+        return int(m.group(1)) if m else None
 
     def measure(label, method, path, body=None, target=P99_TARGET_MS, check=None):
         cl = fill.client()
+        before = statements_sent(cl)
         status, headers, data = cl.request(method, path, body=body)  # warm-up, and the check
+        after = statements_sent(cl)
+        if before is not None and after is not None:
+            floor = statements_sent(cl) - after  # what reading the counter costs by itself
+            statements[label] = after - before - floor
         if status != 200:
             figures.append((label, None, None, target, f"HTTP {status}"))
             warnings.append(f"{label}: HTTP {status} {data[:200]!r}")
@@ -485,7 +620,8 @@ def bench(args, binary, server, sampler):
                 return
         times.sort()
         figures.append((label, nearest_rank(times, 50), nearest_rank(times, 99), target, None))
-        log(f"  {label}: p50 {nearest_rank(times, 50):.1f} ms, p99 {nearest_rank(times, 99):.1f} ms")
+        sent = f", {statements[label]} statements" if label in statements else ""
+        log(f"  {label}: p50 {nearest_rank(times, 50):.1f} ms, p99 {nearest_rank(times, 99):.1f} ms{sent}")
 
     def count(key=None, want=None):
         """A check of the answer: `want` items (None: at least one)."""
@@ -542,13 +678,13 @@ def bench(args, binary, server, sampler):
             check=count("registered_models", min(100, max(0, args.models - 500))))
     runs = f"{mlflow}/runs/search"
     measure("MLflow runs/search newest 100", "POST", runs,
-            body={"experiment_ids": [experiment], "max_results": 100}, check=count("runs", min(100, n)))
+            body={"experiment_ids": [experiment], "max_results": 100}, check=count("runs", min(100, n_runs)))
     measure("MLflow runs/search metrics.x > 0.99 by metric", "POST", runs,
             body={"experiment_ids": [experiment], "max_results": 100, "filter": "metrics.x > 0.99",
-                  "order_by": ["metrics.x DESC"]}, check=count("runs", 100 if n >= 20_000 else None))
+                  "order_by": ["metrics.x DESC"]}, check=count("runs", 100 if n_runs >= 20_000 else None))
     measure("MLflow runs/search params.p = 'v42'", "POST", runs,
             body={"experiment_ids": [experiment], "max_results": 100, "filter": "params.p = 'v42'"},
-            check=count("runs", min(100, len(range(42, n, 100)))))
+            check=count("runs", min(100, len(range(42, n_runs, 100)))))
     sampler.phase = "end"
     rss_end = sampler.sample()
     hwm = server.status_kib("VmHWM")
@@ -571,10 +707,12 @@ def bench(args, binary, server, sampler):
             ratio = p99 / target
             row(label, f"{p50:.1f}", f"{p99:.1f}", f"p99 < {target:.0f} ms", f"{ratio:.2f}",
                 "ok" if p99 < target else "MISS")
-    for what, rate_1k, rate_n in (("version creates", v_rate_1k, v_rate_n), ("runs/create + log-batch", r_rate_1k, r_rate_n)):
-        row(f"{what} at {k1}, one client (/s)", "", f"{rate_1k:.0f}", "", "", "")
+    for what, rate_1k, rate_n, at_1k, at_n in (
+            ("version creates", v_rate_1k, v_rate_n, k1, n - w),
+            ("runs/create + log-batch", r_rate_1k, r_rate_n, rk1, n_runs - rw)):
+        row(f"{what} at {at_1k}, one client (/s)", "", f"{rate_1k:.0f}", "", "", "")
         ratio = rate_n / rate_1k if rate_1k else 0.0
-        row(f"{what} at {n - w}, one client (/s)", "", f"{rate_n:.0f}", f">= {RATE_RATIO_TARGET} x at {k1}",
+        row(f"{what} at {at_n}, one client (/s)", "", f"{rate_n:.0f}", f">= {RATE_RATIO_TARGET} x at {at_1k}",
             f"{ratio:.2f}", "ok" if ratio >= RATE_RATIO_TARGET else "MISS")
     for what, kib in (("server RSS during the fill, max", sampler.peak("start", "fill")),
                       ("server RSS after the fill", rss_after_fill),
@@ -587,7 +725,8 @@ def bench(args, binary, server, sampler):
     head = [
         f"bench/scale.sh {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}  binary {binary}"
         f" (sha256 {sha256_of(binary)[:12]})",
-        f"N = {n} versions of one model and {n} runs of one experiment, {args.models} models,"
+        f"configuration: {configuration} {shown_flags(server.flags)}; load average {load_average()}",
+        f"N = {n} versions of one model and {n_runs} runs of one experiment, {args.models} models,"
         f" {args.packages} generic package versions; fill with {args.clients} clients took"
         f" {fmt_duration(fill_seconds)} ({', '.join(f'{k} {v:.0f} s' for k, v in fill.seconds.items())});"
         f" fill errors {fill.errors}",
@@ -601,7 +740,66 @@ def bench(args, binary, server, sampler):
     if fill.error_samples:
         tail += ["", "fill errors (first 5):"] + [f"  {e}" for e in fill.error_samples]
     tail += ["", f"misses: {len(misses)}" + (f" ({'; '.join(misses)})" if misses else "")]
+    if statements:
+        tail += ["", "statements sent to PostgreSQL by one request (its /metrics counter):"]
+        tail += [f"  {label:<50} {n:>6}" for label, n in statements.items()]
     return head + rows + tail
+
+
+def load_average():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def parse_table(lines):
+    """{figure: (p50, p99 or value)} of a table printed by bench() (fixed columns)."""
+    rows = {}
+    started = False
+    for line in lines:
+        if line.startswith("figure "):
+            started = True
+            continue
+        if not started or not line.strip():
+            if started and not line.strip():
+                break
+            continue
+        figure, rest = line[:50].rstrip(), line[51:]
+        rows[figure] = (rest[:8].strip(), rest[9:19].strip())
+    return rows
+
+
+def side_by_side(first, second):
+    """The two configurations' figures in columns, the ratio second / first, and issue #12's
+    targets for PostgreSQL + S3 (every page p99 < 50 ms at 100k versions)."""
+    (name_a, lines_a), (name_b, lines_b) = first, second
+    a, b = parse_table(lines_a), parse_table(lines_b)
+    out = [f"side by side: p99 (ms) or value; ratio = {name_b} / {name_a}; target for {name_b}", "",
+           f"{'figure':<50} {'first':>10} {'second':>10} {'ratio':>6}  {'target':<16} verdict",
+           f"{'':<50} {'(' + name_a[:8] + ')':>10} {'(' + name_b[:8] + ')':>10}"]
+    misses = []
+    for figure in list(a) + [f for f in b if f not in a]:
+        va, vb = a.get(figure, ("", ""))[1], b.get(figure, ("", ""))[1]
+        try:
+            ratio = f"{float(vb) / float(va):.2f}"
+        except ValueError:
+            ratio = ""
+        except ZeroDivisionError:
+            ratio = ""
+        target, verdict = "", ""
+        is_read = not any(word in figure for word in ("/-/health", "creates", "runs/create", "RSS"))
+        if is_read and vb:
+            target = f"p99 < {SCALEOUT_P99_TARGET_MS:.0f} ms"
+            ok = float(vb) < SCALEOUT_P99_TARGET_MS
+            verdict = "ok" if ok else "MISS"
+            if not ok:
+                misses.append(figure)
+        out.append(f"{figure:<50} {va:>10} {vb:>10} {ratio:>6}  {target:<16} {verdict}")
+    out += ["", f"pages missing p99 < {SCALEOUT_P99_TARGET_MS:.0f} ms on {name_b}: {len(misses)}"
+            + (f" ({'; '.join(misses)})" if misses else "")]
+    return out
 
 
 def nearest_rank(sorted_values, pct):

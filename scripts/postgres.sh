@@ -45,8 +45,11 @@ start() {
   for attempt in 1 2 3 4 5; do
     port=$(free_port)
     # fsync off: a test cluster needs no power-loss durability, and the two cores go further.
+    # MODELYARD_PG_DURABLE=1 (the benches) keeps PostgreSQL's durable defaults, as in production.
+    local durability="-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+    [ "${MODELYARD_PG_DURABLE:-}" = 1 ] && durability=""
     if runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c full_page_writes=off -c synchronous_commit=off" \
+      -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c max_connections=400 $durability" \
       start >&2; then
       echo "export MODELYARD_TEST_POSTGRES_URL=postgres://postgres:$password@127.0.0.1:$port/postgres"
       echo "export MODELYARD_TEST_POSTGRES_DIR=$dir"

@@ -284,3 +284,76 @@ fn a_bad_metadata_option_is_refused_without_echoing_it() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// Statements the server has sent to PostgreSQL (its `/metrics` counter).
+fn statements_sent(root: &Api) -> u64 {
+    let metrics = root.get("/metrics");
+    assert_eq!(metrics.status, 200, "{}", metrics.text());
+    metrics
+        .text()
+        .lines()
+        .find_map(|line| line.strip_prefix("modelyard_metadata_statements_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the statements counter on /metrics")
+}
+
+/// Statements one request costs: the fewest over three tries (a background task of the server
+/// may send one now and then), less what reading the counter costs by itself.
+fn statements_of(root: &Api, path: &str) -> u64 {
+    let mut fewest = u64::MAX;
+    let mut floor = u64::MAX;
+    for _ in 0..3 {
+        let before = statements_sent(root);
+        let reply = root.get(path);
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        let after = statements_sent(root);
+        fewest = fewest.min(after - before);
+        let again = statements_sent(root);
+        floor = floor.min(again - after);
+    }
+    fewest.saturating_sub(floor)
+}
+
+/// One query per page: a listing reads its page of index entries and then every record of the
+/// page in one batched statement (`get_many`), so what a page costs does not grow with its size
+/// (before, a page of 50 cost 45 statements more than a page of 5).
+#[test]
+fn a_listing_costs_the_same_statements_whatever_its_page_size() {
+    let Some(url) = fresh_database("a_listing_costs_the_same_statements") else {
+        return;
+    };
+    let server = on_postgres(&url);
+    let project_id = project(&server, "many", "private");
+    let root = Api::root(&server);
+    for i in 0..60 {
+        let put = root.put_bytes(
+            &format!(
+                "/api/v4/projects/{project_id}/packages/generic/pkg-{}/1.0.{i}/f.bin",
+                i % 3
+            ),
+            format!("file {i}").as_bytes(),
+        );
+        assert_eq!(put.status, 201, "{}", put.text());
+    }
+    let packages = format!("/api/v4/projects/{project_id}/packages");
+    let listed = root.get(&format!("{packages}?per_page=50"));
+    assert_eq!(listed.json().as_array().unwrap().len(), 50);
+    let small = statements_of(&root, &format!("{packages}?per_page=5"));
+    let large = statements_of(&root, &format!("{packages}?per_page=50"));
+    let keyset = statements_of(
+        &root,
+        &format!("{packages}?per_page=50&pagination=keyset&order_by=created_at"),
+    );
+    let named = statements_of(&root, &format!("{packages}?per_page=50&package_name=pkg-1"));
+    assert!(small > 0, "the counter did not count the listing");
+    assert_eq!(
+        large, small,
+        "a page of 50 packages cost {large} statements, a page of 5 {small}"
+    );
+    assert!(
+        keyset <= small + 1 && named <= small + 2,
+        "keyset {keyset}, by name {named}, page of 5 {small}"
+    );
+    // Under a dozen whatever the page: token, project, count, index page, records.
+    assert!(large < 12, "a page of packages cost {large} statements");
+}

@@ -236,6 +236,97 @@ fn scans_keep_key_order_prefixes_and_cursors() {
     });
 }
 
+/// `get_many`: one answer per key asked, in the order asked, `None` for a key without an entry,
+/// a key asked twice answered twice, nothing for nothing; only the table asked is read; and on
+/// a database server the whole batch is one round trip, whatever its size.
+#[test]
+fn get_many_answers_every_key_in_the_order_asked() {
+    each_meta(|name, _, store| {
+        for i in 0..300u32 {
+            let key = format!("k/{i:04}");
+            put(
+                store,
+                Table::Versions,
+                key.as_bytes(),
+                format!("v{i}").as_bytes(),
+            );
+        }
+        put(store, Table::Models, b"k/9999", b"other table");
+        // Empty bytes and binary keys are keys like any other.
+        put(store, Table::Versions, b"", b"empty key");
+        put(store, Table::Versions, &[0xff, 0x00, 0x01], b"binary");
+        assert!(
+            store.get_many(Table::Versions, &[]).unwrap().is_empty(),
+            "{name}: no keys, no answers"
+        );
+        let asked: Vec<Vec<u8>> = [
+            &b"k/0042"[..],
+            b"k/0007",
+            b"missing",
+            b"k/0042",
+            b"k/9999",
+            b"",
+            &[0xff, 0x00, 0x01],
+            b"k/0299",
+        ]
+        .iter()
+        .map(|k| k.to_vec())
+        .collect();
+        let answers = store.get_many(Table::Versions, &asked).unwrap();
+        let expected: Vec<Option<Vec<u8>>> = [
+            Some(&b"v42"[..]),
+            Some(b"v7"),
+            None,
+            Some(b"v42"),
+            None,
+            Some(b"empty key"),
+            Some(b"binary"),
+            Some(b"v299"),
+        ]
+        .iter()
+        .map(|v| v.map(|v| v.to_vec()))
+        .collect();
+        assert_eq!(answers, expected, "{name}: get_many");
+        for (key, answer) in asked.iter().zip(&answers) {
+            assert_eq!(
+                &store.get(Table::Versions, key).unwrap(),
+                answer,
+                "{name}: get_many agrees with get on {key:?}"
+            );
+        }
+        // A page's worth and a listing's worth of keys, in reverse order.
+        let many: Vec<Vec<u8>> = (0..300u32)
+            .rev()
+            .map(|i| format!("k/{i:04}").into_bytes())
+            .collect();
+        let before = store.round_trips();
+        let values = store.get_many(Table::Versions, &many).unwrap();
+        let values: Vec<Vec<u8>> = values.into_iter().map(|v| v.expect("present")).collect();
+        let wanted: Vec<Vec<u8>> = (0..300u32)
+            .rev()
+            .map(|i| format!("v{i}").into_bytes())
+            .collect();
+        assert_eq!(values, wanted, "{name}: 300 keys in the order asked");
+        if let (Some(before), Some(after)) = (before, store.round_trips()) {
+            assert_eq!(after - before, 1, "{name}: one statement for 300 keys");
+        }
+        // Inside the same store, a deleted key answers None.
+        store
+            .transaction(|tx| {
+                tx.delete(Table::Versions, b"k/0007")?;
+                Ok::<_, TxError<Refused>>(())
+            })
+            .unwrap();
+        assert_eq!(
+            store
+                .get_many(Table::Versions, &[b"k/0007".to_vec(), b"k/0008".to_vec()])
+                .unwrap(),
+            vec![None, Some(b"v8".to_vec())],
+            "{name}: a deleted key"
+        );
+    });
+}
+
 #[test]
 fn concurrent_read_modify_write_transactions_lose_no_update() {
     each_meta(|name, _, store| {

@@ -73,6 +73,13 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          modelyard_metadata_flushes_total {}\n",
         state.registry.flush_count()
     ));
+    if let Some(statements) = state.registry.metadata_round_trips() {
+        text.push_str(&format!(
+            "# HELP modelyard_metadata_statements_total Statements sent to the PostgreSQL metadata database (round trips).\n\
+             # TYPE modelyard_metadata_statements_total counter\n\
+             modelyard_metadata_statements_total {statements}\n"
+        ));
+    }
     (
         [(
             header::CONTENT_TYPE,

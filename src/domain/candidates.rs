@@ -366,25 +366,24 @@ impl Registry {
         descending: bool,
         after: Option<&[u8]>,
     ) -> impl Iterator<Item = Result<(Vec<u8>, Candidate)>> + 'a {
-        schema::candidates::stream(
+        let entries = schema::candidates::stream(
             self.meta.as_ref(),
             experiments,
             lifecycles,
             order,
             descending,
             after,
+        );
+        schema::records_of::<schema::candidates::Candidates, _>(
+            self.meta.as_ref(),
+            entries,
+            |entry| schema::candidates::candidate_of(entry).map(schema::id_key),
         )
-        .filter_map(move |entry| {
-            let found = (|| {
-                let entry = entry?;
-                let Some(id) = schema::candidates::candidate_of(&entry) else {
-                    return Ok(None);
-                };
-                Ok(schema::candidates::get(self.meta.as_ref(), id)?
-                    .filter(|c| lifecycles.contains(&c.lifecycle))
-                    .map(|c| (entry.0, c)))
-            })();
-            found.transpose()
+        .filter_map(move |found| match found {
+            Ok(((key, _), candidate)) => lifecycles
+                .contains(&candidate.lifecycle)
+                .then_some(Ok((key, candidate))),
+            Err(error) => Some(Err(error.into())),
         })
     }
 
@@ -437,15 +436,14 @@ impl Registry {
         entries: impl Iterator<Item = std::result::Result<schema::IndexEntry, crate::store::meta::StoreError>>
             + 'a,
     ) -> impl Iterator<Item = Result<(Vec<u8>, Candidate)>> + 'a {
-        entries.filter_map(move |entry| {
-            let found = (|| {
-                let (key, _) = entry?;
-                let Some(id) = schema::trailing_id(&key) else {
-                    return Ok(None);
-                };
-                Ok(schema::candidates::get(self.meta.as_ref(), id)?.map(|c| (key, c)))
-            })();
-            found.transpose()
+        schema::records_of::<schema::candidates::Candidates, _>(
+            self.meta.as_ref(),
+            entries,
+            |(key, _)| schema::trailing_id(key).map(schema::id_key),
+        )
+        .map(|found| {
+            let ((key, _), candidate) = found?;
+            Ok((key, candidate))
         })
     }
 

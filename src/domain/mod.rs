@@ -142,6 +142,11 @@ impl Registry {
         self.commits.flush_count()
     }
 
+    /// Statements sent to the metadata database since the start (`None` on the embedded store).
+    pub fn metadata_round_trips(&self) -> Option<u64> {
+        self.meta.round_trips()
+    }
+
     /// Whether the stores take writes: a small file written and synced where uploads are
     /// staged, and a metadata write made durable. The answer is kept for a second, so that
     /// readiness probes cannot turn into a stream of syncs. `Err` says what cannot write.

@@ -325,23 +325,21 @@ impl Registry {
                     &page.seek(),
                     page.per_page,
                 )?;
-                let models = ids
-                    .into_iter()
-                    .map(|id| self.model(id))
-                    .collect::<Result<Vec<_>>>()?;
+                let models = schema::models::get_ids(self.meta.as_ref(), &ids)?;
                 (models, self.model_count(project_id)?, next)
             }
             Some(needle) => {
                 if page.is_keyset() {
                     return Err(Error::bad("keyset pagination is not available with search"));
                 }
-                let mut found = Vec::new();
+                let mut ids = Vec::new();
                 for entry in schema::models::names_from(self.meta.as_ref(), project_id, "") {
                     let (name, id) = entry?;
                     if name.to_lowercase().contains(&needle) {
-                        found.push(self.model(id)?);
+                        ids.push(id);
                     }
                 }
+                let mut found = schema::models::get_ids(self.meta.as_ref(), &ids)?;
                 sort_models(&mut found, query);
                 let total = found.len();
                 let page_of = Page::of(found, page.clone());
@@ -547,11 +545,7 @@ impl Registry {
                 &schema::Seek::Offset(0),
                 usize::MAX,
             )?;
-            for id in ids {
-                if let Some(package) = schema::packages::get(self.meta.as_ref(), id)? {
-                    out.push(package);
-                }
-            }
+            out.extend(schema::packages::get_ids(self.meta.as_ref(), &ids)?);
         }
         Ok(out)
     }

@@ -468,10 +468,7 @@ impl Registry {
     ) -> Result<Page<PackageFile>> {
         let (ids, next) =
             schema::files::page(self.meta.as_ref(), package_id, &page.seek(), page.per_page)?;
-        let items = ids
-            .into_iter()
-            .map(|id| self.package_file(id))
-            .collect::<Result<Vec<_>>>()?;
+        let items = schema::files::get_ids(self.meta.as_ref(), &ids)?;
         let total = schema::files::count_of(self.meta.as_ref(), package_id)?;
         Ok(Page::keyed(items, total, page, next))
     }
@@ -579,10 +576,10 @@ impl Registry {
         };
         let (ids, next) =
             schema::packages::page(self.meta.as_ref(), &listing, &page.seek(), page.per_page)?;
-        let items = ids
+        let items = schema::packages::get_ids(self.meta.as_ref(), &ids)?
             .into_iter()
-            .map(|id| self.package(project_id, id))
-            .collect::<Result<Vec<_>>>()?;
+            .filter(|p| p.project_id == project_id)
+            .collect();
         Ok(Page::keyed(items, total, page, next))
     }
 

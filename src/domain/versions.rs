@@ -129,10 +129,8 @@ impl Registry {
 
     /// The versions of a project registered from a run (by MLflow `run_id`), oldest first.
     pub fn versions_from_run(&self, project_id: u64, run_id: &str) -> Result<Vec<ModelVersion>> {
-        schema::versions::ids_from_run(self.meta.as_ref(), project_id, run_id)?
-            .into_iter()
-            .map(|id| self.version(id))
-            .collect()
+        let ids = schema::versions::ids_from_run(self.meta.as_ref(), project_id, run_id)?;
+        Ok(schema::versions::get_ids(self.meta.as_ref(), &ids)?)
     }
 
     /// A version by its per-model sequence number (MLflow's `version`).
@@ -186,10 +184,7 @@ impl Registry {
             &page.seek(),
             page.per_page,
         )?;
-        let items = ids
-            .into_iter()
-            .map(|id| self.version(id))
-            .collect::<Result<Vec<_>>>()?;
+        let items = schema::versions::get_ids(self.meta.as_ref(), &ids)?;
         let total = schema::versions::count_of(self.meta.as_ref(), model.id)?;
         Ok(Page::keyed(items, total, page, next))
     }
@@ -200,8 +195,8 @@ impl Registry {
         model: &Model,
         descending: bool,
     ) -> impl Iterator<Item = Result<ModelVersion>> + 'a {
-        schema::versions::ids_by_seq(self.meta.as_ref(), model.id, descending)
-            .map(move |id| self.version(id?))
+        let ids = schema::versions::ids_by_seq(self.meta.as_ref(), model.id, descending);
+        schema::versions::of_ids(self.meta.as_ref(), ids).map(|found| Ok(found?))
     }
 
     /// A model's versions, the most recently updated first (then the newest number).
@@ -209,8 +204,8 @@ impl Registry {
         &'a self,
         model: &Model,
     ) -> impl Iterator<Item = Result<ModelVersion>> + 'a {
-        schema::versions::ids_by_updated(self.meta.as_ref(), model.id)
-            .map(move |id| self.version(id?))
+        let ids = schema::versions::ids_by_updated(self.meta.as_ref(), model.id);
+        schema::versions::of_ids(self.meta.as_ref(), ids).map(|found| Ok(found?))
     }
 
     /// The versions of every model of a project, the most recently updated first.
@@ -218,8 +213,8 @@ impl Registry {
         &'a self,
         project_id: u64,
     ) -> impl Iterator<Item = Result<ModelVersion>> + 'a {
-        schema::versions::ids_in_project_by_updated(self.meta.as_ref(), project_id)
-            .map(move |id| self.version(id?))
+        let ids = schema::versions::ids_in_project_by_updated(self.meta.as_ref(), project_id);
+        schema::versions::of_ids(self.meta.as_ref(), ids).map(|found| Ok(found?))
     }
 
     /// Versions whose SemVer string starts with `prefix`, by string (the UI's filter).
@@ -236,10 +231,7 @@ impl Registry {
             &page.seek(),
             page.per_page,
         )?;
-        let items = ids
-            .into_iter()
-            .map(|id| self.version(id))
-            .collect::<Result<Vec<_>>>()?;
+        let items = schema::versions::get_ids(self.meta.as_ref(), &ids)?;
         let total = page.offset() + items.len() + usize::from(next.is_some());
         Ok(Page::keyed(items, total, page, next))
     }

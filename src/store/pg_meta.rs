@@ -33,7 +33,8 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -137,6 +138,13 @@ pub enum OpenError {
 
 pub struct PgMeta {
     pool: PgPool,
+    /// Statements sent since the store opened ([`MetaStore::round_trips`]).
+    queries: Arc<AtomicU64>,
+}
+
+/// Counts one statement (or `n`) sent to the server.
+fn sent(queries: &AtomicU64, n: u64) {
+    queries.fetch_add(n, Ordering::Relaxed);
 }
 
 impl PgMeta {
@@ -170,7 +178,10 @@ impl PgMeta {
                 .map_err(|source| OpenError::Migrate { url: shown, source })?;
             Ok::<_, OpenError>(pool)
         })??;
-        let meta = PgMeta { pool };
+        let meta = PgMeta {
+            pool,
+            queries: Arc::new(AtomicU64::new(0)),
+        };
         let present = meta.tables()?;
         for table in Table::ALL {
             if !present.iter().any(|name| name == table.name()) {
@@ -216,6 +227,7 @@ impl PgMeta {
     fn scan_range(&self, table: Table, range: Range, reverse: bool) -> KvIter<'_> {
         Box::new(Scan {
             pool: self.pool.clone(),
+            queries: self.queries.clone(),
             table,
             range,
             reverse,
@@ -230,6 +242,7 @@ impl PgMeta {
 /// lowercase identifiers, quoted), every value is a bind parameter.
 struct Statements {
     get: String,
+    get_many: String,
     upsert: String,
     delete: String,
     clear: String,
@@ -270,6 +283,9 @@ fn statements(table: Table) -> &'static Statements {
                 }
                 Statements {
                     get: format!("SELECT value FROM \"{name}\" WHERE key = $1"),
+                    get_many: format!(
+                        "SELECT key, value FROM \"{name}\" WHERE key = ANY($1::bytea[])"
+                    ),
                     upsert: format!(
                         "INSERT INTO \"{name}\" (key, value) \
                          SELECT * FROM UNNEST($1::bytea[], $2::bytea[]) \
@@ -325,6 +341,7 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 /// A lazy scan: one keyset query per page.
 struct Scan {
     pool: PgPool,
+    queries: Arc<AtomicU64>,
     table: Table,
     range: Range,
     reverse: bool,
@@ -345,6 +362,7 @@ impl Scan {
             .collect();
         let limit = self.page;
         let pool = self.pool.clone();
+        sent(&self.queries, 1);
         let rows = block(async move {
             let mut query = sqlx::query(sql);
             for bind in binds {
@@ -411,6 +429,7 @@ type Writes = BTreeMap<(usize, Vec<u8>), Option<Vec<u8>>>;
 struct PgTxn {
     tx: RefCell<Option<PgTx>>,
     writes: RefCell<Writes>,
+    queries: Arc<AtomicU64>,
 }
 
 impl Txn for PgTxn {
@@ -425,6 +444,7 @@ impl Txn for PgTxn {
         };
         let sql = statements(table).get.as_str();
         let key = key.to_vec();
+        sent(&self.queries, 1);
         let (tx, found) = block(async move {
             let found = sqlx::query_scalar::<_, Vec<u8>>(sql)
                 .bind(key)
@@ -501,6 +521,7 @@ enum Outcome {
 impl PgMeta {
     fn attempt(&self, body: &mut dyn FnMut(&dyn Txn) -> Result<(), TxFail>) -> Outcome {
         let pool = self.pool.clone();
+        sent(&self.queries, 1);
         let begun =
             block(async move { pool.begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE").await });
         let tx = match begun {
@@ -512,9 +533,10 @@ impl PgMeta {
         let view = PgTxn {
             tx: RefCell::new(Some(tx)),
             writes: RefCell::new(BTreeMap::new()),
+            queries: self.queries.clone(),
         };
         let result = body(&view);
-        let PgTxn { tx, writes } = view;
+        let PgTxn { tx, writes, .. } = view;
         let tx = tx.into_inner();
         match result {
             Ok(()) => {
@@ -524,6 +546,13 @@ impl PgMeta {
                     ))));
                 };
                 let batches = batches(writes.into_inner());
+                let statements: usize = batches
+                    .values()
+                    .map(|(keys, _, deleted)| {
+                        usize::from(!keys.is_empty()) + usize::from(!deleted.is_empty())
+                    })
+                    .sum();
+                sent(&self.queries, statements as u64 + 1);
                 match block(commit(tx, batches)) {
                     Ok(Ok(())) => Outcome::Committed,
                     Ok(Err(error)) if retryable(&error) => Outcome::Retry(error),
@@ -534,6 +563,7 @@ impl PgMeta {
             Err(failure) => {
                 if let Some(tx) = tx {
                     // A failed statement leaves the transaction unusable; end it either way.
+                    sent(&self.queries, 1);
                     let _ = block(async move { tx.rollback().await });
                 }
                 match failure.0 {
@@ -557,6 +587,7 @@ impl MetaStore for PgMeta {
         let sql = statements(table).get.as_str();
         let key = key.to_vec();
         let pool = self.pool.clone();
+        sent(&self.queries, 1);
         block(async move {
             sqlx::query_scalar::<_, Vec<u8>>(sql)
                 .bind(key)
@@ -564,6 +595,28 @@ impl MetaStore for PgMeta {
                 .await
         })?
         .map_err(engine)
+    }
+
+    /// One `SELECT key, value ... WHERE key = ANY($1)` for the whole batch (the distinct keys),
+    /// answered in the order asked.
+    fn get_many(&self, table: Table, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut distinct: Vec<Vec<u8>> = keys.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let sql = statements(table).get_many.as_str();
+        let pool = self.pool.clone();
+        sent(&self.queries, 1);
+        let rows = block(async move {
+            let rows = sqlx::query(sql).bind(distinct).fetch_all(&pool).await?;
+            rows.into_iter()
+                .map(|row| Ok((row.try_get::<Vec<u8>, _>(0)?, row.try_get::<Vec<u8>, _>(1)?)))
+                .collect::<Result<std::collections::HashMap<_, _>, sqlx::Error>>()
+        })?
+        .map_err(engine)?;
+        Ok(keys.iter().map(|key| rows.get(key).cloned()).collect())
     }
 
     fn scan(&self, table: Table, prefix: &[u8]) -> KvIter<'_> {
@@ -612,6 +665,7 @@ impl MetaStore for PgMeta {
     fn clear(&self, table: Table) -> Result<(), StoreError> {
         let sql = statements(table).clear.as_str();
         let pool = self.pool.clone();
+        sent(&self.queries, 1);
         block(async move { sqlx::query(sql).execute(&pool).await })?
             .map(|_| ())
             .map_err(engine)
@@ -625,6 +679,7 @@ impl MetaStore for PgMeta {
         }
         let sql = format!("DROP TABLE IF EXISTS \"{name}\"");
         let pool = self.pool.clone();
+        sent(&self.queries, 1);
         block(async move { sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await })?
             .map(|_| ())
             .map_err(engine)
@@ -661,6 +716,7 @@ impl MetaStore for PgMeta {
 
     fn next_id(&self) -> Result<u64, StoreError> {
         let pool = self.pool.clone();
+        sent(&self.queries, 1);
         let id = block(async move {
             sqlx::query_scalar::<_, i64>("SELECT nextval('modelyard_ids')")
                 .fetch_one(&pool)
@@ -677,6 +733,10 @@ impl MetaStore for PgMeta {
 
     fn durable_on_commit(&self) -> bool {
         true
+    }
+
+    fn round_trips(&self) -> Option<u64> {
+        Some(self.queries.load(Ordering::Relaxed))
     }
 }
 

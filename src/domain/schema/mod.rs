@@ -281,6 +281,99 @@ pub fn get<S: Schema>(meta: &dyn MetaStore, key: &[u8]) -> Result<Option<S::Reco
     meta.get_json::<S::Record>(S::TABLE, key)
 }
 
+/// Reads the records under `keys` with one batched read ([`MetaStore::get_many`]), in the order
+/// of `keys` (`None` where there is none).
+pub fn get_many<S: Schema>(
+    meta: &dyn MetaStore,
+    keys: &[Vec<u8>],
+) -> Result<Vec<Option<S::Record>>, StoreError> {
+    meta.get_many(S::TABLE, keys)?
+        .into_iter()
+        .map(|value| {
+            value
+                .map(|bytes| crate::store::meta::decode(S::TABLE, &bytes))
+                .transpose()
+        })
+        .collect()
+}
+
+/// The records with these ids (kinds keyed by id), in that order, with one batched read;
+/// ids whose record is gone are left out.
+pub fn get_ids<S: Schema>(meta: &dyn MetaStore, ids: &[u64]) -> Result<Vec<S::Record>, StoreError> {
+    let keys: Vec<Vec<u8>> = ids.iter().map(|id| id_key(*id)).collect();
+    Ok(get_many::<S>(meta, &keys)?.into_iter().flatten().collect())
+}
+
+/// The first batch [`records_of`] reads; later ones grow up to [`LAST_BATCH`].
+const FIRST_BATCH: usize = 32;
+const LAST_BATCH: usize = 512;
+
+/// Turns a stream of items naming records (index entries, ids) into `(item, record)` pairs,
+/// reading the records a batch at a time with one [`MetaStore::get_many`] each, so a listing
+/// or search that pages through the stream costs one read per batch, not one per record.
+/// Items that name no key, and keys whose record is gone, are left out; an error of the
+/// stream is passed on after the records named before it.
+pub fn records_of<'a, S: Schema, T: 'a>(
+    meta: &'a dyn MetaStore,
+    items: impl Iterator<Item = Result<T, StoreError>> + 'a,
+    key_of: impl Fn(&T) -> Option<Vec<u8>> + 'a,
+) -> impl Iterator<Item = Result<(T, S::Record), StoreError>> + 'a {
+    let mut items = items.fuse();
+    let mut ready: std::collections::VecDeque<Result<(T, S::Record), StoreError>> =
+        std::collections::VecDeque::new();
+    let mut batch = FIRST_BATCH;
+    let mut failed = false;
+    std::iter::from_fn(move || loop {
+        if let Some(next) = ready.pop_front() {
+            return Some(next);
+        }
+        if failed {
+            return None;
+        }
+        let mut named = Vec::new();
+        let mut keys = Vec::new();
+        let mut error = None;
+        for item in items.by_ref() {
+            match item {
+                Ok(item) => {
+                    if let Some(key) = key_of(&item) {
+                        keys.push(key);
+                        named.push(item);
+                        if keys.len() == batch {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if keys.is_empty() && error.is_none() {
+            return None;
+        }
+        batch = (batch * 4).min(LAST_BATCH);
+        match get_many::<S>(meta, &keys) {
+            Ok(records) => {
+                for (item, record) in named.into_iter().zip(records) {
+                    if let Some(record) = record {
+                        ready.push_back(Ok((item, record)));
+                    }
+                }
+            }
+            Err(e) => {
+                ready.push_back(Err(e));
+                failed = true;
+            }
+        }
+        if let Some(e) = error {
+            ready.push_back(Err(e));
+            failed = true;
+        }
+    })
+}
+
 /// Reads a record whose key is the id stored as the value of an index entry.
 pub fn get_by_index<S: Schema>(
     meta: &dyn MetaStore,
