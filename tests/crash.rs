@@ -93,11 +93,16 @@ fn acknowledged_uploads_survive_random_sigkills() {
         }
         interrupted += *failures.lock().unwrap();
         server.restart();
-        assert_eq!(
-            server.tmp_entries(),
-            0,
-            "round {round}: tmp not cleaned at start"
-        );
+        // On S3 a killed replica's multipart uploads and staging objects stay until the
+        // bucket's lifecycle rule (README) and the staging sweep take them: another replica may
+        // be using them. The local tmp/ is the server's own and is emptied at start.
+        if server.stores.s3.is_none() {
+            assert_eq!(
+                server.tmp_entries(),
+                0,
+                "round {round}: tmp not cleaned at start"
+            );
+        }
     }
 
     let acknowledged = acknowledged.lock().unwrap().clone();

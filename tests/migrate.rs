@@ -122,7 +122,7 @@ fn a_data_dir_moves_into_postgres_and_s3_and_the_new_stores_serve_everything() {
     };
 
     // A real server fills an embedded data dir.
-    let mut source = TestServer::start_with(&["--metadata", "sled"]);
+    let mut source = TestServer::start_embedded_with(&[]);
     let (alice_id, alice_token) = user_with_token(&source, "alice", "api");
     let (_, reader_token) = user_with_token(&source, "reader", "read_api");
     let project_id = project(&source, "fraud", "private");
@@ -388,7 +388,7 @@ fn a_non_empty_destination_a_running_server_and_no_destination_are_refused() {
     let Some(database) = postgres::fresh_database("migrate-refused") else {
         return;
     };
-    let mut source = TestServer::start_with(&["--metadata", "sled"]);
+    let mut source = TestServer::start_embedded_with(&[]);
     let project_id = project(&source, "p", "private");
     let put = Api::root(&source).put_bytes(
         &format!("/api/v4/projects/{project_id}/packages/generic/p/1.0.0/f.bin"),

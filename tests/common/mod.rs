@@ -188,6 +188,18 @@ impl TestServer {
         TestServer::launched_on(data, dir, args, TestStores::from_env())
     }
 
+    /// [`TestServer::start_with`] on the embedded store (sled, local blobs) whatever the suite's
+    /// stores: for tests whose subject is an embedded data dir (the source of a migrate).
+    pub fn start_embedded_with(args: &[&str]) -> TestServer {
+        let data = private_tempdir();
+        let dir = data.path().to_path_buf();
+        let stores = TestStores {
+            metadata: None,
+            s3: None,
+        };
+        TestServer::launched_on(data, dir, args, stores)
+    }
+
     /// An existing data dir holds its own store (sled and local blobs): it is served as it is,
     /// whatever the suite's stores.
     fn launched_existing(dir: &Path, args: &[&str]) -> TestServer {
