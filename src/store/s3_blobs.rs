@@ -402,7 +402,7 @@ impl BlobStore for S3Blobs {
     ) -> Result<StoredBlob, BlobError> {
         let staged = self.key(&format!("staging/{}", random_name()));
         // The parts are buffered in 5 MiB blocks, which glibc keeps in its arenas once freed:
-        // hand what earlier uploads left there back first (and again once this one is sent).
+        // hand what earlier uploads left there back first (and again once its body is in).
         tokio::task::spawn_blocking(release_free_heap);
         let hasher = ParallelHasher::start(QUEUE_DEPTH);
         let sha512 = expected
