@@ -151,72 +151,17 @@ pub async fn migrate(
 
     // 4. Verification.
     eprintln!("migrate: verifying");
-    let mut problems = 0usize;
-    let mut rows = 0u64;
-    let mut meta_bytes = 0u64;
-    if let (Some(tables), Some((pg, _))) = (&copied_tables, &destination_meta) {
-        for check in copy::check_copy(tables, pg)? {
-            rows += check.source.rows;
-            meta_bytes += check.source.bytes;
-            if !check.matches() {
-                problems += 1;
-                println!(
-                    "MISMATCH table {}: {} rows in the data dir, {} in the destination{}",
-                    check.name,
-                    check.source.rows,
-                    check.destination.rows,
-                    if check.source.rows == check.destination.rows {
-                        " (with different contents)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-        }
-    }
+    let (mut problems, rows, meta_bytes) = match (&copied_tables, &destination_meta) {
+        (Some(tables), Some((pg, _))) => verify_tables(tables, pg)?,
+        _ => (0, 0, 0),
+    };
     let blob_store: Arc<dyn BlobStore> = match &destination_blobs {
         Some((into, _)) => into.clone(),
         None => source.shared_blobs(),
     };
     let referenced = source.referenced_blobs()?;
     let referenced_count = referenced.len();
-    let mut checks = futures_util::stream::iter(referenced)
-        .map(|sha256| {
-            let store = blob_store.clone();
-            async move {
-                let check = match store.rehash(&sha256).await {
-                    Ok(actual) if actual == sha256 => BlobCheck::Ok,
-                    Ok(actual) => BlobCheck::Corrupt(actual),
-                    Err(BlobError::Missing(_)) => BlobCheck::Missing,
-                    Err(error) => {
-                        return Err(anyhow!(error).context(format!("re-reading blob {sha256}")))
-                    }
-                };
-                Ok((sha256, check))
-            }
-        })
-        .buffer_unordered(parallel);
-    let mut checked = 0usize;
-    let mut last = Instant::now();
-    while let Some(result) = checks.next().await {
-        let (sha256, check) = result?;
-        checked += 1;
-        match check {
-            BlobCheck::Ok => {}
-            BlobCheck::Missing => {
-                problems += 1;
-                println!("MISSING blob {sha256}: referenced, but not in the destination");
-            }
-            BlobCheck::Corrupt(actual) => {
-                problems += 1;
-                println!("CORRUPT blob {sha256}: the destination's content hashes to {actual}");
-            }
-        }
-        if last.elapsed() >= PROGRESS_EVERY {
-            eprintln!("migrate: verified {checked}/{referenced_count} blobs");
-            last = Instant::now();
-        }
-    }
+    problems += verify_blobs(referenced, blob_store, parallel).await?;
 
     let metadata_line = match (&copied_tables, &destination_meta) {
         (Some(tables), Some((_, shown))) => format!(
@@ -245,6 +190,79 @@ pub async fn migrate(
          with its own --data-dir)"
     );
     Ok(())
+}
+
+/// Compares each copied table with the destination's, printing a line per mismatch. Returns
+/// the mismatches, and the rows and bytes the source held.
+fn verify_tables(tables: &[copy::CopiedTable], pg: &PgMeta) -> anyhow::Result<(usize, u64, u64)> {
+    let (mut problems, mut rows, mut bytes) = (0, 0, 0);
+    for check in copy::check_copy(tables, pg)? {
+        rows += check.source.rows;
+        bytes += check.source.bytes;
+        if !check.matches() {
+            problems += 1;
+            println!(
+                "MISMATCH table {}: {} rows in the data dir, {} in the destination{}",
+                check.name,
+                check.source.rows,
+                check.destination.rows,
+                if check.source.rows == check.destination.rows {
+                    " (with different contents)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok((problems, rows, bytes))
+}
+
+/// Re-hashes every referenced blob from `store`, `parallel` at once, printing a line for each
+/// one missing or corrupt; returns how many were.
+async fn verify_blobs(
+    referenced: std::collections::HashSet<String>,
+    store: Arc<dyn BlobStore>,
+    parallel: usize,
+) -> anyhow::Result<usize> {
+    let total = referenced.len();
+    let mut checks = futures_util::stream::iter(referenced)
+        .map(|sha256| {
+            let store = store.clone();
+            async move {
+                let check = match store.rehash(&sha256).await {
+                    Ok(actual) if actual == sha256 => BlobCheck::Ok,
+                    Ok(actual) => BlobCheck::Corrupt(actual),
+                    Err(BlobError::Missing(_)) => BlobCheck::Missing,
+                    Err(error) => {
+                        return Err(anyhow!(error).context(format!("re-reading blob {sha256}")))
+                    }
+                };
+                Ok((sha256, check))
+            }
+        })
+        .buffer_unordered(parallel);
+    let (mut problems, mut checked) = (0, 0usize);
+    let mut last = Instant::now();
+    while let Some(result) = checks.next().await {
+        let (sha256, check) = result?;
+        checked += 1;
+        match check {
+            BlobCheck::Ok => {}
+            BlobCheck::Missing => {
+                problems += 1;
+                println!("MISSING blob {sha256}: referenced, but not in the destination");
+            }
+            BlobCheck::Corrupt(actual) => {
+                problems += 1;
+                println!("CORRUPT blob {sha256}: the destination's content hashes to {actual}");
+            }
+        }
+        if last.elapsed() >= PROGRESS_EVERY {
+            eprintln!("migrate: verified {checked}/{total} blobs");
+            last = Instant::now();
+        }
+    }
+    Ok(problems)
 }
 
 /// Copies every blob of `from` missing in `into`, `parallel` at once, each streamed through

@@ -7,9 +7,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+use common::fixture::*;
 use common::postgres;
 use common::s3::S3Server;
 use common::*;
@@ -454,41 +455,6 @@ fn a_non_empty_destination_a_running_server_and_no_destination_are_refused() {
     assert_eq!(s3_blobs(&s3, "refused"), 0, "no blob was copied");
 }
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn list<'a>(expected: &'a Value, key: &str) -> &'a Vec<Value> {
-    expected[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("{key} in the expected JSON"))
-}
-
-fn s<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} in {value}"))
-}
-
-fn n(value: &Value, key: &str) -> u64 {
-    value[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key} in {value}"))
-}
-
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-fn path_encode(path: &str) -> String {
-    path.split('/')
-        .map(|segment| percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string())
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 #[test]
 fn the_v0_1_fixture_data_dir_migrates_and_is_served_from_postgres_and_s3() {
     let Some(s3) = S3Server::start("migrate-fixture") else {
@@ -497,13 +463,9 @@ fn the_v0_1_fixture_data_dir_migrates_and_is_served_from_postgres_and_s3() {
     let Some(database) = postgres::fresh_database("migrate-fixture") else {
         return;
     };
-    let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture_dir().join("v0.1-expected.json")).expect("expected"),
-    )
-    .expect("expected JSON");
-    let copy = tempfile::tempdir().expect("temp dir");
+    let expected = v0_1_expected();
+    let copy = v0_1_copy();
     let dir = copy.path().join("data");
-    copy_tree(&fixture_dir().join("v0.1-datadir"), &dir);
 
     // The v0.1 layout is upgraded on the way (as serve would), then copied.
     let moved = migrate(&dir, &database, &s3, "fixture");

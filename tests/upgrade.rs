@@ -11,66 +11,15 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use common::fixture::*;
 use common::*;
 use serde_json::{json, Value};
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn expected() -> Value {
-    let text = std::fs::read_to_string(fixture_dir().join("v0.1-expected.json"))
-        .expect("fixtures/v0.1-expected.json");
-    serde_json::from_str(&text).expect("expected JSON")
-}
-
-/// A private copy of the v0.1 data dir, so the committed fixture is never modified.
-fn fixture_copy() -> tempfile::TempDir {
-    let copy = tempfile::tempdir().expect("temp dir");
-    copy_tree(
-        &fixture_dir().join("v0.1-datadir"),
-        &copy.path().join("data"),
-    );
-    copy
-}
-
-fn list<'a>(expected: &'a Value, key: &str) -> &'a Vec<Value> {
-    expected[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("{key} in the expected JSON"))
-}
-
-fn s<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} in {value}"))
-}
-
-fn n(value: &Value, key: &str) -> u64 {
-    value[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key} in {value}"))
-}
 
 fn url_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
-
-/// A path for the URL: each segment percent-encoded, the slashes kept.
-fn path_encode(path: &str) -> String {
-    path.split('/')
-        .map(|segment| percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string())
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 fn token_of(expected: &Value, username: &str) -> String {
     list(expected, "users")
@@ -787,9 +736,9 @@ fn check_everything(server: &TestServer, expected: &Value) {
 
 #[test]
 fn a_v0_1_data_dir_opens_with_everything_in_it_and_again_after_a_restart() {
-    let expected = expected();
+    let expected = v0_1_expected();
     assert_eq!(expected["written_by"], "modelyard-acaade0");
-    let copy = fixture_copy();
+    let copy = v0_1_copy();
     let dir = copy.path().join("data");
     let mut server = start(&dir, &expected);
     check_everything(&server, &expected);
@@ -801,8 +750,8 @@ fn a_v0_1_data_dir_opens_with_everything_in_it_and_again_after_a_restart() {
 
 #[test]
 fn an_upgraded_data_dir_takes_new_writes_without_clashing_with_old_records() {
-    let expected = expected();
-    let copy = fixture_copy();
+    let expected = v0_1_expected();
+    let copy = v0_1_copy();
     let dir = copy.path().join("data");
     let mut server = start(&dir, &expected);
     let root = Api::with_token(&server, &root_token(&expected));
@@ -916,8 +865,8 @@ fn the_schema_version_is_recorded_and_a_newer_one_is_refused() {
     use modelyard::store::sled_meta::SledMeta;
     use modelyard::store::upgrade;
 
-    let expected = expected();
-    let copy = fixture_copy();
+    let expected = v0_1_expected();
+    let copy = v0_1_copy();
     let dir = copy.path().join("data");
     let current = upgrade::current_version(modelyard::domain::schema::upgrade::STEPS);
     {
@@ -966,8 +915,8 @@ fn a_sigterm_right_after_start_is_a_clean_shutdown() {
     // The fixture script stops the server as soon as it is done; so do upgrades in scripts. The
     // signal handlers are installed before the server says it listens, so no SIGTERM after that
     // line kills the process without its final flush.
-    let expected = expected();
-    let copy = fixture_copy();
+    let expected = v0_1_expected();
+    let copy = v0_1_copy();
     let dir = copy.path().join("data");
     for round in 0..20 {
         let mut server = start(&dir, &expected);
@@ -1007,8 +956,8 @@ fn serve_once(dir: &Path, expected: &Value) -> String {
 
 #[test]
 fn the_first_start_on_v0_1_data_logs_the_upgrade_and_the_next_one_does_not() {
-    let expected = expected();
-    let copy = fixture_copy();
+    let expected = v0_1_expected();
+    let copy = v0_1_copy();
     let dir = copy.path().join("data");
     let first = serve_once(&dir, &expected);
     assert!(
@@ -1027,8 +976,8 @@ fn the_first_start_on_v0_1_data_logs_the_upgrade_and_the_next_one_does_not() {
 /// run's metric history extended in the new small chunks and read back merged with its old points.
 #[test]
 fn old_data_takes_sealing_usage_audit_and_new_metric_chunks() {
-    let expected = expected();
-    let copy = fixture_copy();
+    let expected = v0_1_expected();
+    let copy = v0_1_copy();
     let dir = copy.path().join("data");
     let server = start(&dir, &expected);
     let root = Api::with_token(&server, &root_token(&expected));
@@ -1130,8 +1079,8 @@ fn old_data_takes_sealing_usage_audit_and_new_metric_chunks() {
 /// both settings, a retention dry run plans over its versions, and `verify` is clean on it.
 #[test]
 fn old_data_serves_ranges_and_takes_promotion_rules_retention_and_verify() {
-    let expected = expected();
-    let copy = fixture_copy();
+    let expected = v0_1_expected();
+    let copy = v0_1_copy();
     let dir = copy.path().join("data");
     let mut server = start(&dir, &expected);
     let root = Api::with_token(&server, &root_token(&expected));
@@ -1202,5 +1151,78 @@ fn old_data_serves_ranges_and_takes_promotion_rules_retention_and_verify() {
         "verify on the upgraded data dir: {}\n{}",
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+#[test]
+fn old_data_announces_a_change_to_a_new_hook_once_and_serves_everything_through_batched_reads() {
+    // This release claims each webhook delivery in the store before sending it, and turns pages
+    // of index entries into records with batched reads: both on the v0.1 data, upgraded.
+    let expected = v0_1_expected();
+    let copy = v0_1_copy();
+    let dir = copy.path().join("data");
+    let token = root_token(&expected);
+    let args = ["--root-token", token.as_str(), "--webhook-allow-private"];
+    let mut server = TestServer::start_from_with(&dir, &args);
+    // Every fact of the v0.1 data holds, read through the batched reads: files by sha256,
+    // listings and their totals, versions, runs.
+    check_everything(&server, &expected);
+    let root = Api::with_token(&server, &token);
+    let file = plain_version_file(&expected);
+    let (project, model) = (n(file, "project_id"), s(file, "model"));
+
+    let (port, got) = hook_receiver(std::time::Duration::ZERO);
+    let hook = root.post_json(
+        &format!("/api/v4/projects/{project}/hooks"),
+        json!({ "url": format!("http://127.0.0.1:{port}/hook") }),
+    );
+    assert_eq!(
+        hook.status,
+        201,
+        "a hook on an old project: {}",
+        hook.text()
+    );
+    let made = root.post_json(
+        &ml(project, &format!("models/{}/versions", url_encode(model))),
+        json!({ "version": "77.0.0" }),
+    );
+    assert_eq!(
+        made.status,
+        201,
+        "a version of an old model: {}",
+        made.text()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while got.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new version's event never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The change's events (the version, its package, ...) delivered and recorded: a restart
+    // sends none of them again.
+    let mut delivered = got.lock().unwrap().clone();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now = got.lock().unwrap().clone();
+        if now == delivered {
+            break;
+        }
+        delivered = now;
+    }
+    let distinct: BTreeSet<&String> = delivered.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        delivered.len(),
+        "each event once: {delivered:?}"
+    );
+    server.stop();
+    let _restarted = TestServer::start_from_with(&dir, &args);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(
+        *got.lock().unwrap(),
+        delivered,
+        "nothing is sent again after a restart"
     );
 }

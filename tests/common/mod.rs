@@ -2,11 +2,15 @@
 //! dir, talk HTTP to it, kill and restart it.
 #![allow(dead_code)]
 
+pub mod fixture;
+pub mod hook_receiver;
 pub mod postgres;
 pub mod readme;
 pub mod s3;
 pub mod stubs;
 
+#[allow(unused_imports)]
+pub use hook_receiver::hook_receiver;
 #[allow(unused_imports)]
 pub use readme::{readme_block, run_readme_block};
 

@@ -162,15 +162,6 @@ pub fn get_ids(meta: &dyn MetaStore, ids: &[u64]) -> Result<Vec<PackageFile>, St
     super::get_ids::<Files>(meta, ids)
 }
 
-/// The records a stream of ids names, read a batch at a time (see [`super::records_of`]).
-pub fn of_ids<'a>(
-    meta: &'a dyn MetaStore,
-    ids: impl Iterator<Item = Result<u64, StoreError>> + 'a,
-) -> impl Iterator<Item = Result<PackageFile, StoreError>> + 'a {
-    super::records_of::<Files, u64>(meta, ids, |id| Some(id_key(*id)))
-        .map(|found| found.map(|(_, record)| record))
-}
-
 /// The newest file recorded under a path of a package.
 pub fn newest(
     meta: &dyn MetaStore,

@@ -82,20 +82,6 @@ pub fn get(meta: &dyn MetaStore, id: u64) -> Result<Option<Hook>, StoreError> {
     super::get::<Hooks>(meta, &id_key(id))
 }
 
-/// The records with these ids, in that order, in one batched read (those gone left out).
-pub fn get_ids(meta: &dyn MetaStore, ids: &[u64]) -> Result<Vec<Hook>, StoreError> {
-    super::get_ids::<Hooks>(meta, ids)
-}
-
-/// The records a stream of ids names, read a batch at a time (see [`super::records_of`]).
-pub fn of_ids<'a>(
-    meta: &'a dyn MetaStore,
-    ids: impl Iterator<Item = Result<u64, StoreError>> + 'a,
-) -> impl Iterator<Item = Result<Hook, StoreError>> + 'a {
-    super::records_of::<Hooks, u64>(meta, ids, |id| Some(id_key(*id)))
-        .map(|found| found.map(|(_, record)| record))
-}
-
 pub fn load(tx: &dyn Txn, id: u64) -> Result<Option<Hook>, TxFail> {
     super::load::<Hooks>(tx, &id_key(id))
 }

@@ -304,6 +304,16 @@ pub fn get_ids<S: Schema>(meta: &dyn MetaStore, ids: &[u64]) -> Result<Vec<S::Re
     Ok(get_many::<S>(meta, &keys)?.into_iter().flatten().collect())
 }
 
+/// The records a stream of ids names (kinds keyed by id), read a batch at a time (see
+/// [`records_of`]); ids whose record is gone are left out.
+pub fn of_ids<'a, S: Schema>(
+    meta: &'a dyn MetaStore,
+    ids: impl Iterator<Item = Result<u64, StoreError>> + 'a,
+) -> impl Iterator<Item = Result<S::Record, StoreError>> + 'a {
+    records_of::<S, u64>(meta, ids, |id| Some(id_key(*id)))
+        .map(|found| found.map(|(_, record)| record))
+}
+
 /// The first batch [`records_of`] reads; later ones grow up to [`LAST_BATCH`].
 const FIRST_BATCH: usize = 32;
 const LAST_BATCH: usize = 512;

@@ -109,15 +109,6 @@ pub fn get_ids(meta: &dyn MetaStore, ids: &[u64]) -> Result<Vec<Model>, StoreErr
     super::get_ids::<Models>(meta, ids)
 }
 
-/// The records a stream of ids names, read a batch at a time (see [`super::records_of`]).
-pub fn of_ids<'a>(
-    meta: &'a dyn MetaStore,
-    ids: impl Iterator<Item = Result<u64, StoreError>> + 'a,
-) -> impl Iterator<Item = Result<Model, StoreError>> + 'a {
-    super::records_of::<Models, u64>(meta, ids, |id| Some(id_key(*id)))
-        .map(|found| found.map(|(_, record)| record))
-}
-
 pub fn load(tx: &dyn Txn, id: u64) -> Result<Option<Model>, TxFail> {
     super::load::<Models>(tx, &id_key(id))
 }

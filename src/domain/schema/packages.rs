@@ -219,15 +219,6 @@ pub fn get_ids(meta: &dyn MetaStore, ids: &[u64]) -> Result<Vec<Package>, StoreE
     super::get_ids::<Packages>(meta, ids)
 }
 
-/// The records a stream of ids names, read a batch at a time (see [`super::records_of`]).
-pub fn of_ids<'a>(
-    meta: &'a dyn MetaStore,
-    ids: impl Iterator<Item = Result<u64, StoreError>> + 'a,
-) -> impl Iterator<Item = Result<Package, StoreError>> + 'a {
-    super::records_of::<Packages, u64>(meta, ids, |id| Some(id_key(*id)))
-        .map(|found| found.map(|(_, record)| record))
-}
-
 pub fn load(tx: &dyn Txn, id: u64) -> Result<Option<Package>, TxFail> {
     super::load::<Packages>(tx, &id_key(id))
 }

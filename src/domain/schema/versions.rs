@@ -270,13 +270,12 @@ pub fn get_ids(meta: &dyn MetaStore, ids: &[u64]) -> Result<Vec<ModelVersion>, S
     super::get_ids::<Versions>(meta, ids)
 }
 
-/// The records a stream of ids names, read a batch at a time (see [`super::records_of`]).
+/// The records a stream of ids names, read a batch at a time (see [`super::of_ids`]).
 pub fn of_ids<'a>(
     meta: &'a dyn MetaStore,
     ids: impl Iterator<Item = Result<u64, StoreError>> + 'a,
 ) -> impl Iterator<Item = Result<ModelVersion, StoreError>> + 'a {
-    super::records_of::<Versions, u64>(meta, ids, |id| Some(id_key(*id)))
-        .map(|found| found.map(|(_, record)| record))
+    super::of_ids::<Versions>(meta, ids)
 }
 
 pub fn load(tx: &dyn Txn, id: u64) -> Result<Option<ModelVersion>, TxFail> {
