@@ -1131,9 +1131,11 @@ async fn metric_keys_latest_values_and_sampling_read_by_seeking() {
         .expect("page");
     assert_eq!((page.total, page.items.len()), (900, 400));
     assert_eq!(page.items[0].timestamp, 10_500);
-    let (preview, truncated) = registry
-        .metric_history_preview(run.id, 100)
+    let latest = registry.latest_metrics(run.id).expect("latest");
+    let mut previews = registry
+        .history_previews(&[(run.id, &latest)], 100)
         .expect("preview");
-    assert_eq!(preview.len(), 2 + 1 + 1 + 100);
-    assert_eq!(truncated, vec!["flat"]);
+    let preview = previews.pop().expect("one preview");
+    assert_eq!(preview.points.len(), 2 + 1 + 1 + 100);
+    assert_eq!(preview.truncated, vec!["flat"]);
 }

@@ -327,6 +327,112 @@ fn get_many_answers_every_key_in_the_order_asked() {
     });
 }
 
+/// `scan_many`: each prefix's first `limit` entries in key order, answered in the order asked,
+/// a prefix asked twice answered twice, an empty answer for a prefix with nothing under it,
+/// nothing past a prefix's end (its next sibling, a longer key) and nothing of another table; a
+/// prefix without an upper bound (all 0xFF) still answers; on a database server the whole
+/// batch is one round trip.
+#[test]
+fn scan_many_answers_each_prefix_in_key_order_up_to_its_limit() {
+    each_meta(|name, _, store| {
+        for run in 0..30u32 {
+            for param in 0..(run % 7) {
+                put(
+                    store,
+                    Table::Params,
+                    format!("r{run:03}/p{param}").as_bytes(),
+                    format!("{run}.{param}").as_bytes(),
+                );
+            }
+        }
+        put(store, Table::Params, b"r004", b"the prefix itself");
+        put(store, Table::Params, b"r0040/x", b"a longer sibling");
+        put(store, Table::Tags, b"r005/p0", b"another table");
+        put(store, Table::Params, &[0xff, 0xff, 1], b"top");
+        let prefixes: Vec<Vec<u8>> = [
+            &b"r006/"[..],
+            b"r005/",
+            b"r007/",
+            b"r006/",
+            b"r004/",
+            b"nothing/",
+            &[0xff, 0xff],
+        ]
+        .iter()
+        .map(|p| p.to_vec())
+        .collect();
+        let before = store.round_trips();
+        let answers = store.scan_many(Table::Params, &prefixes, 4).unwrap();
+        let after = store.round_trips();
+        let texts: Vec<Vec<(String, String)>> = answers
+            .iter()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            String::from_utf8_lossy(k).into_owned(),
+                            String::from_utf8_lossy(v).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let of = |run: u32, n: u32| -> Vec<(String, String)> {
+            (0..n)
+                .map(|p| (format!("r{run:03}/p{p}"), format!("{run}.{p}")))
+                .collect()
+        };
+        let top = vec![(
+            String::from_utf8_lossy(&[0xff, 0xff, 1]).into_owned(),
+            "top".to_string(),
+        )];
+        assert_eq!(
+            texts,
+            vec![
+                of(6, 4),
+                of(5, 4),
+                of(7, 0),
+                of(6, 4),
+                of(4, 4),
+                vec![],
+                top
+            ],
+            "{name}: each prefix's first 4 entries"
+        );
+        if let (Some(before), Some(after)) = (before, after) {
+            assert!(
+                after - before <= 2,
+                "{name}: {} statements for 7 prefixes (one, and one more for the prefix \
+                 without an upper bound)",
+                after - before
+            );
+            let bounded = &prefixes[..6];
+            let before = store.round_trips().unwrap();
+            store.scan_many(Table::Params, bounded, 100).unwrap();
+            assert_eq!(
+                store.round_trips().unwrap() - before,
+                1,
+                "{name}: one statement for 6 prefixes"
+            );
+        }
+        // A large limit reads each prefix whole; no prefixes, no answers.
+        let whole = store
+            .scan_many(
+                Table::Params,
+                &[b"r006/".to_vec(), b"r013/".to_vec()],
+                usize::MAX,
+            )
+            .unwrap();
+        assert_eq!(
+            whole.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![6, 6],
+            "{name}: whole prefixes"
+        );
+        assert!(store.scan_many(Table::Params, &[], 10).unwrap().is_empty());
+    });
+}
+
 #[test]
 fn concurrent_read_modify_write_transactions_lose_no_update() {
     each_meta(|name, _, store| {

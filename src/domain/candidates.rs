@@ -669,26 +669,6 @@ impl Registry {
         Ok(Page::keyed(items, total, page, next))
     }
 
-    /// The first `per_key` values of each metric, and the names of the metrics that have more:
-    /// what a candidate's JSON carries, bounded whatever was logged.
-    pub fn metric_history_preview(
-        &self,
-        candidate_id: u64,
-        per_key: usize,
-    ) -> Result<(Vec<MetricPoint>, Vec<String>)> {
-        let mut points = Vec::new();
-        let mut truncated = Vec::new();
-        for latest in self.latest_metrics(candidate_id)? {
-            let (head, more) =
-                schema::metrics::head(self.meta.as_ref(), candidate_id, &latest.key, per_key)?;
-            points.extend(head);
-            if more {
-                truncated.push(latest.key);
-            }
-        }
-        Ok((points, truncated))
-    }
-
     /// Each metric's history thinned to about `max_points` values spread over its steps (then
     /// timestamps), with its first and last: what a chart draws, read by seeking.
     pub fn metric_series(&self, candidate_id: u64, max_points: usize) -> Result<Vec<MetricPoint>> {

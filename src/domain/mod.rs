@@ -24,6 +24,7 @@ pub mod oci_manifest;
 pub mod oci_records;
 pub mod package_paths;
 pub mod packages;
+pub mod page_reads;
 pub mod paging;
 pub mod projects;
 pub mod promotion;

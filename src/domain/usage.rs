@@ -98,6 +98,11 @@ impl Registry {
 
     fn usage_of(&self, counted: Counted) -> Result<UsageView> {
         let stored = usage::get(self.meta.as_ref(), counted)?;
+        Ok(self.with_pending(counted, stored))
+    }
+
+    /// A stored count with the downloads not yet flushed added.
+    fn with_pending(&self, counted: Counted, stored: Option<usage::Usage>) -> UsageView {
         let pending = self.usage.pending(counted);
         let mut view = UsageView {
             download_count: stored.as_ref().map_or(0, |u| u.download_count),
@@ -107,7 +112,17 @@ impl Registry {
             view.download_count += count;
             view.last_downloaded_at = Some(view.last_downloaded_at.map_or(at, |t| t.max(at)));
         }
-        Ok(view)
+        view
+    }
+
+    /// The downloads of several files or packages, in the order asked (one batched read).
+    pub fn usages_of(&self, counted: &[Counted]) -> Result<Vec<UsageView>> {
+        let stored = usage::get_of(self.meta.as_ref(), counted)?;
+        Ok(counted
+            .iter()
+            .zip(stored)
+            .map(|(counted, stored)| self.with_pending(*counted, stored))
+            .collect())
     }
 
     /// A file's downloads.

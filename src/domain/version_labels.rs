@@ -334,11 +334,7 @@ impl Registry {
 
     /// Every explicit alias of a model with the version id it names.
     pub fn aliases(&self, model_id: u64) -> Result<Vec<(String, u64)>> {
-        Ok(self
-            .tags(TagOwner::ModelAlias(model_id))?
-            .into_iter()
-            .filter_map(|kv| kv.value.parse().ok().map(|id| (kv.key, id)))
-            .collect())
+        Ok(self.aliases_of(&[model_id])?.pop().unwrap_or_default())
     }
 
     /// The version an alias names: an explicit alias; else, through SemVer, an exact version

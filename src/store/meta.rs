@@ -387,6 +387,9 @@ pub trait Txn {
     fn delete(&self, table: Table, key: &[u8]) -> Result<(), TxFail>;
 }
 
+/// Key-value entries of one table, in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a>;
 
 /// An ordered key-value store with transactions over several tables and an explicit
@@ -399,6 +402,21 @@ pub trait MetaStore: Send + Sync + 'static {
     /// [`MetaStore::get`] once per key (right for an embedded store, whose reads are local).
     fn get_many(&self, table: Table, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         keys.iter().map(|key| self.get(table, key)).collect()
+    }
+    /// The first `limit` entries under each of several prefixes of one table, each prefix's in
+    /// key order, answered in the order of `prefixes`. What the children of a page of records
+    /// (their params, tags, files, ...) are read with: a database server answers it in one round
+    /// trip. The default scans once per prefix (right for an embedded store).
+    fn scan_many(
+        &self,
+        table: Table,
+        prefixes: &[Vec<u8>],
+        limit: usize,
+    ) -> Result<Vec<Entries>, StoreError> {
+        prefixes
+            .iter()
+            .map(|prefix| self.scan(table, prefix).take(limit).collect())
+            .collect()
     }
     /// Entries whose key starts with `prefix`, in key order.
     fn scan(&self, table: Table, prefix: &[u8]) -> KvIter<'_>;

@@ -40,7 +40,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::meta::{KvIter, MetaStore, StoreError, Table, TransactError, TxFail, TxFailKind, Txn};
+use super::meta::{
+    Entries, KvIter, MetaStore, StoreError, Table, TransactError, TxFail, TxFailKind, Txn,
+};
 
 /// The schema: one migration creates every table of [`Table::ALL`]; later layouts add more.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -243,6 +245,8 @@ impl PgMeta {
 struct Statements {
     get: String,
     get_many: String,
+    /// The first `$3` entries of each range `[$1[i], $2[i])`, tagged with the range's ordinal.
+    scan_many: String,
     upsert: String,
     delete: String,
     clear: String,
@@ -285,6 +289,13 @@ fn statements(table: Table) -> &'static Statements {
                     get: format!("SELECT value FROM \"{name}\" WHERE key = $1"),
                     get_many: format!(
                         "SELECT key, value FROM \"{name}\" WHERE key = ANY($1::bytea[])"
+                    ),
+                    scan_many: format!(
+                        "SELECT r.i, t.key, t.value \
+                         FROM UNNEST($1::bytea[], $2::bytea[]) WITH ORDINALITY AS r(lo, hi, i) \
+                         CROSS JOIN LATERAL (SELECT key, value FROM \"{name}\" \
+                           WHERE key >= r.lo AND key < r.hi ORDER BY key LIMIT $3) t \
+                         ORDER BY r.i, t.key"
                     ),
                     upsert: format!(
                         "INSERT INTO \"{name}\" (key, value) \
@@ -617,6 +628,69 @@ impl MetaStore for PgMeta {
         })?
         .map_err(engine)?;
         Ok(keys.iter().map(|key| rows.get(key).cloned()).collect())
+    }
+
+    /// One statement for every prefix: a lateral join of the prefixes' key ranges, each read by
+    /// the primary key's index up to `limit`. A prefix with no upper bound (empty, or all 0xFF
+    /// bytes: none of the schema's) is scanned on its own.
+    fn scan_many(
+        &self,
+        table: Table,
+        prefixes: &[Vec<u8>],
+        limit: usize,
+    ) -> Result<Vec<Entries>, StoreError> {
+        let mut out = vec![Vec::new(); prefixes.len()];
+        if limit == 0 {
+            return Ok(out);
+        }
+        let mut bounded = Vec::new();
+        for (slot, prefix) in prefixes.iter().enumerate() {
+            match prefix_end(prefix).filter(|_| !prefix.is_empty()) {
+                Some(end) => bounded.push((slot, prefix.clone(), end)),
+                None => {
+                    out[slot] = self
+                        .scan(table, prefix)
+                        .take(limit)
+                        .collect::<Result<_, _>>()?
+                }
+            }
+        }
+        if bounded.is_empty() {
+            return Ok(out);
+        }
+        let sql = statements(table).scan_many.as_str();
+        let lows: Vec<Vec<u8>> = bounded.iter().map(|(_, low, _)| low.clone()).collect();
+        let ends: Vec<Vec<u8>> = bounded.iter().map(|(_, _, end)| end.clone()).collect();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let pool = self.pool.clone();
+        sent(&self.queries, 1);
+        let rows = block(async move {
+            let rows = sqlx::query(sql)
+                .bind(lows)
+                .bind(ends)
+                .bind(limit)
+                .fetch_all(&pool)
+                .await?;
+            rows.into_iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get::<i64, _>(0)?,
+                        row.try_get::<Vec<u8>, _>(1)?,
+                        row.try_get::<Vec<u8>, _>(2)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?
+        .map_err(engine)?;
+        for (ordinal, key, value) in rows {
+            let slot = usize::try_from(ordinal - 1)
+                .ok()
+                .and_then(|i| bounded.get(i))
+                .and_then(|(slot, _, _)| out.get_mut(*slot))
+                .ok_or(StoreError::Invariant("a range ordinal out of bounds"))?;
+            slot.push((key, value));
+        }
+        Ok(out)
     }
 
     fn scan(&self, table: Table, prefix: &[u8]) -> KvIter<'_> {

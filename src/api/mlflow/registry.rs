@@ -270,10 +270,9 @@ pub async fn latest_versions(
 ) -> MlflowResult<Json<Value>> {
     let model = model_of(&state.registry, &ctx, &params)?;
     let stages = params.strings("stages")?;
-    let versions = views::latest_per_stage(&state.registry, &model, &stages)?
-        .iter()
-        .map(|v| views::model_version(&state.registry, &model, v))
-        .collect::<Result<Vec<_>, _>>()?;
+    let latest = views::latest_per_stage(&state.registry, &model, &stages)?;
+    let pairs: Vec<(&Model, &ModelVersion)> = latest.iter().map(|v| (&model, v)).collect();
+    let versions = views::model_versions(&state.registry, &pairs)?;
     Ok(Json(json!({ "model_versions": versions })))
 }
 
@@ -720,10 +719,8 @@ pub async fn search_versions(
         query.cut(matches)?
     };
     let next = next.map(|n| format!("o{n}"));
-    let items = page
-        .iter()
-        .map(|(m, v)| views::model_version(registry, m, v))
-        .collect::<Result<Vec<_>, _>>()?;
+    let pairs: Vec<(&Model, &ModelVersion)> = page.iter().map(|(m, v)| (m, v)).collect();
+    let items = views::model_versions(registry, &pairs)?;
     Ok(search::listing("model_versions", items, next))
 }
 

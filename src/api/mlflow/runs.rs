@@ -370,10 +370,6 @@ pub async fn search(
         page_token: params.str("page_token")?,
     };
     let page = registry.search_runs(&query)?;
-    let runs = page
-        .runs
-        .iter()
-        .map(|c| views::run(registry, c))
-        .collect::<Result<Vec<_>, _>>()?;
+    let runs = views::runs(registry, &page.runs)?;
     Ok(search::listing("runs", runs, page.next_token))
 }

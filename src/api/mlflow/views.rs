@@ -7,6 +7,11 @@ use crate::domain::logged_models::LoggedModel;
 use crate::domain::ml_records::{
     Candidate, Experiment, KeyValue, MetricPoint, Model, ModelVersion,
 };
+use std::collections::HashMap;
+
+use crate::domain::ml_records::TagOwner;
+use crate::domain::page_reads::RunLinks;
+use crate::domain::records::User;
 use crate::domain::run_links::Direction;
 use crate::domain::{Registry, Result};
 
@@ -81,6 +86,12 @@ pub fn run_artifact_uri(experiment: &Experiment, candidate: &Candidate) -> Strin
 
 pub fn run_info(registry: &Registry, candidate: &Candidate) -> Result<Value> {
     let experiment = registry.experiment(candidate.experiment_id)?;
+    let user = candidate.user_id.and_then(|id| registry.user(id).ok());
+    Ok(run_info_of(candidate, &experiment, user.as_ref()))
+}
+
+/// A run's `info`, from its experiment and creator already read.
+fn run_info_of(candidate: &Candidate, experiment: &Experiment, user: Option<&User>) -> Value {
     let mut info = Map::new();
     info.insert("run_id".into(), json!(candidate.run_id));
     info.insert("run_uuid".into(), json!(candidate.run_id));
@@ -89,7 +100,7 @@ pub fn run_info(registry: &Registry, candidate: &Candidate) -> Result<Value> {
     if let Some(user) = candidate
         .mlflow_user
         .clone()
-        .or_else(|| username(registry, candidate.user_id))
+        .or_else(|| user.map(|u| u.username.clone()))
     {
         info.insert("user_id".into(), json!(user));
     }
@@ -100,46 +111,68 @@ pub fn run_info(registry: &Registry, candidate: &Candidate) -> Result<Value> {
     }
     info.insert(
         "artifact_uri".into(),
-        json!(run_artifact_uri(&experiment, candidate)),
+        json!(run_artifact_uri(experiment, candidate)),
     );
     info.insert(
         "lifecycle_stage".into(),
         json!(candidate.lifecycle.as_str()),
     );
-    Ok(Value::Object(info))
+    Value::Object(info)
 }
 
 pub fn run(registry: &Registry, candidate: &Candidate) -> Result<Value> {
-    let metrics: Vec<Value> = registry
-        .latest_metrics(candidate.id)?
+    let mut views = runs(registry, std::slice::from_ref(candidate))?;
+    views.pop().ok_or(crate::domain::Error::NotFound("Run"))
+}
+
+/// The MLflow objects of a page of runs, what they show read for the whole page at once
+/// (params, metrics, tags, inputs and outputs, experiments, creators): a fixed number of reads
+/// whatever the page's size.
+pub fn runs(registry: &Registry, candidates: &[Candidate]) -> Result<Vec<Value>> {
+    let ids: Vec<u64> = candidates.iter().map(|c| c.id).collect();
+    let owners: Vec<TagOwner> = ids.iter().map(|id| TagOwner::Candidate(*id)).collect();
+    let details = registry.run_details(&ids, &owners)?;
+    let links = registry.run_links_of(&ids)?;
+    let experiments = registry.experiments_by_id(candidates.iter().map(|c| c.experiment_id))?;
+    let users = registry.users_by_id(
+        candidates
+            .iter()
+            .filter(|c| c.mlflow_user.is_none())
+            .filter_map(|c| c.user_id),
+    )?;
+    candidates
         .iter()
-        .map(metric)
-        .collect();
-    let params = registry.params(candidate.id)?;
-    let tags = registry.tags(crate::domain::ml_records::TagOwner::Candidate(candidate.id))?;
-    let mut out = Map::new();
-    out.insert("info".into(), run_info(registry, candidate)?);
-    out.insert(
-        "data".into(),
-        json!({ "metrics": metrics, "params": key_values(&params), "tags": key_values(&tags) }),
-    );
-    let (inputs, outputs) = run_inputs_outputs(registry, candidate)?;
-    out.insert("inputs".into(), inputs);
-    // MLflow 3 sends `outputs`; it is left out while empty so that MLflow 2 clients never see it.
-    if let Some(outputs) = outputs {
-        out.insert("outputs".into(), outputs);
-    }
-    Ok(Value::Object(out))
+        .zip(details)
+        .zip(links)
+        .map(|((candidate, details), links)| {
+            let experiment = experiments
+                .get(&candidate.experiment_id)
+                .ok_or(crate::domain::Error::NotFound("Experiment"))?;
+            let user = candidate.user_id.and_then(|id| users.get(&id));
+            let metrics: Vec<Value> = details.latest_metrics.iter().map(metric).collect();
+            let mut out = Map::new();
+            out.insert("info".into(), run_info_of(candidate, experiment, user));
+            out.insert(
+                "data".into(),
+                json!({ "metrics": metrics, "params": key_values(&details.params), "tags": key_values(&details.tags) }),
+            );
+            let (inputs, outputs) = run_inputs_outputs(&links);
+            out.insert("inputs".into(), inputs);
+            // MLflow 3 sends `outputs`; it is left out while empty so that MLflow 2 clients
+            // never see it.
+            if let Some(outputs) = outputs {
+                out.insert("outputs".into(), outputs);
+            }
+            Ok(Value::Object(out))
+        })
+        .collect()
 }
 
 /// MLflow's `RunInputs` (`dataset_inputs`, `model_inputs`) and `RunOutputs` (`model_outputs`);
 /// empty lists are left out, as MLflow's JSON does.
-fn run_inputs_outputs(
-    registry: &Registry,
-    candidate: &Candidate,
-) -> Result<(Value, Option<Value>)> {
-    let datasets: Vec<Value> = registry
-        .run_datasets(candidate.id)?
+fn run_inputs_outputs(links: &RunLinks) -> (Value, Option<Value>) {
+    let datasets: Vec<Value> = links
+        .datasets
         .iter()
         .map(|input| {
             let d = &input.dataset;
@@ -157,13 +190,14 @@ fn run_inputs_outputs(
             json!({ "tags": key_values(&input.tags), "dataset": dataset })
         })
         .collect();
-    let links = registry.run_model_links(candidate.id)?;
     let model_inputs: Vec<Value> = links
+        .models
         .iter()
         .filter(|l| l.direction == Direction::Input)
         .map(|l| json!({ "model_id": l.model_id }))
         .collect();
     let model_outputs: Vec<Value> = links
+        .models
         .iter()
         .filter(|l| l.direction == Direction::Output)
         .map(|l| json!({ "model_id": l.model_id, "step": l.step }))
@@ -176,26 +210,69 @@ fn run_inputs_outputs(
         inputs.insert("model_inputs".into(), Value::Array(model_inputs));
     }
     let outputs = (!model_outputs.is_empty()).then(|| json!({ "model_outputs": model_outputs }));
-    Ok((Value::Object(inputs), outputs))
+    (Value::Object(inputs), outputs)
 }
 
 /// A version's MLflow object: `version` is its per-model sequence number. Its tags and aliases
 /// are exactly those clients set; its SemVer string resolves as an alias without being one.
 pub fn model_version(registry: &Registry, model: &Model, version: &ModelVersion) -> Result<Value> {
-    let tags = registry.tags(crate::domain::ml_records::TagOwner::Version(version.id))?;
-    let aliases: Vec<String> = registry
-        .aliases(model.id)?
-        .into_iter()
-        .filter(|(_, id)| *id == version.id)
-        .map(|(alias, _)| alias)
+    let mut views = model_versions(registry, &[(model, version)])?;
+    views
+        .pop()
+        .ok_or(crate::domain::Error::NotFound("Model version"))
+}
+
+/// The MLflow objects of a page of versions (of one model or several), their tags, aliases,
+/// runs and authors read for the whole page at once.
+pub fn model_versions(registry: &Registry, page: &[(&Model, &ModelVersion)]) -> Result<Vec<Value>> {
+    let owners: Vec<TagOwner> = page.iter().map(|(_, v)| TagOwner::Version(v.id)).collect();
+    let tags = registry.tags_of(&owners)?;
+    let mut model_ids: Vec<u64> = page.iter().map(|(m, _)| m.id).collect();
+    model_ids.sort_unstable();
+    model_ids.dedup();
+    let aliases: HashMap<u64, Vec<(String, u64)>> = model_ids
+        .iter()
+        .copied()
+        .zip(registry.aliases_of(&model_ids)?)
         .collect();
-    let run_id = match &version.source_run_id {
-        Some(run_id) => run_id.clone(),
-        None => registry
-            .candidate(version.candidate_id)
-            .map(|c| c.run_id)
-            .unwrap_or_default(),
-    };
+    let runs = registry.candidates_by_id(
+        page.iter()
+            .filter(|(_, v)| v.source_run_id.is_none())
+            .map(|(_, v)| v.candidate_id),
+    )?;
+    let users = registry.users_by_id(page.iter().filter_map(|(_, v)| v.author_id))?;
+    Ok(page
+        .iter()
+        .zip(tags)
+        .map(|((model, version), tags)| {
+            let aliases: Vec<&str> = aliases
+                .get(&model.id)
+                .into_iter()
+                .flatten()
+                .filter(|(_, id)| *id == version.id)
+                .map(|(alias, _)| alias.as_str())
+                .collect();
+            let run_id = match &version.source_run_id {
+                Some(run_id) => run_id.clone(),
+                None => runs
+                    .get(&version.candidate_id)
+                    .map(|c| c.run_id.clone())
+                    .unwrap_or_default(),
+            };
+            let user = version.author_id.and_then(|id| users.get(&id));
+            model_version_of(model, version, &tags, &aliases, &run_id, user)
+        })
+        .collect())
+}
+
+fn model_version_of(
+    model: &Model,
+    version: &ModelVersion,
+    tags: &[KeyValue],
+    aliases: &[&str],
+    run_id: &str,
+    user: Option<&User>,
+) -> Value {
     let mut out = Map::new();
     out.insert("name".into(), json!(model.name));
     out.insert("version".into(), json!(version.seq.to_string()));
@@ -207,8 +284,8 @@ pub fn model_version(registry: &Registry, model: &Model, version: &ModelVersion)
         "last_updated_timestamp".into(),
         json!(millis(&version.updated_at)),
     );
-    if let Some(user) = username(registry, version.author_id) {
-        out.insert("user_id".into(), json!(user));
+    if let Some(user) = user {
+        out.insert("user_id".into(), json!(user.username));
     }
     out.insert(
         "current_stage".into(),
@@ -226,9 +303,9 @@ pub fn model_version(registry: &Registry, model: &Model, version: &ModelVersion)
     out.insert("status".into(), json!("READY"));
     out.insert("status_message".into(), json!(""));
     out.insert("run_link".into(), json!(""));
-    out.insert("tags".into(), key_values(&tags));
+    out.insert("tags".into(), key_values(tags));
     out.insert("aliases".into(), json!(aliases));
-    Ok(Value::Object(out))
+    Value::Object(out)
 }
 
 /// The newest version of each stage, as MLflow's `latest_versions`.
@@ -252,10 +329,9 @@ pub fn latest_per_stage(
 
 pub fn registered_model(registry: &Registry, model: &Model) -> Result<Value> {
     let tags = registry.tags(crate::domain::ml_records::TagOwner::Model(model.id))?;
-    let latest = latest_per_stage(registry, model, &[])?
-        .iter()
-        .map(|v| model_version(registry, model, v))
-        .collect::<Result<Vec<_>>>()?;
+    let latest = latest_per_stage(registry, model, &[])?;
+    let pairs: Vec<(&Model, &ModelVersion)> = latest.iter().map(|v| (model, v)).collect();
+    let latest = model_versions(registry, &pairs)?;
     let aliases: Vec<Value> = registry
         .aliases(model.id)?
         .into_iter()

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::versions::{model_of, version_of};
 use super::views::{AliasMoveView, AliasView, AliasesView, ErrorView, PolicyRefusalView};
-use super::{listing, Body, ListPage, QueryParams, Segments};
+use super::{each, listing, Body, ListPage, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
 use crate::domain::ml_records::Model;
@@ -136,7 +136,13 @@ pub async fn history(
         return Err(Error::bad("alias history is paginated by page and per_page").into());
     }
     let page = registry.alias_history(model.id, path.get("alias"), request)?;
-    listing(&state, &headers, &uri, page, |m| Ok(AliasMoveView::of(m)))
+    listing(
+        &state,
+        &headers,
+        &uri,
+        page,
+        each(|m| Ok(AliasMoveView::of(m))),
+    )
 }
 
 /// Moves the alias back to where its last move took it from.

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::models::key_values;
 use super::views::{self, CandidateView, ErrorView, MetadataView, VersionView};
-use super::{listing, Body, ListPage, QueryParams, Segments};
+use super::{each, listing, Body, ListPage, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
 use crate::domain::candidates::{validate_batch, LogBatch, NewCandidate, RunOrder};
@@ -76,9 +76,13 @@ pub async fn list(
         false,
         PageRequest::new(query.page, query.per_page),
     )?;
-    listing(&state, &headers, &uri, page, |candidate| {
-        views::candidate(registry, candidate)
-    })
+    listing(
+        &state,
+        &headers,
+        &uri,
+        page,
+        each(|candidate| views::candidate(registry, candidate)),
+    )
 }
 
 /// Creates a candidate in an experiment with its params, metrics and metadata (Reporter and above).
@@ -208,9 +212,13 @@ pub async fn metric_history(
     if page.total == 0 {
         return Err(crate::domain::Error::NotFound("Metric").into());
     }
-    listing(&state, &headers, &uri, page, |point| {
-        Ok(views::metric(point))
-    })
+    listing(
+        &state,
+        &headers,
+        &uri,
+        page,
+        each(|point| Ok(views::metric(point))),
+    )
 }
 
 /// Deletes a candidate (Reporter and above); a version's candidate → 400.

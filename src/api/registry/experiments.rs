@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum::Json;
 
 use super::views::{self, ErrorView, ExperimentView};
-use super::{listing, ListPage, QueryParams, Segments};
+use super::{each, listing, ListPage, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
 use crate::domain::paging::PageRequest;
@@ -33,9 +33,13 @@ pub async fn list(
         true,
         PageRequest::new(query.page, query.per_page),
     )?;
-    listing(&state, &headers, &uri, page, |experiment| {
-        views::experiment(registry, experiment)
-    })
+    listing(
+        &state,
+        &headers,
+        &uri,
+        page,
+        each(|experiment| views::experiment(registry, experiment)),
+    )
 }
 
 /// An experiment by its per-project iid.

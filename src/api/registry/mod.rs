@@ -133,18 +133,26 @@ impl ListPage {
     }
 }
 
-/// A page of views as GitLab answers a listing: a JSON array with the pagination headers.
+/// Views one by one, for [`listing`]s whose views read nothing per record.
+fn each<T, V>(
+    mut view: impl FnMut(&T) -> Result<V, Error>,
+) -> impl FnOnce(&[T]) -> Result<Vec<V>, Error> {
+    move |items| items.iter().map(&mut view).collect()
+}
+
+/// A page of views as GitLab answers a listing: a JSON array with the pagination headers; the
+/// views are built for the whole page at once, so that what they read is read in batches.
 fn listing<T, V: serde::Serialize>(
     state: &AppState,
     headers: &HeaderMap,
     uri: &Uri,
     page: Page<T>,
-    mut view: impl FnMut(&T) -> Result<V, Error>,
+    views: impl FnOnce(&[T]) -> Result<Vec<V>, Error>,
 ) -> Result<Response, ApiError> {
-    let mut items = Vec::with_capacity(page.items.len());
-    for item in &page.items {
-        items.push(serde_json::to_value(view(item)?).map_err(|e| Error::bad(e.to_string()))?);
-    }
+    let items = views(&page.items)?
+        .into_iter()
+        .map(|view| serde_json::to_value(view).map_err(|e| Error::bad(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
     let page = Page {
         items,
         total: page.total,

@@ -8,11 +8,11 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::views::{self, ErrorView, MetadataView, ModelView};
-use super::{listing, Body, QueryParams, Segments};
+use super::{each, listing, Body, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
 use crate::domain::ml_records::{AutoSeal, KeyValue};
-use crate::domain::models::{ModelOrder, ModelQuery, NewModel};
+use crate::domain::models::{ModelOrder, ModelQuery, ModelSummary, NewModel};
 use crate::domain::paging::PageRequest;
 use crate::domain::retention::RetentionRules;
 use crate::domain::signatures::SignaturePolicy;
@@ -161,9 +161,13 @@ pub async fn list(
         },
         page,
     )?;
-    listing(&state, &headers, &uri, models, |summary| {
-        views::model(registry, &summary.model)
-    })
+    listing(
+        &state,
+        &headers,
+        &uri,
+        models,
+        each(|summary: &ModelSummary| views::model(registry, &summary.model)),
+    )
 }
 
 /// Creates a model (Reporter and above), with its experiment `[model]<name>`. A name that has

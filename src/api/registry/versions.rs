@@ -101,8 +101,8 @@ pub async fn list(
     let (_, model) = model_of(registry, &caller, &path, Action::ReadRegistry)?;
     let latest_id = registry.latest_version(&model)?.map(|v| v.id);
     let page = registry.versions_page(&model, false, query.request()?)?;
-    listing(&state, &headers, &uri, page, |version| {
-        views::version_given_latest(registry, &model, version, latest_id)
+    listing(&state, &headers, &uri, page, |versions| {
+        views::versions_given_latest(registry, &model, versions, latest_id)
     })
 }
 

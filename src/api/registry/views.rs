@@ -8,7 +8,10 @@ use crate::domain::event_records::AliasMove;
 use crate::domain::ml_records::{
     Candidate, CiJob, Experiment, KeyValue, Lifecycle, MetricPoint, Model, ModelVersion, TagOwner,
 };
+use crate::domain::page_reads::{HistoryPreview, RunDetails, VersionDetails};
 use crate::domain::records::{PackageFile, User};
+use crate::domain::schema::usage::Counted;
+use crate::domain::usage::UsageView;
 use crate::domain::{Error, Registry, Result};
 
 /// A user as the registry shows authors.
@@ -381,12 +384,15 @@ pub struct FailedRuleView {
 }
 
 pub fn author(registry: &Registry, id: Option<u64>) -> Option<UserView> {
-    id.and_then(|id| registry.user(id).ok())
-        .map(|u: User| UserView {
-            id: u.id,
-            username: u.username,
-            name: u.name,
-        })
+    id.and_then(|id| registry.user(id).ok()).as_ref().map(user)
+}
+
+pub fn user(u: &User) -> UserView {
+    UserView {
+        id: u.id,
+        username: u.username.clone(),
+        name: u.name.clone(),
+    }
 }
 
 pub fn metadata(tags: Vec<KeyValue>) -> Vec<MetadataView> {
@@ -421,14 +427,13 @@ pub fn encode_path(path: &str) -> String {
 }
 
 pub fn file(
-    registry: &Registry,
     project_id: u64,
     package: (&str, &str),
     file: &PackageFile,
+    usage: UsageView,
 ) -> FileView {
     let encode = encode_segment;
     let path = encode_path(&file.file_name);
-    let usage = registry.file_usage(file.id).unwrap_or_default();
     FileView {
         download_count: usage.download_count,
         last_downloaded_at: usage.last_downloaded_at.as_ref().map(time),
@@ -471,6 +476,16 @@ pub fn version_brief(registry: &Registry, version: &ModelVersion) -> VersionBrie
     let usage = registry
         .package_usage(version.package_id)
         .unwrap_or_default();
+    let author = version.author_id.and_then(|id| registry.user(id).ok());
+    version_brief_of(version, usage, author.as_ref())
+}
+
+/// A version's brief with its downloads and author already read.
+pub fn version_brief_of(
+    version: &ModelVersion,
+    usage: UsageView,
+    author: Option<&User>,
+) -> VersionBrief {
     VersionBrief {
         download_count: usage.download_count,
         last_downloaded_at: usage.last_downloaded_at.as_ref().map(time),
@@ -478,7 +493,7 @@ pub fn version_brief(registry: &Registry, version: &ModelVersion) -> VersionBrie
         version: version.version.clone(),
         prerelease: semver::Version::parse(&version.version).is_ok_and(|v| !v.pre.is_empty()),
         description: version.description.clone(),
-        author: author(registry, version.author_id),
+        author: author.map(user),
         package_id: version.package_id,
         sealed: version.seal.is_some(),
         manifest_digest: version.seal.as_ref().map(|s| s.manifest_digest.clone()),
@@ -513,36 +528,32 @@ pub fn candidate_brief(
 /// How many values of each metric a candidate's or version's JSON holds.
 pub const HISTORY_PREVIEW: usize = 100;
 
-/// Params, metrics, metadata and package files of a candidate.
+/// Params, metrics, metadata and package files of a candidate, from what was read for it.
 pub fn run_data(
-    registry: &Registry,
-    candidate: &Candidate,
+    project_id: u64,
     package: (&str, &str),
-    files: &[PackageFile],
-) -> Result<RunData> {
-    let (history, truncated) = registry.metric_history_preview(candidate.id, HISTORY_PREVIEW)?;
-    Ok(RunData {
-        params: registry
-            .params(candidate.id)?
+    run: RunDetails,
+    history: HistoryPreview,
+    files: &[(PackageFile, UsageView)],
+) -> RunData {
+    RunData {
+        params: run
+            .params
             .into_iter()
             .map(|p| ParamView {
                 key: p.key,
                 value: p.value,
             })
             .collect(),
-        metrics: registry
-            .latest_metrics(candidate.id)?
-            .iter()
-            .map(metric)
-            .collect(),
-        metric_history: history.iter().map(metric).collect(),
-        metric_history_truncated: truncated,
-        metadata: metadata(registry.tags(TagOwner::Candidate(candidate.id))?),
+        metrics: run.latest_metrics.iter().map(metric).collect(),
+        metric_history: history.points.iter().map(metric).collect(),
+        metric_history_truncated: history.truncated,
+        metadata: metadata(run.tags),
         files: files
             .iter()
-            .map(|f| file(registry, candidate.project_id, package, f))
+            .map(|(f, usage)| file(project_id, package, f, *usage))
             .collect(),
-    })
+    }
 }
 
 pub fn version(registry: &Registry, model: &Model, version: &ModelVersion) -> Result<VersionView> {
@@ -550,28 +561,64 @@ pub fn version(registry: &Registry, model: &Model, version: &ModelVersion) -> Re
     version_given_latest(registry, model, version, latest_id)
 }
 
-/// A version's view when the model's latest version is already known (listings).
+/// A version's view when the model's latest version is already known.
 pub fn version_given_latest(
     registry: &Registry,
     model: &Model,
     version: &ModelVersion,
     latest_id: Option<u64>,
 ) -> Result<VersionView> {
-    let candidate = registry.candidate(version.candidate_id)?;
-    let files = registry.version_files(version)?;
-    let latest = latest_id == Some(version.id);
-    let mut data = run_data(
-        registry,
-        &candidate,
+    let mut views =
+        versions_given_latest(registry, model, std::slice::from_ref(version), latest_id)?;
+    views.pop().ok_or(Error::NotFound("Model version"))
+}
+
+/// The views of a page of versions, their details read for the whole page at once
+/// ([`Registry::version_details`]).
+pub fn versions_given_latest(
+    registry: &Registry,
+    model: &Model,
+    versions: &[ModelVersion],
+    latest_id: Option<u64>,
+) -> Result<Vec<VersionView>> {
+    let details = registry.version_details(versions, HISTORY_PREVIEW)?;
+    let authors = registry.users_by_id(versions.iter().filter_map(|v| v.author_id))?;
+    Ok(versions
+        .iter()
+        .zip(details)
+        .map(|(version, details)| {
+            let author = version.author_id.and_then(|id| authors.get(&id));
+            version_view(model, version, details, author, latest_id)
+        })
+        .collect())
+}
+
+fn version_view(
+    model: &Model,
+    version: &ModelVersion,
+    details: VersionDetails,
+    author: Option<&User>,
+    latest_id: Option<u64>,
+) -> VersionView {
+    let VersionDetails {
+        candidate,
+        run,
+        history,
+        files,
+        usage,
+    } = details;
+    let data = run_data(
+        candidate.project_id,
         (&model.name, &version.version),
+        run,
+        history,
         &files,
-    )?;
-    data.metadata = metadata(registry.tags(TagOwner::Version(version.id))?);
-    Ok(VersionView {
-        version: version_brief(registry, version),
+    );
+    VersionView {
+        version: version_brief_of(version, usage, author),
         model_id: model.id,
         model_name: model.name.clone(),
-        latest,
+        latest: latest_id == Some(version.id),
         candidate_iid: candidate.iid,
         run_id: candidate.run_id.clone(),
         ci_job: candidate.ci.as_ref().map(CiJobView::from),
@@ -594,7 +641,7 @@ pub fn version_given_latest(
                     .collect(),
             }),
         data,
-    })
+    }
 }
 
 pub fn candidate(registry: &Registry, candidate: &Candidate) -> Result<CandidateView> {
@@ -605,12 +652,23 @@ pub fn candidate(registry: &Registry, candidate: &Candidate) -> Result<Candidate
         Err(Error::NotFound(_)) => Vec::new(),
         Err(other) => return Err(other),
     };
+    let counted: Vec<Counted> = files.iter().map(|f| Counted::File(f.id)).collect();
+    let files: Vec<(PackageFile, UsageView)> = files
+        .into_iter()
+        .zip(registry.usages_of(&counted)?)
+        .collect();
+    let mut runs = registry.run_details(&[candidate.id], &[TagOwner::Candidate(candidate.id)])?;
+    let run = runs.pop().ok_or(Error::NotFound("Candidate"))?;
+    let mut previews =
+        registry.history_previews(&[(candidate.id, &run.latest_metrics)], HISTORY_PREVIEW)?;
+    let history = previews.pop().unwrap_or_default();
     let data = run_data(
-        registry,
-        candidate,
+        candidate.project_id,
         (&package_name, &package_version),
+        run,
+        history,
         &files,
-    )?;
+    );
     Ok(CandidateView {
         candidate: candidate_brief(registry, candidate, &experiment),
         package_name,

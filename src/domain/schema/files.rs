@@ -186,16 +186,36 @@ pub fn path_taken(tx: &dyn Txn, package_id: u64, file_name: &str) -> Result<bool
 
 /// The newest file of every path of a package, by path.
 pub fn current(meta: &dyn MetaStore, package_id: u64) -> Result<Vec<PackageFile>, StoreError> {
-    let mut out = Vec::new();
-    for entry in meta.scan(Table::FileHeads, &id_key(package_id)) {
-        let (_, ids) = entry?;
-        if let Some(id) = decode_ids(&ids).last() {
-            if let Some(file) = get(meta, *id)? {
-                out.push(file);
-            }
-        }
-    }
-    Ok(out)
+    Ok(current_of(meta, &[package_id])?.pop().unwrap_or_default())
+}
+
+/// The newest file of every path of each of several packages, by path, in the order of
+/// `package_ids`: two batched reads (the heads, then the records) for a page of versions.
+pub fn current_of(
+    meta: &dyn MetaStore,
+    package_ids: &[u64],
+) -> Result<Vec<Vec<PackageFile>>, StoreError> {
+    let prefixes: Vec<Vec<u8>> = package_ids.iter().map(|id| id_key(*id)).collect();
+    let heads: Vec<Vec<u64>> = meta
+        .scan_many(Table::FileHeads, &prefixes, usize::MAX)?
+        .into_iter()
+        .map(|entries| {
+            entries
+                .into_iter()
+                .filter_map(|(_, ids)| decode_ids(&ids).last().copied())
+                .collect()
+        })
+        .collect();
+    let mut files = get_ids(meta, &heads.concat())?.into_iter().peekable();
+    // `get_ids` keeps the order asked and leaves out only records gone since.
+    Ok(heads
+        .iter()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| files.next_if(|file| file.id == *id))
+                .collect()
+        })
+        .collect())
 }
 
 /// The newest file of every path below a directory (`dir/…`) of a package, by path; the whole

@@ -7,7 +7,7 @@
 //! one per point is what lets a log-batch of 1,000 points be a handful of writes.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 
 use super::{key, sortable_i64};
 use crate::domain::ml_records::MetricPoint;
@@ -217,6 +217,8 @@ pub fn purge(tx: &dyn Txn, keys: &[Vec<u8>]) -> Result<(), TxFail> {
 /// its chunks that fetches a chunk only when the merge reaches its first step.
 pub struct Merge<'a> {
     meta: &'a dyn MetaStore,
+    /// Chunk bodies read ahead (by [`heads_of`]), taken before asking the store.
+    preloaded: HashMap<Vec<u8>, Vec<u8>>,
     chunks: std::iter::Peekable<Box<dyn Iterator<Item = Result<Chunk, StoreError>> + 'a>>,
     open: Vec<(Vec<u8>, usize)>,
     heap: BinaryHeap<Reverse<(Pos, usize)>>,
@@ -227,13 +229,22 @@ pub struct Merge<'a> {
 
 impl<'a> Merge<'a> {
     pub fn new(meta: &'a dyn MetaStore, candidate_id: u64, name: &str, after: Option<Pos>) -> Self {
-        let chunks: Box<dyn Iterator<Item = Result<Chunk, StoreError>> + 'a> = Box::new(
-            directory(meta, candidate_id, name)
-                .collect::<Vec<_>>()
-                .into_iter(),
-        );
+        let directory = directory(meta, candidate_id, name).collect::<Vec<_>>();
+        Merge::over(meta, directory, HashMap::new(), after)
+    }
+
+    /// A merge of a directory already read, with some of its chunks' bodies.
+    fn over(
+        meta: &'a dyn MetaStore,
+        directory: Vec<Result<Chunk, StoreError>>,
+        preloaded: HashMap<Vec<u8>, Vec<u8>>,
+        after: Option<Pos>,
+    ) -> Self {
+        let chunks: Box<dyn Iterator<Item = Result<Chunk, StoreError>> + 'a> =
+            Box::new(directory.into_iter());
         Merge {
             meta,
+            preloaded,
             chunks: chunks.peekable(),
             open: Vec::new(),
             heap: BinaryHeap::new(),
@@ -247,10 +258,13 @@ impl<'a> Merge<'a> {
         if self.after.is_some_and(|after| chunk.max_step < after.0) {
             return Ok(());
         }
-        let points = self
-            .meta
-            .get(Table::Metrics, &chunk.key)?
-            .ok_or_else(bad_chunk)?;
+        let points = match self.preloaded.remove(&chunk.key) {
+            Some(points) => points,
+            None => self
+                .meta
+                .get(Table::Metrics, &chunk.key)?
+                .ok_or_else(bad_chunk)?,
+        };
         let start = match self.after {
             Some(after) => first_after(&points, after),
             None => 0,
@@ -315,6 +329,68 @@ impl Iterator for Merge<'_> {
             }
         }
     }
+}
+
+/// The first `take` points of each `(candidate, metric)` in step order, and whether it has
+/// more, in the order asked: every directory in one batched read, then in another the chunks
+/// those points can be in (in first-step order until `take + 1` points are covered, and every
+/// later one that starts no higher than a step covered). A merge that needs one more (the same
+/// point logged twice) reads it on its own.
+pub fn heads_of(
+    meta: &dyn MetaStore,
+    metrics: &[(u64, &str)],
+    take: usize,
+) -> Result<Vec<(Vec<MetricPoint>, bool)>, StoreError> {
+    let prefixes: Vec<Vec<u8>> = metrics
+        .iter()
+        .map(|(candidate_id, name)| metric_prefix(*candidate_id, name))
+        .collect();
+    let directories: Vec<Vec<Chunk>> = meta
+        .scan_many(Table::MetricChunks, &prefixes, usize::MAX)?
+        .into_iter()
+        .zip(&prefixes)
+        .map(|(entries, prefix)| {
+            entries
+                .into_iter()
+                .map(|(k, header)| chunk_of(prefix.len(), k, &header).ok_or_else(bad_chunk))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut wanted = Vec::new();
+    for chunks in &directories {
+        let (mut covered, mut highest) = (0usize, i64::MIN);
+        for chunk in chunks {
+            if covered > take && chunk.first_step > highest {
+                break;
+            }
+            covered += chunk.count;
+            highest = highest.max(chunk.max_step);
+            wanted.push(chunk.key.clone());
+        }
+    }
+    let bodies = meta.get_many(Table::Metrics, &wanted)?;
+    let mut preloaded: HashMap<Vec<u8>, Vec<u8>> = wanted
+        .into_iter()
+        .zip(bodies)
+        .filter_map(|(key, body)| body.map(|body| (key, body)))
+        .collect();
+    directories
+        .into_iter()
+        .zip(metrics)
+        .map(|(chunks, (_, name))| {
+            let own = chunks
+                .iter()
+                .filter_map(|chunk| preloaded.remove_entry(&chunk.key))
+                .collect();
+            let mut merge = Merge::over(meta, chunks.into_iter().map(Ok).collect(), own, None);
+            let mut points = Vec::with_capacity(take.min(4096));
+            for p in merge.by_ref().take(take) {
+                points.push(point(name, p?));
+            }
+            let more = merge.next().transpose()?.is_some();
+            Ok((points, more))
+        })
+        .collect()
 }
 
 /// A position as a point of the metric `name`.

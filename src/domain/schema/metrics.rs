@@ -312,6 +312,16 @@ pub fn head(
     Ok((points, next.is_some()))
 }
 
+/// [`head`] of several `(candidate, metric)` pairs at once, in the order asked: the chunk
+/// directories in one batched read, the chunks the heads need in another.
+pub fn heads_of(
+    meta: &dyn MetaStore,
+    metrics: &[(u64, &str)],
+    take: usize,
+) -> Result<Vec<(Vec<MetricPoint>, bool)>, StoreError> {
+    metric_history::heads_of(meta, metrics, take)
+}
+
 /// About `max_points` points of one metric spread over its steps, first and last included:
 /// what a chart draws, reading only the chunks that hold the sampled steps.
 pub fn sample(
@@ -330,10 +340,25 @@ pub fn history_cursor_fits(cursor: &[u8]) -> bool {
 
 /// The latest point of each of a candidate's metrics, by metric name.
 pub fn latest_all(meta: &dyn MetaStore, candidate_id: u64) -> Result<Vec<MetricPoint>, StoreError> {
-    meta.scan(Table::LatestMetrics, &id_key(candidate_id))
-        .map(|entry| {
-            let (k, v) = entry?;
-            decode_row(&k, &v)
+    Ok(latest_all_of(meta, &[candidate_id])?
+        .pop()
+        .unwrap_or_default())
+}
+
+/// The latest point of each metric of each of several candidates, by metric name, in the order
+/// of `candidate_ids`: one batched read for a page of runs.
+pub fn latest_all_of(
+    meta: &dyn MetaStore,
+    candidate_ids: &[u64],
+) -> Result<Vec<Vec<MetricPoint>>, StoreError> {
+    let prefixes: Vec<Vec<u8>> = candidate_ids.iter().map(|id| id_key(*id)).collect();
+    meta.scan_many(Table::LatestMetrics, &prefixes, usize::MAX)?
+        .into_iter()
+        .map(|entries| {
+            entries
+                .into_iter()
+                .map(|(k, v)| decode_row(&k, &v))
+                .collect()
         })
         .collect()
 }

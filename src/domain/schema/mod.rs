@@ -304,6 +304,24 @@ pub fn get_ids<S: Schema>(meta: &dyn MetaStore, ids: &[u64]) -> Result<Vec<S::Re
     Ok(get_many::<S>(meta, &keys)?.into_iter().flatten().collect())
 }
 
+/// The records keyed under each of several parents' ids (kinds whose key starts with their
+/// parent's id), in key order, in the order of `parent_ids`: one [`MetaStore::scan_many`].
+pub fn children_of<S: Schema>(
+    meta: &dyn MetaStore,
+    parent_ids: &[u64],
+) -> Result<Vec<Vec<S::Record>>, StoreError> {
+    let prefixes: Vec<Vec<u8>> = parent_ids.iter().map(|id| id_key(*id)).collect();
+    meta.scan_many(S::TABLE, &prefixes, usize::MAX)?
+        .into_iter()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|(_, value)| crate::store::meta::decode(S::TABLE, value))
+                .collect()
+        })
+        .collect()
+}
+
 /// The records a stream of ids names (kinds keyed by id), read a batch at a time (see
 /// [`records_of`]); ids whose record is gone are left out.
 pub fn of_ids<'a, S: Schema>(

@@ -111,18 +111,32 @@ pub fn get(
 
 /// Every param of a candidate, by key.
 pub fn all(meta: &dyn MetaStore, candidate_id: u64) -> Result<Vec<KeyValue>, StoreError> {
-    meta.scan(Table::Params, &id_key(candidate_id))
-        .map(|entry| {
-            let (k, value) = entry?;
-            Ok(KeyValue {
-                key: String::from_utf8_lossy(
-                    k.get(8..k.len().saturating_sub(1)).unwrap_or_default(),
-                )
-                .into_owned(),
-                value: String::from_utf8_lossy(&value).into_owned(),
-            })
+    Ok(all_of(meta, &[candidate_id])?.pop().unwrap_or_default())
+}
+
+/// Every param of each of several candidates, by key, in the order of `candidate_ids`: one
+/// batched read for a page of runs.
+pub fn all_of(
+    meta: &dyn MetaStore,
+    candidate_ids: &[u64],
+) -> Result<Vec<Vec<KeyValue>>, StoreError> {
+    let prefixes: Vec<Vec<u8>> = candidate_ids.iter().map(|id| id_key(*id)).collect();
+    Ok(meta
+        .scan_many(Table::Params, &prefixes, usize::MAX)?
+        .into_iter()
+        .map(|entries| {
+            entries
+                .into_iter()
+                .map(|(k, value)| KeyValue {
+                    key: String::from_utf8_lossy(
+                        k.get(8..k.len().saturating_sub(1)).unwrap_or_default(),
+                    )
+                    .into_owned(),
+                    value: String::from_utf8_lossy(&value).into_owned(),
+                })
+                .collect()
         })
-        .collect()
+        .collect())
 }
 
 /// Removes params without bumping the candidate's revision (it goes too).

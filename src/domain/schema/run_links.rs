@@ -87,14 +87,32 @@ pub fn datasets_of(
     meta: &dyn MetaStore,
     candidate_id: u64,
 ) -> Result<Vec<DatasetInput>, StoreError> {
-    meta.scan_json(Table::RunDatasetInputs, &id_key(candidate_id))
-        .collect()
+    Ok(datasets_of_many(meta, &[candidate_id])?
+        .pop()
+        .unwrap_or_default())
 }
 
 /// A run's model inputs and outputs, inputs first, each by model id.
 pub fn models_of(meta: &dyn MetaStore, candidate_id: u64) -> Result<Vec<ModelLink>, StoreError> {
-    meta.scan_json(Table::RunModelLinks, &id_key(candidate_id))
-        .collect()
+    Ok(models_of_many(meta, &[candidate_id])?
+        .pop()
+        .unwrap_or_default())
+}
+
+/// The dataset inputs of each of several runs, in the order asked (one batched read).
+pub fn datasets_of_many(
+    meta: &dyn MetaStore,
+    candidate_ids: &[u64],
+) -> Result<Vec<Vec<DatasetInput>>, StoreError> {
+    super::children_of::<DatasetInputs>(meta, candidate_ids)
+}
+
+/// The model links of each of several runs, in the order asked (one batched read).
+pub fn models_of_many(
+    meta: &dyn MetaStore,
+    candidate_ids: &[u64],
+) -> Result<Vec<Vec<ModelLink>>, StoreError> {
+    super::children_of::<ModelLinks>(meta, candidate_ids)
 }
 
 /// The keys of everything a run has here (to remove them with the run).

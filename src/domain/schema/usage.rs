@@ -52,6 +52,19 @@ pub fn get(meta: &dyn MetaStore, counted: Counted) -> Result<Option<Usage>, Stor
     super::get::<Usages>(meta, &usage_key(kind, id))
 }
 
+/// The counts of several files or packages, in the order asked (`None` where nothing was
+/// downloaded yet): one batched read for a page.
+pub fn get_of(meta: &dyn MetaStore, counted: &[Counted]) -> Result<Vec<Option<Usage>>, StoreError> {
+    let keys: Vec<Vec<u8>> = counted
+        .iter()
+        .map(|c| {
+            let (kind, id) = parts(*c);
+            usage_key(kind, id)
+        })
+        .collect();
+    super::get_many::<Usages>(meta, &keys)
+}
+
 /// Adds `count` downloads, the last at `last`; nothing when the file or package was deleted
 /// since (its counts went with it).
 pub fn add(tx: &dyn Txn, counted: Counted, count: u64, last: Timestamp) -> Result<(), TxFail> {
