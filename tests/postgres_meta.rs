@@ -297,21 +297,9 @@ fn statements_sent(root: &Api) -> u64 {
         .expect("the statements counter on /metrics")
 }
 
-/// Statements one request costs: the fewest over three tries (a background task of the server
-/// may send one now and then), less what reading the counter costs by itself.
+/// Statements one GET costs (see [`statements_of_request`]).
 fn statements_of(root: &Api, path: &str) -> u64 {
-    let mut fewest = u64::MAX;
-    let mut floor = u64::MAX;
-    for _ in 0..3 {
-        let before = statements_sent(root);
-        let reply = root.get(path);
-        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
-        let after = statements_sent(root);
-        fewest = fewest.min(after - before);
-        let again = statements_sent(root);
-        floor = floor.min(again - after);
-    }
-    fewest.saturating_sub(floor)
+    statements_of_request(root, || root.get(path))
 }
 
 /// One query per page: a listing reads its page of index entries and then every record of the
@@ -358,7 +346,8 @@ fn a_listing_costs_the_same_statements_whatever_its_page_size() {
     assert!(large < 12, "a page of packages cost {large} statements");
 }
 
-/// Statements one request costs, whatever its method (see [`statements_of`]).
+/// Statements one request costs: the fewest over three tries (a background task of the server
+/// may send one now and then), less what reading the counter costs by itself.
 fn statements_of_request(root: &Api, request: impl Fn() -> Reply) -> u64 {
     let mut fewest = u64::MAX;
     let mut floor = u64::MAX;
