@@ -12,5 +12,6 @@ pub mod local_blobs;
 pub mod meta;
 pub mod pg_meta;
 pub mod s3_blobs;
+mod s3_writer;
 pub mod sled_meta;
 pub mod upgrade;

@@ -25,15 +25,14 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
-use tokio::io::AsyncWriteExt;
 
 use super::blobs::{is_upload_id, BlobError, BlobInfo, BlobStore, ByteStream, StoredBlob};
 use super::checksum::{Expected, ParallelHasher, SingleHasher};
 use super::chunk_pool::release_free_heap;
+use super::s3_writer::PartWriter;
 
 /// Bodies are regrouped into chunks of this size before hashing and writing (as on disk).
 const CHUNK: usize = 512 << 10;
@@ -154,13 +153,13 @@ impl Regroup {
 /// away), it aborts the multipart upload and deletes the object it names, in the background:
 /// nothing is left behind. Failures that return normally abort and wait for it themselves.
 struct Pending {
-    writer: Option<BufWriter>,
+    writer: Option<PartWriter>,
     /// Deleted when dropped (the staging object), until the write is placed.
     cleanup: Option<(Arc<dyn ObjectStore>, Path)>,
 }
 
 impl Pending {
-    fn writer(&mut self) -> Result<&mut BufWriter, BlobError> {
+    fn writer(&mut self) -> Result<&mut PartWriter, BlobError> {
         self.writer
             .as_mut()
             .ok_or_else(|| BlobError::Io(io::Error::other("the S3 upload is already finished")))
@@ -179,7 +178,7 @@ impl Pending {
             .writer
             .take()
             .ok_or_else(|| BlobError::Io(io::Error::other("the S3 upload is already finished")))?;
-        writer.shutdown().await.map_err(BlobError::from_io)
+        writer.finish().await.map_err(io_error)
     }
 }
 
@@ -266,10 +265,12 @@ impl S3Blobs {
     /// A write to `key`; `staging` ones delete their object too when dropped unfinished.
     fn pending(&self, key: Path, staging: bool) -> Pending {
         Pending {
-            writer: Some(
-                BufWriter::with_capacity(self.store.clone(), key.clone(), PART)
-                    .with_max_concurrency(PARTS_IN_FLIGHT),
-            ),
+            writer: Some(PartWriter::new(
+                self.store.clone(),
+                key.clone(),
+                PART,
+                PARTS_IN_FLIGHT,
+            )),
             cleanup: staging.then(|| (self.store.clone(), key)),
         }
     }
@@ -320,7 +321,7 @@ impl S3Blobs {
     /// Streams `body` into `writer`, `CHUNK` by `CHUNK`, through the hashers when given; stops
     /// at the first error (the caller aborts or keeps what was written). Returns the bytes written.
     async fn stream_into(
-        writer: &mut BufWriter,
+        writer: &mut PartWriter,
         mut body: ByteStream,
         already: u64,
         limit: u64,
@@ -330,7 +331,7 @@ impl S3Blobs {
         let mut written = 0u64;
         let mut size = already;
         async fn send(
-            writer: &mut BufWriter,
+            writer: &mut PartWriter,
             chunk: Bytes,
             hashers: Option<(&ParallelHasher, Option<&SingleHasher>)>,
         ) -> Result<(), BlobError> {

@@ -6,8 +6,6 @@
 //! - by value: `(experiment, key, value, candidate)`, every run's latest value in number order, so
 //!   that a run search ordered or filtered by a metric walks an index.
 
-use std::collections::HashMap;
-
 use super::metric_history;
 use super::revisions::{self, Parent};
 use super::{id_key, key, sortable_f64, IndexEntry, Seek};
@@ -167,11 +165,19 @@ pub fn log(tx: &dyn Txn, run: Run, points: &[MetricPoint], chunk_id: u64) -> Res
     if points.is_empty() {
         return Ok(());
     }
-    let mut by_name: HashMap<&str, Vec<&MetricPoint>> = HashMap::new();
-    for point in points {
-        by_name.entry(point.key.as_str()).or_default().push(point);
-    }
-    for (name, points) in by_name {
+    // By metric, then in order; of points at the same place the first sent is kept.
+    let mut all: Vec<&MetricPoint> = points.iter().collect();
+    all.sort_by(|a, b| {
+        a.key
+            .cmp(&b.key)
+            .then_with(|| order_of(a).cmp(&order_of(b)))
+    });
+    all.dedup_by(|a, b| a.key == b.key && order_of(a) == order_of(b));
+    for sorted in all.chunk_by(|a, b| a.key == b.key) {
+        let (Some(first), Some(last)) = (sorted.first().copied(), sorted.last().copied()) else {
+            continue;
+        };
+        let name = first.key.as_str();
         let latest_row = latest_key(run.candidate_id, name);
         let current = match tx.get(Table::LatestMetrics, &latest_row)? {
             Some(bytes) => decode_latest(name, &bytes),
@@ -179,12 +185,6 @@ pub fn log(tx: &dyn Txn, run: Run, points: &[MetricPoint], chunk_id: u64) -> Res
                 point: None,
                 tail: None,
             },
-        };
-        let mut sorted: Vec<&MetricPoint> = points;
-        sorted.sort_by_key(|p| order_of(p));
-        sorted.dedup_by_key(|p| order_of(p));
-        let (Some(first), Some(last)) = (sorted.first().copied(), sorted.last().copied()) else {
-            continue;
         };
         let appendable = current.tail.filter(|tail| {
             order_of(first) > tail.last && tail.count as usize + sorted.len() <= CHUNK_POINTS
@@ -197,7 +197,7 @@ pub fn log(tx: &dyn Txn, run: Run, points: &[MetricPoint], chunk_id: u64) -> Res
                     name,
                     tail.first_step,
                     tail.chunk_id,
-                    &sorted,
+                    sorted,
                 )?;
                 Tail {
                     count: tail.count + added as u32,
@@ -207,7 +207,7 @@ pub fn log(tx: &dyn Txn, run: Run, points: &[MetricPoint], chunk_id: u64) -> Res
             }
             None => {
                 let mut tail = None;
-                for piece in pieces(&sorted) {
+                for piece in pieces(sorted) {
                     let added =
                         metric_history::append(tx, run.candidate_id, name, chunk_id, piece)?;
                     tail = piece.first().zip(piece.last()).map(|(first, last)| Tail {
