@@ -12,6 +12,7 @@ use crate::config::{
 use crate::config::{Metadata, MetadataLocation};
 use crate::domain::access::Caller;
 use crate::domain::accounts::NewUser;
+use crate::domain::maintenance::GcOptions;
 use crate::domain::projects::NewProject;
 use crate::domain::records::{AccessLevel, Scope, Visibility};
 use crate::domain::{Limits, Registry};
@@ -34,7 +35,7 @@ pub async fn run(
         Command::Token(c) => token(data_dir, metadata, c).await,
         Command::Project(c) => project(data_dir, metadata, c).await,
         Command::Member(c) => member(data_dir, metadata, c).await,
-        Command::Gc => gc(data_dir, metadata, blobs).await,
+        Command::Gc { older_than, force } => gc(data_dir, metadata, blobs, older_than, force).await,
         Command::Verify => verify(data_dir, metadata, blobs).await,
         Command::Backup { dest } => backup(data_dir, metadata, blobs, &dest).await,
         Command::Audit(c) => audit(data_dir, metadata, c).await,
@@ -350,13 +351,36 @@ pub async fn member(
     Ok(())
 }
 
-pub async fn gc(data_dir: &Path, metadata: &Metadata, blobs: &BlobArgs) -> anyhow::Result<()> {
+pub async fn gc(
+    data_dir: &Path,
+    metadata: &Metadata,
+    blobs: &BlobArgs,
+    older_than: Option<u64>,
+    force: bool,
+) -> anyhow::Result<()> {
+    let older_than = older_than.unwrap_or(match metadata.location()? {
+        MetadataLocation::Sled => 0,
+        MetadataLocation::Postgres(_) => 3600,
+    });
     let registry = open_with(data_dir, metadata, blobs).await?;
-    let report = registry.gc().await?;
-    println!(
+    let report = registry
+        .gc(&GcOptions {
+            stored_before: std::time::SystemTime::now()
+                - std::time::Duration::from_secs(older_than),
+            force,
+        })
+        .await?;
+    print!(
         "gc: kept {} blobs, removed {} ({} bytes freed)",
         report.kept, report.removed, report.freed_bytes
     );
+    if report.recent > 0 {
+        print!(
+            "; {} unreferenced blobs stored in the last {older_than} s left for a later run",
+            report.recent
+        );
+    }
+    println!();
     Ok(())
 }
 

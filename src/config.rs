@@ -183,7 +183,17 @@ pub enum Command {
     #[command(subcommand)]
     Member(MemberCommand),
     /// Delete blobs no file record references.
-    Gc,
+    Gc {
+        /// Keep unreferenced blobs stored less than this many seconds ago: an upload in flight
+        /// on a running replica has its blob before its record. Default: 3600 on PostgreSQL
+        /// metadata (replicas may be serving), 0 on sled (its lock means no server is running).
+        #[arg(long, value_name = "SECONDS")]
+        older_than: Option<u64>,
+        /// Delete even when the metadata store references none of the stored blobs (which is
+        /// what pointing `gc` at the wrong database or bucket looks like).
+        #[arg(long)]
+        force: bool,
+    },
     /// Re-hash every blob and check every file record's blob; exits non-zero on a problem.
     Verify,
     /// The audit log.

@@ -845,6 +845,53 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_metrics_decodes_each_item_in_place() {
+        let p = params(json!({"metrics": [
+            {"key": "loss", "value": 0.5, "timestamp": 7, "step": 1, "extra": {"nested": [1, 2]}},
+            {"step": "3", "value": "Infinity", "key": "acc", "timestamp": "8"},
+            {"key": "f1", "value": 2, "model_id": "m-1", "dataset_name": "train"},
+        ]}));
+        let (points, for_models) = p.metrics("metrics").unwrap();
+        let seen: Vec<_> = points
+            .iter()
+            .map(|m| (m.key.as_str(), m.value, m.timestamp, m.step))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("loss", 0.5, 7, 1),
+                ("acc", f64::INFINITY, 8, 3),
+                ("f1", 2.0, seen[2].2, 0)
+            ]
+        );
+        assert_eq!(for_models.len(), 1);
+        assert_eq!(for_models[0].model_id, "m-1");
+        assert_eq!(for_models[0].dataset_name.as_deref(), Some("train"));
+        // An item's error is the first one of the list, reported once the list decoded.
+        let p = params(json!({"metrics": [
+            {"key": "loss", "value": 1},
+            {"key": "loss", "value": "abc"},
+            {"value": 1},
+        ]}));
+        let refused = format!("{:?}", p.metrics("metrics").unwrap_err());
+        assert!(refused.contains("'value'"), "{refused}");
+        // A field given twice, an item that is not an object, or a list that is not one, is
+        // refused as a list that does not decode.
+        for body in [
+            r#"{"metrics": [{"key": "a", "key": "b", "value": 1}]}"#,
+            r#"{"metrics": ["loss"]}"#,
+            r#"{"metrics": {"key": "a"}}"#,
+        ] {
+            let p = MlflowParams::decode(None, body.as_bytes()).unwrap();
+            let refused = format!("{:?}", p.metrics("metrics").unwrap_err());
+            assert!(
+                refused.contains("expected a list of metric objects"),
+                "{body}: {refused}"
+            );
+        }
+    }
+
+    #[test]
     fn run_id_falls_back_to_run_uuid() {
         assert_eq!(params(json!({"run_uuid": "abc"})).run_id().unwrap(), "abc");
         assert_eq!(
