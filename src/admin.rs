@@ -366,7 +366,8 @@ pub async fn gc(
     let report = registry
         .gc(&GcOptions {
             stored_before: std::time::SystemTime::now()
-                - std::time::Duration::from_secs(older_than),
+                .checked_sub(std::time::Duration::from_secs(older_than))
+                .unwrap_or(std::time::UNIX_EPOCH),
             force,
         })
         .await?;
