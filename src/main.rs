@@ -4,11 +4,6 @@ use tracing_subscriber::EnvFilter;
 use modelyard::config::{Cli, Command};
 use modelyard::{admin, server};
 
-/// mimalloc rather than glibc's malloc: the metadata engine and the request decoders make many
-/// small short-lived allocations (bench/profiles/log-batch-mimalloc.txt).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn init_tracing(json: bool) {
     let filter =
         EnvFilter::try_from_env("MODELYARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));

@@ -133,9 +133,7 @@ impl Drop for Chunk {
 
 /// Hands memory the allocator holds but no longer uses back to the operating system. glibc keeps
 /// freed memory in its per-thread arenas, and after a burst of concurrent uploads that can be
-/// tens of MiB that the next upload, served from another arena, does not reuse. (The server
-/// binary allocates with mimalloc, which returns freed segments by itself; this matters where
-/// the library runs on glibc's allocator, as in its unit tests, and costs nothing otherwise.)
+/// tens of MiB that the next upload, served from another arena, does not reuse.
 pub fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.

@@ -402,9 +402,8 @@ impl BlobStore for S3Blobs {
         expected: &Expected,
     ) -> Result<StoredBlob, BlobError> {
         let staged = self.key(&format!("staging/{}", random_name()));
-        // The parts are buffered in 5 MiB blocks, which glibc (not the server binary's
-        // mimalloc) keeps in its arenas once freed: hand what earlier uploads left there back
-        // first (and again once its body is in).
+        // The parts are buffered in 5 MiB blocks, which glibc keeps in its arenas once freed:
+        // hand what earlier uploads left there back first (and again once its body is in).
         tokio::task::spawn_blocking(release_free_heap);
         let hasher = ParallelHasher::start(QUEUE_DEPTH);
         let sha512 = expected
