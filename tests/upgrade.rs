@@ -1226,3 +1226,85 @@ fn old_data_announces_a_change_to_a_new_hook_once_and_serves_everything_through_
         "nothing is sent again after a restart"
     );
 }
+
+/// The v0.1 data dir under 2026-12-02's changes: a log-batch that mixes metrics (keys
+/// interleaved, one point sent twice) extends an old run's history key by key and starts a new
+/// one; `gc`, now guarded against stores that do not belong together, deletes nothing the old
+/// files reference; and after a restart every old file still downloads, by path and by
+/// checksum.
+#[test]
+fn old_data_takes_a_mixed_log_batch_and_a_guarded_gc_and_still_serves_its_files() {
+    let expected = v0_1_expected();
+    let copy = v0_1_copy();
+    let dir = copy.path().join("data");
+    let mut server = start(&dir, &expected);
+    let root = Api::with_token(&server, &root_token(&expected));
+    let run = list(&expected, "candidates")
+        .iter()
+        .find(|c| c["history"]["auc"].is_array())
+        .expect("an old run with an auc history");
+    let (run_project, run_id) = (n(run, "project_id"), s(run, "run_id"));
+    let old: Vec<f64> = run["history"]["auc"]
+        .as_array()
+        .expect("auc")
+        .iter()
+        .map(|v| v.as_f64().expect("a value"))
+        .collect();
+    let mut points = Vec::new();
+    for i in 0..50i64 {
+        for key in ["auc", "fresh"] {
+            points.push(json!({"key": key, "value": i as f64, "timestamp": 1_900_000_000_000i64 + i, "step": 20_000 + i}));
+        }
+    }
+    points.push(points[0].clone());
+    ok(
+        root.post_json(
+            &mlflow(run_project, "mlflow/runs/log-batch"),
+            json!({"run_id": run_id, "metrics": points}),
+        ),
+        "a mixed log-batch to an old run",
+    );
+    let values_of = |key: &str| -> Vec<f64> {
+        let history = ok(
+            root.get(&mlflow(
+                run_project,
+                &format!(
+                    "mlflow/metrics/get-history?run_id={run_id}&metric_key={key}&max_results=1000"
+                ),
+            )),
+            "get-history",
+        );
+        history["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .map(|m| m["value"].as_f64().expect("a value"))
+            .collect()
+    };
+    let new: Vec<f64> = (0..50).map(|i| i as f64).collect();
+    let auc = values_of("auc");
+    assert_eq!(auc[..old.len()], old[..], "the old points first, unchanged");
+    assert_eq!(
+        auc[old.len()..],
+        new[..],
+        "then the batch's, the repeat kept once"
+    );
+    assert_eq!(values_of("fresh"), new);
+
+    assert!(server.stop().success());
+    let gc = server.admin(&["gc"]);
+    let out = String::from_utf8_lossy(&gc.stdout).into_owned();
+    assert!(
+        gc.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    assert!(
+        out.starts_with("gc: kept ") && !out.contains("kept 0 "),
+        "{out}"
+    );
+    server.restart();
+    check_generic_files(&server, &expected);
+    check_version_files(&server, &expected);
+    deploy_an_old_file_by_checksum(&server, &expected);
+}
