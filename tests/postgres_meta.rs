@@ -500,3 +500,78 @@ fn pages_of_versions_and_runs_cost_the_same_statements_whatever_their_size() {
         "search_model_versions: 24 versions cost {large} statements, 3 versions {small}"
     );
 }
+
+/// A page of models reads its models' latest versions, version counts, experiments,
+/// candidate counts, tags, authors and downloads for the whole page at once: 24 models cost
+/// the statements 3 do (before, each model of a page cost about seven more).
+#[test]
+fn a_page_of_models_costs_the_same_statements_whatever_its_size() {
+    let Some(url) = fresh_database("a_page_of_models_costs") else {
+        return;
+    };
+    let server = on_postgres(&url);
+    let project_id = project(&server, "models", "private");
+    let root = Api::root(&server);
+    for i in 0..24 {
+        let name = format!("model-{i:02}");
+        let model = root.post_json(
+            &format!("/api/v4/projects/{project_id}/ml/models"),
+            json!({ "name": name, "metadata": [{ "key": "team", "value": format!("t{i}") }] }),
+        );
+        assert_eq!(model.status, 201, "{}", model.text());
+        let model_id = model.json()["id"].as_u64().unwrap();
+        for version in ["1.0.0", "1.1.0-rc.1"] {
+            let created = root.post_json(
+                &format!("/api/v4/projects/{project_id}/ml/models/{model_id}/versions"),
+                json!({ "version": version }),
+            );
+            assert_eq!(created.status, 201, "{}", created.text());
+        }
+        let put = root.put_bytes(
+            &format!("/api/v4/projects/{project_id}/packages/generic/{name}/1.0.0/model.bin"),
+            format!("weights {i}").as_bytes(),
+        );
+        assert_eq!(put.status, 201, "{}", put.text());
+        let got = root.get(&format!(
+            "/api/v4/projects/{project_id}/packages/generic/{name}/1.0.0/model.bin"
+        ));
+        assert_eq!(got.status, 200, "{}", got.text());
+    }
+    let models = format!("/api/v4/projects/{project_id}/ml/models");
+    let page = root.get(&format!("{models}?per_page=24&order_by=name&sort=asc"));
+    assert_eq!(page.status, 200, "{}", page.text());
+    let page = page.json();
+    let items = page.as_array().unwrap();
+    assert_eq!(items.len(), 24);
+    let first = &items[0];
+    assert_eq!(first["name"], "model-00");
+    assert_eq!(first["version_count"], 2);
+    assert_eq!(first["candidate_count"], 0);
+    assert_eq!(first["latest_version"]["version"], "1.0.0");
+    assert_eq!(first["latest_version"]["author"]["username"], "root");
+    assert_eq!(first["author"]["username"], "root");
+    assert_eq!(first["metadata"], json!([{ "key": "team", "value": "t0" }]));
+    assert!(first["experiment_iid"].as_u64().is_some());
+    assert_eq!(items[23]["metadata"][0]["value"], "t23");
+    // The page and a model's own view say the same.
+    let one = root.get(&format!("{models}/{}", first["id"]));
+    assert_eq!(one.status, 200, "{}", one.text());
+    let mut alone = one.json();
+    let mut listed = first.clone();
+    for view in [&mut alone, &mut listed] {
+        view["latest_version"]
+            .as_object_mut()
+            .unwrap()
+            .remove("last_downloaded_at");
+    }
+    assert_eq!(alone, listed);
+    let small = statements_of(&root, &format!("{models}?per_page=3"));
+    let large = statements_of(&root, &format!("{models}?per_page=24"));
+    assert!(small > 0, "the counter did not count the listing");
+    eprintln!("a page of models: {small} statements for 3, {large} for 24");
+    assert_eq!(
+        large, small,
+        "a page of 24 models cost {large} statements, a page of 3 {small}"
+    );
+    assert!(large < 30, "a page of models cost {large} statements");
+}

@@ -279,19 +279,44 @@ impl Registry {
     /// The latest version (the highest release; the highest prerelease when there is none)
     /// and the number of versions, from what the model record and the counts keep.
     pub fn model_summary(&self, model: Model) -> Result<ModelSummary> {
-        let latest = match model
-            .latest_release
-            .as_ref()
-            .or(model.latest_version.as_ref())
+        let mut summaries = self.model_summaries(vec![model])?;
+        summaries.pop().ok_or(Error::NotFound("Model"))
+    }
+
+    /// The summaries of several models, in the order given: their latest versions and
+    /// version counts read in batches (a fixed number of reads whatever their number).
+    pub fn model_summaries(&self, models: Vec<Model>) -> Result<Vec<ModelSummary>> {
+        let meta = self.meta.as_ref();
+        let ids: Vec<u64> = models.iter().map(|m| m.id).collect();
+        let counts = schema::versions::counts_of(meta, &ids)?;
+        let wanted: Vec<(usize, (u64, &str))> = models
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                m.latest_release
+                    .as_deref()
+                    .or(m.latest_version.as_deref())
+                    .map(|version| (i, (m.id, version)))
+            })
+            .collect();
+        let pairs: Vec<(u64, &str)> = wanted.iter().map(|(_, pair)| *pair).collect();
+        let mut latest: Vec<Option<ModelVersion>> = vec![None; models.len()];
+        for ((i, _), found) in wanted
+            .iter()
+            .zip(schema::versions::by_strings_in(meta, &pairs)?)
         {
-            Some(version) => schema::versions::by_string_in(self.meta.as_ref(), model.id, version)?,
-            None => None,
-        };
-        Ok(ModelSummary {
-            version_count: schema::versions::count_of(self.meta.as_ref(), model.id)?,
-            latest,
-            model,
-        })
+            latest[*i] = found;
+        }
+        Ok(models
+            .into_iter()
+            .zip(counts)
+            .zip(latest)
+            .map(|((model, version_count), latest)| ModelSummary {
+                version_count,
+                latest,
+                model,
+            })
+            .collect())
     }
 
     /// A page of a project's models. Without a search this reads the page's index entries
@@ -346,10 +371,7 @@ impl Registry {
                 (page_of.items, total, None)
             }
         };
-        let items = models
-            .into_iter()
-            .map(|m| self.model_summary(m))
-            .collect::<Result<Vec<_>>>()?;
+        let items = self.model_summaries(models)?;
         Ok(Page::keyed(items, total, page, next))
     }
 

@@ -10,7 +10,10 @@
 use std::collections::HashMap;
 
 use super::error::{Error, Result};
-use super::ml_records::{Candidate, Experiment, KeyValue, MetricPoint, ModelVersion, TagOwner};
+use super::ml_records::{
+    Candidate, Experiment, KeyValue, Lifecycle, MetricPoint, ModelVersion, TagOwner,
+};
+use super::models::ModelSummary;
 use super::records::{PackageFile, User};
 use super::run_links::{DatasetInput, ModelLink};
 use super::schema::{self, usage::Counted};
@@ -51,7 +54,71 @@ pub struct VersionDetails {
     pub usage: UsageView,
 }
 
+/// Everything a model's view shows besides the model and its summary.
+#[derive(Debug, Clone)]
+pub struct ModelDetails {
+    pub experiment: Experiment,
+    /// The active candidates of the model's experiment (its versions' runs among them).
+    pub active_candidates: usize,
+    pub tags: Vec<KeyValue>,
+    pub author: Option<User>,
+    /// The latest version's downloads (its package's) and author.
+    pub latest_usage: UsageView,
+    pub latest_author: Option<User>,
+}
+
 impl Registry {
+    /// The details of each model's view, in the order asked: experiments, candidate counts,
+    /// tags, authors and the latest versions' downloads, each read once for all of them.
+    pub fn model_details(&self, summaries: &[ModelSummary]) -> Result<Vec<ModelDetails>> {
+        let meta = self.meta.as_ref();
+        let experiment_ids: Vec<u64> = summaries.iter().map(|s| s.model.experiment_id).collect();
+        let experiments = self.experiments_by_id(experiment_ids.iter().copied())?;
+        let active = schema::candidates::counts_in(meta, &experiment_ids, Lifecycle::Active)?;
+        let owners: Vec<TagOwner> = summaries
+            .iter()
+            .map(|s| TagOwner::Model(s.model.id))
+            .collect();
+        let tags = self.tags_of(&owners)?;
+        let users = self.users_by_id(summaries.iter().flat_map(|s| {
+            [
+                s.model.author_id,
+                s.latest.as_ref().and_then(|v| v.author_id),
+            ]
+            .into_iter()
+            .flatten()
+        }))?;
+        let counted: Vec<Counted> = summaries
+            .iter()
+            .filter_map(|s| s.latest.as_ref().map(|v| Counted::Package(v.package_id)))
+            .collect();
+        let mut usages = self.usages_of(&counted)?.into_iter();
+        let user = |id: Option<u64>| id.and_then(|id| users.get(&id)).cloned();
+        summaries
+            .iter()
+            .zip(active)
+            .zip(tags)
+            .map(|((summary, active_candidates), tags)| {
+                let experiment = experiments
+                    .get(&summary.model.experiment_id)
+                    .cloned()
+                    .ok_or(Error::NotFound("Experiment"))?;
+                let latest_usage = match &summary.latest {
+                    Some(_) => usages.next().unwrap_or_default(),
+                    None => UsageView::default(),
+                };
+                Ok(ModelDetails {
+                    experiment,
+                    active_candidates,
+                    tags,
+                    author: user(summary.model.author_id),
+                    latest_usage,
+                    latest_author: user(summary.latest.as_ref().and_then(|v| v.author_id)),
+                })
+            })
+            .collect()
+    }
+
     /// Params, latest metrics and tags of each run, in the order asked; the tags are those of
     /// `tag_owners` (a version's view shows the version's tags, not its run's).
     pub fn run_details(

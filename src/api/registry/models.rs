@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::views::{self, ErrorView, MetadataView, ModelView};
-use super::{each, listing, Body, QueryParams, Segments};
+use super::{listing, Body, QueryParams, Segments};
 use crate::api::gitlab::{ApiResult, GitlabCaller};
 use crate::domain::access::Action;
 use crate::domain::ml_records::{AutoSeal, KeyValue};
@@ -166,7 +166,7 @@ pub async fn list(
         &headers,
         &uri,
         models,
-        each(|summary: &ModelSummary| views::model(registry, &summary.model)),
+        |items: &[ModelSummary]| views::models(registry, items),
     )
 }
 

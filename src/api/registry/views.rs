@@ -8,7 +8,8 @@ use crate::domain::event_records::AliasMove;
 use crate::domain::ml_records::{
     Candidate, CiJob, Experiment, KeyValue, Lifecycle, MetricPoint, Model, ModelVersion, TagOwner,
 };
-use crate::domain::page_reads::{HistoryPreview, RunDetails, VersionDetails};
+use crate::domain::models::ModelSummary;
+use crate::domain::page_reads::{HistoryPreview, ModelDetails, RunDetails, VersionDetails};
 use crate::domain::records::{PackageFile, User};
 use crate::domain::schema::usage::Counted;
 use crate::domain::usage::UsageView;
@@ -679,22 +680,40 @@ pub fn candidate(registry: &Registry, candidate: &Candidate) -> Result<Candidate
 
 pub fn model(registry: &Registry, model: &Model) -> Result<ModelView> {
     let summary = registry.model_summary(model.clone())?;
-    let experiment = registry.experiment(model.experiment_id)?;
+    let mut views = models(registry, std::slice::from_ref(&summary))?;
+    views.pop().ok_or(Error::NotFound("Model"))
+}
+
+/// The views of a page of models, from what is read for the whole page at once.
+pub fn models(registry: &Registry, summaries: &[ModelSummary]) -> Result<Vec<ModelView>> {
+    let details = registry.model_details(summaries)?;
+    Ok(summaries
+        .iter()
+        .zip(details)
+        .map(|(summary, details)| model_of(summary, details))
+        .collect())
+}
+
+fn model_of(summary: &ModelSummary, details: ModelDetails) -> ModelView {
+    let model = &summary.model;
     // Every version has its candidate in the model's experiment; the others are candidates.
     // Deleted runs are not live ones (MLflow's default view); versions' runs are never deleted.
-    let candidate_count = registry
-        .candidate_count(experiment.id, Lifecycle::Active)?
+    let candidate_count = details
+        .active_candidates
         .saturating_sub(summary.version_count);
-    Ok(ModelView {
+    ModelView {
         id: model.id,
         name: model.name.clone(),
         description: model.description.clone(),
-        author: author(registry, model.author_id),
-        latest_version: summary.latest.as_ref().map(|v| version_brief(registry, v)),
+        author: details.author.as_ref().map(user),
+        latest_version: summary
+            .latest
+            .as_ref()
+            .map(|v| version_brief_of(v, details.latest_usage, details.latest_author.as_ref())),
         version_count: summary.version_count,
         candidate_count,
-        experiment_iid: experiment.iid,
-        metadata: metadata(registry.tags(TagOwner::Model(model.id))?),
+        experiment_iid: details.experiment.iid,
+        metadata: metadata(details.tags),
         protected_aliases: model.protected_aliases.clone(),
         auto_seal: model.auto_seal.as_str().to_string(),
         signature_policy: model.signature_policy.as_str().to_string(),
@@ -705,7 +724,7 @@ pub fn model(registry: &Registry, model: &Model) -> Result<ModelView> {
             .map(super::retention::RetentionRulesView::of),
         created_at: time(&model.created_at),
         updated_at: time(&model.updated_at),
-    })
+    }
 }
 
 pub fn experiment(registry: &Registry, experiment: &Experiment) -> Result<ExperimentView> {

@@ -168,6 +168,20 @@ pub fn count_in(
     count(meta, &count_key(experiment_id, lifecycle))
 }
 
+/// How many candidates in `lifecycle` each experiment has, in the order asked (one batched
+/// read).
+pub fn counts_in(
+    meta: &dyn MetaStore,
+    experiment_ids: &[u64],
+    lifecycle: Lifecycle,
+) -> Result<Vec<usize>, StoreError> {
+    let keys: Vec<Vec<u8>> = experiment_ids
+        .iter()
+        .map(|id| count_key(*id, lifecycle))
+        .collect();
+    super::counts(meta, &keys)
+}
+
 /// Every candidate id of an experiment, oldest first.
 pub fn ids_of(meta: &dyn MetaStore, experiment_id: u64) -> Result<Vec<u64>, StoreError> {
     super::all_ids(

@@ -189,6 +189,15 @@ pub fn add_to_count(tx: &dyn Txn, key: &[u8], delta: i64) -> Result<(), TxFail> 
     }
 }
 
+/// The kept counts under several keys, in the order asked (one batched read).
+pub fn counts(meta: &dyn MetaStore, keys: &[Vec<u8>]) -> Result<Vec<usize>, StoreError> {
+    Ok(meta
+        .get_many(Table::Counts, keys)?
+        .into_iter()
+        .map(|v| v.and_then(|v| keys::last_id(&v)).unwrap_or(0) as usize)
+        .collect())
+}
+
 /// A kept count (0 when nothing was ever counted under `key`).
 pub fn count(meta: &dyn MetaStore, key: &[u8]) -> Result<usize, StoreError> {
     Ok(meta
@@ -412,6 +421,22 @@ pub fn get_by_index<S: Schema>(
         Some(id) => get::<S>(meta, &id),
         None => Ok(None),
     }
+}
+
+/// The records an index points to under each of several keys, in the order asked (`None`
+/// where a key is absent): two batched reads.
+pub fn get_many_by_index<S: Schema>(
+    meta: &dyn MetaStore,
+    index: Table,
+    keys: &[Vec<u8>],
+) -> Result<Vec<Option<S::Record>>, StoreError> {
+    let ids = meta.get_many(index, keys)?;
+    let found: Vec<Vec<u8>> = ids.iter().flatten().cloned().collect();
+    let mut records = get_many::<S>(meta, &found)?.into_iter();
+    Ok(ids
+        .into_iter()
+        .map(|id| id.and_then(|_| records.next().flatten()))
+        .collect())
 }
 
 /// The same inside a transaction.

@@ -320,6 +320,24 @@ pub fn count_of(meta: &dyn MetaStore, model_id: u64) -> Result<usize, StoreError
     count(meta, &count_key(model_id))
 }
 
+/// How many versions each model has, in the order asked (one batched read).
+pub fn counts_of(meta: &dyn MetaStore, model_ids: &[u64]) -> Result<Vec<usize>, StoreError> {
+    let keys: Vec<Vec<u8>> = model_ids.iter().map(|id| count_key(*id)).collect();
+    super::counts(meta, &keys)
+}
+
+/// Versions by `(model, version string)`, in the order asked (two batched reads).
+pub fn by_strings_in(
+    meta: &dyn MetaStore,
+    wanted: &[(u64, &str)],
+) -> Result<Vec<Option<ModelVersion>>, StoreError> {
+    let keys: Vec<Vec<u8>> = wanted
+        .iter()
+        .map(|(model_id, version)| string_key(*model_id, version))
+        .collect();
+    super::get_many_by_index::<Versions>(meta, Table::VersionsByModel, &keys)
+}
+
 fn order_table(releases_only: bool) -> Table {
     if releases_only {
         Table::ReleasesByPrecedence
