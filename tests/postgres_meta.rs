@@ -536,6 +536,16 @@ fn a_page_of_models_costs_the_same_statements_whatever_its_size() {
             "/api/v4/projects/{project_id}/packages/generic/{name}/1.0.0/model.bin"
         ));
         assert_eq!(got.status, 200, "{}", got.text());
+        let staged = root.post_json(
+            &tracking(project_id, "mlflow/model-versions/transition-stage"),
+            json!({ "name": name, "version": "1", "stage": "Production" }),
+        );
+        assert_eq!(staged.status, 200, "{}", staged.text());
+        let aliased = root.post_json(
+            &tracking(project_id, "mlflow/registered-models/alias"),
+            json!({ "name": name, "alias": "champion", "version": "1" }),
+        );
+        assert_eq!(aliased.status, 200, "{}", aliased.text());
     }
     let models = format!("/api/v4/projects/{project_id}/ml/models");
     let page = root.get(&format!("{models}?per_page=24&order_by=name&sort=asc"));
@@ -574,4 +584,52 @@ fn a_page_of_models_costs_the_same_statements_whatever_its_size() {
         "a page of 24 models cost {large} statements, a page of 3 {small}"
     );
     assert!(large < 30, "a page of models cost {large} statements");
+
+    // MLflow's search_registered_models: tags, the latest version of each stage with its
+    // view, aliases and authors, read for the page at once.
+    let search = |max_results: u32| {
+        tracking(
+            project_id,
+            &format!("mlflow/registered-models/search?filter=name+LIKE+%27model-%25%27&max_results={max_results}"),
+        )
+    };
+    let found = root.get(&search(24));
+    assert_eq!(found.status, 200, "{}", found.text());
+    let found = found.json();
+    let found = found["registered_models"].as_array().unwrap();
+    assert_eq!(found.len(), 24);
+    let first = &found[0];
+    assert_eq!(first["name"], "model-00");
+    assert_eq!(first["user_id"], "root");
+    assert_eq!(first["tags"], json!([{ "key": "team", "value": "t0" }]));
+    assert_eq!(
+        first["aliases"],
+        json!([{ "alias": "champion", "version": "1" }])
+    );
+    let stages: Vec<(&str, &str)> = first["latest_versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_str().unwrap(),
+                v["current_stage"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(stages, [("1", "Production"), ("2", "None")]);
+    assert_eq!(found[23]["tags"][0]["value"], "t23");
+    let alone = root.get(&tracking(
+        project_id,
+        "mlflow/registered-models/get?name=model-00",
+    ));
+    assert_eq!(alone.status, 200, "{}", alone.text());
+    assert_eq!(&alone.json()["registered_model"], first);
+    let small = statements_of(&root, &search(3));
+    let large = statements_of(&root, &search(24));
+    eprintln!("search_registered_models: {small} statements for 3, {large} for 24");
+    assert_eq!(
+        large, small,
+        "search_registered_models: 24 models cost {large} statements, 3 models {small}"
+    );
 }

@@ -433,6 +433,69 @@ fn scan_many_answers_each_prefix_in_key_order_up_to_its_limit() {
     });
 }
 
+/// `scan_many_rev`: each prefix's last `limit` entries, highest key first, in the order asked;
+/// nothing past a prefix's end nor of another table; one round trip on a database server.
+#[test]
+fn scan_many_rev_answers_each_prefix_from_its_end() {
+    each_meta(|name, _, store| {
+        for run in 0..12u32 {
+            for param in 0..(run % 5) {
+                put(
+                    store,
+                    Table::Params,
+                    format!("r{run:03}/p{param}").as_bytes(),
+                    format!("{run}.{param}").as_bytes(),
+                );
+            }
+        }
+        put(store, Table::Params, b"r0040/x", b"a longer sibling");
+        put(store, Table::Params, b"r004/q", b"the last of r004/");
+        put(store, Table::Tags, b"r003/z", b"another table");
+        put(store, Table::Params, &[0xff, 0xff, 1], b"top");
+        let prefixes: Vec<Vec<u8>> = [&b"r003/"[..], b"r004/", b"r005/", b"r009/", &[0xff, 0xff]]
+            .iter()
+            .map(|p| p.to_vec())
+            .collect();
+        let before = store.round_trips();
+        let answers = store.scan_many_rev(Table::Params, &prefixes, 2).unwrap();
+        let after = store.round_trips();
+        let keys: Vec<Vec<String>> = answers
+            .iter()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+                    .collect()
+            })
+            .collect();
+        let top = String::from_utf8_lossy(&[0xff, 0xff, 1]).into_owned();
+        assert_eq!(
+            keys,
+            vec![
+                vec!["r003/p2".to_string(), "r003/p1".to_string()],
+                vec!["r004/q".to_string(), "r004/p3".to_string()],
+                vec![],
+                vec!["r009/p3".to_string(), "r009/p2".to_string()],
+                vec![top],
+            ],
+            "{name}: each prefix's last 2 entries, highest first"
+        );
+        if let (Some(before), Some(after)) = (before, after) {
+            assert!(
+                after - before <= 2,
+                "{name}: {} statements for 5 prefixes (one, and one more for the prefix \
+                 without an upper bound)",
+                after - before
+            );
+        }
+        let whole = store
+            .scan_many_rev(Table::Params, &[b"r008/".to_vec()], usize::MAX)
+            .unwrap();
+        assert_eq!(whole[0].len(), 3, "{name}: a whole prefix");
+        assert_eq!(whole[0][0].0, b"r008/p2".to_vec(), "{name}: highest first");
+    });
+}
+
 #[test]
 fn concurrent_read_modify_write_transactions_lose_no_update() {
     each_meta(|name, _, store| {

@@ -110,6 +110,9 @@ pub(crate) fn model_tag_checks(tags: &[KeyValue]) -> Result<()> {
     Ok(())
 }
 
+/// How many models a name walk ([`Registry::models_named_from`]) reads in one batch.
+const MODELS_READ_AT_ONCE: usize = 100;
+
 impl Registry {
     pub async fn create_model(
         &self,
@@ -376,14 +379,40 @@ impl Registry {
     }
 
     /// Models whose name starts with `prefix`, by name (MLflow's `name LIKE 'prefix%'`), as a
-    /// stream the caller pages through.
+    /// stream the caller pages through. The records are read [`MODELS_READ_AT_ONCE`] at a time
+    /// (one batched read each), not one by one.
     pub fn models_named_from<'a>(
         &'a self,
         project_id: u64,
         prefix: &str,
     ) -> impl Iterator<Item = Result<Model>> + 'a {
-        schema::models::names_from(self.meta.as_ref(), project_id, prefix)
-            .map(move |entry| self.model(entry?.1))
+        let mut names = schema::models::names_from(self.meta.as_ref(), project_id, prefix);
+        let mut ready = std::collections::VecDeque::new();
+        let mut failed = false;
+        std::iter::from_fn(move || {
+            if ready.is_empty() && !failed {
+                let mut ids = Vec::with_capacity(MODELS_READ_AT_ONCE);
+                for entry in names.by_ref().take(MODELS_READ_AT_ONCE) {
+                    match entry {
+                        Ok((_, id)) => ids.push(id),
+                        Err(error) => {
+                            failed = true;
+                            ready.push_back(Err(error.into()));
+                            break;
+                        }
+                    }
+                }
+                let read = schema::models::get_ids(self.meta.as_ref(), &ids);
+                match read {
+                    Ok(models) => ready.extend(models.into_iter().map(Ok)),
+                    Err(error) => {
+                        failed = true;
+                        ready.push_front(Err(error.into()));
+                    }
+                }
+            }
+            ready.pop_front()
+        })
     }
 
     pub(crate) fn project_model(&self, access: &ProjectAccess, model_id: u64) -> Result<Model> {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use super::error::{Error, Result};
 use super::ml_records::{
-    Candidate, Experiment, KeyValue, Lifecycle, MetricPoint, ModelVersion, TagOwner,
+    Candidate, Experiment, KeyValue, Lifecycle, MetricPoint, Model, ModelVersion, TagOwner,
 };
 use super::models::ModelSummary;
 use super::records::{PackageFile, User};
@@ -117,6 +117,50 @@ impl Registry {
                 })
             })
             .collect()
+    }
+
+    /// Each model's highest version in every stage that has one (`stages`: only those;
+    /// empty: all), by MLflow version number, in the order asked: one batched read for all.
+    pub fn latest_per_stage_of(
+        &self,
+        models: &[Model],
+        stages: &[String],
+    ) -> Result<Vec<Vec<ModelVersion>>> {
+        let chosen: Vec<&str> = super::version_labels::STAGES
+            .iter()
+            .copied()
+            .filter(|stage| {
+                stages.is_empty() || stages.iter().any(|s| s.eq_ignore_ascii_case(stage))
+            })
+            .collect();
+        let wanted: Vec<(u64, &str)> = models
+            .iter()
+            .flat_map(|m| chosen.iter().map(move |stage| (m.id, *stage)))
+            .collect();
+        let mut found =
+            schema::versions::highest_in_stages(self.meta.as_ref(), &wanted)?.into_iter();
+        Ok(models
+            .iter()
+            .map(|_| {
+                let mut latest: Vec<ModelVersion> =
+                    found.by_ref().take(chosen.len()).flatten().collect();
+                latest.sort_by_key(|v| v.seq);
+                latest
+            })
+            .collect())
+    }
+
+    /// The versions behind these ids (those that exist), by id.
+    pub fn versions_by_id(
+        &self,
+        ids: impl IntoIterator<Item = u64>,
+    ) -> Result<HashMap<u64, ModelVersion>> {
+        Ok(
+            schema::versions::get_ids(self.meta.as_ref(), &distinct(ids))?
+                .into_iter()
+                .map(|v| (v.id, v))
+                .collect(),
+        )
     }
 
     /// Params, latest metrics and tags of each run, in the order asked; the tags are those of

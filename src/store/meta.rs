@@ -418,6 +418,19 @@ pub trait MetaStore: Send + Sync + 'static {
             .map(|prefix| self.scan(table, prefix).take(limit).collect())
             .collect()
     }
+    /// The same from the other end: the last `limit` entries under each prefix, highest key
+    /// first (a model's highest version in each stage, for a page of models).
+    fn scan_many_rev(
+        &self,
+        table: Table,
+        prefixes: &[Vec<u8>],
+        limit: usize,
+    ) -> Result<Vec<Entries>, StoreError> {
+        prefixes
+            .iter()
+            .map(|prefix| self.scan_rev(table, prefix).take(limit).collect())
+            .collect()
+    }
     /// Entries whose key starts with `prefix`, in key order.
     fn scan(&self, table: Table, prefix: &[u8]) -> KvIter<'_>;
     /// Entries whose key starts with `prefix`, in reverse key order.

@@ -247,11 +247,25 @@ struct Statements {
     get_many: String,
     /// The first `$3` entries of each range `[$1[i], $2[i])`, tagged with the range's ordinal.
     scan_many: String,
+    /// The last `$3` entries of each range, highest key first.
+    scan_many_rev: String,
     upsert: String,
     delete: String,
     clear: String,
     /// By [`scan_variant`]: lower bound (none, `>=`, `>`) x upper bound (none, `<`) x direction.
     scans: Vec<String>,
+}
+
+/// The first `$3` entries of each range `[$1[i], $2[i])` of a table in `direction` (`ASC`,
+/// `DESC`), tagged with the range's ordinal.
+fn scan_many_sql(name: &str, direction: &str) -> String {
+    format!(
+        "SELECT r.i, t.key, t.value \
+         FROM UNNEST($1::bytea[], $2::bytea[]) WITH ORDINALITY AS r(lo, hi, i) \
+         CROSS JOIN LATERAL (SELECT key, value FROM \"{name}\" \
+           WHERE key >= r.lo AND key < r.hi ORDER BY key {direction} LIMIT $3) t \
+         ORDER BY r.i, t.key {direction}"
+    )
 }
 
 fn statements(table: Table) -> &'static Statements {
@@ -290,13 +304,8 @@ fn statements(table: Table) -> &'static Statements {
                     get_many: format!(
                         "SELECT key, value FROM \"{name}\" WHERE key = ANY($1::bytea[])"
                     ),
-                    scan_many: format!(
-                        "SELECT r.i, t.key, t.value \
-                         FROM UNNEST($1::bytea[], $2::bytea[]) WITH ORDINALITY AS r(lo, hi, i) \
-                         CROSS JOIN LATERAL (SELECT key, value FROM \"{name}\" \
-                           WHERE key >= r.lo AND key < r.hi ORDER BY key LIMIT $3) t \
-                         ORDER BY r.i, t.key"
-                    ),
+                    scan_many: scan_many_sql(name, "ASC"),
+                    scan_many_rev: scan_many_sql(name, "DESC"),
                     upsert: format!(
                         "INSERT INTO \"{name}\" (key, value) \
                          SELECT * FROM UNNEST($1::bytea[], $2::bytea[]) \
@@ -593,6 +602,77 @@ impl PgMeta {
     }
 }
 
+impl PgMeta {
+    /// The first (`reverse`: last) `limit` entries under each prefix, in one statement for
+    /// every prefix that has an upper bound.
+    fn scan_ranges(
+        &self,
+        table: Table,
+        prefixes: &[Vec<u8>],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Entries>, StoreError> {
+        let mut out = vec![Vec::new(); prefixes.len()];
+        if limit == 0 {
+            return Ok(out);
+        }
+        let mut bounded = Vec::new();
+        for (slot, prefix) in prefixes.iter().enumerate() {
+            match prefix_end(prefix).filter(|_| !prefix.is_empty()) {
+                Some(end) => bounded.push((slot, prefix.clone(), end)),
+                None => {
+                    let entries = if reverse {
+                        self.scan_rev(table, prefix)
+                    } else {
+                        self.scan(table, prefix)
+                    };
+                    out[slot] = entries.take(limit).collect::<Result<_, _>>()?
+                }
+            }
+        }
+        if bounded.is_empty() {
+            return Ok(out);
+        }
+        let sql = if reverse {
+            statements(table).scan_many_rev.as_str()
+        } else {
+            statements(table).scan_many.as_str()
+        };
+        let lows: Vec<Vec<u8>> = bounded.iter().map(|(_, low, _)| low.clone()).collect();
+        let ends: Vec<Vec<u8>> = bounded.iter().map(|(_, _, end)| end.clone()).collect();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let pool = self.pool.clone();
+        sent(&self.queries, 1);
+        let rows = block(async move {
+            let rows = sqlx::query(sql)
+                .bind(lows)
+                .bind(ends)
+                .bind(limit)
+                .fetch_all(&pool)
+                .await?;
+            rows.into_iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get::<i64, _>(0)?,
+                        row.try_get::<Vec<u8>, _>(1)?,
+                        row.try_get::<Vec<u8>, _>(2)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?
+        .map_err(engine)?;
+        for (ordinal, key, value) in rows {
+            let slot = usize::try_from(ordinal - 1)
+                .ok()
+                .and_then(|i| bounded.get(i))
+                .and_then(|(slot, _, _)| out.get_mut(*slot))
+                .ok_or(StoreError::Invariant("a range ordinal out of bounds"))?;
+            slot.push((key, value));
+        }
+        Ok(out)
+    }
+}
+
 impl MetaStore for PgMeta {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let sql = statements(table).get.as_str();
@@ -639,58 +719,16 @@ impl MetaStore for PgMeta {
         prefixes: &[Vec<u8>],
         limit: usize,
     ) -> Result<Vec<Entries>, StoreError> {
-        let mut out = vec![Vec::new(); prefixes.len()];
-        if limit == 0 {
-            return Ok(out);
-        }
-        let mut bounded = Vec::new();
-        for (slot, prefix) in prefixes.iter().enumerate() {
-            match prefix_end(prefix).filter(|_| !prefix.is_empty()) {
-                Some(end) => bounded.push((slot, prefix.clone(), end)),
-                None => {
-                    out[slot] = self
-                        .scan(table, prefix)
-                        .take(limit)
-                        .collect::<Result<_, _>>()?
-                }
-            }
-        }
-        if bounded.is_empty() {
-            return Ok(out);
-        }
-        let sql = statements(table).scan_many.as_str();
-        let lows: Vec<Vec<u8>> = bounded.iter().map(|(_, low, _)| low.clone()).collect();
-        let ends: Vec<Vec<u8>> = bounded.iter().map(|(_, _, end)| end.clone()).collect();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let pool = self.pool.clone();
-        sent(&self.queries, 1);
-        let rows = block(async move {
-            let rows = sqlx::query(sql)
-                .bind(lows)
-                .bind(ends)
-                .bind(limit)
-                .fetch_all(&pool)
-                .await?;
-            rows.into_iter()
-                .map(|row| {
-                    Ok((
-                        row.try_get::<i64, _>(0)?,
-                        row.try_get::<Vec<u8>, _>(1)?,
-                        row.try_get::<Vec<u8>, _>(2)?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-        })?
-        .map_err(engine)?;
-        for (ordinal, key, value) in rows {
-            let slot = usize::try_from(ordinal - 1)
-                .ok()
-                .and_then(|i| bounded.get(i))
-                .and_then(|(slot, _, _)| out.get_mut(*slot))
-                .ok_or(StoreError::Invariant("a range ordinal out of bounds"))?;
-            slot.push((key, value));
-        }
-        Ok(out)
+        self.scan_ranges(table, prefixes, limit, false)
+    }
+
+    fn scan_many_rev(
+        &self,
+        table: Table,
+        prefixes: &[Vec<u8>],
+        limit: usize,
+    ) -> Result<Vec<Entries>, StoreError> {
+        self.scan_ranges(table, prefixes, limit, true)
     }
 
     fn scan(&self, table: Table, prefix: &[u8]) -> KvIter<'_> {

@@ -256,10 +256,7 @@ pub async fn search_models(
         );
         (page, next.map(|n| format!("o{n}")))
     };
-    let items = page
-        .iter()
-        .map(|m| views::registered_model(registry, m))
-        .collect::<Result<Vec<_>, _>>()?;
+    let items = views::registered_models(registry, &page)?;
     Ok(search::listing("registered_models", items, next))
 }
 

@@ -13,7 +13,7 @@ use crate::domain::ml_records::TagOwner;
 use crate::domain::page_reads::RunLinks;
 use crate::domain::records::User;
 use crate::domain::run_links::Direction;
-use crate::domain::{Registry, Result};
+use crate::domain::{Error, Registry, Result};
 
 pub fn millis(t: &crate::domain::records::Timestamp) -> i64 {
     t.timestamp_millis()
@@ -45,12 +45,6 @@ pub fn metric(point: &MetricPoint) -> Value {
 }
 
 /// The username behind a user id, as MLflow's `user_id` string.
-pub fn username(registry: &Registry, user_id: Option<u64>) -> Option<String> {
-    user_id
-        .and_then(|id| registry.user(id).ok())
-        .map(|u| u.username)
-}
-
 pub fn experiment_artifact_location(experiment: &Experiment) -> String {
     format!("mlflow-artifacts:/{}", experiment.iid)
 }
@@ -314,53 +308,67 @@ pub fn latest_per_stage(
     model: &Model,
     stages: &[String],
 ) -> Result<Vec<ModelVersion>> {
-    let mut latest: Vec<ModelVersion> = Vec::new();
-    for stage in crate::domain::version_labels::STAGES {
-        if !stages.is_empty() && !stages.iter().any(|s| s.eq_ignore_ascii_case(stage)) {
-            continue;
-        }
-        if let Some(version) = registry.latest_in_stage(model, stage)? {
-            latest.push(version);
-        }
-    }
-    latest.sort_by_key(|v| v.seq);
-    Ok(latest)
+    let mut latest = registry.latest_per_stage_of(std::slice::from_ref(model), stages)?;
+    Ok(latest.pop().unwrap_or_default())
 }
 
 pub fn registered_model(registry: &Registry, model: &Model) -> Result<Value> {
-    let tags = registry.tags(crate::domain::ml_records::TagOwner::Model(model.id))?;
-    let latest = latest_per_stage(registry, model, &[])?;
-    let pairs: Vec<(&Model, &ModelVersion)> = latest.iter().map(|v| (model, v)).collect();
-    let latest = model_versions(registry, &pairs)?;
-    let aliases: Vec<Value> = registry
-        .aliases(model.id)?
-        .into_iter()
-        .filter_map(|(alias, id)| {
-            registry
-                .version(id)
-                .ok()
-                .filter(|v| v.model_id == model.id)
-                .map(|v| json!({ "alias": alias, "version": v.seq.to_string() }))
-        })
+    let mut views = registered_models(registry, std::slice::from_ref(model))?;
+    views.pop().ok_or(Error::NotFound("Model"))
+}
+
+/// The views of a page of registered models, from what is read for the whole page at once:
+/// tags, the latest version of each stage (with their own views), aliases, authors.
+pub fn registered_models(registry: &Registry, models: &[Model]) -> Result<Vec<Value>> {
+    let owners: Vec<TagOwner> = models.iter().map(|m| TagOwner::Model(m.id)).collect();
+    let tags = registry.tags_of(&owners)?;
+    let latest = registry.latest_per_stage_of(models, &[])?;
+    let pairs: Vec<(&Model, &ModelVersion)> = models
+        .iter()
+        .zip(&latest)
+        .flat_map(|(model, versions)| versions.iter().map(move |v| (model, v)))
         .collect();
-    let mut out = Map::new();
-    out.insert("name".into(), json!(model.name));
-    out.insert(
-        "creation_timestamp".into(),
-        json!(millis(&model.created_at)),
-    );
-    out.insert(
-        "last_updated_timestamp".into(),
-        json!(millis(&model.updated_at)),
-    );
-    if let Some(user) = username(registry, model.author_id) {
-        out.insert("user_id".into(), json!(user));
-    }
-    out.insert("description".into(), json!(model.description));
-    out.insert("latest_versions".into(), Value::Array(latest));
-    out.insert("tags".into(), key_values(&tags));
-    out.insert("aliases".into(), Value::Array(aliases));
-    Ok(Value::Object(out))
+    let mut latest_views = model_versions(registry, &pairs)?.into_iter();
+    let ids: Vec<u64> = models.iter().map(|m| m.id).collect();
+    let aliases = registry.aliases_of(&ids)?;
+    let aliased = registry.versions_by_id(aliases.iter().flatten().map(|(_, id)| *id))?;
+    let users = registry.users_by_id(models.iter().filter_map(|m| m.author_id))?;
+    Ok(models
+        .iter()
+        .zip(tags)
+        .zip(latest)
+        .zip(aliases)
+        .map(|(((model, tags), latest), aliases)| {
+            let latest: Vec<Value> = latest_views.by_ref().take(latest.len()).collect();
+            let aliases: Vec<Value> = aliases
+                .into_iter()
+                .filter_map(|(alias, id)| {
+                    aliased
+                        .get(&id)
+                        .filter(|v| v.model_id == model.id)
+                        .map(|v| json!({ "alias": alias, "version": v.seq.to_string() }))
+                })
+                .collect();
+            let mut out = Map::new();
+            out.insert("name".into(), json!(model.name));
+            out.insert(
+                "creation_timestamp".into(),
+                json!(millis(&model.created_at)),
+            );
+            out.insert(
+                "last_updated_timestamp".into(),
+                json!(millis(&model.updated_at)),
+            );
+            if let Some(user) = model.author_id.and_then(|id| users.get(&id)) {
+                out.insert("user_id".into(), json!(user.username));
+            }
+            out.insert("description".into(), json!(model.description));
+            out.insert("latest_versions".into(), Value::Array(latest));
+            out.insert("tags".into(), key_values(&tags));
+            out.insert("aliases".into(), Value::Array(aliases));
+            Value::Object(out)
+        })
+        .collect())
 }
 
 pub fn logged_model(registry: &Registry, model: &LoggedModel) -> Result<Value> {

@@ -385,6 +385,32 @@ pub fn highest_in_stage(
     }
 }
 
+/// The highest version in each `(model, stage)`, in the order asked: one batched reverse
+/// scan and one batched read of the records.
+pub fn highest_in_stages(
+    meta: &dyn MetaStore,
+    wanted: &[(u64, &str)],
+) -> Result<Vec<Option<ModelVersion>>, StoreError> {
+    let prefixes: Vec<Vec<u8>> = wanted
+        .iter()
+        .map(|(model_id, stage)| stage_prefix(*model_id, stage))
+        .collect();
+    let ids: Vec<Option<u64>> = meta
+        .scan_many_rev(Table::VersionsByStage, &prefixes, 1)?
+        .into_iter()
+        .map(|entries| entries.first().and_then(|(_, v)| super::trailing_id(v)))
+        .collect();
+    let found: Vec<u64> = ids.iter().flatten().copied().collect();
+    let by_id: std::collections::HashMap<u64, ModelVersion> = get_ids(meta, &found)?
+        .into_iter()
+        .map(|v| (v.id, v))
+        .collect();
+    Ok(ids
+        .into_iter()
+        .map(|id| id.and_then(|id| by_id.get(&id).cloned()))
+        .collect())
+}
+
 /// The versions of a model in a stage, highest first.
 pub fn ids_in_stage(
     meta: &dyn MetaStore,
