@@ -392,23 +392,24 @@ impl Registry {
         std::iter::from_fn(move || {
             if ready.is_empty() && !failed {
                 let mut ids = Vec::with_capacity(MODELS_READ_AT_ONCE);
+                let mut broken = None;
                 for entry in names.by_ref().take(MODELS_READ_AT_ONCE) {
                     match entry {
                         Ok((_, id)) => ids.push(id),
                         Err(error) => {
-                            failed = true;
-                            ready.push_back(Err(error.into()));
+                            broken = Some(error);
                             break;
                         }
                     }
                 }
-                let read = schema::models::get_ids(self.meta.as_ref(), &ids);
-                match read {
+                // The models before a failure of the walk, then the failure; nothing after.
+                match schema::models::get_ids(self.meta.as_ref(), &ids) {
                     Ok(models) => ready.extend(models.into_iter().map(Ok)),
-                    Err(error) => {
-                        failed = true;
-                        ready.push_front(Err(error.into()));
-                    }
+                    Err(error) => broken = Some(error),
+                }
+                if let Some(error) = broken {
+                    failed = true;
+                    ready.push_back(Err(error.into()));
                 }
             }
             ready.pop_front()

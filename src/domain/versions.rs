@@ -156,15 +156,6 @@ impl Registry {
         }
     }
 
-    /// The highest version of a model in a stage (`None` for versions without one).
-    pub fn latest_in_stage(&self, model: &Model, stage: &str) -> Result<Option<ModelVersion>> {
-        Ok(schema::versions::highest_in_stage(
-            self.meta.as_ref(),
-            model.id,
-            stage,
-        )?)
-    }
-
     /// A page of a model's versions by SemVer precedence, newest first unless `oldest_first`.
     pub fn versions_page(
         &self,

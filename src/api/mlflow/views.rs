@@ -44,7 +44,6 @@ pub fn metric(point: &MetricPoint) -> Value {
     json!({ "key": point.key, "value": number(point.value), "timestamp": point.timestamp, "step": point.step })
 }
 
-/// The username behind a user id, as MLflow's `user_id` string.
 pub fn experiment_artifact_location(experiment: &Experiment) -> String {
     format!("mlflow-artifacts:/{}", experiment.iid)
 }

@@ -367,24 +367,6 @@ pub fn highest(
     Ok(None)
 }
 
-/// The highest version (by precedence) in a stage (`None` for versions without one).
-pub fn highest_in_stage(
-    meta: &dyn MetaStore,
-    model_id: u64,
-    stage: &str,
-) -> Result<Option<ModelVersion>, StoreError> {
-    match meta
-        .scan_rev(Table::VersionsByStage, &stage_prefix(model_id, stage))
-        .next()
-    {
-        Some(entry) => match super::trailing_id(&entry?.1) {
-            Some(id) => get(meta, id),
-            None => Ok(None),
-        },
-        None => Ok(None),
-    }
-}
-
 /// The highest version in each `(model, stage)`, in the order asked: one batched reverse
 /// scan and one batched read of the records.
 pub fn highest_in_stages(
